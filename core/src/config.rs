@@ -1,0 +1,197 @@
+//! The seed list (`config.txt`) and the timing and limit settings of a node.
+
+use crate::msg::Endpoint;
+
+/// Votes needed among `n` seeds: `floor(n/2) + 1`.
+pub fn quorum(n: usize) -> usize {
+    n / 2 + 1
+}
+
+/// Timing and limits of a node. Every duration is in milliseconds. [`Settings::default`]
+/// gives the spec's values; [`Settings::validate`] rejects combinations that cannot work.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settings {
+    /// A peer generates a gossip message this often (spec: 5 s).
+    pub gossip_interval_ms: u64,
+    /// Gossip messages each peer generates in all (spec: 10).
+    pub max_gossip: u32,
+    /// A peer probes each neighbour this often.
+    pub probe_interval_ms: u64,
+    /// A probe with no answer by then is a miss.
+    pub probe_timeout_ms: u64,
+    /// Consecutive missed probes before a neighbour is suspected.
+    pub probe_misses: u32,
+    /// Witnesses asked to probe a suspect.
+    pub witnesses: u32,
+    /// How long a detector waits for its witnesses' `SUSPECT_ACK`s.
+    pub suspect_timeout_ms: u64,
+    /// Deadline of an ordinary request (`HELLO`, `PEER_LIST_REQ`, a gossip, a commit sync, ...).
+    pub request_timeout_ms: u64,
+    /// Deadline of a seed vote round; past it the round aborts. Kept well under the 2 s the
+    /// reference waits for a `REGISTER_COMMIT`.
+    pub vote_timeout_ms: u64,
+    /// How long a peer waits for a `REGISTER_COMMIT` (the seed's vote round included).
+    pub register_timeout_ms: u64,
+    /// Pause before a peer tries registration again after it failed.
+    pub register_retry_ms: u64,
+    /// Seeds pull each other's Peer List this often (anti-entropy).
+    pub anti_entropy_interval_ms: u64,
+    /// A peer refreshes its Peer List from a seed this often (repair, rejoin).
+    pub peer_list_refresh_ms: u64,
+    /// Links a joining peer opens; below this degree it repairs.
+    pub min_degree: u32,
+    /// Links a peer accepts at most (`HELLO_ACK accepted: false` beyond).
+    pub max_degree: u32,
+    /// Candidates a joining peer asks for their degree before choosing neighbours.
+    pub candidate_sample: u32,
+    /// Seeds probe an accused peer themselves before voting for its removal.
+    pub probe_before_vote: bool,
+    /// Peers listed in one `PEER_LIST_RESP` at most (a random sample beyond).
+    pub peer_list_limit: u32,
+    /// Entries in one anti-entropy reply at most.
+    pub sync_entry_limit: u32,
+    /// Gossip hashes a peer remembers (two generations of half this each).
+    pub seen_capacity: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            gossip_interval_ms: 5_000,
+            max_gossip: 10,
+            probe_interval_ms: 1_000,
+            probe_timeout_ms: 500,
+            probe_misses: 3,
+            witnesses: 3,
+            suspect_timeout_ms: 1_000,
+            request_timeout_ms: 1_000,
+            vote_timeout_ms: 1_200,
+            register_timeout_ms: 1_800,
+            register_retry_ms: 1_000,
+            anti_entropy_interval_ms: 2_000,
+            peer_list_refresh_ms: 10_000,
+            min_degree: 2,
+            max_degree: 256,
+            candidate_sample: 16,
+            probe_before_vote: true,
+            peer_list_limit: 256,
+            sync_entry_limit: 1_000,
+            seen_capacity: 1 << 17,
+        }
+    }
+}
+
+/// A setting that cannot work, with the reason.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SettingsError(pub String);
+
+impl std::fmt::Display for SettingsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for SettingsError {}
+
+impl Settings {
+    /// Rejects settings that cannot work together.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        let err = |s: &str| Err(SettingsError(s.to_string()));
+        let positive = [
+            ("gossip_interval_ms", self.gossip_interval_ms),
+            ("probe_interval_ms", self.probe_interval_ms),
+            ("probe_timeout_ms", self.probe_timeout_ms),
+            ("suspect_timeout_ms", self.suspect_timeout_ms),
+            ("request_timeout_ms", self.request_timeout_ms),
+            ("vote_timeout_ms", self.vote_timeout_ms),
+            ("register_timeout_ms", self.register_timeout_ms),
+            ("register_retry_ms", self.register_retry_ms),
+            ("anti_entropy_interval_ms", self.anti_entropy_interval_ms),
+            ("peer_list_refresh_ms", self.peer_list_refresh_ms),
+        ];
+        for (name, v) in positive {
+            if v == 0 {
+                return Err(SettingsError(format!("{name} must be positive")));
+            }
+        }
+        if self.probe_misses == 0 {
+            return err("probe_misses must be at least 1");
+        }
+        if self.witnesses == 0 {
+            return err("witnesses must be at least 1: one peer alone never gets another removed");
+        }
+        if self.probe_timeout_ms >= self.suspect_timeout_ms {
+            return err("probe_timeout_ms must be below suspect_timeout_ms: a witness probes before it answers");
+        }
+        if self.probe_before_vote && self.probe_timeout_ms >= self.vote_timeout_ms {
+            return err(
+                "probe_timeout_ms must be below vote_timeout_ms: voters probe before they vote",
+            );
+        }
+        if self.vote_timeout_ms >= self.register_timeout_ms {
+            return err("vote_timeout_ms must be below register_timeout_ms: the seed answers after its round");
+        }
+        if self.min_degree == 0 || self.min_degree > self.max_degree {
+            return err("need 1 <= min_degree <= max_degree");
+        }
+        if self.peer_list_limit == 0 || self.sync_entry_limit == 0 {
+            return err("peer_list_limit and sync_entry_limit must be positive");
+        }
+        if self.seen_capacity < 2 {
+            return err("seen_capacity must be at least 2");
+        }
+        Ok(())
+    }
+}
+
+/// A `config.txt` that cannot be used.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConfigError {
+    /// Line `line` (1-based) is not `<ip>,<port>`.
+    Malformed {
+        /// 1-based line number.
+        line: usize,
+        /// The line as written.
+        content: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The same endpoint is listed twice.
+    Duplicate {
+        /// 1-based line number of the second listing.
+        line: usize,
+        /// The endpoint.
+        endpoint: Endpoint,
+    },
+    /// No seed is listed.
+    Empty,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConfigError::Malformed {
+                line,
+                content,
+                reason,
+            } => {
+                write!(
+                    f,
+                    "line {line}: {reason}: {content:?} (expected <ip>,<port>)"
+                )
+            }
+            ConfigError::Duplicate { line, endpoint } => {
+                write!(f, "line {line}: seed {endpoint} is listed twice")
+            }
+            ConfigError::Empty => f.write_str("no seeds listed"),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Parses a seed list: one `<ip>,<port>` per line; blank lines and `#` comments allowed.
+pub fn parse_seeds(text: &str) -> Result<Vec<Endpoint>, ConfigError> {
+    let _ = text;
+    todo!("issue #2: wire/config helper")
+}

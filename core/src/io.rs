@@ -1,0 +1,112 @@
+//! What goes into a node and what comes out: the whole interface between the core and a driver.
+
+use crate::event::Event;
+use crate::msg::{Endpoint, Message};
+use crate::wire::DecodeError;
+use crate::Settings;
+
+/// A point in time in milliseconds, on a monotonic clock the driver owns (its origin is the
+/// driver's business). Never goes backwards.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Millis(pub u64);
+
+impl Millis {
+    /// `self + ms`, saturating.
+    pub fn after(self, ms: u64) -> Millis {
+        Millis(self.0.saturating_add(ms))
+    }
+
+    /// Milliseconds from `earlier` to `self` (0 if `earlier` is later).
+    pub fn since(self, earlier: Millis) -> u64 {
+        self.0.saturating_sub(earlier.0)
+    }
+}
+
+/// A connection the driver accepted, named by the driver. A node answers a request by
+/// replying on the connection it came in on.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ConnId(pub u64);
+
+/// Why a request got no reply.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Failure {
+    /// The connect was refused or the connection was reset or closed before the reply.
+    Unreachable,
+    /// No reply came by the send's deadline.
+    Timeout,
+    /// The reply line could not be decoded.
+    BadReply,
+}
+
+/// Everything a driver feeds a node.
+#[derive(Clone, Debug)]
+pub enum Input {
+    /// A request arrived on `conn`. The node answers it with exactly one
+    /// [`Output::Reply`] on `conn`, now or later.
+    Request {
+        /// Where to answer.
+        conn: ConnId,
+        /// The decoded request.
+        msg: Message,
+    },
+    /// A line arrived on `conn` that did not decode. The node answers with `ERROR`.
+    Malformed {
+        /// Where to answer.
+        conn: ConnId,
+        /// What was wrong with it.
+        error: DecodeError,
+    },
+    /// The outcome of an earlier [`Output::Send`]: the request as it was sent, and the reply
+    /// or why there was none.
+    Response {
+        /// The endpoint the request was sent to.
+        to: Endpoint,
+        /// The request, handed back unchanged.
+        request: Message,
+        /// The reply, or why none came.
+        outcome: Result<Message, Failure>,
+    },
+    /// `now` has reached [`crate::Node::next_deadline`]: run the timers that are due.
+    /// A spurious tick (nothing due) is harmless.
+    Tick,
+}
+
+/// Everything a node asks its driver to do or to know.
+#[derive(Clone, Debug)]
+pub enum Output {
+    /// Send a request to `to` and report the outcome as one [`Input::Response`]: the reply,
+    /// or a [`Failure`] at `deadline` at the latest.
+    Send {
+        /// The listening endpoint of the node to send to.
+        to: Endpoint,
+        /// The request.
+        msg: Message,
+        /// When to give up waiting for the reply.
+        deadline: Millis,
+    },
+    /// Answer the request that came in on `conn`. If the connection is gone, drop it.
+    Reply {
+        /// The connection the request came in on.
+        conn: ConnId,
+        /// The reply.
+        msg: Message,
+    },
+    /// Something observable happened: drivers log it, tests assert on it.
+    Event(Event),
+}
+
+/// What a node is given at birth.
+#[derive(Clone, Debug)]
+pub struct NodeInit {
+    /// This node's listening endpoint: its identity.
+    pub me: Endpoint,
+    /// The seeds of the config, in config order.
+    pub seeds: Vec<Endpoint>,
+    /// Timing and limits.
+    pub settings: Settings,
+    /// Seeds this node's ChaCha generator.
+    pub rng_seed: u64,
+    /// Unix time in milliseconds at `Millis(0)`: the texts the spec fixes carry wall-clock
+    /// seconds (`<timestamp>:<IP>:<Msg#>`), computed as `(unix_ms_at_zero + now) / 1000`.
+    pub unix_ms_at_zero: u64,
+}

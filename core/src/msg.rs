@@ -1,0 +1,458 @@
+//! Typed protocol messages: every message of `PROTOCOL.md`, with its exact wire field names
+//! noted on each field, plus this project's extensions.
+//!
+//! The state machines speak only these types; [`crate::wire`] turns them into JSON lines and
+//! back. Keeping the hot messages (`GOSSIP_MSG`, `PING`) free of owned strings lets the
+//! simulator move millions of them per second: the gossip text is an `Arc<str>`, shared by
+//! every forwarded copy.
+//!
+//! Several wire `type`s carry more than one kind of message (a request and its reply share
+//! `REGISTER_COMMIT`, for instance); each kind is its own variant here, and the codec tells
+//! them apart by the fields present (see [`crate::wire`]).
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+/// A node's identity: its listening endpoint `ip:port` (never a connection's ephemeral port).
+pub type Endpoint = std::net::SocketAddr;
+
+/// The outcome of a seed vote round, as the wire spells it (`"COMMIT"` / `"ABORT"`).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Decision {
+    /// The change is applied.
+    Commit,
+    /// Nothing changes.
+    Abort,
+}
+
+/// Where a peer's Peer List entry stands at one incarnation. `Alive < Removed`: a removal of
+/// an incarnation outranks its admission, and any higher incarnation outranks both.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Status {
+    /// Admitted.
+    Alive,
+    /// Removed as dead; this incarnation never comes back.
+    Removed,
+}
+
+/// One certified Peer List entry, as exchanged by seed anti-entropy and shown by status.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    /// wire: `peer` (`"ip:port"`)
+    pub peer: Endpoint,
+    /// wire: `incarnation`
+    pub incarnation: u64,
+    /// wire: `status` (`"ALIVE"` / `"REMOVED"`)
+    pub status: Status,
+    /// wire: `votes` — the quorum certificate: distinct seeds that voted yes for exactly
+    /// this `(peer, incarnation, status)`.
+    pub votes: Vec<Endpoint>,
+}
+
+/// `REGISTER_REQ` (peer → seed). Reply: [`Message::RegisterResult`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RegisterReq {
+    /// wire: `peer_ip` + `peer_port`
+    pub peer: Endpoint,
+    /// wire: `incarnation` (extension, optional): the lowest incarnation the peer will accept,
+    /// e.g. one above the incarnation it learned was removed.
+    pub incarnation: Option<u64>,
+}
+
+/// `REGISTER_COMMIT` as the reply to `REGISTER_REQ`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RegisterResult {
+    /// wire: `proposal_id` (empty when answered without a round, e.g. already registered)
+    pub proposal_id: String,
+    /// wire: `success`
+    pub success: bool,
+    /// wire: `yes_votes`
+    pub yes_votes: u32,
+    /// wire: `quorum`
+    pub quorum: u32,
+    /// wire: `incarnation` (extension, optional): the incarnation admitted.
+    pub incarnation: Option<u64>,
+    /// wire: `error` (optional): why it failed.
+    pub error: Option<String>,
+}
+
+/// `REGISTER_VOTE` / `SEED_DEAD_VOTE` with `action: "REQUEST"` (proposing seed → other seeds).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VoteReq {
+    /// wire: `proposal_id`
+    pub proposal_id: String,
+    /// wire: `peer_ip`+`peer_port` (register) or `dead_ip`+`dead_port` (removal)
+    pub peer: Endpoint,
+    /// wire: `incarnation` (extension; absent from the reference: means "the current one")
+    pub incarnation: Option<u64>,
+    /// wire: `proposer` (`"ip:port"`)
+    pub proposer: Endpoint,
+}
+
+/// `REGISTER_VOTE` / `SEED_DEAD_VOTE` with `action: "RESPONSE"`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VoteResp {
+    /// wire: `proposal_id`
+    pub proposal_id: String,
+    /// wire: `vote`
+    pub vote: bool,
+    /// wire: `voter` (`"ip:port"`)
+    pub voter: Endpoint,
+    /// wire: `known_incarnation` (extension, optional): on a no, the higher incarnation the
+    /// voter already knows for this peer, so the proposer can retry above it.
+    pub known_incarnation: Option<u64>,
+}
+
+/// `REGISTER_COMMIT` / `SEED_DEAD_COMMIT` as a sync (proposing seed → other seeds).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommitSync {
+    /// wire: `proposal_id`
+    pub proposal_id: String,
+    /// wire: `decision`
+    pub decision: Decision,
+    /// wire: `peer_ip`+`peer_port` (register) or `dead_ip`+`dead_port` (removal)
+    pub peer: Endpoint,
+    /// wire: `source_seed` (`"ip:port"`)
+    pub source_seed: Endpoint,
+    /// wire: `incarnation` (extension)
+    pub incarnation: Option<u64>,
+    /// wire: `votes` (extension): the quorum certificate. A `COMMIT` without a valid one
+    /// changes nothing.
+    pub votes: Vec<Endpoint>,
+}
+
+/// `SEED_DEAD_COMMIT` as the reply to `DEAD_REPORT`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeadResult {
+    /// wire: `proposal_id`
+    pub proposal_id: String,
+    /// wire: `success`
+    pub success: bool,
+    /// wire: `yes_votes`
+    pub yes_votes: u32,
+    /// wire: `quorum`
+    pub quorum: u32,
+}
+
+/// `PEER_LIST_RESP` (seed → peer).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerListResp {
+    /// wire: `peers` (list of `"ip:port"`); may be a bounded random sample of the PL.
+    pub peers: Vec<Endpoint>,
+    /// wire: `seed` (`"ip:port"`)
+    pub seed: Endpoint,
+    /// wire: `incarnations` (extension, optional): `{"ip:port": n}` for the listed peers.
+    pub incarnations: Vec<(Endpoint, u64)>,
+    /// wire: `total` (extension, optional): the size of the whole PL.
+    pub total: Option<u64>,
+    /// wire: `requester_entry` (extension, optional): the requester's own entry, so a peer
+    /// learns that it was removed and registers again.
+    pub requester_entry: Option<(u64, Status)>,
+}
+
+/// `HELLO` (peer → peer).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Hello {
+    /// wire: `peer_ip`+`peer_port`
+    pub peer: Endpoint,
+    /// wire: `degree`
+    pub degree: u32,
+    /// wire: `incarnation` (extension, optional)
+    pub incarnation: Option<u64>,
+}
+
+/// `HELLO_ACK` (reply to `HELLO`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HelloAck {
+    /// wire: `accepted`
+    pub accepted: bool,
+    /// wire: `peer_ip`+`peer_port`: the answering peer
+    pub peer: Endpoint,
+    /// wire: `degree`: the answering peer's degree
+    pub degree: u32,
+    /// wire: `incarnation` (extension, optional)
+    pub incarnation: Option<u64>,
+}
+
+/// `GOSSIP_MSG` (peer → neighbour). The hot message: cheap to clone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Gossip {
+    /// wire: `message`: `<timestamp>:<IP>:<Msg#>`
+    pub text: Arc<str>,
+    /// wire: `origin_ip`
+    pub origin_ip: IpAddr,
+    /// wire: `origin_port` (extension, optional): with the text, the de-dup key, so two
+    /// peers sharing one IP never collide.
+    pub origin_port: Option<u16>,
+    /// wire: `msg_no`
+    pub msg_no: u32,
+    /// wire: `sender` (`"ip:port"`): the neighbour that forwarded it
+    pub sender: Endpoint,
+    /// wire: `hops` (extension, optional, default 0): links travelled so far.
+    pub hops: u32,
+}
+
+/// `GOSSIP_MSG` as the reply to a gossip.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct GossipAck {
+    /// wire: `accepted`
+    pub accepted: bool,
+    /// wire: `duplicate`
+    pub duplicate: bool,
+}
+
+/// `SUSPECT_REQ` (detector → witness peer).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SuspectReq {
+    /// wire: `dead_ip`+`dead_port`
+    pub suspect: Endpoint,
+    /// wire: `requester` (`"ip:port"`)
+    pub requester: Endpoint,
+}
+
+/// `SUSPECT_ACK` (reply to `SUSPECT_REQ`), sent after the witness probed the suspect itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SuspectAck {
+    /// wire: `suspect` (`"ip:port"`)
+    pub suspect: Endpoint,
+    /// wire: `alive`: the witness's own probe answered
+    pub alive: bool,
+    /// wire: `confirmer` (`"ip:port"`): the witness
+    pub confirmer: Endpoint,
+}
+
+/// `DEAD_REPORT` (peer → seed).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeadReport {
+    /// wire: `dead_ip`+`dead_port`
+    pub dead: Endpoint,
+    /// wire: `self_ip`
+    pub self_ip: IpAddr,
+    /// wire: `timestamp` (unix seconds)
+    pub timestamp: u64,
+    /// wire: `reporter` (`"ip:port"`)
+    pub reporter: Endpoint,
+    /// wire: `text`: `Dead Node:<DeadNode.IP>:<DeadNode.Port>:<timestamp>:<self.IP>`
+    pub text: Option<String>,
+    /// wire: `incarnation` (extension, optional): the accused incarnation; absent means the
+    /// current one.
+    pub incarnation: Option<u64>,
+    /// wire: `witnesses` (extension, optional): the peers that confirmed the suspicion.
+    pub witnesses: Vec<Endpoint>,
+}
+
+/// `PING` (extension): application-level liveness probe.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Ping {
+    /// wire: `sender` (`"ip:port"`)
+    pub sender: Endpoint,
+}
+
+/// `PONG` (extension): reply to `PING`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Pong {
+    /// wire: `responder` (`"ip:port"`)
+    pub responder: Endpoint,
+    /// wire: `degree` (optional): the responder's overlay degree (peers), used for
+    /// preferential attachment.
+    pub degree: Option<u32>,
+}
+
+/// Number of buckets the Peer List is split into for anti-entropy digests.
+pub const SYNC_BUCKETS: usize = 64;
+
+/// `SEED_SYNC` (extension): seed-to-seed anti-entropy of the Peer List (pull).
+///
+/// The request carries the sender's per-bucket digests (entries: empty). The reply
+/// (`reply: true`) carries the responder's digests and its certified entries of every
+/// bucket whose digest differs, up to a cap; repeated rounds finish the rest.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SeedSync {
+    /// wire: `seed` (`"ip:port"`): the sender
+    pub seed: Endpoint,
+    /// wire: `buckets`: [`SYNC_BUCKETS`] order-independent digests of the sender's entries,
+    /// bucketed by peer endpoint
+    pub buckets: Vec<u64>,
+    /// wire: `entries`
+    pub entries: Vec<Entry>,
+    /// wire: `reply`: true on the answer to a sync request
+    pub reply: bool,
+}
+
+/// What a seed reports about itself in `STATUS_RESP`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SeedStatus {
+    /// wire: `entries`: every certified entry, alive and removed
+    pub entries: Vec<Entry>,
+    /// wire: `pending`: proposals in flight
+    pub pending: u32,
+}
+
+/// What a peer reports about itself in `STATUS_RESP`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerStatus {
+    /// wire: `registered`
+    pub registered: bool,
+    /// wire: `incarnation`
+    pub incarnation: u64,
+    /// wire: `neighbours`
+    pub neighbours: Vec<Endpoint>,
+    /// wire: `known_peers`: how many peers it knows of
+    pub known_peers: u32,
+}
+
+/// `STATUS_RESP` (extension): read-only view of a node for operators and tests.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StatusResp {
+    /// wire: `node` (`"ip:port"`)
+    pub node: Endpoint,
+    /// wire: `role` (`"seed"` / `"peer"`) and the role's fields
+    pub role: RoleStatus,
+    /// wire: `counters`: named counters, sorted by name
+    pub counters: Vec<(String, u64)>,
+}
+
+/// The role-specific part of a status reply.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RoleStatus {
+    /// A seed's view.
+    Seed(SeedStatus),
+    /// A peer's view.
+    Peer(PeerStatus),
+}
+
+/// Every message, request or reply, of the protocol and its extensions.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Message {
+    // --- reference protocol ---
+    /// `REGISTER_REQ`
+    RegisterReq(RegisterReq),
+    /// `REGISTER_COMMIT` with `success` (reply to `REGISTER_REQ`)
+    RegisterResult(RegisterResult),
+    /// `REGISTER_VOTE` with `action: "REQUEST"`
+    RegisterVote(VoteReq),
+    /// `REGISTER_VOTE` with `action: "RESPONSE"`
+    RegisterVoteResp(VoteResp),
+    /// `REGISTER_COMMIT` with `decision` (seed → seeds)
+    RegisterCommit(CommitSync),
+    /// `REGISTER_COMMIT` with `ack: true`
+    RegisterCommitAck,
+    /// `PEER_LIST_REQ`; wire `requester` (`"ip:port"`, or anything for the reference)
+    PeerListReq {
+        /// wire: `requester`
+        requester: String,
+    },
+    /// `PEER_LIST_RESP`
+    PeerListResp(PeerListResp),
+    /// `HELLO`
+    Hello(Hello),
+    /// `HELLO_ACK`
+    HelloAck(HelloAck),
+    /// `GOSSIP_MSG` with `message`
+    Gossip(Gossip),
+    /// `GOSSIP_MSG` with `accepted` (reply)
+    GossipAck(GossipAck),
+    /// `SUSPECT_REQ`
+    SuspectReq(SuspectReq),
+    /// `SUSPECT_ACK`
+    SuspectAck(SuspectAck),
+    /// `DEAD_REPORT`
+    DeadReport(DeadReport),
+    /// `SEED_DEAD_COMMIT` with `success` (reply to `DEAD_REPORT`)
+    DeadResult(DeadResult),
+    /// `SEED_DEAD_VOTE` with `action: "REQUEST"`
+    DeadVote(VoteReq),
+    /// `SEED_DEAD_VOTE` with `action: "RESPONSE"`
+    DeadVoteResp(VoteResp),
+    /// `SEED_DEAD_COMMIT` with `decision` (seed → seeds)
+    DeadCommit(CommitSync),
+    /// `SEED_DEAD_COMMIT` with `ack: true`
+    DeadCommitAck,
+    /// `ERROR`; wire `reason`. Never answered.
+    Error {
+        /// wire: `reason`
+        reason: String,
+    },
+    // --- extensions ---
+    /// `PING`
+    Ping(Ping),
+    /// `PONG`
+    Pong(Pong),
+    /// `SEED_SYNC` (request or reply, see [`SeedSync::reply`])
+    SeedSync(SeedSync),
+    /// `STATUS_REQ` (no fields)
+    StatusReq,
+    /// `STATUS_RESP`
+    StatusResp(Box<StatusResp>),
+}
+
+impl Message {
+    /// The wire `type` name.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Message::RegisterReq(_) => "REGISTER_REQ",
+            Message::RegisterResult(_)
+            | Message::RegisterCommit(_)
+            | Message::RegisterCommitAck => "REGISTER_COMMIT",
+            Message::RegisterVote(_) | Message::RegisterVoteResp(_) => "REGISTER_VOTE",
+            Message::PeerListReq { .. } => "PEER_LIST_REQ",
+            Message::PeerListResp(_) => "PEER_LIST_RESP",
+            Message::Hello(_) => "HELLO",
+            Message::HelloAck(_) => "HELLO_ACK",
+            Message::Gossip(_) | Message::GossipAck(_) => "GOSSIP_MSG",
+            Message::SuspectReq(_) => "SUSPECT_REQ",
+            Message::SuspectAck(_) => "SUSPECT_ACK",
+            Message::DeadReport(_) => "DEAD_REPORT",
+            Message::DeadResult(_) | Message::DeadCommit(_) | Message::DeadCommitAck => {
+                "SEED_DEAD_COMMIT"
+            }
+            Message::DeadVote(_) | Message::DeadVoteResp(_) => "SEED_DEAD_VOTE",
+            Message::Error { .. } => "ERROR",
+            Message::Ping(_) => "PING",
+            Message::Pong(_) => "PONG",
+            Message::SeedSync(_) => "SEED_SYNC",
+            Message::StatusReq => "STATUS_REQ",
+            Message::StatusResp(_) => "STATUS_RESP",
+        }
+    }
+
+    /// True for the messages a node sends expecting exactly one reply line.
+    /// Replies and `ERROR` are never answered.
+    pub fn is_request(&self) -> bool {
+        match self {
+            Message::RegisterReq(_)
+            | Message::RegisterVote(_)
+            | Message::RegisterCommit(_)
+            | Message::PeerListReq { .. }
+            | Message::Hello(_)
+            | Message::Gossip(_)
+            | Message::SuspectReq(_)
+            | Message::DeadReport(_)
+            | Message::DeadVote(_)
+            | Message::DeadCommit(_)
+            | Message::Ping(_)
+            | Message::StatusReq => true,
+            Message::SeedSync(s) => !s.reply,
+            Message::RegisterResult(_)
+            | Message::RegisterVoteResp(_)
+            | Message::RegisterCommitAck
+            | Message::PeerListResp(_)
+            | Message::HelloAck(_)
+            | Message::GossipAck(_)
+            | Message::SuspectAck(_)
+            | Message::DeadResult(_)
+            | Message::DeadVoteResp(_)
+            | Message::DeadCommitAck
+            | Message::Error { .. }
+            | Message::Pong(_)
+            | Message::StatusResp(_) => false,
+        }
+    }
+
+    /// An `ERROR` reply with a reason.
+    pub fn error(reason: impl Into<String>) -> Message {
+        Message::Error {
+            reason: reason.into(),
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! Named deadlines. A node keeps one [`Timers`] table; its earliest entry is the node's
+//! `next_deadline()`. Setting a timer again replaces it, so a stale deadline never fires.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::Millis;
+
+/// A set of deadlines keyed by `K`, at most one per key.
+#[derive(Clone, Debug)]
+pub struct Timers<K: Ord + Clone> {
+    by_key: BTreeMap<K, Millis>,
+    by_time: BTreeSet<(Millis, K)>,
+}
+
+impl<K: Ord + Clone> Default for Timers<K> {
+    fn default() -> Self {
+        Timers {
+            by_key: BTreeMap::new(),
+            by_time: BTreeSet::new(),
+        }
+    }
+}
+
+impl<K: Ord + Clone> Timers<K> {
+    /// Sets (or moves) the timer `key` to `at`.
+    pub fn set(&mut self, key: K, at: Millis) {
+        if let Some(old) = self.by_key.insert(key.clone(), at) {
+            self.by_time.remove(&(old, key.clone()));
+        }
+        self.by_time.insert((at, key));
+    }
+
+    /// Cancels the timer `key`, if set.
+    pub fn cancel(&mut self, key: &K) {
+        if let Some(old) = self.by_key.remove(key) {
+            self.by_time.remove(&(old, key.clone()));
+        }
+    }
+
+    /// When `key` fires, if set.
+    pub fn get(&self, key: &K) -> Option<Millis> {
+        self.by_key.get(key).copied()
+    }
+
+    /// The earliest deadline.
+    pub fn next_deadline(&self) -> Option<Millis> {
+        self.by_time.first().map(|(at, _)| *at)
+    }
+
+    /// Removes and returns the earliest timer due at `now`, if any. Call until `None`.
+    pub fn pop_due(&mut self, now: Millis) -> Option<K> {
+        let (at, _) = self.by_time.first()?;
+        if *at > now {
+            return None;
+        }
+        let (_, key) = self.by_time.pop_first()?;
+        self.by_key.remove(&key);
+        Some(key)
+    }
+
+    /// How many timers are set.
+    pub fn len(&self) -> usize {
+        self.by_key.len()
+    }
+
+    /// True when none is set.
+    pub fn is_empty(&self) -> bool {
+        self.by_key.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fires_in_order_and_replaces() {
+        let mut t = Timers::default();
+        t.set("a", Millis(30));
+        t.set("b", Millis(10));
+        t.set("a", Millis(5)); // moved earlier: the old 30 must not fire
+        assert_eq!(t.next_deadline(), Some(Millis(5)));
+        assert_eq!(t.pop_due(Millis(20)), Some("a"));
+        assert_eq!(t.pop_due(Millis(20)), Some("b"));
+        assert_eq!(t.pop_due(Millis(100)), None);
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn cancel_removes() {
+        let mut t = Timers::default();
+        t.set(1, Millis(1));
+        t.cancel(&1);
+        assert_eq!(t.next_deadline(), None);
+    }
+}
