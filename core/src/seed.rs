@@ -275,7 +275,10 @@ impl Core {
             return self.reply(conn, done);
         }
         if let Some(round) = self.rounds.about(ProposalKind::Register, peer) {
-            return round.waiting.push(conn);
+            // One round serves every request it would satisfy.
+            if !matches!(req.incarnation, Some(hint) if hint > round.incarnation) {
+                return round.waiting.push(conn);
+            }
         }
         let inc = round::registration_incarnation(self.pl.rank(&peer), req.incarnation);
         let deadline = now.after(self.settings.vote_timeout_ms);
@@ -502,6 +505,8 @@ impl Core {
     }
 
     /// A won round: apply locally, tell the other seeds (with the certificate), answer.
+    /// The requesters hear success even if a higher entry arrived meanwhile: the change was
+    /// certified, and a peer learns of anything newer from its next peer list.
     fn commit(&mut self, now: Millis, id: &str, round: Round) {
         let entry = Entry {
             peer: round.peer,
@@ -699,7 +704,7 @@ impl Core {
     /// Another seed's decision. A commit changes this PL only with a valid certificate, and
     /// only upwards; an abort changes nothing.
     fn on_commit(&mut self, conn: ConnId, kind: ProposalKind, sync: CommitSync) {
-        let name = round::commit_sync(kind, sync.clone()).type_name();
+        let name = round::commit_ack(kind).type_name();
         if sync.decision == Decision::Abort {
             return self.reply(conn, round::commit_ack(kind));
         }
@@ -841,10 +846,12 @@ impl Core {
     }
 
     fn send_to_others(&mut self, msg: &Message, deadline: Millis) {
-        for i in 0..self.others.len() {
-            let to = self.others[i];
-            self.send(to, msg.clone(), deadline);
-        }
+        let sends = self.others.iter().map(|&to| Output::Send {
+            to,
+            msg: msg.clone(),
+            deadline,
+        });
+        self.outputs.extend(sends);
     }
 
     fn reply(&mut self, conn: ConnId, msg: Message) {

@@ -49,6 +49,8 @@ struct Net {
     muted: BTreeSet<(usize, &'static str)>,
     /// Fake peers that answer `PING`.
     live_peers: BTreeSet<Endpoint>,
+    /// Entries carried by every `SEED_SYNC` reply so far.
+    synced_entries: usize,
 }
 
 impl Net {
@@ -66,6 +68,7 @@ impl Net {
             cut: BTreeSet::new(),
             muted: BTreeSet::new(),
             live_peers: BTreeSet::new(),
+            synced_entries: 0,
         };
         for i in 0..n {
             let seed = net.boot(i, n);
@@ -151,6 +154,12 @@ impl Net {
         match out {
             Output::Event(e) => self.events.push((seed_ep(from), e)),
             Output::Reply { conn, msg } => match self.inflight.remove(&conn) {
+                Some((sender, to, request)) if matches!(msg, Message::SeedSync(_)) => {
+                    if let Message::SeedSync(sync) = &msg {
+                        self.synced_entries += sync.entries.len();
+                    }
+                    self.respond(sender, to, request, Ok(msg))
+                }
                 Some((sender, to, request)) => self.respond(sender, to, request, Ok(msg)),
                 None => {
                     assert!(
@@ -502,7 +511,12 @@ fn a_crashed_proposer_blocks_nobody_and_anti_entropy_converges() {
 
 #[test]
 fn a_seed_restarted_empty_catches_up_through_seed_sync() {
-    let mut net = Net::new(3, no_probe());
+    // Replies carry 5 entries at most: catching up on 20 takes several rounds.
+    let settings = Settings {
+        sync_entry_limit: 5,
+        ..no_probe()
+    };
+    let mut net = Net::new(3, settings);
     for k in 0..20 {
         net.register(k % 3, peer_ep(k), None);
     }
@@ -912,4 +926,37 @@ fn pending_rounds_are_bounded() {
         )
     });
     assert_eq!(aborted, gossip_core::seed::MAX_PENDING);
+}
+
+#[test]
+fn seeds_in_sync_exchange_digests_only() {
+    let mut net = Net::new(3, no_probe());
+    for k in 0..10 {
+        net.register(k % 3, peer_ep(k), None);
+    }
+    net.advance(10 * net.settings.anti_entropy_interval_ms);
+    let rounds: u64 = (0..3)
+        .filter_map(|i| net.seeds[i].as_ref())
+        .flat_map(|s| s.status().counters)
+        .filter(|(name, _)| name == "sync_rounds")
+        .map(|(_, n)| n)
+        .sum();
+    assert!(rounds >= 10, "anti-entropy ran: {rounds} rounds");
+    assert_eq!(net.synced_entries, 0);
+}
+
+#[test]
+fn same_inputs_same_outputs() {
+    let run = || {
+        let mut net = Net::new(3, Settings::default());
+        for k in 0..8 {
+            net.register(k % 3, peer_ep(k), None);
+        }
+        net.request(1, report(peer_ep(2), None));
+        net.crash(2);
+        net.restart_empty(2);
+        net.advance(20_000);
+        format!("{:?}", net.events)
+    };
+    assert_eq!(run(), run());
 }
