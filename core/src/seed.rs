@@ -17,8 +17,8 @@ use crate::config::SettingsError;
 use crate::event::{ChangeSource, Event, ProposalKind};
 use crate::msg::{
     CommitSync, DeadReport, DeadResult, Decision, Endpoint, Entry, Message, PeerListResp, Ping,
-    Pong, RegisterReq, RegisterResult, RoleStatus, SeedStatus, SeedSync, StatusResp, VoteReq,
-    VoteResp, SYNC_BUCKETS,
+    Pong, RegisterReq, RegisterResult, RoleStatus, SeedStatus, SeedSync, Status, StatusResp,
+    VoteReq, VoteResp, SYNC_BUCKETS,
 };
 use crate::rng::Rng;
 use crate::timers::Timers;
@@ -276,30 +276,22 @@ impl Core {
         }
         if let Some(round) = self.rounds.about(ProposalKind::Register, peer) {
             // One round serves every request it would satisfy.
-            if !matches!(req.incarnation, Some(hint) if hint > round.incarnation) {
+            if round::satisfies(round.incarnation, req.incarnation) {
                 return round.waiting.push(conn);
             }
         }
         let inc = round::registration_incarnation(self.pl.rank(&peer), req.incarnation);
         let deadline = now.after(self.settings.vote_timeout_ms);
-        self.propose(
-            now,
-            ProposalKind::Register,
-            peer,
-            inc,
-            vec![conn],
-            deadline,
-            MAX_RETRIES,
-        );
+        let mut round = Round::new(ProposalKind::Register, peer, inc, deadline, vec![conn]);
+        round.retries_left = MAX_RETRIES;
+        self.propose(now, round);
     }
 
     /// The peer's incarnation if it is admitted at (or above) the one it asks for: then the
     /// request is answered at once, as the reference does, with no round.
     fn already_registered(&self, req: &RegisterReq) -> Option<u64> {
         match self.pl.rank(&req.peer)? {
-            (inc, crate::msg::Status::Alive) if !matches!(req.incarnation, Some(hint) if hint > inc) => {
-                Some(inc)
-            }
+            (inc, Status::Alive) if round::satisfies(inc, req.incarnation) => Some(inc),
             _ => None,
         }
     }
@@ -325,12 +317,7 @@ impl Core {
         let deadline = now.after(self.settings.vote_timeout_ms);
         self.propose(
             now,
-            ProposalKind::Removal,
-            peer,
-            inc,
-            vec![conn],
-            deadline,
-            0,
+            Round::new(ProposalKind::Removal, peer, inc, deadline, vec![conn]),
         );
     }
 
@@ -355,29 +342,19 @@ impl Core {
 
     /// Starts a round: asks every other seed, casts this seed's own vote, and arms the
     /// round's deadline.
-    #[allow(clippy::too_many_arguments)]
-    fn propose(
-        &mut self,
-        now: Millis,
-        kind: ProposalKind,
-        peer: Endpoint,
-        incarnation: u64,
-        waiting: Vec<ConnId>,
-        deadline: Millis,
-        retries_left: u32,
-    ) {
+    fn propose(&mut self, now: Millis, mut round: Round) {
         if self.rounds.len() >= MAX_PENDING {
-            let busy = self.result(kind, "", false, 0, None, Some("busy"));
-            for conn in waiting {
+            let busy = self.result(round.kind, "", false, 0, None, Some("busy"));
+            for conn in round.waiting {
                 self.reply(conn, busy.clone());
             }
             return;
         }
         self.next_round += 1;
         let id = format!("{}#{}", self.me, self.next_round);
-        let mut round = Round::new(kind, peer, incarnation, self.certifier.seeds(), deadline);
-        round.waiting = waiting;
-        round.retries_left = retries_left;
+        round.ask(self.certifier.seeds());
+        let (kind, peer, incarnation, deadline) =
+            (round.kind, round.peer, round.incarnation, round.deadline);
         self.rounds.insert(id.clone(), round);
         self.timers.set(Timer::Round(id.clone()), deadline);
         self.count("proposals");
@@ -489,15 +466,12 @@ impl Core {
             Verdict::Lost(reason) => match round.retry_incarnation() {
                 // A voter knows a higher incarnation: try again above it, same requesters,
                 // same deadline.
-                Some(inc) if round.deadline > now => self.propose(
-                    now,
-                    round.kind,
-                    round.peer,
-                    inc,
-                    round.waiting,
-                    round.deadline,
-                    round.retries_left - 1,
-                ),
+                Some(inc) if round.deadline > now => {
+                    let mut next =
+                        Round::new(round.kind, round.peer, inc, round.deadline, round.waiting);
+                    next.retries_left = round.retries_left - 1;
+                    self.propose(now, next)
+                }
                 _ => self.abort(now, id, round, reason),
             },
             Verdict::Pending => {}

@@ -39,25 +39,31 @@ pub(super) struct Round {
 }
 
 impl Round {
+    /// A round not yet asked of anyone, with no retries.
     pub(super) fn new(
         kind: ProposalKind,
         peer: Endpoint,
         incarnation: u64,
-        voters: &BTreeSet<Endpoint>,
         deadline: Millis,
+        waiting: Vec<ConnId>,
     ) -> Round {
         Round {
             kind,
             peer,
             incarnation,
-            waiting: Vec::new(),
+            waiting,
             deadline,
             retries_left: 0,
-            awaiting: voters.clone(),
+            awaiting: BTreeSet::new(),
             yes: BTreeSet::new(),
             no: BTreeSet::new(),
             max_known: None,
         }
+    }
+
+    /// Expects a vote from each of `voters`.
+    pub(super) fn ask(&mut self, voters: &BTreeSet<Endpoint>) {
+        self.awaiting.extend(voters.iter().copied());
     }
 
     /// Counts `voter`'s vote. Only a seed asked and not yet heard from counts: a duplicate
@@ -157,6 +163,11 @@ impl Rounds {
 pub(super) fn registration_incarnation(current: Option<Rank>, hint: Option<u64>) -> u64 {
     let above_known = current.map_or(1, |(inc, _)| inc.saturating_add(1));
     above_known.max(hint.unwrap_or(0))
+}
+
+/// True when admission at `inc` satisfies a peer that asked for at least `hint`.
+pub(super) fn satisfies(inc: u64, hint: Option<u64>) -> bool {
+    !matches!(hint, Some(hint) if hint > inc)
 }
 
 /// A registration vote: yes unless this seed knows the peer at a rank above `(inc, Alive)`;
