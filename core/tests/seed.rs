@@ -116,10 +116,24 @@ impl Net {
 
     /// The test sends `msg` to seed `i`; returns where the answer will be.
     fn request(&mut self, i: usize, msg: Message) -> ConnId {
-        let conn = self.conn();
-        self.queue.push_back((i, Input::Request { conn, msg }));
+        let conn = self.enqueue(i, msg);
         self.run();
         conn
+    }
+
+    /// Queues `msg` for seed `i` without running the network, to make requests concurrent.
+    fn enqueue(&mut self, i: usize, msg: Message) -> ConnId {
+        let conn = self.conn();
+        self.queue.push_back((i, Input::Request { conn, msg }));
+        conn
+    }
+
+    /// How many entry changes seed `i` made that match `pred`.
+    fn changes_at(&self, i: usize, pred: impl Fn(&Entry) -> bool) -> usize {
+        (self.events.iter())
+            .filter(|(who, _)| *who == seed_ep(i))
+            .filter(|(_, e)| matches!(e, Event::EntryChanged { entry, .. } if pred(entry)))
+            .count()
     }
 
     fn respond(
@@ -627,30 +641,15 @@ fn reports_at_two_seeds_end_in_one_removal() {
     let mut net = Net::new(3, no_probe());
     let p = peer_ep(1);
     net.register(0, p, None);
-    // both reports are in the queue before either round runs
-    let (a, b) = (net.conn(), net.conn());
-    net.queue.push_back((
-        0,
-        Input::Request {
-            conn: a,
-            msg: report(p, None),
-        },
-    ));
-    net.queue.push_back((
-        1,
-        Input::Request {
-            conn: b,
-            msg: report(p, None),
-        },
-    ));
+    // both reports are queued before either round runs
+    let a = net.enqueue(0, report(p, None));
+    let b = net.enqueue(1, report(p, None));
     net.run();
     assert!(net.dead_success(a) || net.dead_success(b));
     for i in 0..3 {
         assert_eq!(net.ranks(i), vec![(p, 1, Status::Removed)]);
-        let removed_here = (net.events.iter())
-            .filter(|(who, e)| *who == seed_ep(i) && matches!(e, Event::EntryChanged { entry, .. } if entry.status == Status::Removed))
-            .count();
-        assert_eq!(removed_here, 1, "seed {i} applies the removal once");
+        let removals = net.changes_at(i, |e| e.status == Status::Removed);
+        assert_eq!(removals, 1, "seed {i} applies the removal once");
     }
     net.assert_certificates_real();
 }
@@ -660,24 +659,12 @@ fn a_register_racing_a_removal_converges_to_the_higher() {
     let mut net = Net::new(3, no_probe());
     let p = peer_ep(1);
     net.register(0, p, None);
-    let (a, b) = (net.conn(), net.conn());
-    net.queue.push_back((
-        0,
-        Input::Request {
-            conn: a,
-            msg: report(p, Some(1)),
-        },
-    ));
-    net.queue.push_back((
-        1,
-        Input::Request {
-            conn: b,
-            msg: Message::RegisterReq(RegisterReq {
-                peer: p,
-                incarnation: Some(2),
-            }),
-        },
-    ));
+    net.enqueue(0, report(p, Some(1)));
+    let rejoin = RegisterReq {
+        peer: p,
+        incarnation: Some(2),
+    };
+    let b = net.enqueue(1, Message::RegisterReq(rejoin));
     net.run();
     assert!(net.register_result(b).success);
     net.advance(5 * net.settings.anti_entropy_interval_ms);
