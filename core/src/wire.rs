@@ -1,10 +1,96 @@
-//! The wire format of `PROTOCOL.md`: one JSON object per line,
-//! `{"type": ..., "payload": {...}, "ts": <unix seconds>}`. (Being built: issue #2.)
+//! The wire format of `PROTOCOL.md`: one UTF-8 JSON object per line,
+//! `{"type": ..., "payload": {...}, "ts": <unix seconds>}`, plus [`LineReader`], the framing
+//! both drivers use.
+//!
+//! # Decoding rules
+//!
+//! * The line must be valid UTF-8 and one JSON object with a string `type` and an object
+//!   `payload` ([`DecodeError::Syntax`] otherwise). A trailing `\r` and surrounding whitespace
+//!   are tolerated; `ts` is optional and ignored whatever its type.
+//! * Unknown payload fields are ignored. A JSON `null` counts as an absent field, so a
+//!   sender that writes `None` for an optional field is understood.
+//! * A required field that is absent gives [`DecodeError::MissingField`]; a field present with
+//!   the wrong JSON type or an impossible value gives [`DecodeError::BadField`]. The same holds
+//!   for **optional extension fields**: absent means `None` / default, present but wrong is
+//!   an error (a node never silently drops a field it was sent).
+//! * Ports are JSON integers in `1..=65535`; counts (`degree`, `msg_no`, `yes_votes`,
+//!   `quorum`, `incarnation`, `hops`, ...) are non-negative JSON integers that fit their Rust
+//!   type (a float such as `3.0` is rejected). Booleans must be JSON booleans.
+//! * Endpoints are `"ip:port"` strings (`"[::1]:5000"` for IPv6) or an `*_ip` + `*_port` pair.
+//! * Lists hold at most [`MAX_LIST`] items; JSON nesting deeper than 128 levels is a
+//!   [`DecodeError::Syntax`] (serde_json's recursion limit), never a stack overflow.
+//!
+//! Leniencies for the reference implementation, whose replies are not always complete:
+//! `PEER_LIST_REQ.requester` may be any string and defaults to `""`; a `REGISTER_COMMIT` or
+//! `SEED_DEAD_COMMIT` result may omit `proposal_id` (→ `""`), `yes_votes` and `quorum` (→ 0);
+//! `DEAD_REPORT.timestamp` may be a float (truncated to whole seconds); a gossip ack may omit
+//! `duplicate` (→ false) or `accepted` (→ true) as long as one of them is present.
+//!
+//! # Telling kinds apart that share a `type`
+//!
+//! | `type` | rule |
+//! |---|---|
+//! | `REGISTER_COMMIT`, `SEED_DEAD_COMMIT` | `ack` present → the ack; else `decision` present → the commit sync; else the result (`success` required) |
+//! | `REGISTER_VOTE`, `SEED_DEAD_VOTE` | `action`: `"REQUEST"` → vote request, `"RESPONSE"` → vote reply |
+//! | `GOSSIP_MSG` | `message` present → the gossip; else `accepted` or `duplicate` present → the ack |
+//! | `SEED_SYNC` | `reply` (bool, default `false`) |
+//!
+//! # Extensions of this project
+//!
+//! Message types (a reference node answers them with `ERROR`, which still proves it is up):
+//!
+//! * `PING` `{"sender": "ip:port"}` → `PONG` `{"responder": "ip:port", "degree": n?}`:
+//!   application-level liveness probe; `degree` (optional) feeds preferential attachment.
+//! * `SEED_SYNC` `{"seed": "ip:port", "buckets": [u64; 64], "entries": [Entry], "reply": bool}`:
+//!   seed-to-seed pull anti-entropy of the Peer List. The request carries the sender's bucket
+//!   digests and no entries; the reply (`reply: true`) carries the responder's digests and
+//!   its entries of the buckets that differ.
+//! * `STATUS_REQ` `{}` → `STATUS_RESP`
+//!   `{"node": "ip:port", "role": "seed", "entries": [Entry], "pending": n, "counters": {"name": n}}`
+//!   or `{"node": .., "role": "peer", "registered": bool, "incarnation": n,
+//!   "neighbours": ["ip:port"], "known_peers": n, "counters": {..}}`: read-only view.
+//!
+//! where `Entry` is `{"peer": "ip:port", "incarnation": n, "status": "ALIVE"|"REMOVED",
+//! "votes": ["ip:port"]}`.
+//!
+//! Optional payload fields on reference messages (a reference node ignores them):
+//!
+//! * `incarnation` (u64) on `REGISTER_REQ`, `REGISTER_COMMIT` (result and sync),
+//!   `REGISTER_VOTE`/`SEED_DEAD_VOTE` requests, `SEED_DEAD_COMMIT` sync, `HELLO`, `HELLO_ACK`,
+//!   `DEAD_REPORT`: which incarnation of the peer is meant.
+//! * `votes` (`["ip:port"]`) on `REGISTER_COMMIT` / `SEED_DEAD_COMMIT` syncs: the quorum
+//!   certificate.
+//! * `known_incarnation` (u64) on vote responses: on a no, the higher incarnation the voter
+//!   knows.
+//! * `origin_port` (port) and `hops` (u32, default 0) on `GOSSIP_MSG`.
+//! * `requester_entry` (`{"incarnation": n, "status": "ALIVE"|"REMOVED"}`), `incarnations`
+//!   (`{"ip:port": n}`) and `total` (u64) on `PEER_LIST_RESP`.
+//! * `witnesses` (`["ip:port"]`) and `text` (string, required by the assignment but optional
+//!   here) on `DEAD_REPORT`.
+//! * `error` (string) on the `REGISTER_COMMIT` result (the reference sends it on failure).
+//!
+//! `docs/PROTOCOL-EXTENSIONS.md` shows every message with a JSON example.
 
-use crate::msg::Message;
+use std::io::Write as _;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use crate::msg::{
+    CommitSync, DeadReport, DeadResult, Decision, Endpoint, Entry, Gossip, GossipAck, Hello,
+    HelloAck, Message, PeerListResp, PeerStatus, Ping, Pong, RegisterReq, RegisterResult,
+    RoleStatus, SeedStatus, SeedSync, Status, StatusResp, SuspectAck, SuspectReq, VoteReq,
+    VoteResp,
+};
 
 /// Longest line accepted by default, newline excluded.
 pub const DEFAULT_MAX_LINE: usize = 1 << 20;
+
+/// Most items accepted in one payload list or map (`peers`, `entries`, `votes`, `buckets`,
+/// `counters`, ...). A line is already capped in bytes; this caps the work and memory one
+/// message can demand after decoding.
+pub const MAX_LIST: usize = 100_000;
 
 /// Why a line is not a valid message. Its `Display` is the `ERROR` reason sent back.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -58,15 +144,1053 @@ impl std::fmt::Display for DecodeError {
 
 impl std::error::Error for DecodeError {}
 
+// ---------------------------------------------------------------------------------------
+// Decoding
+// ---------------------------------------------------------------------------------------
+
 /// Decodes one line (without its `\n`; a trailing `\r` is tolerated).
 pub fn decode(line: &[u8]) -> Result<Message, DecodeError> {
-    let _ = line;
-    todo!("issue #2: wire codec")
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let text = std::str::from_utf8(line)
+        .map_err(|e| DecodeError::Syntax(format!("invalid UTF-8: {e}")))?;
+    let value: Value =
+        serde_json::from_str(text).map_err(|e| DecodeError::Syntax(e.to_string()))?;
+    let Value::Object(mut envelope) = value else {
+        return Err(syntax("not a JSON object"));
+    };
+    let kind = match envelope.get("type") {
+        Some(Value::String(s)) => s.as_str(),
+        Some(_) => return Err(syntax("\"type\" is not a string")),
+        None => return Err(syntax("no \"type\"")),
+    };
+    // Resolve the static name first so errors can carry it without borrowing the line.
+    let Some(kind) = known_type(kind) else {
+        return Err(DecodeError::UnknownType(kind.to_string()));
+    };
+    let payload = match envelope.remove("payload") {
+        Some(Value::Object(map)) => map,
+        Some(_) => return Err(syntax("\"payload\" is not an object")),
+        None => return Err(syntax("no \"payload\"")),
+    };
+    decode_payload(
+        kind,
+        &Payload {
+            kind,
+            map: &payload,
+        },
+    )
 }
 
+fn syntax(why: &str) -> DecodeError {
+    DecodeError::Syntax(why.to_string())
+}
+
+/// Every wire `type` we know, as a `'static` name.
+const TYPES: &[&str] = &[
+    "REGISTER_REQ",
+    "REGISTER_COMMIT",
+    "REGISTER_VOTE",
+    "PEER_LIST_REQ",
+    "PEER_LIST_RESP",
+    "HELLO",
+    "HELLO_ACK",
+    "GOSSIP_MSG",
+    "SUSPECT_REQ",
+    "SUSPECT_ACK",
+    "DEAD_REPORT",
+    "SEED_DEAD_COMMIT",
+    "SEED_DEAD_VOTE",
+    "ERROR",
+    "PING",
+    "PONG",
+    "SEED_SYNC",
+    "STATUS_REQ",
+    "STATUS_RESP",
+];
+
+fn known_type(name: &str) -> Option<&'static str> {
+    TYPES.iter().copied().find(|t| *t == name)
+}
+
+fn decode_payload(kind: &'static str, p: &Payload<'_>) -> Result<Message, DecodeError> {
+    Ok(match kind {
+        "REGISTER_REQ" => Message::RegisterReq(RegisterReq {
+            peer: p.endpoint_pair("peer_ip", "peer_port")?,
+            incarnation: p.opt_u64("incarnation")?,
+        }),
+        "REGISTER_COMMIT" => {
+            if p.has("ack") {
+                Message::RegisterCommitAck
+            } else if p.has("decision") {
+                Message::RegisterCommit(p.commit_sync("peer_ip", "peer_port")?)
+            } else {
+                Message::RegisterResult(RegisterResult {
+                    proposal_id: p.opt_str("proposal_id")?.unwrap_or_default(),
+                    success: p.bool("success")?,
+                    yes_votes: p.opt_u32("yes_votes")?.unwrap_or(0),
+                    quorum: p.opt_u32("quorum")?.unwrap_or(0),
+                    incarnation: p.opt_u64("incarnation")?,
+                    error: p.opt_str("error")?,
+                })
+            }
+        }
+        "REGISTER_VOTE" => match p.action()? {
+            Action::Request => Message::RegisterVote(p.vote_req("peer_ip", "peer_port")?),
+            Action::Response => Message::RegisterVoteResp(p.vote_resp()?),
+        },
+        "SEED_DEAD_VOTE" => match p.action()? {
+            Action::Request => Message::DeadVote(p.vote_req("dead_ip", "dead_port")?),
+            Action::Response => Message::DeadVoteResp(p.vote_resp()?),
+        },
+        "SEED_DEAD_COMMIT" => {
+            if p.has("ack") {
+                Message::DeadCommitAck
+            } else if p.has("decision") {
+                Message::DeadCommit(p.commit_sync("dead_ip", "dead_port")?)
+            } else {
+                Message::DeadResult(DeadResult {
+                    proposal_id: p.opt_str("proposal_id")?.unwrap_or_default(),
+                    success: p.bool("success")?,
+                    yes_votes: p.opt_u32("yes_votes")?.unwrap_or(0),
+                    quorum: p.opt_u32("quorum")?.unwrap_or(0),
+                })
+            }
+        }
+        "PEER_LIST_REQ" => Message::PeerListReq {
+            requester: p.opt_str("requester")?.unwrap_or_default(),
+        },
+        "PEER_LIST_RESP" => Message::PeerListResp(PeerListResp {
+            peers: p.endpoints("peers")?,
+            seed: p.endpoint("seed")?,
+            incarnations: p.incarnations("incarnations")?,
+            total: p.opt_u64("total")?,
+            requester_entry: p.requester_entry("requester_entry")?,
+        }),
+        "HELLO" => Message::Hello(Hello {
+            peer: p.endpoint_pair("peer_ip", "peer_port")?,
+            degree: p.u32("degree")?,
+            incarnation: p.opt_u64("incarnation")?,
+        }),
+        "HELLO_ACK" => Message::HelloAck(HelloAck {
+            accepted: p.bool("accepted")?,
+            peer: p.endpoint_pair("peer_ip", "peer_port")?,
+            degree: p.u32("degree")?,
+            incarnation: p.opt_u64("incarnation")?,
+        }),
+        "GOSSIP_MSG" => {
+            if p.has("message") {
+                Message::Gossip(Gossip {
+                    text: Arc::from(p.str_ref("message")?),
+                    origin_ip: p.ip("origin_ip")?,
+                    origin_port: p.opt_port("origin_port")?,
+                    msg_no: p.u32("msg_no")?,
+                    sender: p.endpoint("sender")?,
+                    hops: p.opt_u32("hops")?.unwrap_or(0),
+                })
+            } else if p.has("accepted") || p.has("duplicate") {
+                Message::GossipAck(GossipAck {
+                    accepted: p.opt_bool("accepted")?.unwrap_or(true),
+                    duplicate: p.opt_bool("duplicate")?.unwrap_or(false),
+                })
+            } else {
+                return Err(p.missing("message"));
+            }
+        }
+        "SUSPECT_REQ" => Message::SuspectReq(SuspectReq {
+            suspect: p.endpoint_pair("dead_ip", "dead_port")?,
+            requester: p.endpoint("requester")?,
+        }),
+        "SUSPECT_ACK" => Message::SuspectAck(SuspectAck {
+            suspect: p.endpoint("suspect")?,
+            alive: p.bool("alive")?,
+            confirmer: p.endpoint("confirmer")?,
+        }),
+        "DEAD_REPORT" => Message::DeadReport(DeadReport {
+            dead: p.endpoint_pair("dead_ip", "dead_port")?,
+            self_ip: p.ip("self_ip")?,
+            timestamp: p.seconds("timestamp")?,
+            reporter: p.endpoint("reporter")?,
+            text: p.opt_str("text")?,
+            incarnation: p.opt_u64("incarnation")?,
+            witnesses: p.opt_endpoints("witnesses")?,
+        }),
+        "ERROR" => Message::Error {
+            reason: p.string("reason")?,
+        },
+        "PING" => Message::Ping(Ping {
+            sender: p.endpoint("sender")?,
+        }),
+        "PONG" => Message::Pong(Pong {
+            responder: p.endpoint("responder")?,
+            degree: p.opt_u32("degree")?,
+        }),
+        "SEED_SYNC" => Message::SeedSync(SeedSync {
+            seed: p.endpoint("seed")?,
+            buckets: p.u64_list("buckets")?,
+            entries: p.entries("entries")?,
+            reply: p.opt_bool("reply")?.unwrap_or(false),
+        }),
+        "STATUS_REQ" => Message::StatusReq,
+        "STATUS_RESP" => Message::StatusResp(Box::new(StatusResp {
+            node: p.endpoint("node")?,
+            role: match p.str_ref("role")? {
+                "seed" => RoleStatus::Seed(SeedStatus {
+                    entries: p.entries("entries")?,
+                    pending: p.u32("pending")?,
+                }),
+                "peer" => RoleStatus::Peer(PeerStatus {
+                    registered: p.bool("registered")?,
+                    incarnation: p.u64("incarnation")?,
+                    neighbours: p.endpoints("neighbours")?,
+                    known_peers: p.u32("known_peers")?,
+                }),
+                _ => return Err(p.bad("role", "\"seed\" or \"peer\"")),
+            },
+            counters: p.counters("counters")?,
+        })),
+        other => return Err(DecodeError::UnknownType(other.to_string())),
+    })
+}
+
+enum Action {
+    Request,
+    Response,
+}
+
+/// A payload object being read, with the message type for error reports.
+struct Payload<'a> {
+    kind: &'static str,
+    map: &'a Map<String, Value>,
+}
+
+impl<'a> Payload<'a> {
+    /// The field's value; `null` counts as absent.
+    fn get(&self, field: &str) -> Option<&'a Value> {
+        self.map.get(field).filter(|v| !v.is_null())
+    }
+
+    fn has(&self, field: &str) -> bool {
+        self.get(field).is_some()
+    }
+
+    fn missing(&self, field: &'static str) -> DecodeError {
+        DecodeError::MissingField {
+            kind: self.kind,
+            field,
+        }
+    }
+
+    fn bad(&self, field: &'static str, expected: &'static str) -> DecodeError {
+        DecodeError::BadField {
+            kind: self.kind,
+            field,
+            expected,
+        }
+    }
+
+    /// Reads an optional field with `parse`, which returns `None` for a bad value.
+    fn opt<T>(
+        &self,
+        field: &'static str,
+        expected: &'static str,
+        parse: impl FnOnce(&'a Value) -> Option<T>,
+    ) -> Result<Option<T>, DecodeError> {
+        match self.get(field) {
+            None => Ok(None),
+            Some(v) => parse(v).map(Some).ok_or_else(|| self.bad(field, expected)),
+        }
+    }
+
+    /// Reads a required field with `parse`.
+    fn req<T>(
+        &self,
+        field: &'static str,
+        expected: &'static str,
+        parse: impl FnOnce(&'a Value) -> Option<T>,
+    ) -> Result<T, DecodeError> {
+        self.opt(field, expected, parse)?
+            .ok_or_else(|| self.missing(field))
+    }
+
+    fn str_ref(&self, field: &'static str) -> Result<&'a str, DecodeError> {
+        self.req(field, "a string", Value::as_str)
+    }
+
+    fn string(&self, field: &'static str) -> Result<String, DecodeError> {
+        self.str_ref(field).map(str::to_string)
+    }
+
+    fn opt_str(&self, field: &'static str) -> Result<Option<String>, DecodeError> {
+        self.opt(field, "a string", |v| v.as_str().map(str::to_string))
+    }
+
+    fn bool(&self, field: &'static str) -> Result<bool, DecodeError> {
+        self.req(field, "a boolean", Value::as_bool)
+    }
+
+    fn opt_bool(&self, field: &'static str) -> Result<Option<bool>, DecodeError> {
+        self.opt(field, "a boolean", Value::as_bool)
+    }
+
+    fn u64(&self, field: &'static str) -> Result<u64, DecodeError> {
+        self.req(field, "a non-negative integer", Value::as_u64)
+    }
+
+    fn opt_u64(&self, field: &'static str) -> Result<Option<u64>, DecodeError> {
+        self.opt(field, "a non-negative integer", Value::as_u64)
+    }
+
+    fn u32(&self, field: &'static str) -> Result<u32, DecodeError> {
+        self.req(field, U32, as_u32)
+    }
+
+    fn opt_u32(&self, field: &'static str) -> Result<Option<u32>, DecodeError> {
+        self.opt(field, U32, as_u32)
+    }
+
+    fn opt_port(&self, field: &'static str) -> Result<Option<u16>, DecodeError> {
+        self.opt(field, PORT, as_port)
+    }
+
+    /// Whole unix seconds; the reference sends a float, truncated here.
+    fn seconds(&self, field: &'static str) -> Result<u64, DecodeError> {
+        self.req(field, "a non-negative number", |v| {
+            v.as_u64().or_else(|| {
+                let f = v.as_f64()?;
+                // `as` saturates; the range check keeps 1e300 from becoming u64::MAX silently.
+                (0.0..18_446_744_073_709_551_616.0)
+                    .contains(&f)
+                    .then_some(f as u64)
+            })
+        })
+    }
+
+    fn ip(&self, field: &'static str) -> Result<IpAddr, DecodeError> {
+        self.req(field, "an IP address", |v| v.as_str()?.parse().ok())
+    }
+
+    fn endpoint(&self, field: &'static str) -> Result<Endpoint, DecodeError> {
+        self.req(field, ENDPOINT, as_endpoint)
+    }
+
+    /// An endpoint sent as an `*_ip` + `*_port` pair.
+    fn endpoint_pair(
+        &self,
+        ip_field: &'static str,
+        port_field: &'static str,
+    ) -> Result<Endpoint, DecodeError> {
+        let ip = self.ip(ip_field)?;
+        let port = self.req(port_field, PORT, as_port)?;
+        Ok(SocketAddr::new(ip, port))
+    }
+
+    /// Reads a list of at most [`MAX_LIST`] items, each parsed by `item`.
+    fn opt_list<T>(
+        &self,
+        field: &'static str,
+        expected: &'static str,
+        item: impl Fn(&'a Value) -> Option<T>,
+    ) -> Result<Option<Vec<T>>, DecodeError> {
+        match self.get(field) {
+            None => Ok(None),
+            Some(Value::Array(items)) if items.len() <= MAX_LIST => items
+                .iter()
+                .map(|v| item(v).ok_or_else(|| self.bad(field, expected)))
+                .collect::<Result<Vec<T>, _>>()
+                .map(Some),
+            Some(_) => Err(self.bad(field, expected)),
+        }
+    }
+
+    fn endpoints(&self, field: &'static str) -> Result<Vec<Endpoint>, DecodeError> {
+        self.opt_list(field, ENDPOINT_LIST, as_endpoint)?
+            .ok_or_else(|| self.missing(field))
+    }
+
+    fn opt_endpoints(&self, field: &'static str) -> Result<Vec<Endpoint>, DecodeError> {
+        Ok(self
+            .opt_list(field, ENDPOINT_LIST, as_endpoint)?
+            .unwrap_or_default())
+    }
+
+    fn u64_list(&self, field: &'static str) -> Result<Vec<u64>, DecodeError> {
+        self.opt_list(field, "a list of non-negative integers", Value::as_u64)?
+            .ok_or_else(|| self.missing(field))
+    }
+
+    fn entries(&self, field: &'static str) -> Result<Vec<Entry>, DecodeError> {
+        self.opt_list(field, ENTRY_LIST, as_entry)?
+            .ok_or_else(|| self.missing(field))
+    }
+
+    /// `{"ip:port": n}`, returned sorted by endpoint (JSON object order carries no meaning).
+    fn incarnations(&self, field: &'static str) -> Result<Vec<(Endpoint, u64)>, DecodeError> {
+        let expected = "an object of \"ip:port\": non-negative integer";
+        let Some(v) = self.get(field) else {
+            return Ok(Vec::new());
+        };
+        let map = v
+            .as_object()
+            .filter(|m| m.len() <= MAX_LIST)
+            .ok_or_else(|| self.bad(field, expected))?;
+        let mut out = map
+            .iter()
+            .map(|(k, n)| {
+                let ep = parse_endpoint(k);
+                ep.zip(n.as_u64()).ok_or_else(|| self.bad(field, expected))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        out.sort_unstable();
+        // Two spellings of one endpoint: keep one, deterministically.
+        out.dedup_by_key(|(ep, _)| *ep);
+        Ok(out)
+    }
+
+    fn requester_entry(&self, field: &'static str) -> Result<Option<(u64, Status)>, DecodeError> {
+        self.opt(
+            field,
+            "{\"incarnation\": n, \"status\": \"ALIVE\"|\"REMOVED\"}",
+            |v| {
+                let m = v.as_object()?;
+                Some((
+                    m.get("incarnation")?.as_u64()?,
+                    as_status(m.get("status")?)?,
+                ))
+            },
+        )
+    }
+
+    /// `{"name": n}` counters, returned sorted by name.
+    fn counters(&self, field: &'static str) -> Result<Vec<(String, u64)>, DecodeError> {
+        let expected = "an object of name: non-negative integer";
+        let map = self.req(field, expected, |v| {
+            v.as_object().filter(|m| m.len() <= MAX_LIST)
+        })?;
+        let mut out = map
+            .iter()
+            .map(|(k, n)| {
+                n.as_u64()
+                    .map(|n| (k.clone(), n))
+                    .ok_or_else(|| self.bad(field, expected))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        out.sort_unstable();
+        Ok(out)
+    }
+
+    fn action(&self) -> Result<Action, DecodeError> {
+        match self.str_ref("action")? {
+            "REQUEST" => Ok(Action::Request),
+            "RESPONSE" => Ok(Action::Response),
+            _ => Err(self.bad("action", "\"REQUEST\" or \"RESPONSE\"")),
+        }
+    }
+
+    fn vote_req(
+        &self,
+        ip_field: &'static str,
+        port_field: &'static str,
+    ) -> Result<VoteReq, DecodeError> {
+        Ok(VoteReq {
+            proposal_id: self.string("proposal_id")?,
+            peer: self.endpoint_pair(ip_field, port_field)?,
+            incarnation: self.opt_u64("incarnation")?,
+            proposer: self.endpoint("proposer")?,
+        })
+    }
+
+    fn vote_resp(&self) -> Result<VoteResp, DecodeError> {
+        Ok(VoteResp {
+            proposal_id: self.string("proposal_id")?,
+            vote: self.bool("vote")?,
+            voter: self.endpoint("voter")?,
+            known_incarnation: self.opt_u64("known_incarnation")?,
+        })
+    }
+
+    fn commit_sync(
+        &self,
+        ip_field: &'static str,
+        port_field: &'static str,
+    ) -> Result<CommitSync, DecodeError> {
+        Ok(CommitSync {
+            proposal_id: self.string("proposal_id")?,
+            decision: self.req("decision", "\"COMMIT\" or \"ABORT\"", |v| {
+                match v.as_str()? {
+                    "COMMIT" => Some(Decision::Commit),
+                    "ABORT" => Some(Decision::Abort),
+                    _ => None,
+                }
+            })?,
+            peer: self.endpoint_pair(ip_field, port_field)?,
+            source_seed: self.endpoint("source_seed")?,
+            incarnation: self.opt_u64("incarnation")?,
+            votes: self.opt_endpoints("votes")?,
+        })
+    }
+}
+
+const U32: &str = "a non-negative 32-bit integer";
+const PORT: &str = "an integer port in 1..=65535";
+const ENDPOINT: &str = "an \"ip:port\" string with a port in 1..=65535";
+const ENDPOINT_LIST: &str = "a list of \"ip:port\" strings";
+const ENTRY_LIST: &str = "a list of {\"peer\", \"incarnation\", \"status\", \"votes\"} objects";
+
+fn as_u32(v: &Value) -> Option<u32> {
+    v.as_u64().and_then(|n| u32::try_from(n).ok())
+}
+
+fn as_port(v: &Value) -> Option<u16> {
+    v.as_u64()
+        .and_then(|n| u16::try_from(n).ok())
+        .filter(|&p| p != 0)
+}
+
+fn parse_endpoint(s: &str) -> Option<Endpoint> {
+    s.parse::<SocketAddr>().ok().filter(|a| a.port() != 0)
+}
+
+fn as_endpoint(v: &Value) -> Option<Endpoint> {
+    parse_endpoint(v.as_str()?)
+}
+
+fn as_status(v: &Value) -> Option<Status> {
+    match v.as_str()? {
+        "ALIVE" => Some(Status::Alive),
+        "REMOVED" => Some(Status::Removed),
+        _ => None,
+    }
+}
+
+fn as_entry(v: &Value) -> Option<Entry> {
+    let m = v.as_object()?;
+    let votes = m.get("votes")?.as_array().filter(|a| a.len() <= MAX_LIST)?;
+    Some(Entry {
+        peer: as_endpoint(m.get("peer")?)?,
+        incarnation: m.get("incarnation")?.as_u64()?,
+        status: as_status(m.get("status")?)?,
+        votes: votes.iter().map(as_endpoint).collect::<Option<Vec<_>>>()?,
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// Encoding
+// ---------------------------------------------------------------------------------------
+
 /// Appends `msg` as one JSON line (with its `\n`) to `out`; `ts` is the sender's wall clock
-/// in unix seconds (informational).
+/// in unix seconds (informational; a non-finite value is written as `0`).
+///
+/// Written straight into `out`, with no intermediate `serde_json::Value`: this runs for
+/// every gossip copy a real node sends. Strings go through serde_json's escaper, so the line
+/// never holds a raw newline.
 pub fn encode(msg: &Message, ts: f64, out: &mut Vec<u8>) {
-    let _ = (msg, ts, out);
-    todo!("issue #2: wire codec")
+    out.extend_from_slice(b"{\"type\":\"");
+    out.extend_from_slice(msg.type_name().as_bytes());
+    out.extend_from_slice(b"\",\"payload\":");
+    let mut w = ObjWriter::open(out);
+    write_payload(msg, &mut w);
+    w.close();
+    out.extend_from_slice(b",\"ts\":");
+    if ts.is_finite() {
+        write_json(out, &ts);
+    } else {
+        out.push(b'0');
+    }
+    out.extend_from_slice(b"}\n");
+}
+
+fn write_payload(msg: &Message, w: &mut ObjWriter<'_>) {
+    match msg {
+        Message::RegisterReq(m) => {
+            w.endpoint_pair("peer_ip", "peer_port", m.peer);
+            w.opt_u64("incarnation", m.incarnation);
+        }
+        Message::RegisterResult(m) => {
+            w.str("proposal_id", &m.proposal_id);
+            w.bool("success", m.success);
+            w.u64("yes_votes", m.yes_votes.into());
+            w.u64("quorum", m.quorum.into());
+            w.opt_u64("incarnation", m.incarnation);
+            if let Some(e) = &m.error {
+                w.str("error", e);
+            }
+        }
+        Message::RegisterVote(m) => write_vote_req(w, m, "peer_ip", "peer_port"),
+        Message::DeadVote(m) => write_vote_req(w, m, "dead_ip", "dead_port"),
+        Message::RegisterVoteResp(m) | Message::DeadVoteResp(m) => {
+            w.str("action", "RESPONSE");
+            w.str("proposal_id", &m.proposal_id);
+            w.bool("vote", m.vote);
+            w.endpoint("voter", m.voter);
+            w.opt_u64("known_incarnation", m.known_incarnation);
+        }
+        Message::RegisterCommit(m) => write_commit(w, m, "peer_ip", "peer_port"),
+        Message::DeadCommit(m) => write_commit(w, m, "dead_ip", "dead_port"),
+        Message::RegisterCommitAck | Message::DeadCommitAck => w.bool("ack", true),
+        Message::PeerListReq { requester } => w.str("requester", requester),
+        Message::PeerListResp(m) => {
+            w.endpoints("peers", &m.peers);
+            w.endpoint("seed", m.seed);
+            if !m.incarnations.is_empty() {
+                let mut inner = w.object("incarnations");
+                for (ep, n) in &m.incarnations {
+                    inner.u64_key(*ep, *n);
+                }
+                inner.close();
+            }
+            w.opt_u64("total", m.total);
+            if let Some((incarnation, status)) = m.requester_entry {
+                let mut inner = w.object("requester_entry");
+                inner.u64("incarnation", incarnation);
+                inner.str("status", status_name(status));
+                inner.close();
+            }
+        }
+        Message::Hello(m) => {
+            w.endpoint_pair("peer_ip", "peer_port", m.peer);
+            w.u64("degree", m.degree.into());
+            w.opt_u64("incarnation", m.incarnation);
+        }
+        Message::HelloAck(m) => {
+            w.bool("accepted", m.accepted);
+            w.endpoint_pair("peer_ip", "peer_port", m.peer);
+            w.u64("degree", m.degree.into());
+            w.opt_u64("incarnation", m.incarnation);
+        }
+        Message::Gossip(m) => {
+            w.str("message", &m.text);
+            w.display_str("origin_ip", m.origin_ip);
+            w.opt_u64("origin_port", m.origin_port.map(u64::from));
+            w.u64("msg_no", m.msg_no.into());
+            w.endpoint("sender", m.sender);
+            w.u64("hops", m.hops.into());
+        }
+        Message::GossipAck(m) => {
+            w.bool("accepted", m.accepted);
+            w.bool("duplicate", m.duplicate);
+        }
+        Message::SuspectReq(m) => {
+            w.endpoint_pair("dead_ip", "dead_port", m.suspect);
+            w.endpoint("requester", m.requester);
+        }
+        Message::SuspectAck(m) => {
+            w.endpoint("suspect", m.suspect);
+            w.bool("alive", m.alive);
+            w.endpoint("confirmer", m.confirmer);
+        }
+        Message::DeadReport(m) => {
+            w.endpoint_pair("dead_ip", "dead_port", m.dead);
+            w.display_str("self_ip", m.self_ip);
+            w.u64("timestamp", m.timestamp);
+            w.endpoint("reporter", m.reporter);
+            if let Some(text) = &m.text {
+                w.str("text", text);
+            }
+            w.opt_u64("incarnation", m.incarnation);
+            if !m.witnesses.is_empty() {
+                w.endpoints("witnesses", &m.witnesses);
+            }
+        }
+        Message::DeadResult(m) => {
+            w.str("proposal_id", &m.proposal_id);
+            w.bool("success", m.success);
+            w.u64("yes_votes", m.yes_votes.into());
+            w.u64("quorum", m.quorum.into());
+        }
+        Message::Error { reason } => w.str("reason", reason),
+        Message::Ping(m) => w.endpoint("sender", m.sender),
+        Message::Pong(m) => {
+            w.endpoint("responder", m.responder);
+            w.opt_u64("degree", m.degree.map(u64::from));
+        }
+        Message::SeedSync(m) => {
+            w.endpoint("seed", m.seed);
+            let mut list = w.list("buckets");
+            for b in &m.buckets {
+                list.u64(*b);
+            }
+            list.close();
+            w.entries("entries", &m.entries);
+            w.bool("reply", m.reply);
+        }
+        Message::StatusReq => {}
+        Message::StatusResp(m) => {
+            w.endpoint("node", m.node);
+            match &m.role {
+                RoleStatus::Seed(s) => {
+                    w.str("role", "seed");
+                    w.entries("entries", &s.entries);
+                    w.u64("pending", s.pending.into());
+                }
+                RoleStatus::Peer(s) => {
+                    w.str("role", "peer");
+                    w.bool("registered", s.registered);
+                    w.u64("incarnation", s.incarnation);
+                    w.endpoints("neighbours", &s.neighbours);
+                    w.u64("known_peers", s.known_peers.into());
+                }
+            }
+            let mut inner = w.object("counters");
+            for (name, n) in &m.counters {
+                inner.u64(name, *n);
+            }
+            inner.close();
+        }
+    }
+}
+
+fn write_vote_req(w: &mut ObjWriter<'_>, m: &VoteReq, ip: &str, port: &str) {
+    w.str("action", "REQUEST");
+    w.str("proposal_id", &m.proposal_id);
+    w.endpoint_pair(ip, port, m.peer);
+    w.opt_u64("incarnation", m.incarnation);
+    w.endpoint("proposer", m.proposer);
+}
+
+fn write_commit(w: &mut ObjWriter<'_>, m: &CommitSync, ip: &str, port: &str) {
+    w.str("proposal_id", &m.proposal_id);
+    w.str(
+        "decision",
+        match m.decision {
+            Decision::Commit => "COMMIT",
+            Decision::Abort => "ABORT",
+        },
+    );
+    w.endpoint_pair(ip, port, m.peer);
+    w.endpoint("source_seed", m.source_seed);
+    w.opt_u64("incarnation", m.incarnation);
+    if !m.votes.is_empty() {
+        w.endpoints("votes", &m.votes);
+    }
+}
+
+fn status_name(s: Status) -> &'static str {
+    match s {
+        Status::Alive => "ALIVE",
+        Status::Removed => "REMOVED",
+    }
+}
+
+/// Serializes a plain value (string, number) into `out`. Writing into a `Vec` cannot fail and
+/// these types always serialize, so the result carries no information.
+fn write_json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, v: &T) {
+    let _ = serde_json::to_writer(&mut *out, v);
+}
+
+/// Writes `"<value>"` for a value whose `Display` never needs JSON escaping (IP addresses,
+/// socket addresses: digits, hex, `.:[]%`).
+fn write_display_str(out: &mut Vec<u8>, v: impl std::fmt::Display) {
+    out.push(b'"');
+    let _ = write!(out, "{v}");
+    out.push(b'"');
+}
+
+/// Writes the members of one JSON object; keys are our own constants (no escaping needed)
+/// except the counter names and endpoints, which are escaped or escape-free.
+struct ObjWriter<'a> {
+    out: &'a mut Vec<u8>,
+    first: bool,
+}
+
+impl<'a> ObjWriter<'a> {
+    fn open(out: &'a mut Vec<u8>) -> Self {
+        out.push(b'{');
+        ObjWriter { out, first: true }
+    }
+
+    fn close(self) {
+        self.out.push(b'}');
+    }
+
+    fn sep(&mut self) {
+        if !self.first {
+            self.out.push(b',');
+        }
+        self.first = false;
+    }
+
+    fn key(&mut self, key: &str) {
+        self.sep();
+        write_json(self.out, key);
+        self.out.push(b':');
+    }
+
+    fn str(&mut self, key: &str, v: &str) {
+        self.key(key);
+        write_json(self.out, v);
+    }
+
+    fn display_str(&mut self, key: &str, v: impl std::fmt::Display) {
+        self.key(key);
+        write_display_str(self.out, v);
+    }
+
+    fn endpoint(&mut self, key: &str, ep: Endpoint) {
+        self.display_str(key, ep);
+    }
+
+    fn endpoint_pair(&mut self, ip_key: &str, port_key: &str, ep: Endpoint) {
+        self.display_str(ip_key, ep.ip());
+        self.u64(port_key, ep.port().into());
+    }
+
+    fn bool(&mut self, key: &str, v: bool) {
+        self.key(key);
+        self.out
+            .extend_from_slice(if v { b"true" } else { b"false" });
+    }
+
+    fn u64(&mut self, key: &str, v: u64) {
+        self.key(key);
+        let _ = write!(self.out, "{v}");
+    }
+
+    /// A member keyed by an endpoint (`incarnations`).
+    fn u64_key(&mut self, key: Endpoint, v: u64) {
+        self.sep();
+        write_display_str(self.out, key);
+        let _ = write!(self.out, ":{v}");
+    }
+
+    fn opt_u64(&mut self, key: &str, v: Option<u64>) {
+        if let Some(v) = v {
+            self.u64(key, v);
+        }
+    }
+
+    fn object(&mut self, key: &str) -> ObjWriter<'_> {
+        self.key(key);
+        ObjWriter::open(self.out)
+    }
+
+    fn list(&mut self, key: &str) -> ListWriter<'_> {
+        self.key(key);
+        self.out.push(b'[');
+        ListWriter {
+            out: self.out,
+            first: true,
+        }
+    }
+
+    fn endpoints(&mut self, key: &str, eps: &[Endpoint]) {
+        let mut list = self.list(key);
+        for ep in eps {
+            list.endpoint(*ep);
+        }
+        list.close();
+    }
+
+    fn entries(&mut self, key: &str, entries: &[Entry]) {
+        let mut list = self.list(key);
+        for e in entries {
+            list.sep();
+            let mut obj = ObjWriter::open(list.out);
+            obj.endpoint("peer", e.peer);
+            obj.u64("incarnation", e.incarnation);
+            obj.str("status", status_name(e.status));
+            obj.endpoints("votes", &e.votes);
+            obj.close();
+        }
+        list.close();
+    }
+}
+
+/// Writes the items of one JSON array.
+struct ListWriter<'a> {
+    out: &'a mut Vec<u8>,
+    first: bool,
+}
+
+impl ListWriter<'_> {
+    fn sep(&mut self) {
+        if !self.first {
+            self.out.push(b',');
+        }
+        self.first = false;
+    }
+
+    fn u64(&mut self, v: u64) {
+        self.sep();
+        let _ = write!(self.out, "{v}");
+    }
+
+    fn endpoint(&mut self, ep: Endpoint) {
+        self.sep();
+        write_display_str(self.out, ep);
+    }
+
+    fn close(self) {
+        self.out.push(b']');
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Framing
+// ---------------------------------------------------------------------------------------
+
+/// Splits a byte stream into lines, with bounded memory.
+///
+/// Feed it whatever the socket gave ([`LineReader::push`]), then take lines until
+/// [`LineReader::next_line`] returns `None`. Lines come without their `\n`; a trailing `\r`
+/// is left for [`decode`], which tolerates it. Blank lines (only spaces, tabs or `\r`) are
+/// skipped: they are not requests and get no reply.
+///
+/// A line longer than `max` yields one [`DecodeError::TooLong`] in its place; its bytes are
+/// dropped as they arrive, so a peer sending 100 MB without a newline costs at most `max`
+/// bytes of buffer plus one chunk. Each pushed byte is scanned for `\n` once.
+#[derive(Debug)]
+pub struct LineReader {
+    buf: Vec<u8>,
+    /// Start of the bytes not yet returned.
+    head: usize,
+    /// `buf[head..scanned]` holds no `\n` (already searched).
+    scanned: usize,
+    /// Start of the last, unterminated line in `buf`.
+    tail: usize,
+    /// Where in `buf` an over-long line was cut out; its `TooLong` is still owed.
+    too_long_at: Option<usize>,
+    /// The current line is over-long: drop bytes until its `\n`.
+    discarding: bool,
+    max: usize,
+}
+
+impl Default for LineReader {
+    fn default() -> Self {
+        LineReader::new(DEFAULT_MAX_LINE)
+    }
+}
+
+impl LineReader {
+    /// A reader that accepts lines of at most `max` bytes, newline excluded.
+    pub fn new(max: usize) -> Self {
+        LineReader {
+            buf: Vec::new(),
+            head: 0,
+            scanned: 0,
+            tail: 0,
+            too_long_at: None,
+            discarding: false,
+            max,
+        }
+    }
+
+    /// Bytes received but not yet returned as lines.
+    pub fn pending_bytes(&self) -> usize {
+        self.buf.len() - self.head
+    }
+
+    /// Appends bytes as they came from the stream.
+    pub fn push(&mut self, mut bytes: &[u8]) {
+        if self.discarding {
+            match find_newline(bytes) {
+                None => return,
+                Some(i) => {
+                    self.discarding = false;
+                    bytes = bytes.get(i + 1..).unwrap_or_default();
+                }
+            }
+        }
+        if bytes.is_empty() {
+            return;
+        }
+        self.compact();
+        let old_len = self.buf.len();
+        self.buf.extend_from_slice(bytes);
+        if let Some(last) = bytes.iter().rposition(|&b| b == b'\n') {
+            self.tail = old_len + last + 1;
+        }
+        if self.buf.len() - self.tail > self.max {
+            // The unterminated line is already too long: cut it out, owe one TooLong.
+            self.buf.truncate(self.tail);
+            self.too_long_at = Some(self.tail);
+            self.discarding = true;
+        }
+    }
+
+    /// Moves the unreturned bytes to the front, so the buffer never grows with what was
+    /// already consumed.
+    fn compact(&mut self) {
+        if self.head == 0 {
+            return;
+        }
+        self.buf.drain(..self.head);
+        self.scanned = self.scanned.saturating_sub(self.head);
+        self.tail = self.tail.saturating_sub(self.head);
+        self.too_long_at = self.too_long_at.map(|at| at.saturating_sub(self.head));
+        self.head = 0;
+    }
+
+    /// The next complete line, `Err(TooLong)` in place of an over-long one, or `None` until
+    /// more bytes arrive.
+    pub fn next_line(&mut self) -> Option<Result<&[u8], DecodeError>> {
+        let (start, end) = match self.locate(false)? {
+            Ok(range) => range,
+            Err(e) => return Some(Err(e)),
+        };
+        self.buf.get(start..end).map(Ok)
+    }
+
+    /// At end of stream: like [`LineReader::next_line`], but a final line without `\n` is
+    /// returned too (a sender may close right after writing). Call until `None`.
+    pub fn finish(&mut self) -> Option<Result<&[u8], DecodeError>> {
+        let (start, end) = match self.locate(true)? {
+            Ok(range) => range,
+            Err(e) => return Some(Err(e)),
+        };
+        self.buf.get(start..end).map(Ok)
+    }
+
+    /// Finds the next line and consumes it, returning its range in `buf`.
+    fn locate(&mut self, at_eof: bool) -> Option<Result<(usize, usize), DecodeError>> {
+        loop {
+            if self.too_long_at == Some(self.head) {
+                self.too_long_at = None;
+                return Some(Err(DecodeError::TooLong { max: self.max }));
+            }
+            let limit = self
+                .too_long_at
+                .filter(|&at| at >= self.head)
+                .unwrap_or(self.buf.len());
+            let from = self.scanned.max(self.head);
+            let found = match self
+                .buf
+                .get(from..limit)
+                .and_then(find_newline)
+                .map(|i| from + i)
+            {
+                Some(newline) => {
+                    let start = self.head;
+                    self.head = newline + 1;
+                    self.scanned = self.head;
+                    (start, newline, newline - start)
+                }
+                None if at_eof && (self.head < limit) => {
+                    let start = self.head;
+                    self.head = limit;
+                    self.scanned = limit;
+                    if self.too_long_at.is_none() {
+                        self.tail = limit;
+                    }
+                    (start, limit, limit - start)
+                }
+                None => {
+                    self.scanned = limit;
+                    return None;
+                }
+            };
+            let (start, end, len) = found;
+            if len > self.max {
+                return Some(Err(DecodeError::TooLong { max: self.max }));
+            }
+            let line = self.buf.get(start..end).unwrap_or_default();
+            if line.iter().all(|b| matches!(b, b' ' | b'\t' | b'\r')) {
+                continue;
+            }
+            return Some(Ok((start, end)));
+        }
+    }
+}
+
+fn find_newline(bytes: &[u8]) -> Option<usize> {
+    bytes.iter().position(|&b| b == b'\n')
 }
