@@ -17,6 +17,8 @@
 //!   `quorum`, `incarnation`, `hops`, ...) are non-negative JSON integers that fit their Rust
 //!   type (a float such as `3.0` is rejected). Booleans must be JSON booleans.
 //! * Endpoints are `"ip:port"` strings (`"[::1]:5000"` for IPv6) or an `*_ip` + `*_port` pair.
+//!   An IPv6 scope id (`"[fe80::1%2]:5000"`) survives only the string form; IPv6 flow info
+//!   is never sent.
 //! * Lists hold at most [`MAX_LIST`] items; JSON nesting deeper than 128 levels is a
 //!   [`DecodeError::Syntax`] (serde_json's recursion limit), never a stack overflow.
 //!
