@@ -1,0 +1,940 @@
+//! Drives a [`Peer`] with hand-made inputs and checks what it asks for.
+
+use super::*;
+use crate::msg::{DeadResult, RegisterResult};
+use crate::wire::DecodeError;
+
+const UNIX_MS: u64 = 1_767_225_600_000;
+
+fn ep(port: u16) -> Endpoint {
+    Endpoint::from(([127, 0, 0, 1], port))
+}
+
+fn seeds3() -> Vec<Endpoint> {
+    vec![ep(5001), ep(5002), ep(5003)]
+}
+
+const ME: u16 = 6000;
+
+fn settings() -> Settings {
+    Settings {
+        max_gossip: 3,
+        ..Settings::default()
+    }
+}
+
+fn init_with(settings: Settings, seed: u64) -> NodeInit {
+    NodeInit {
+        me: ep(ME),
+        seeds: seeds3(),
+        settings,
+        rng_seed: seed,
+        unix_ms_at_zero: UNIX_MS,
+    }
+}
+
+/// A peer with its outputs collected for inspection.
+struct Harness {
+    peer: Peer,
+    out: Vec<Output>,
+}
+
+impl Harness {
+    fn new(settings: Settings) -> Harness {
+        let mut peer = Peer::new(init_with(settings, 7), Millis(0)).expect("valid settings");
+        let out = peer.drain_outputs().collect();
+        Harness { peer, out }
+    }
+
+    fn input(&mut self, now: Millis, input: Input) {
+        self.peer.handle(now, input);
+        self.out = self.peer.drain_outputs().collect();
+    }
+
+    fn respond(
+        &mut self,
+        now: Millis,
+        to: Endpoint,
+        request: Message,
+        outcome: Result<Message, Failure>,
+    ) {
+        self.input(
+            now,
+            Input::Response {
+                to,
+                request,
+                outcome,
+            },
+        );
+    }
+
+    fn request(&mut self, now: Millis, conn: u64, msg: Message) {
+        self.input(
+            now,
+            Input::Request {
+                conn: ConnId(conn),
+                msg,
+            },
+        );
+    }
+
+    fn tick(&mut self, now: Millis) {
+        self.input(now, Input::Tick);
+    }
+
+    fn sends(&self) -> Vec<(Endpoint, Message)> {
+        self.out
+            .iter()
+            .filter_map(|o| match o {
+                Output::Send { to, msg, .. } => Some((*to, msg.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn sends_of(&self, type_name: &str) -> Vec<(Endpoint, Message)> {
+        self.sends()
+            .into_iter()
+            .filter(|(_, m)| m.type_name() == type_name)
+            .collect()
+    }
+
+    fn replies(&self) -> Vec<(ConnId, Message)> {
+        self.out
+            .iter()
+            .filter_map(|o| match o {
+                Output::Reply { conn, msg } => Some((*conn, msg.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn events(&self) -> Vec<Event> {
+        self.out
+            .iter()
+            .filter_map(|o| match o {
+                Output::Event(e) => Some(e.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn peer_status(&self) -> PeerStatus {
+        match self.peer.status().role {
+            RoleStatus::Peer(p) => p,
+            RoleStatus::Seed(_) => panic!("a peer reported a seed status"),
+        }
+    }
+
+    /// Answers every `REGISTER_REQ` in the last outputs with success.
+    fn admit_all(&mut self, now: Millis, incarnation: Option<u64>) {
+        for (to, req) in self.sends_of("REGISTER_REQ") {
+            self.respond(now, to, req, Ok(register_ok(true, incarnation)));
+        }
+    }
+
+    /// Registers, then answers every Peer List request with `peers`; returns the seeds asked.
+    fn register_and_list(&mut self, now: Millis, peers: &[Endpoint]) -> Vec<Endpoint> {
+        let mut asked = Vec::new();
+        let mut pending = self.sends_of("REGISTER_REQ");
+        while let Some((to, req)) = pending.pop() {
+            self.respond(now, to, req, Ok(register_ok(true, Some(1))));
+            let pls = self.sends_of("PEER_LIST_REQ");
+            if !pls.is_empty() {
+                for (seed, req) in pls {
+                    asked.push(seed);
+                    self.respond(now, seed, req, Ok(peer_list(seed, peers, None)));
+                }
+                break;
+            }
+        }
+        asked
+    }
+
+    /// Bootstrapped with an empty Peer List and `neighbours` linked by their `HELLO`.
+    fn bootstrapped(settings: Settings, neighbours: &[Endpoint]) -> Harness {
+        let mut h = Harness::new(settings);
+        h.register_and_list(Millis(0), &[]);
+        assert!(h
+            .events()
+            .iter()
+            .any(|e| matches!(e, Event::BootstrapComplete { .. })));
+        for (i, &n) in neighbours.iter().enumerate() {
+            h.request(Millis(0), 100 + i as u64, hello(n));
+        }
+        h
+    }
+}
+
+fn register_ok(success: bool, incarnation: Option<u64>) -> Message {
+    Message::RegisterResult(RegisterResult {
+        proposal_id: String::new(),
+        success,
+        yes_votes: 2,
+        quorum: 2,
+        incarnation,
+        error: None,
+    })
+}
+
+fn peer_list(seed: Endpoint, peers: &[Endpoint], entry: Option<(u64, Status)>) -> Message {
+    Message::PeerListResp(PeerListResp {
+        peers: peers.to_vec(),
+        seed,
+        incarnations: peers.iter().map(|p| (*p, 4)).collect(),
+        total: None,
+        requester_entry: entry,
+    })
+}
+
+fn hello(from: Endpoint) -> Message {
+    Message::Hello(Hello {
+        peer: from,
+        degree: 1,
+        incarnation: Some(1),
+    })
+}
+
+fn gossip(text: &str, origin_port: u16, sender: Endpoint, hops: u32) -> Message {
+    Message::Gossip(Gossip {
+        text: Arc::from(text),
+        origin_ip: ep(origin_port).ip(),
+        origin_port: Some(origin_port),
+        msg_no: 1,
+        sender,
+        hops,
+    })
+}
+
+fn ping() -> Message {
+    Message::Ping(Ping { sender: ep(ME) })
+}
+
+fn pong(degree: Option<u32>) -> Message {
+    Message::Pong(Pong {
+        responder: ep(1),
+        degree,
+    })
+}
+
+// ----- construction and registration ---------------------------------------------------------
+
+#[test]
+fn rejects_bad_settings_and_seed_identity() {
+    let bad = Settings {
+        probe_misses: 0,
+        ..Settings::default()
+    };
+    assert!(Peer::new(init_with(bad, 1), Millis(0)).is_err());
+    let mut init = init_with(settings(), 1);
+    init.me = ep(5002);
+    assert!(Peer::new(init, Millis(0)).is_err());
+    let mut init = init_with(settings(), 1);
+    init.seeds.clear();
+    assert!(Peer::new(init, Millis(0)).is_err());
+}
+
+#[test]
+fn registers_with_a_quorum_of_seeds() {
+    let mut h = Harness::new(settings());
+    let reqs = h.sends_of("REGISTER_REQ");
+    assert_eq!(reqs.len(), 2, "quorum(3) seeds asked at once: {reqs:?}");
+    assert_ne!(reqs[0].0, reqs[1].0);
+    let (a, b) = (reqs[0].clone(), reqs[1].clone());
+    h.respond(Millis(10), a.0, a.1, Ok(register_ok(true, Some(3))));
+    assert!(h.events().is_empty(), "one success is no quorum");
+    assert!(!h.peer_status().registered);
+    h.respond(Millis(20), b.0, b.1, Ok(register_ok(true, Some(5))));
+    let ev = h.events();
+    assert!(
+        matches!(&ev[..], [Event::RegistrationQuorum { seeds, incarnation: 5 }] if seeds.len() == 2),
+        "{ev:?}"
+    );
+    assert!(h.peer_status().registered);
+    let pl: BTreeSet<Endpoint> = h.sends_of("PEER_LIST_REQ").iter().map(|s| s.0).collect();
+    assert_eq!(
+        pl,
+        [a.0, b.0].into_iter().collect(),
+        "PL asked of the admitting seeds"
+    );
+}
+
+#[test]
+fn too_few_successes_fail_then_retry_the_others() {
+    let mut h = Harness::new(settings());
+    let reqs = h.sends_of("REGISTER_REQ");
+    let (a, b) = (reqs[0].clone(), reqs[1].clone());
+    // a fails: the third seed is asked instead.
+    h.respond(Millis(5), a.0, a.1, Err(Failure::Unreachable));
+    let c = h.sends_of("REGISTER_REQ");
+    assert_eq!(c.len(), 1);
+    let c = c[0].clone();
+    assert!(c.0 != a.0 && c.0 != b.0);
+    // c refuses: nobody left to ask, b still pending: wait.
+    h.respond(Millis(6), c.0, c.1, Ok(register_ok(false, None)));
+    assert!(h.sends().is_empty() && h.events().is_empty());
+    // b says yes: 1 < 2 and nothing in flight: failed, retry later.
+    h.respond(Millis(7), b.0, b.1, Ok(register_ok(true, None)));
+    let ev = h.events();
+    assert_eq!(
+        ev,
+        vec![Event::RegistrationFailed {
+            successes: 1,
+            needed: 2,
+            retry_at: Millis(1_007)
+        }]
+    );
+    assert_eq!(h.peer.next_deadline(), Some(Millis(1_007)));
+    h.tick(Millis(1_000));
+    assert!(h.sends().is_empty(), "retried too early");
+    h.tick(Millis(1_007));
+    let retry = h.sends_of("REGISTER_REQ");
+    assert_eq!(retry.len(), 1, "one more success is enough: {retry:?}");
+    assert_ne!(retry[0].0, b.0, "re-asked a seed that already said success");
+    let r = retry[0].clone();
+    h.respond(Millis(1_010), r.0, r.1, Ok(register_ok(true, None)));
+    assert!(matches!(
+        &h.events()[..],
+        [Event::RegistrationQuorum { incarnation: 0, .. }]
+    ));
+}
+
+#[test]
+fn error_reply_counts_as_a_failure() {
+    let mut h = Harness::new(settings());
+    let reqs = h.sends_of("REGISTER_REQ");
+    h.respond(
+        Millis(1),
+        reqs[0].0,
+        reqs[0].1.clone(),
+        Ok(Message::error("nope")),
+    );
+    assert_eq!(
+        h.sends_of("REGISTER_REQ").len(),
+        1,
+        "an ERROR moves on to another seed"
+    );
+}
+
+// ----- discovery and selection ----------------------------------------------------------------
+
+#[test]
+fn peer_list_union_then_candidates_pinged() {
+    let mut h = Harness::new(settings());
+    let reqs = h.sends_of("REGISTER_REQ");
+    h.admit_all(Millis(1), Some(1));
+    let _ = reqs;
+    let pls = h.sends_of("PEER_LIST_REQ");
+    assert_eq!(pls.len(), 2);
+    let (s1, s2) = (pls[0].clone(), pls[1].clone());
+    h.respond(
+        Millis(2),
+        s1.0,
+        s1.1,
+        Ok(peer_list(s1.0, &[ep(7001), ep(7002), ep(ME)], None)),
+    );
+    assert!(
+        h.sends_of("PING").is_empty(),
+        "selection before every PL answered"
+    );
+    h.respond(
+        Millis(3),
+        s2.0,
+        s2.1,
+        Ok(peer_list(s2.0, &[ep(7002), ep(7003)], None)),
+    );
+    assert_eq!(h.peer_status().known_peers, 3, "union minus me");
+    let pinged: BTreeSet<Endpoint> = h.sends_of("PING").iter().map(|s| s.0).collect();
+    assert_eq!(pinged, [ep(7001), ep(7002), ep(7003)].into_iter().collect());
+}
+
+#[test]
+fn first_peer_completes_bootstrap_alone() {
+    let mut h = Harness::new(settings());
+    h.register_and_list(Millis(0), &[]);
+    let ev = h.events();
+    assert!(
+        ev.contains(&Event::BootstrapComplete {
+            neighbours: vec![],
+            known_peers: 0
+        }),
+        "{ev:?}"
+    );
+    assert!(h.peer.next_deadline().is_some(), "periodic work scheduled");
+}
+
+#[test]
+fn selection_greets_weighted_candidates_and_falls_back() {
+    let mut h = Harness::new(settings()); // min_degree 2
+    h.register_and_list(Millis(0), &[ep(7001), ep(7002), ep(7003)]);
+    let pings = h.sends_of("PING");
+    assert_eq!(pings.len(), 3);
+    for (to, req) in pings {
+        let outcome = match to.port() {
+            7001 => Ok(pong(Some(5))),
+            7002 => Err(Failure::Timeout),
+            _ => Ok(Message::error("unknown type")),
+        };
+        h.respond(Millis(1), to, req, outcome);
+    }
+    let hellos: BTreeSet<Endpoint> = h.sends_of("HELLO").iter().map(|s| s.0).collect();
+    assert_eq!(
+        hellos,
+        [ep(7001), ep(7003)].into_iter().collect(),
+        "failed candidate greeted"
+    );
+    for (to, req) in h.sends_of("HELLO") {
+        let accepted = to == ep(7001);
+        let ack = Message::HelloAck(HelloAck {
+            accepted,
+            peer: to,
+            degree: 1,
+            incarnation: None,
+        });
+        h.respond(Millis(2), to, req, Ok(ack));
+        if accepted {
+            assert!(h.events().contains(&Event::NeighbourAdded {
+                peer: to,
+                their_degree: 1
+            }));
+        }
+    }
+    assert!(
+        h.events().contains(&Event::BootstrapComplete {
+            neighbours: vec![ep(7001)],
+            known_peers: 3
+        }),
+        "{:?}",
+        h.events()
+    );
+}
+
+// ----- HELLO -----------------------------------------------------------------------------------
+
+#[test]
+fn hello_accepted_until_max_degree() {
+    let s = Settings {
+        min_degree: 1,
+        max_degree: 2,
+        ..settings()
+    };
+    let mut h = Harness::new(s);
+    let mut accepted = Vec::new();
+    for (i, port) in [7001u16, 7002, 7003].into_iter().enumerate() {
+        h.request(Millis(1), i as u64, hello(ep(port)));
+        match &h.replies()[..] {
+            [(_, Message::HelloAck(a))] => {
+                assert_eq!(a.peer, ep(ME));
+                accepted.push(a.accepted);
+                if a.accepted {
+                    assert_eq!(a.degree, i as u32 + 1);
+                }
+            }
+            other => panic!("unexpected replies {other:?}"),
+        }
+    }
+    assert_eq!(accepted, vec![true, true, false]);
+    assert_eq!(h.peer_status().neighbours, vec![ep(7001), ep(7002)]);
+    h.request(Millis(1), 9, hello(ep(ME)));
+    assert!(matches!(
+        &h.replies()[..],
+        [(
+            _,
+            Message::HelloAck(HelloAck {
+                accepted: false,
+                ..
+            })
+        )]
+    ));
+}
+
+// ----- gossip ---------------------------------------------------------------------------------
+
+#[test]
+fn generates_up_to_max_gossip_at_the_interval() {
+    let mut h = Harness::bootstrapped(settings(), &[ep(7001)]);
+    let mut texts = Vec::new();
+    while let Some(now) = h.peer.next_deadline() {
+        if now.0 > 60_000 {
+            break;
+        }
+        h.tick(now);
+        for e in h.events() {
+            if let Event::GossipGenerated { text, msg_no } = e {
+                assert_eq!(now.0 % 5_000, 0, "generated off the interval at {now:?}");
+                texts.push((text.to_string(), msg_no, now));
+                let sent = h.sends_of("GOSSIP_MSG");
+                assert_eq!(sent.len(), 1);
+                match &sent[0] {
+                    (to, Message::Gossip(g)) => {
+                        assert_eq!(*to, ep(7001));
+                        assert_eq!((g.hops, g.sender, g.origin_port), (1, ep(ME), Some(ME)));
+                        assert_eq!(&*g.text, text.as_ref());
+                    }
+                    other => panic!("{other:?}"),
+                }
+            }
+        }
+    }
+    let want: Vec<(String, u32, Millis)> = (1..=3u32)
+        .map(|i| {
+            let t = Millis(5_000 * u64::from(i));
+            let secs = (UNIX_MS + t.0) / 1000;
+            (format!("{secs}:127.0.0.1:{i}"), i, t)
+        })
+        .collect();
+    assert_eq!(texts, want);
+}
+
+#[test]
+fn first_time_forwards_to_all_but_sender_and_duplicate_is_dropped() {
+    let (a, b, c) = (ep(7001), ep(7002), ep(7003));
+    let mut h = Harness::bootstrapped(settings(), &[a, b, c]);
+    h.request(Millis(10), 1, gossip("1767225600:127.0.0.1:1", 7009, a, 2));
+    assert!(h.events().contains(&Event::GossipFirstReceived {
+        text: Arc::from("1767225600:127.0.0.1:1"),
+        from: a,
+        hops: 2
+    }));
+    let fwd = h.sends_of("GOSSIP_MSG");
+    let to: Vec<Endpoint> = fwd.iter().map(|s| s.0).collect();
+    assert_eq!(
+        to,
+        vec![b, c],
+        "forwarded to the sender or missed a neighbour"
+    );
+    for (_, m) in &fwd {
+        assert!(matches!(m, Message::Gossip(g) if g.hops == 3 && g.sender == ep(ME)));
+    }
+    assert_eq!(
+        h.replies(),
+        vec![(
+            ConnId(1),
+            Message::GossipAck(GossipAck {
+                accepted: true,
+                duplicate: false
+            })
+        )]
+    );
+    h.request(Millis(11), 2, gossip("1767225600:127.0.0.1:1", 7009, b, 3));
+    assert!(h.sends().is_empty(), "a duplicate was forwarded");
+    assert!(matches!(&h.events()[..], [Event::GossipDuplicate { from, .. }] if *from == b));
+    assert_eq!(
+        h.replies(),
+        vec![(
+            ConnId(2),
+            Message::GossipAck(GossipAck {
+                accepted: true,
+                duplicate: true
+            })
+        )]
+    );
+}
+
+#[test]
+fn same_text_from_two_ports_on_one_ip_are_two_messages() {
+    let mut h = Harness::bootstrapped(settings(), &[ep(7001)]);
+    for (conn, port) in [(1, 7005u16), (2, 7006)] {
+        h.request(
+            Millis(1),
+            conn,
+            gossip("1767225600:127.0.0.1:1", port, ep(7001), 1),
+        );
+        assert!(
+            matches!(&h.events()[..], [Event::GossipFirstReceived { .. }]),
+            "port {port}: {:?}",
+            h.events()
+        );
+    }
+}
+
+#[test]
+fn seen_set_stays_bounded_in_a_peer() {
+    let s = Settings {
+        seen_capacity: 64,
+        ..settings()
+    };
+    let mut h = Harness::bootstrapped(s, &[]);
+    for i in 0..1_000u32 {
+        h.request(
+            Millis(1),
+            1,
+            gossip(&format!("1:127.0.0.1:{i}"), 7001, ep(7001), 1),
+        );
+    }
+    assert!(
+        h.peer.seen.len() <= 64,
+        "seen-set grew to {}",
+        h.peer.seen.len()
+    );
+}
+
+// ----- liveness -------------------------------------------------------------------------------
+
+/// Ticks to the next probe round and answers the PINGs: `dead` fail, others pong.
+fn probe_round(h: &mut Harness, dead: Endpoint) -> Millis {
+    let now = h.peer.timers.get(&Timer::Probe).expect("probe timer set");
+    h.tick(now);
+    let pings = h.sends_of("PING");
+    assert!(!pings.is_empty(), "no probe at {now:?}");
+    let mut all = Vec::new();
+    for (to, req) in pings {
+        let outcome = if to == dead {
+            Err(Failure::Timeout)
+        } else {
+            Ok(pong(Some(2)))
+        };
+        h.respond(now.after(100), to, req, outcome);
+        all.extend(h.out.clone());
+    }
+    h.out = all;
+    now.after(100)
+}
+
+fn suspected(dead: Endpoint, others: &[Endpoint]) -> (Harness, Millis, Vec<(Endpoint, Message)>) {
+    let mut all = vec![dead];
+    all.extend_from_slice(others);
+    let mut h = Harness::bootstrapped(settings(), &all);
+    let mut now = None;
+    for round in 1..=3 {
+        now = Some(probe_round(&mut h, dead));
+        let raised = h
+            .events()
+            .iter()
+            .any(|e| matches!(e, Event::SuspicionRaised { .. }));
+        assert_eq!(raised, round == 3, "suspicion at round {round}");
+    }
+    let asks = h.sends_of("SUSPECT_REQ");
+    (h, now.expect("three rounds ran"), asks)
+}
+
+#[test]
+fn misses_raise_suspicion_and_ask_other_neighbours() {
+    let (dead, b, c) = (ep(7001), ep(7002), ep(7003));
+    let (h, _, asks) = suspected(dead, &[b, c]);
+    let asked: Vec<Endpoint> = asks.iter().map(|s| s.0).collect();
+    let mut sorted = asked.clone();
+    sorted.sort();
+    assert_eq!(sorted, vec![b, c]);
+    for (_, m) in &asks {
+        assert_eq!(
+            m,
+            &Message::SuspectReq(SuspectReq {
+                suspect: dead,
+                requester: ep(ME)
+            })
+        );
+    }
+    assert!(h.events().contains(&Event::SuspicionRaised {
+        suspect: dead,
+        misses: 3,
+        witnesses: asked
+    }));
+    assert!(h.sends_of("DEAD_REPORT").is_empty());
+}
+
+fn ack(suspect: Endpoint, alive: bool, confirmer: Endpoint) -> Message {
+    Message::SuspectAck(SuspectAck {
+        suspect,
+        alive,
+        confirmer,
+    })
+}
+
+#[test]
+fn dead_report_only_after_peer_majority() {
+    let (dead, b, c) = (ep(7001), ep(7002), ep(7003));
+    let (mut h, now, asks) = suspected(dead, &[b, c]);
+    let (w1, w2) = (asks[0].clone(), asks[1].clone());
+    h.respond(now, w1.0, w1.1, Ok(ack(dead, false, w1.0)));
+    assert!(
+        h.sends_of("DEAD_REPORT").is_empty(),
+        "reported before every witness answered"
+    );
+    h.respond(now, w2.0, w2.1, Ok(ack(dead, true, w2.0)));
+    assert!(h.events().contains(&Event::SuspicionVerdict {
+        suspect: dead,
+        dead_votes: 2,
+        alive_votes: 1,
+        dead_witnesses: vec![w1.0],
+        consensus: true
+    }));
+    let reports = h.sends_of("DEAD_REPORT");
+    assert_eq!(reports.len(), 2, "quorum(3) seeds");
+    let secs = (UNIX_MS + now.0) / 1000;
+    for (to, m) in &reports {
+        assert!(seeds3().contains(to));
+        let Message::DeadReport(r) = m else {
+            panic!("{m:?}")
+        };
+        assert_eq!(
+            r.text.as_deref(),
+            Some(&*format!("Dead Node:127.0.0.1:7001:{secs}:127.0.0.1"))
+        );
+        assert_eq!((r.dead, r.reporter, r.timestamp), (dead, ep(ME), secs));
+        assert_eq!(r.incarnation, Some(1), "incarnation learned from HELLO");
+        assert_eq!(r.witnesses, vec![w1.0]);
+    }
+    assert!(h.events().contains(&Event::NeighbourDropped {
+        peer: dead,
+        reason: "dead"
+    }));
+    assert!(!h.peer_status().neighbours.contains(&dead));
+    // Repair: the Peer List is refreshed at once.
+    let pl = h.sends_of("PEER_LIST_REQ");
+    assert_eq!(pl.len(), 1);
+    // A seed's answer is reported.
+    let (seed, req) = reports[0].clone();
+    let res = Message::DeadResult(DeadResult {
+        proposal_id: "p".into(),
+        success: true,
+        yes_votes: 2,
+        quorum: 2,
+    });
+    h.respond(now, seed, req, Ok(res));
+    assert_eq!(
+        h.events(),
+        vec![Event::DeadReportOutcome {
+            suspect: dead,
+            seed,
+            success: true
+        }]
+    );
+}
+
+#[test]
+fn no_consensus_keeps_the_neighbour() {
+    let (dead, b, c) = (ep(7001), ep(7002), ep(7003));
+    let (mut h, now, asks) = suspected(dead, &[b, c]);
+    h.respond(
+        now,
+        asks[0].0,
+        asks[0].1.clone(),
+        Ok(ack(dead, true, asks[0].0)),
+    );
+    h.respond(now, asks[1].0, asks[1].1.clone(), Err(Failure::Timeout));
+    assert!(matches!(
+        &h.events()[..],
+        [Event::SuspicionVerdict {
+            consensus: false,
+            dead_votes: 1,
+            alive_votes: 1,
+            ..
+        }]
+    ));
+    assert!(h.sends_of("DEAD_REPORT").is_empty());
+    assert!(h.peer_status().neighbours.contains(&dead));
+    assert_eq!(h.peer.neighbours.get(&dead).map(|l| l.misses), Some(0));
+}
+
+#[test]
+fn no_witness_means_no_report() {
+    let dead = ep(7001);
+    let (h, _, asks) = suspected(dead, &[]);
+    assert!(asks.is_empty());
+    assert!(h.events().iter().any(|e| matches!(
+        e,
+        Event::SuspicionVerdict {
+            consensus: false,
+            ..
+        }
+    )));
+    assert!(h.sends_of("DEAD_REPORT").is_empty());
+}
+
+#[test]
+fn witness_answers_after_its_own_probe() {
+    let mut h = Harness::bootstrapped(settings(), &[]);
+    let (suspect, requester) = (ep(7001), ep(7002));
+    let req = Message::SuspectReq(SuspectReq { suspect, requester });
+    h.request(Millis(5), 42, req.clone());
+    assert!(h.replies().is_empty(), "answered before probing");
+    let pings = h.sends_of("PING");
+    assert_eq!(pings.len(), 1);
+    assert_eq!(pings[0].0, suspect);
+    // A second detector asking about the same suspect shares the probe.
+    h.request(Millis(6), 43, req);
+    assert!(h.sends().is_empty());
+    h.respond(Millis(100), suspect, ping(), Err(Failure::Unreachable));
+    assert_eq!(
+        h.replies(),
+        vec![
+            (ConnId(42), ack(suspect, false, ep(ME))),
+            (ConnId(43), ack(suspect, false, ep(ME)))
+        ]
+    );
+    assert!(h.events().contains(&Event::SuspectAnswered {
+        suspect,
+        requester,
+        alive: false
+    }));
+}
+
+#[test]
+fn witness_backlog_is_bounded() {
+    let mut h = Harness::bootstrapped(settings(), &[]);
+    for i in 0..MAX_PENDING_WITNESS as u64 {
+        let req = SuspectReq {
+            suspect: ep(7001),
+            requester: ep(7002),
+        };
+        h.request(Millis(1), i, Message::SuspectReq(req));
+    }
+    let req = SuspectReq {
+        suspect: ep(7001),
+        requester: ep(7002),
+    };
+    h.request(Millis(1), 999, Message::SuspectReq(req));
+    assert!(matches!(
+        &h.replies()[..],
+        [(ConnId(999), Message::Error { .. })]
+    ));
+}
+
+// ----- repair and rejoin ----------------------------------------------------------------------
+
+#[test]
+fn repair_reconnects_after_a_drop() {
+    let (dead, b, c) = (ep(7001), ep(7002), ep(7003));
+    let s = Settings {
+        min_degree: 3,
+        ..settings()
+    };
+    let mut h = Harness::bootstrapped(s, &[dead, b, c]);
+    for _ in 0..3 {
+        probe_round(&mut h, dead);
+    }
+    let now = Millis(10_000);
+    for (to, req) in h.sends_of("SUSPECT_REQ") {
+        h.respond(now, to, req, Ok(ack(dead, false, to)));
+    }
+    let pl = h.sends_of("PEER_LIST_REQ");
+    assert_eq!(pl.len(), 1);
+    let (seed, req) = pl[0].clone();
+    h.respond(
+        now,
+        seed,
+        req,
+        Ok(peer_list(seed, &[b, c, ep(7004), dead], None)),
+    );
+    let pinged: Vec<Endpoint> = h.sends_of("PING").iter().map(|s| s.0).collect();
+    assert!(
+        pinged.contains(&ep(7004)),
+        "no new candidate probed: {pinged:?}"
+    );
+    assert!(
+        !pinged.contains(&b) && !pinged.contains(&c),
+        "neighbours are not candidates"
+    );
+}
+
+#[test]
+fn rejoins_when_the_seeds_removed_it() {
+    let mut h = Harness::bootstrapped(settings(), &[ep(7001)]);
+    assert_eq!(h.peer_status().incarnation, 1);
+    let at = h.peer.timers.get(&Timer::Refresh).expect("refresh timer");
+    h.tick(at);
+    let pl = h.sends_of("PEER_LIST_REQ");
+    assert_eq!(pl.len(), 1);
+    let (seed, req) = pl[0].clone();
+    // Removal of an older incarnation is stale: nothing happens.
+    h.respond(
+        at,
+        seed,
+        req.clone(),
+        Ok(peer_list(seed, &[], Some((0, Status::Removed)))),
+    );
+    assert!(h.events().is_empty(), "{:?}", h.events());
+    h.tick(h.peer.timers.get(&Timer::Refresh).expect("refresh timer"));
+    let (seed, req) = h.sends_of("PEER_LIST_REQ")[0].clone();
+    h.respond(
+        at,
+        seed,
+        req,
+        Ok(peer_list(seed, &[], Some((1, Status::Removed)))),
+    );
+    assert_eq!(
+        h.events(),
+        vec![Event::Rejoining {
+            removed_incarnation: 1
+        }]
+    );
+    assert!(!h.peer_status().registered);
+    let regs = h.sends_of("REGISTER_REQ");
+    assert_eq!(regs.len(), 2);
+    for (_, m) in &regs {
+        assert!(matches!(m, Message::RegisterReq(r) if r.incarnation == Some(2)));
+    }
+    h.admit_all(at, Some(2));
+    assert!(h.peer_status().registered);
+    assert_eq!(h.peer_status().incarnation, 2);
+    assert_eq!(h.peer_status().neighbours, vec![ep(7001)], "links kept");
+}
+
+// ----- other requests -------------------------------------------------------------------------
+
+#[test]
+fn malformed_and_misdirected_requests_get_error() {
+    let mut h = Harness::new(settings());
+    h.input(
+        Millis(1),
+        Input::Malformed {
+            conn: ConnId(1),
+            error: DecodeError::Syntax("not json".into()),
+        },
+    );
+    assert!(matches!(
+        &h.replies()[..],
+        [(ConnId(1), Message::Error { .. })]
+    ));
+    assert!(matches!(&h.events()[..], [Event::BadInput { .. }]));
+    h.request(
+        Millis(1),
+        2,
+        Message::PeerListReq {
+            requester: "x".into(),
+        },
+    );
+    assert!(
+        matches!(&h.replies()[..], [(ConnId(2), Message::Error { reason })] if reason.contains("not a seed"))
+    );
+    h.request(Millis(1), 3, pong(None));
+    assert!(matches!(
+        &h.replies()[..],
+        [(ConnId(3), Message::Error { .. })]
+    ));
+    let counters = h.peer.status().counters;
+    assert!(counters.contains(&("bad_input".to_string(), 3)));
+    let mut names: Vec<&String> = counters.iter().map(|(n, _)| n).collect();
+    let before = names.clone();
+    names.sort();
+    assert_eq!(names, before, "counters not sorted by name");
+}
+
+#[test]
+fn ping_is_answered_with_degree() {
+    let mut h = Harness::bootstrapped(settings(), &[ep(7001), ep(7002)]);
+    h.request(Millis(1), 5, ping());
+    assert_eq!(
+        h.replies(),
+        vec![(
+            ConnId(5),
+            Message::Pong(Pong {
+                responder: ep(ME),
+                degree: Some(2)
+            })
+        )]
+    );
+}
+
+#[test]
+fn same_inputs_same_outputs() {
+    let run = || {
+        let mut h = Harness::new(settings());
+        let mut log = format!("{:?}", h.out);
+        h.register_and_list(Millis(0), &[ep(7001), ep(7002), ep(7003), ep(7004)]);
+        log.push_str(&format!("{:?}", h.out));
+        log
+    };
+    assert_eq!(run(), run());
+}
