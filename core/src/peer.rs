@@ -347,6 +347,7 @@ impl Peer {
                 Timer::Probe => self.probe_neighbours(now),
                 Timer::Refresh => {
                     self.refresh_peer_list(now);
+                    self.regreet_neighbours(now);
                     let at = now.after(self.settings.peer_list_refresh_ms);
                     self.timers.set(Timer::Refresh, at);
                 }
@@ -443,7 +444,10 @@ impl Peer {
             seeds: self.reg.successes.iter().copied().collect(),
             incarnation: self.incarnation,
         });
-        if !self.bootstrapped && self.pl_awaiting.is_empty() && self.selection.is_none() {
+        if self.bootstrapped {
+            // Rejoined: the links we kept may have been dropped at the other end.
+            self.regreet_neighbours(now);
+        } else if self.pl_awaiting.is_empty() && self.selection.is_none() {
             self.pl_awaiting = self.reg.successes.clone();
             let seeds: Vec<Endpoint> = self.pl_awaiting.iter().copied().collect();
             for seed in seeds {
@@ -651,6 +655,10 @@ impl Peer {
         if let Ok(Message::HelloAck(ack)) = outcome {
             if ack.accepted {
                 self.add_neighbour(peer, ack.degree, ack.incarnation);
+            } else if self.neighbours.contains_key(&peer) {
+                // A re-greeted neighbour no longer keeps the link: drop our half of it.
+                self.drop_neighbour(peer, "refused");
+                self.repair(now);
             }
         }
         if let Some(sel) = self.selection.as_mut() {
@@ -681,6 +689,25 @@ impl Peer {
             Timer::Refresh,
             now.after(self.settings.peer_list_refresh_ms),
         );
+    }
+
+    /// `HELLO` again to every neighbour. A link can become one-sided (the other end dropped
+    /// us on a suspicion the seeds then rejected, or removed us before we rejoined); greeting
+    /// again makes the other end add us back, or tells us to drop our half.
+    fn regreet_neighbours(&mut self, now: Millis) {
+        let hello = Hello {
+            peer: self.me,
+            degree: self.degree(),
+            incarnation: Some(self.incarnation),
+        };
+        let deadline = now.after(self.settings.request_timeout_ms);
+        for &to in self.neighbours.keys() {
+            self.outputs.push(Output::Send {
+                to,
+                msg: Message::Hello(hello.clone()),
+                deadline,
+            });
+        }
     }
 
     fn add_neighbour(&mut self, peer: Endpoint, their_degree: u32, incarnation: Option<u64>) {
@@ -764,15 +791,17 @@ impl Peer {
     /// Sends `gossip` to every neighbour but `except`. Each copy shares the text's `Arc`.
     fn forward(&mut self, now: Millis, gossip: &Gossip, except: Option<Endpoint>) {
         let deadline = now.after(self.settings.request_timeout_ms);
-        for &to in self.neighbours.keys() {
-            if Some(to) != except {
-                self.outputs.push(Output::Send {
+        self.outputs.reserve(self.neighbours.len());
+        self.outputs.extend(
+            self.neighbours
+                .keys()
+                .filter(|&&to| Some(to) != except)
+                .map(|&to| Output::Send {
                     to,
                     msg: Message::Gossip(gossip.clone()),
                     deadline,
-                });
-            }
-        }
+                }),
+        );
     }
 
     /// Incoming gossip, from a neighbour or not (the reference may gossip before `HELLO`).

@@ -869,6 +869,36 @@ fn rejoins_when_the_seeds_removed_it() {
     assert!(h.peer_status().registered);
     assert_eq!(h.peer_status().incarnation, 2);
     assert_eq!(h.peer_status().neighbours, vec![ep(7001)], "links kept");
+    let regreet: Vec<Endpoint> = h.sends_of("HELLO").iter().map(|s| s.0).collect();
+    assert_eq!(
+        regreet,
+        vec![ep(7001)],
+        "kept links not re-greeted after rejoin"
+    );
+}
+
+#[test]
+fn regreet_on_refresh_drops_a_refused_link() {
+    let (a, b) = (ep(7001), ep(7002));
+    let mut h = Harness::bootstrapped(settings(), &[a, b]);
+    let at = h.peer.timers.get(&Timer::Refresh).expect("refresh timer");
+    h.tick(at);
+    let hellos = h.sends_of("HELLO");
+    assert_eq!(hellos.iter().map(|s| s.0).collect::<Vec<_>>(), vec![a, b]);
+    let refuse = |peer| {
+        Ok(Message::HelloAck(HelloAck {
+            accepted: false,
+            peer,
+            degree: 9,
+            incarnation: None,
+        }))
+    };
+    h.respond(at, a, hellos[0].1.clone(), refuse(a));
+    assert!(h.events().contains(&Event::NeighbourDropped {
+        peer: a,
+        reason: "refused"
+    }));
+    assert_eq!(h.peer_status().neighbours, vec![b]);
 }
 
 // ----- other requests -------------------------------------------------------------------------
@@ -937,4 +967,51 @@ fn same_inputs_same_outputs() {
         log
     };
     assert_eq!(run(), run());
+}
+
+/// Hot-path throughput: `cargo test -p gossip-core --release -- --ignored --nocapture gossip_throughput`.
+/// Each text arrives from all 4 neighbours (1 first-time + 3 duplicates, as in a real
+/// overlay); best of 5 runs, since the machine is shared.
+#[test]
+#[ignore = "benchmark"]
+fn gossip_throughput() {
+    let neighbours: Vec<Endpoint> = (0..4).map(|i| ep(7001 + i)).collect();
+    let texts: Vec<Arc<str>> = (0..250_000u32)
+        .map(|i| Arc::from(format!("1767225600:127.0.0.1:{i}")))
+        .collect();
+    let mut best = std::time::Duration::MAX;
+    let mut inputs = 0usize;
+    let mut outs = 0usize;
+    for _ in 0..5 {
+        let mut h = Harness::bootstrapped(settings(), &neighbours);
+        (inputs, outs) = (0, 0);
+        let start = std::time::Instant::now();
+        for text in &texts {
+            for &sender in &neighbours {
+                let msg = Message::Gossip(Gossip {
+                    text: Arc::clone(text),
+                    origin_ip: sender.ip(),
+                    origin_port: Some(7001),
+                    msg_no: 1,
+                    sender,
+                    hops: 1,
+                });
+                h.peer.handle(
+                    Millis(1),
+                    Input::Request {
+                        conn: ConnId(1),
+                        msg,
+                    },
+                );
+                outs += h.peer.drain_outputs().count();
+                inputs += 1;
+            }
+        }
+        best = best.min(start.elapsed());
+    }
+    eprintln!(
+        "{inputs} gossip inputs ({outs} outputs) in {best:?}: {:.0} ns/input, {:.1} M inputs/s",
+        best.as_nanos() as f64 / inputs as f64,
+        inputs as f64 / best.as_secs_f64() / 1e6
+    );
 }
