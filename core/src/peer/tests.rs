@@ -1015,3 +1015,244 @@ fn gossip_throughput() {
         inputs as f64 / best.as_secs_f64() / 1e6
     );
 }
+
+// ----- randomised totality --------------------------------------------------------------------
+
+/// A plausible answer (or failure) to a request the peer sent.
+fn random_outcome(
+    rng: &mut Rng,
+    to: Endpoint,
+    req: &Message,
+    pool: &[Endpoint],
+) -> Result<Message, Failure> {
+    if rng.chance(0.2) {
+        return Err(Failure::Timeout);
+    }
+    if rng.chance(0.05) {
+        return Ok(Message::error("random"));
+    }
+    Ok(match req {
+        Message::RegisterReq(_) => register_ok(rng.chance(0.7), Some(rng.below(3))),
+        Message::PeerListReq { .. } => {
+            let k = rng.below(pool.len() as u64 + 1) as usize;
+            let mut peers = rng.sample(pool, k);
+            if rng.chance(0.1) {
+                peers.push(ep(ME));
+            }
+            let entry = rng.chance(0.1).then(|| (rng.below(3), Status::Removed));
+            peer_list(to, &peers, entry)
+        }
+        Message::Ping(_) => pong(Some(rng.below(6) as u32)),
+        Message::Hello(_) => Message::HelloAck(HelloAck {
+            accepted: rng.chance(0.7),
+            peer: to,
+            degree: rng.below(4) as u32,
+            incarnation: Some(rng.below(3)),
+        }),
+        Message::SuspectReq(r) => ack(r.suspect, rng.chance(0.5), to),
+        Message::DeadReport(_) => Message::DeadResult(DeadResult {
+            proposal_id: "p".into(),
+            success: rng.chance(0.5),
+            yes_votes: 1,
+            quorum: 2,
+        }),
+        Message::Gossip(_) => Message::GossipAck(GossipAck {
+            accepted: true,
+            duplicate: false,
+        }),
+        other => panic!("peer sent an unexpected request {other:?}"),
+    })
+}
+
+/// A random request from the outside world, valid or not.
+fn random_request(rng: &mut Rng, pool: &[Endpoint]) -> Input {
+    let who = pool[rng.below(pool.len() as u64) as usize];
+    let msg = match rng.below(9) {
+        0 => hello(if rng.chance(0.1) { ep(ME) } else { who }),
+        1 | 2 => gossip(
+            &format!("1767225600:127.0.0.1:{}", rng.below(20)),
+            7001 + rng.below(3) as u16,
+            who,
+            1 + rng.below(5) as u32,
+        ),
+        3 => ping(),
+        4 => Message::SuspectReq(SuspectReq {
+            suspect: pool[rng.below(pool.len() as u64) as usize],
+            requester: who,
+        }),
+        5 => Message::StatusReq,
+        6 => Message::RegisterReq(RegisterReq {
+            peer: who,
+            incarnation: None,
+        }),
+        7 => pong(None),
+        _ => {
+            return Input::Malformed {
+                conn: ConnId(0),
+                error: DecodeError::Syntax("junk".into()),
+            }
+        }
+    };
+    Input::Request {
+        conn: ConnId(0),
+        msg,
+    }
+}
+
+/// Drains the peer's outputs and checks them: sends are requests, not to itself; a
+/// `DEAD_REPORT` goes out only with a consensus verdict; each request is answered once.
+/// Returns how many first-time gossip deliveries it saw.
+fn check_outputs(
+    seed: u64,
+    peer: &mut Peer,
+    pending: &mut Vec<(Endpoint, Message)>,
+    open: &mut BTreeSet<u64>,
+) -> usize {
+    let outs: Vec<Output> = peer.drain_outputs().collect();
+    let consensus: Vec<Endpoint> = outs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Event(Event::SuspicionVerdict {
+                suspect,
+                consensus: true,
+                ..
+            }) => Some(*suspect),
+            _ => None,
+        })
+        .collect();
+    let mut first = 0;
+    for o in outs {
+        match o {
+            Output::Send { to, msg, .. } => {
+                assert!(msg.is_request(), "seed={seed}: sent a reply {msg:?}");
+                assert_ne!(to, ep(ME), "seed={seed}: sent to itself");
+                if let Message::DeadReport(r) = &msg {
+                    assert!(
+                        consensus.contains(&r.dead),
+                        "seed={seed}: report without consensus"
+                    );
+                }
+                pending.push((to, msg));
+            }
+            Output::Reply { conn, .. } => {
+                assert!(
+                    open.remove(&conn.0),
+                    "seed={seed}: second reply on {conn:?}"
+                );
+            }
+            Output::Event(Event::GossipFirstReceived { .. }) => first += 1,
+            Output::Event(_) => {}
+        }
+    }
+    assert!(peer.known.len() <= 4 * 256 && peer.witness_pending <= MAX_PENDING_WITNESS);
+    assert!(
+        peer.neighbours.len() <= 5 + 3,
+        "seed={seed}: degree {}",
+        peer.neighbours.len()
+    );
+    first
+}
+
+/// Random schedules of requests, responses (in any order, any outcome) and ticks: the peer
+/// never panics, answers every request exactly once, reports a death only on a peer-level
+/// consensus, delivers each gossip at most once, and stays within its bounds.
+#[test]
+fn random_schedules_keep_the_promises() {
+    let pool: Vec<Endpoint> = (7001..7013).map(ep).collect();
+    let (mut suspicions, mut reports, mut bootstrapped, mut firsts) = (0, 0, 0, 0);
+    for seed in 0..150u64 {
+        let s = Settings {
+            min_degree: 3,
+            max_degree: 5,
+            probe_misses: 2,
+            ..settings()
+        };
+        let mut peer = Peer::new(init_with(s, seed), Millis(0)).expect("valid settings");
+        let mut rng = Rng::new(seed ^ 0x5eed);
+        let mut now = Millis(0);
+        let mut pending: Vec<(Endpoint, Message)> = Vec::new();
+        let mut open: BTreeSet<u64> = BTreeSet::new();
+        let mut delivered: BTreeSet<u64> = BTreeSet::new();
+        check_outputs(seed, &mut peer, &mut pending, &mut open);
+        for conn in 1..=400u64 {
+            match rng.below(4) {
+                0 if !pending.is_empty() => {
+                    let i = rng.below(pending.len() as u64) as usize;
+                    let (to, request) = pending.swap_remove(i);
+                    let outcome = random_outcome(&mut rng, to, &request, &pool);
+                    let input = Input::Response {
+                        to,
+                        request,
+                        outcome,
+                    };
+                    peer.handle(now, input);
+                }
+                1 => {
+                    let mut input = random_request(&mut rng, &pool);
+                    let mut key = None;
+                    match &mut input {
+                        Input::Request { conn: c, msg } => {
+                            *c = ConnId(conn);
+                            if let Message::Gossip(g) = msg {
+                                key = Some(gossip_key(&g.text, g.origin_port));
+                            }
+                        }
+                        Input::Malformed { conn: c, .. } => *c = ConnId(conn),
+                        _ => {}
+                    }
+                    open.insert(conn);
+                    peer.handle(now, input);
+                    let first = check_outputs(seed, &mut peer, &mut pending, &mut open);
+                    if let Some(k) = key {
+                        assert!(first <= 1, "seed={seed}");
+                        if first == 1 {
+                            assert!(delivered.insert(k), "seed={seed}: delivered twice");
+                        }
+                    }
+                }
+                _ => {
+                    if let Some(at) = peer.next_deadline() {
+                        now = now.max(at);
+                    }
+                    now = now.after(rng.below(300));
+                    peer.handle(now, Input::Tick);
+                }
+            }
+            check_outputs(seed, &mut peer, &mut pending, &mut open);
+        }
+        // Quiesce: answer everything outstanding (no new requests, no ticks).
+        for _ in 0..10_000 {
+            let Some((to, request)) = pending.pop() else {
+                break;
+            };
+            let outcome = random_outcome(&mut rng, to, &request, &pool);
+            peer.handle(
+                now,
+                Input::Response {
+                    to,
+                    request,
+                    outcome,
+                },
+            );
+            check_outputs(seed, &mut peer, &mut pending, &mut open);
+        }
+        assert!(pending.is_empty(), "seed={seed}: never quiesced");
+        assert!(
+            open.is_empty(),
+            "seed={seed}: requests never answered: {open:?}"
+        );
+        assert!(
+            peer.pings.is_empty() && peer.suspicions.is_empty() && peer.selection.is_none(),
+            "seed={seed}: leaked rounds"
+        );
+        suspicions += peer.counters.suspicions;
+        reports += peer.counters.dead_reports;
+        firsts += peer.counters.gossip_first;
+        bootstrapped += u32::from(peer.bootstrapped);
+    }
+    // The schedules must reach the interesting states, or the checks above prove nothing.
+    eprintln!(
+        "suspicions={suspicions} reports={reports} bootstrapped={bootstrapped} firsts={firsts}"
+    );
+    assert!(suspicions > 10 && reports > 5 && bootstrapped > 50 && firsts > 100);
+}
