@@ -1,7 +1,13 @@
 //! Drives a [`Peer`] with hand-made inputs and checks what it asks for.
 
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
 use super::*;
-use crate::msg::{DeadResult, RegisterResult};
+use crate::msg::{
+    DeadResult, Gossip, GossipAck, Hello, HelloAck, PeerListResp, Ping, RegisterReq,
+    RegisterResult, Status, SuspectAck, SuspectReq,
+};
 use crate::wire::DecodeError;
 
 const UNIX_MS: u64 = 1_767_225_600_000;
