@@ -384,7 +384,9 @@ impl Peer {
             return;
         }
         self.remember(peer, incarnation);
-        if self.neighbours.insert(peer, Link::default()).is_none() {
+        if let std::collections::btree_map::Entry::Vacant(slot) = self.neighbours.entry(peer) {
+            // An existing link keeps its probe state: a re-greeting must not hide misses.
+            slot.insert(Link::default());
             self.emit(Event::NeighbourAdded { peer, their_degree });
         }
     }

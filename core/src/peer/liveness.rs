@@ -76,6 +76,7 @@ impl Peer {
         link.probing = false;
         if alive {
             link.misses = 0;
+            self.withdraw_suspicion(peer);
             return;
         }
         link.misses = link.misses.saturating_add(1);
@@ -125,6 +126,21 @@ impl Peer {
                 requester: self.me,
             };
             self.send(w, Message::SuspectReq(req), deadline);
+        }
+    }
+
+    /// The suspect answered the detector's own probe while its witnesses were still out: the
+    /// detector's vote turns to alive, so no report can follow. Later witness answers find no
+    /// round and are ignored.
+    pub(super) fn withdraw_suspicion(&mut self, suspect: Endpoint) {
+        if let Some(round) = self.suspicions.remove(&suspect) {
+            self.emit(Event::SuspicionVerdict {
+                suspect,
+                dead_votes: count(round.dead.len()),
+                alive_votes: round.alive.saturating_add(1),
+                dead_witnesses: round.dead,
+                consensus: false,
+            });
         }
     }
 

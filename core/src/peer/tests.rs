@@ -734,6 +734,30 @@ fn no_consensus_keeps_the_neighbour() {
 }
 
 #[test]
+fn suspect_answering_the_detector_withdraws_the_suspicion() {
+    let (dead, b, c) = (ep(7001), ep(7002), ep(7003));
+    let (mut h, _, asks) = suspected(dead, &[b, c]);
+    // The next probe round: everyone answers, the suspect included.
+    let now = probe_round(&mut h, ep(1));
+    assert!(h.events().contains(&Event::SuspicionVerdict {
+        suspect: dead,
+        dead_votes: 0,
+        alive_votes: 1,
+        dead_witnesses: vec![],
+        consensus: false
+    }));
+    for (to, req) in asks {
+        h.respond(now, to, req, Ok(ack(dead, false, to)));
+        assert!(
+            h.out.is_empty(),
+            "a withdrawn round still acted: {:?}",
+            h.out
+        );
+    }
+    assert!(h.peer_status().neighbours.contains(&dead));
+}
+
+#[test]
 fn no_witness_means_no_report() {
     let dead = ep(7001);
     let (h, _, asks) = suspected(dead, &[]);
@@ -1261,4 +1285,30 @@ fn random_schedules_keep_the_promises() {
         "suspicions={suspicions} reports={reports} bootstrapped={bootstrapped} firsts={firsts}"
     );
     assert!(suspicions > 10 && reports > 5 && bootstrapped > 50 && firsts > 100);
+}
+
+#[test]
+fn accepted_regreet_keeps_probe_misses() {
+    let (a, b) = (ep(7001), ep(7002));
+    let mut h = Harness::bootstrapped(settings(), &[a, b]);
+    probe_round(&mut h, a);
+    probe_round(&mut h, a);
+    assert_eq!(h.peer.neighbours.get(&a).map(|l| l.misses), Some(2));
+    let at = h.peer.timers.get(&Timer::Refresh).expect("refresh timer");
+    h.tick(at);
+    let (to, req) = h.sends_of("HELLO")[0].clone();
+    assert_eq!(to, a);
+    let accept = HelloAck {
+        accepted: true,
+        peer: a,
+        degree: 2,
+        incarnation: None,
+    };
+    h.respond(at, a, req, Ok(Message::HelloAck(accept)));
+    assert!(
+        h.events().is_empty(),
+        "re-added an existing neighbour: {:?}",
+        h.events()
+    );
+    assert_eq!(h.peer.neighbours.get(&a).map(|l| l.misses), Some(2));
 }
