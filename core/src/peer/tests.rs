@@ -1320,7 +1320,10 @@ fn accepted_regreet_keeps_probe_misses() {
 /// pieces of the peer fit (the real simulator lives in `driver-sim`).
 struct MiniNet {
     peers: BTreeMap<Endpoint, Peer>,
+    /// Crashed: runs nothing.
     down: BTreeSet<Endpoint>,
+    /// Partitioned: runs, but every message to or from it fails.
+    cut: BTreeSet<Endpoint>,
     /// The seeds' Peer List, with each peer's incarnation.
     pl: BTreeMap<Endpoint, u64>,
     removed: BTreeSet<Endpoint>,
@@ -1337,6 +1340,7 @@ impl MiniNet {
         MiniNet {
             peers: BTreeMap::new(),
             down: BTreeSet::new(),
+            cut: BTreeSet::new(),
             pl: BTreeMap::new(),
             removed: BTreeSet::new(),
             conns: BTreeMap::new(),
@@ -1382,7 +1386,7 @@ impl MiniNet {
             }
             Message::DeadReport(r) => {
                 // The ideal authority removes only what really is down (seeds probe too).
-                let success = self.down.contains(&r.dead);
+                let success = self.down.contains(&r.dead) || self.cut.contains(&r.dead);
                 if success {
                     self.pl.remove(&r.dead);
                     self.removed.insert(r.dead);
@@ -1406,7 +1410,17 @@ impl MiniNet {
         for out in outs {
             match out {
                 Output::Send { to, msg, .. } => {
-                    if seeds3().contains(&to) {
+                    if self.cut.contains(&from) || self.cut.contains(&to) {
+                        let outcome = Err(Failure::Timeout);
+                        self.queue.push_back((
+                            from,
+                            Input::Response {
+                                to,
+                                request: msg,
+                                outcome,
+                            },
+                        ));
+                    } else if seeds3().contains(&to) {
                         let reply = self.seed_answer(&msg);
                         let input = Input::Response {
                             to,
@@ -1576,4 +1590,51 @@ fn small_network_removes_a_crashed_peer_and_repairs() {
         .iter()
         .any(|(_, e)| matches!(e, Event::DeadReported { suspect, .. } if *suspect == victim));
     assert!(reported);
+}
+
+/// Every link is known at both ends.
+fn assert_symmetric(net: &MiniNet) {
+    for (&p, peer) in &net.peers {
+        for &n in peer.neighbours.keys() {
+            let back = net
+                .peers
+                .get(&n)
+                .is_some_and(|q| q.neighbours.contains_key(&p));
+            assert!(back, "{p} -> {n} is one-sided");
+        }
+    }
+}
+
+#[test]
+fn small_network_partitioned_peer_is_removed_then_rejoins() {
+    let mut net = MiniNet::new();
+    let ports: Vec<u16> = (8001..8009).collect();
+    for (i, &port) in ports.iter().enumerate() {
+        net.run_until(Millis(i as u64 * 300));
+        net.join(port, net_settings());
+    }
+    net.run_until(Millis(3_000));
+    assert_symmetric(&net);
+    let victim = ep(8004);
+    net.cut.insert(victim);
+    net.run_until(Millis(15_000));
+    assert!(
+        net.removed.contains(&victim),
+        "partitioned peer never removed"
+    );
+    net.cut.remove(&victim);
+    net.run_until(Millis(60_000));
+    let rejoined = net
+        .events
+        .iter()
+        .any(|(p, e)| *p == victim && matches!(e, Event::Rejoining { .. }));
+    assert!(rejoined, "victim never learned it was removed");
+    assert!(!net.removed.contains(&victim), "victim not admitted again");
+    let status = net.peers[&victim].status();
+    let RoleStatus::Peer(st) = status.role else {
+        panic!("not a peer")
+    };
+    assert!(st.registered && st.incarnation >= 1, "{st:?}");
+    assert!(st.neighbours.len() >= 2, "victim not reconnected: {st:?}");
+    assert_symmetric(&net);
 }
