@@ -1638,3 +1638,28 @@ fn small_network_partitioned_peer_is_removed_then_rejoins() {
     assert!(st.neighbours.len() >= 2, "victim not reconnected: {st:?}");
     assert_symmetric(&net);
 }
+
+/// Preferential attachment should grow hubs: with peers joining one by one, the best-linked
+/// peer ends far above the minimum degree while most stay near it.
+#[test]
+fn small_network_grows_hubs() {
+    let mut net = MiniNet::new();
+    let settings = Settings {
+        max_gossip: 0,
+        ..net_settings()
+    };
+    let n = 200u16;
+    for i in 0..n {
+        net.run_until(Millis(u64::from(i) * 200));
+        net.join(9000 + i, settings.clone());
+    }
+    net.run_until(Millis(u64::from(n) * 200 + 5_000));
+    let mut degrees: Vec<usize> = net.peers.values().map(|p| p.neighbours.len()).collect();
+    degrees.sort_unstable();
+    let max = degrees.last().copied().unwrap_or(0);
+    let median = degrees[degrees.len() / 2];
+    eprintln!("degrees: min {} median {median} max {max}", degrees[0]);
+    assert!(degrees[0] >= 1, "an isolated peer");
+    assert!(max >= 5 * median, "no hub: median {median}, max {max}");
+    assert_symmetric(&net);
+}
