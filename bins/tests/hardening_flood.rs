@@ -42,7 +42,7 @@ fn storm(seeds: Vec<SocketAddr>, stop: Arc<AtomicBool>, sent: Arc<AtomicU64>, ba
     let mut i = 0u16;
     while !stop.load(Ordering::Relaxed) {
         let seed = seeds[usize::from(i) % seeds.len()];
-        if i % 4 == 0 {
+        if i & 3 == 0 {
             // Pipelined: 64 requests in one write, then read what comes back for a moment.
             if let Ok(mut s) = TcpStream::connect_timeout(&seed, Duration::from_millis(500)) {
                 let mut batch = Vec::new();
@@ -80,7 +80,7 @@ fn idle_connections_and_a_registration_storm_do_not_starve_honest_peers() {
     for i in 0..IDLE {
         match TcpStream::connect_timeout(&target, Duration::from_secs(2)) {
             Ok(mut s) => {
-                if i % 10 == 0 {
+                if i % 10 == 3 {
                     let _ = s.write_all(b"{\"type\":\"REGISTER_RE");
                 }
                 idle.push(s);
