@@ -160,6 +160,45 @@ fn corpus(seeds: &[SocketAddr], a: SocketAddr, b: SocketAddr) -> Vec<Case> {
     cases
 }
 
+/// 100 requests, every third one junk, in one write: 100 answers in order, `ERROR` exactly
+/// for the junk (bad lines do not desynchronise a pipelined connection).
+fn pipelined_with_junk(target: SocketAddr) {
+    let mut s = TcpStream::connect(target).expect("connect");
+    let mut bytes = Vec::new();
+    let mut want = Vec::new();
+    for i in 0..100 {
+        if i % 3 == 2 {
+            bytes.extend_from_slice(b"{\"type\":\"PING\",\"payload\":{\"sender\":7}}\n");
+            want.push("ERROR");
+        } else {
+            bytes.extend(line(&Message::StatusReq));
+            want.push("STATUS_RESP");
+        }
+    }
+    s.write_all(&bytes).expect("write");
+    let mut got = Vec::new();
+    let mut reader = wire::LineReader::new(1 << 24);
+    let end = Instant::now() + Duration::from_secs(5);
+    let mut buf = vec![0u8; 1 << 16];
+    while got.len() < want.len() && Instant::now() < end {
+        use std::io::Read;
+        let _ = s.set_read_timeout(Some(Duration::from_millis(200)));
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => reader.push(buf.get(..n).unwrap_or_default()),
+            Err(_) => continue,
+        }
+        while let Some(Ok(l)) = reader.next_line() {
+            got.push(
+                wire::decode(l)
+                    .map(|m| m.type_name())
+                    .unwrap_or("undecodable"),
+            );
+        }
+    }
+    assert_eq!(got, want, "pipelined answers to {target}");
+}
+
 /// Sends every case to `target` and checks the promises after each; returns the kinds tried.
 fn run_corpus(net: &mut Net, target: SocketAddr, a: SocketAddr, b: SocketAddr) -> usize {
     let seeds = net.seeds.clone();
@@ -197,6 +236,7 @@ fn run_corpus(net: &mut Net, target: SocketAddr, a: SocketAddr, b: SocketAddr) -
         let now = peer_list(seeds[0]);
         assert_eq!(now, baseline[0], "PL changed after {:?}", c.name);
     }
+    pipelined_with_junk(target);
     // Give anti-entropy and any vote round time to act, then compare every seed.
     std::thread::sleep(Duration::from_millis(1_500));
     for (s, before) in seeds.iter().zip(&baseline) {
