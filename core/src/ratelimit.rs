@@ -18,7 +18,7 @@ use crate::Millis;
 /// `per_sec` requests per second; an honest node sends a handful of each kind per
 /// connection (the reference opens one connection per request), so the defaults only bite
 /// on a client that pipelines a storm.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct RateLimits {
     /// `REGISTER_REQ` per second, sustained.
     pub register_per_sec: u32,
