@@ -578,7 +578,11 @@ pub fn node_inputs(role: Role, data: &[u8]) -> Reached {
     let init = NodeInit {
         me,
         seeds: world.seeds.clone(),
-        settings: settings(),
+        settings: Settings {
+            // The top bit of the first byte turns on the seed's admission probe.
+            probe_before_admit: data.first().is_some_and(|b| b & 0x80 != 0),
+            ..settings()
+        },
         rng_seed: 7,
         unix_ms_at_zero: 1_767_225_600_000,
     };
