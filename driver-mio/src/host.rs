@@ -4,6 +4,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -125,7 +126,7 @@ struct Conn {
     reader: LineReader,
     /// Bytes encoded and not yet written. Written bytes are removed at once, so the front
     /// is always the next byte to write.
-    wbuf: Vec<u8>,
+    wbuf: OutBuf,
     /// WRITABLE interest is registered (only while `wbuf` holds bytes, or while connecting).
     want_write: bool,
     /// In the host's `dirty` list, to be flushed at the end of this turn.
@@ -149,6 +150,54 @@ struct Inbound {
     paused: bool,
     /// The remote closed its side (or framing was lost): close once every reply is out.
     finishing: bool,
+}
+
+/// A connection's outgoing bytes: appended at the end, written from `pos`. Written bytes are
+/// dropped lazily (all at once when everything is out, or by one move when they are most of
+/// the buffer), so a partial write does not move the rest of a large buffer every time.
+#[derive(Default)]
+struct OutBuf {
+    buf: Vec<u8>,
+    pos: usize,
+}
+
+impl OutBuf {
+    /// Bytes not yet written.
+    fn len(&self) -> usize {
+        self.buf.len() - self.pos
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Where to encode more.
+    fn append(&mut self) -> &mut Vec<u8> {
+        &mut self.buf
+    }
+
+    fn unwritten(&self) -> &[u8] {
+        self.buf.get(self.pos..).unwrap_or_default()
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.pos = (self.pos + n).min(self.buf.len());
+        if self.pos == self.buf.len() {
+            self.buf.clear();
+            self.pos = 0;
+        }
+    }
+
+    /// After a flush: drop written bytes once they dominate, and give back a burst's capacity.
+    fn settle(&mut self) {
+        if self.pos > 0 && self.pos >= self.buf.len() / 2 {
+            self.buf.drain(..self.pos);
+            self.pos = 0;
+        }
+        if self.buf.is_empty() && self.buf.capacity() > KEEP_CAPACITY {
+            self.buf = Vec::new();
+        }
+    }
 }
 
 struct ReplySlot {
@@ -226,6 +275,107 @@ fn conn_in(sockets: &mut [Option<Socket>], token: Token) -> Option<&mut Conn> {
     }
 }
 
+/// A fast, non-cryptographic hasher for the host's own keys (node index and endpoint): the
+/// keys come from the local nodes, not from the network, so flooding is not a concern, and
+/// SipHash showed up in profiles of the hot path.
+#[derive(Default)]
+struct FxHasher(u64);
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u64(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+
+    fn write_u8(&mut self, word: u8) {
+        self.write_u64(u64::from(word));
+    }
+
+    fn write_u16(&mut self, word: u16) {
+        self.write_u64(u64::from(word));
+    }
+
+    fn write_u32(&mut self, word: u32) {
+        self.write_u64(u64::from(word));
+    }
+
+    fn write_usize(&mut self, word: usize) {
+        self.write_u64(word as u64);
+    }
+
+    fn write_isize(&mut self, word: isize) {
+        self.write_u64(word as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
+
+/// Requests in flight, in a slab: an id is `slot | generation << 32`, so a stale id (a
+/// deadline entry of a request already answered) finds nothing.
+#[derive(Default)]
+struct Requests {
+    slots: Vec<(u32, Option<Request>)>,
+    free: Vec<usize>,
+}
+
+impl Requests {
+    fn insert(&mut self, req: Request) -> u64 {
+        let index = match self.free.pop() {
+            Some(i) => i,
+            None => {
+                self.slots.push((0, None));
+                self.slots.len() - 1
+            }
+        };
+        let slot = &mut self.slots[index];
+        slot.1 = Some(req);
+        (index as u64) | (u64::from(slot.0) << 32)
+    }
+
+    fn locate(&self, id: u64) -> Option<usize> {
+        let index = (id & 0xffff_ffff) as usize;
+        let generation = (id >> 32) as u32;
+        match self.slots.get(index) {
+            Some((g, Some(_))) if *g == generation => Some(index),
+            _ => None,
+        }
+    }
+
+    fn get(&self, id: &u64) -> Option<&Request> {
+        let i = self.locate(*id)?;
+        self.slots.get(i).and_then(|s| s.1.as_ref())
+    }
+
+    fn get_mut(&mut self, id: &u64) -> Option<&mut Request> {
+        let i = self.locate(*id)?;
+        self.slots.get_mut(i).and_then(|s| s.1.as_mut())
+    }
+
+    fn remove(&mut self, id: &u64) -> Option<Request> {
+        let i = self.locate(*id)?;
+        let slot = self.slots.get_mut(i)?;
+        slot.0 = slot.0.wrapping_add(1);
+        self.free.push(i);
+        slot.1.take()
+    }
+}
+
+/// Bits of a reply id ([`ConnId`]) that count requests; the bits above name the socket, so
+/// a reply finds its connection without a lookup table, and a reply for a connection that
+/// was closed (its socket slot maybe reused) finds no matching slot and is dropped.
+const REPLY_SEQ_BITS: u32 = 40;
+
 const READ_CHUNK: usize = 64 * 1024;
 const SWEEP_EVERY_MS: u64 = 1_000;
 /// Write buffers above this capacity are given back once empty, so a burst does not pin
@@ -244,14 +394,12 @@ pub struct Host<O: Observer> {
     nodes: Vec<NodeSlot>,
     sockets: Vec<Option<Socket>>,
     free_tokens: Vec<usize>,
-    links: HashMap<(NodeIdx, Endpoint), Link>,
-    requests: HashMap<u64, Request>,
+    links: FxMap<(NodeIdx, Endpoint), Link>,
+    requests: Requests,
     /// Deadlines of requests, lazily cleaned: an entry whose request is gone is skipped.
     deadlines: BinaryHeap<Reverse<(Millis, u64)>>,
-    next_request: u64,
-    /// Reply id (the `ConnId` given to the node) → the accepted connection to answer on.
-    reply_to: HashMap<u64, Token>,
-    next_reply_id: u64,
+    /// Counts requests read, for reply ids (see [`REPLY_SEQ_BITS`]).
+    next_reply_seq: u64,
     inputs: VecDeque<(NodeIdx, Input)>,
     dirty: Vec<Token>,
     resume: Vec<Token>,
@@ -280,12 +428,10 @@ impl<O: Observer> Host<O> {
             nodes: Vec::new(),
             sockets: Vec::new(),
             free_tokens: Vec::new(),
-            links: HashMap::new(),
-            requests: HashMap::new(),
+            links: FxMap::default(),
+            requests: Requests::default(),
             deadlines: BinaryHeap::new(),
-            next_request: 0,
-            reply_to: HashMap::new(),
-            next_reply_id: 0,
+            next_reply_seq: 0,
             inputs: VecDeque::new(),
             dirty: Vec::new(),
             resume: Vec::new(),
@@ -480,6 +626,15 @@ impl<O: Observer> Host<O> {
 
     // ----- nodes -----
 
+    /// Feeds one input now (outside any drain), then everything it led to.
+    fn feed(&mut self, idx: NodeIdx, input: Input) {
+        if let Some(slot) = self.nodes.get_mut(idx.0) {
+            slot.node.handle(self.now, input);
+            self.drain_node(idx);
+        }
+        self.run_inputs();
+    }
+
     fn run_inputs(&mut self) {
         while let Some((idx, input)) = self.inputs.pop_front() {
             let Some(slot) = self.nodes.get_mut(idx.0) else {
@@ -629,7 +784,7 @@ impl<O: Observer> Host<O> {
                             finishing: false,
                         }),
                         reader: LineReader::new(self.limits.max_line),
-                        wbuf: Vec::new(),
+                        wbuf: OutBuf::default(),
                         want_write: false,
                         dirty: false,
                         last_active: self.now,
@@ -763,21 +918,20 @@ impl<O: Observer> Host<O> {
             let node = conn.node;
             match &mut conn.side {
                 Side::Inbound(ib) => {
-                    let id = self.next_reply_id;
-                    self.next_reply_id += 1;
+                    let seq = self.next_reply_seq & ((1 << REPLY_SEQ_BITS) - 1);
+                    self.next_reply_seq += 1;
+                    let id = ((token.0 as u64) << REPLY_SEQ_BITS) | seq;
                     ib.replies.push_back(ReplySlot { id, msg: None });
                     if framing_lost {
                         ib.finishing = true;
                     }
-                    self.reply_to.insert(id, token);
                     self.stats.requests_in += 1;
                     let conn = ConnId(id);
                     let input = match decoded {
                         Ok(msg) => Input::Request { conn, msg },
                         Err(error) => Input::Malformed { conn, error },
                     };
-                    self.inputs.push_back((node, input));
-                    self.run_inputs();
+                    self.feed(node, input);
                 }
                 Side::Outbound(ob) => {
                     let Some(id) = ob.inflight.pop_front() else {
@@ -800,20 +954,29 @@ impl<O: Observer> Host<O> {
                         }
                         None => false,
                     };
-                    if let Some(req) = self.requests.remove(&id) {
+                    let req = self.requests.remove(&id);
+                    if framing_lost || one_shot {
+                        self.close(token, Close::Collateral);
+                    }
+                    if let Some(req) = req {
                         self.stats.replies_in += 1;
                         let outcome = decoded.map_err(|e| {
                             log::debug!("bad reply from {dest}: {e}");
+                            self.stats.send_failures += 1;
                             Failure::BadReply
                         });
-                        self.respond(req, outcome);
+                        let input = Input::Response {
+                            to: req.to,
+                            request: req.msg,
+                            outcome,
+                        };
+                        self.feed(req.node, input);
+                    } else {
+                        self.run_inputs();
                     }
                     if framing_lost || one_shot {
-                        self.close(token, Close::Collateral);
-                        self.run_inputs();
                         return false;
                     }
-                    self.run_inputs();
                     self.pump_link(key);
                 }
             }
@@ -823,12 +986,10 @@ impl<O: Observer> Host<O> {
     // ----- replies (accepted connections) -----
 
     fn reply(&mut self, idx: NodeIdx, conn: ConnId, msg: Message) {
-        let Some(token) = self.reply_to.remove(&conn.0) else {
-            log::debug!("reply on a closed connection dropped: {}", msg.type_name());
-            return;
-        };
+        let token = Token((conn.0 >> REPLY_SEQ_BITS) as usize);
         let ts = self.wire_ts();
         let Some(c) = self.conn_mut(token) else {
+            log::debug!("reply on a closed connection dropped: {}", msg.type_name());
             return;
         };
         if c.node != idx {
@@ -838,12 +999,16 @@ impl<O: Observer> Host<O> {
         let Side::Inbound(ib) = &mut c.side else {
             return;
         };
-        if let Some(slot) = ib.replies.iter_mut().find(|s| s.id == conn.0) {
-            slot.msg = Some(msg);
+        match ib.replies.iter_mut().find(|s| s.id == conn.0) {
+            Some(slot) => slot.msg = Some(msg),
+            None => {
+                log::debug!("reply on a closed connection dropped: {}", msg.type_name());
+                return;
+            }
         }
         while ib.replies.front().is_some_and(|s| s.msg.is_some()) {
             if let Some(ReplySlot { msg: Some(m), .. }) = ib.replies.pop_front() {
-                wire::encode(&m, ts, &mut c.wbuf);
+                wire::encode(&m, ts, c.wbuf.append());
             }
         }
         self.mark_dirty(token);
@@ -865,8 +1030,6 @@ impl<O: Observer> Host<O> {
     fn send(&mut self, idx: NodeIdx, to: Endpoint, msg: Message, deadline: Millis) {
         let key = (idx, to);
         let link = self.links.entry(key).or_default();
-        let id = self.next_request;
-        self.next_request += 1;
         let req = Request {
             node: idx,
             to,
@@ -879,8 +1042,8 @@ impl<O: Observer> Host<O> {
             self.respond(req, Err(Failure::Timeout));
             return;
         }
+        let id = self.requests.insert(req);
         link.unsent.push_back(id);
-        self.requests.insert(id, req);
         self.deadlines.push(Reverse((deadline, id)));
         self.pump_link(key);
     }
@@ -964,7 +1127,7 @@ impl<O: Observer> Host<O> {
         let Some(Some(Socket::Conn(c))) = self.sockets.get_mut(token.0) else {
             return;
         };
-        wire::encode(&req.msg, ts, &mut c.wbuf);
+        wire::encode(&req.msg, ts, c.wbuf.append());
         if let Side::Outbound(ob) = &mut c.side {
             ob.inflight.push_back(id);
             ob.tail_deferrable = deferrable;
@@ -1004,7 +1167,7 @@ impl<O: Observer> Host<O> {
                 answered: 0,
             }),
             reader: LineReader::new(self.limits.max_line),
-            wbuf: Vec::new(),
+            wbuf: OutBuf::default(),
             want_write: true,
             dirty: false,
             last_active: self.now,
@@ -1077,13 +1240,14 @@ impl<O: Observer> Host<O> {
         let mut written = 0;
         let mut failed = None;
         let mut writes = 0;
-        while written < c.wbuf.len() {
-            match c.stream.write(c.wbuf.get(written..).unwrap_or_default()) {
+        while !c.wbuf.is_empty() {
+            match c.stream.write(c.wbuf.unwritten()) {
                 Ok(0) => {
                     failed = Some(io::Error::from(io::ErrorKind::WriteZero));
                     break;
                 }
                 Ok(n) => {
+                    c.wbuf.consume(n);
                     written += n;
                     writes += 1;
                 }
@@ -1105,12 +1269,9 @@ impl<O: Observer> Host<O> {
             return;
         }
         if written > 0 {
-            c.wbuf.drain(..written);
             c.last_active = self.now;
         }
-        if c.wbuf.is_empty() && c.wbuf.capacity() > KEEP_CAPACITY {
-            c.wbuf = Vec::new();
-        }
+        c.wbuf.settle();
         let want_write = !c.wbuf.is_empty();
         if want_write != c.want_write {
             let interest = if want_write {
@@ -1164,10 +1325,7 @@ impl<O: Observer> Host<O> {
         self.free_tokens.push(token.0);
         let _ = self.poll.registry().deregister(&mut c.stream);
         match c.side {
-            Side::Inbound(ib) => {
-                for slot in ib.replies {
-                    self.reply_to.remove(&slot.id);
-                }
+            Side::Inbound(_) => {
                 if let Some(n) = self.nodes.get_mut(c.node.0) {
                     n.inbound = n.inbound.saturating_sub(1);
                 }
