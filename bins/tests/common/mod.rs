@@ -28,10 +28,36 @@ pub const FAST: &[&str] = &[
     "1000",
 ];
 
-/// A port free on 127.0.0.1 right now (bound, then released).
+/// Ports tests pick from: below Linux's ephemeral range (32768-60999), so an outgoing
+/// connection's local port never takes a node's port between the pick and the bind.
+const PORTS: std::ops::Range<u16> = 20_000..32_000;
+
+static PICKS: AtomicUsize = AtomicUsize::new(0);
+
+/// A port free on `ip` right now (bound, then released), from [`PORTS`], starting at a
+/// point that differs per process and per call so parallel tests do not collide.
+pub fn free_port_on(ip: [u8; 4]) -> u16 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos() as usize);
+    let span = usize::from(PORTS.end - PORTS.start);
+    let mut at = nanos
+        .wrapping_mul(31)
+        .wrapping_add(std::process::id() as usize * 7919)
+        .wrapping_add(PICKS.fetch_add(1, Ordering::SeqCst) * 104_729);
+    for _ in 0..span {
+        let port = PORTS.start + (at % span) as u16;
+        if TcpListener::bind(SocketAddr::from((ip, port))).is_ok() {
+            return port;
+        }
+        at = at.wrapping_add(1);
+    }
+    panic!("no free port in {PORTS:?}");
+}
+
+/// A port free on 127.0.0.1 right now.
 pub fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    l.local_addr().expect("local addr").port()
+    free_port_on([127, 0, 0, 1])
 }
 
 pub struct Proc {
@@ -130,9 +156,7 @@ impl Net {
     /// Starts a peer on a free port of `ip` (a 127.0.0.x address of its own, so its gossip
     /// texts `<time>:<ip>:<n>` are told apart from other peers').
     pub fn add_peer_on(&mut self, ip: [u8; 4]) -> SocketAddr {
-        let l = TcpListener::bind(SocketAddr::from((ip, 0))).expect("bind an ephemeral port");
-        let addr = l.local_addr().expect("local addr");
-        drop(l);
+        let addr = SocketAddr::from((ip, free_port_on(ip)));
         self.spawn(addr, false);
         addr
     }
