@@ -588,8 +588,11 @@ impl<O: Observer> Host<O> {
             )
         }));
         for &(token, readable, writable) in &ready {
+            // A busy turn can take a while: keep the time fed to the nodes current.
+            self.now = self.clock().max(self.now);
             self.on_ready(token, readable, writable);
         }
+        self.now = self.clock().max(self.now);
         ready.clear();
         self.ready = ready;
 
@@ -648,10 +651,12 @@ impl<O: Observer> Host<O> {
     /// Carries out every output the node queued. Never feeds a node: failures found here
     /// are queued as inputs, so a node is never re-entered while its outputs are drained.
     fn drain_node(&mut self, idx: NodeIdx) {
-        let mut outputs = std::mem::take(&mut self.outputs);
         let Some(slot) = self.nodes.get_mut(idx.0) else {
             return;
         };
+        // The outputs are moved to a scratch vector first: carrying them out needs the
+        // whole host, and the node stays borrowed while its own drain iterator lives.
+        let mut outputs = std::mem::take(&mut self.outputs);
         outputs.extend(slot.node.drain_outputs());
         let (role, me) = (slot.role, slot.me);
         for out in outputs.drain(..) {
