@@ -153,6 +153,8 @@ impl Peer {
     }
 
     pub(super) fn merge_peer_list(&mut self, now: Millis, resp: PeerListResp) {
+        let complete = resp.total.is_some_and(|t| t <= resp.peers.len() as u64);
+        self.note_listed(&resp.peers, complete);
         for &peer in &resp.peers {
             self.remember(peer, None);
         }
