@@ -1,8 +1,8 @@
 //! Floods against live seeds: 1,000 concurrent idle connections held open on one seed while
 //! one client storms every seed with registrations (distinct fake peers and repeats, one-shot
 //! and pipelined), and honest peers register meanwhile. The honest peers must still be
-//! admitted within their normal deadline, every seed must keep serving, and the seeds'
-//! memory must stay bounded.
+//! admitted within their normal deadline, no storm endpoint may enter the Peer List (seeds
+//! probe registrants), every seed must keep serving, and the seeds' memory must stay bounded.
 
 mod hardening_support;
 
@@ -67,7 +67,9 @@ fn storm(seeds: Vec<SocketAddr>, stop: Arc<AtomicBool>, sent: Arc<AtomicU64>, ba
 
 #[test]
 fn idle_connections_and_a_registration_storm_do_not_starve_honest_peers() {
-    let Some(mut net) = Net::start("flood", 3, &[]) else {
+    // Seeds probe registrants before admitting them: the storm's endpoints, where nothing
+    // listens, must never enter the Peer List.
+    let Some(mut net) = Net::start("flood", 3, &["--probe-before-admit", "true"]) else {
         return skip("flood");
     };
     let seeds = net.seeds.clone();
@@ -164,6 +166,17 @@ fn idle_connections_and_a_registration_storm_do_not_starve_honest_peers() {
         assert!(
             honest.iter().all(|p| l.contains(p)),
             "{s} lacks an honest peer"
+        );
+        let fake: Vec<_> = peer_list(*s)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|e| !honest.contains(&e.0))
+            .collect();
+        assert!(
+            fake.is_empty(),
+            "{s} admitted {} storm endpoints, e.g. {:?}",
+            fake.len(),
+            fake.first()
         );
     }
     assert!(

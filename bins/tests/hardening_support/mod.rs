@@ -30,17 +30,17 @@ pub const FAST: &[&str] = &[
     "1000",
 ];
 
-/// The programs under test: cargo's paths when the bins package builds them, else a
-/// directory named by `GOSSIP_BIN_DIR`. `None` only while the programs do not exist yet.
+/// The programs under test, as cargo built them for this package (`GOSSIP_BIN_DIR` overrides,
+/// to run the suites against another build).
 pub fn binaries() -> Option<(PathBuf, PathBuf)> {
-    if let (Some(seed), Some(peer)) = (
-        option_env!("CARGO_BIN_EXE_seed"),
-        option_env!("CARGO_BIN_EXE_peer"),
-    ) {
-        return Some((seed.into(), peer.into()));
+    if let Some(dir) = std::env::var_os("GOSSIP_BIN_DIR") {
+        let dir = PathBuf::from(dir);
+        return Some((dir.join("seed"), dir.join("peer")));
     }
-    let dir = PathBuf::from(std::env::var_os("GOSSIP_BIN_DIR")?);
-    Some((dir.join("seed"), dir.join("peer")))
+    Some((
+        env!("CARGO_BIN_EXE_seed").into(),
+        env!("CARGO_BIN_EXE_peer").into(),
+    ))
 }
 
 /// A port free on `ip` right now (bound, then released).
@@ -93,7 +93,7 @@ static NEXT_DIR: AtomicUsize = AtomicUsize::new(0);
 
 impl Net {
     /// Writes a config of `n` seeds on free ports and starts them (with `flags` for every
-    /// node). `None` while the programs do not exist yet.
+    /// node).
     pub fn start(name: &str, n: usize, flags: &[&str]) -> Option<Net> {
         let (seed_bin, peer_bin) = binaries()?;
         let dir = std::env::temp_dir().join(format!(
