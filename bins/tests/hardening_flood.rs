@@ -24,10 +24,13 @@ const STORM: Duration = Duration::from_secs(3);
 /// `register_retry_ms`: admitted within one retry is "within its normal deadline".
 const DEADLINE: Duration = Duration::from_millis(1_800 + 1_000 + 1_800);
 
+/// A registration of a fake peer: on 127.77.0.0/16, a loopback range no other process on
+/// the machine listens on, so its probe is surely refused.
 fn register_line(port: u16) -> Vec<u8> {
     let mut out = Vec::new();
+    let [hi, lo] = port.to_be_bytes();
     let msg = Message::RegisterReq(RegisterReq {
-        peer: SocketAddr::from(([127, 0, 0, 1], port)),
+        peer: SocketAddr::from(([127, 77, hi, lo], port)),
         incarnation: None,
     });
     wire::encode(&msg, 0.0, &mut out);
@@ -35,7 +38,7 @@ fn register_line(port: u16) -> Vec<u8> {
 }
 
 /// One storm thread: alternates bursts of one-shot registrations with a pipelined batch on a
-/// kept-alive connection, claiming fake peers on ports `base..base+spread` (nothing listens
+/// kept-alive connection, claiming fake peers for ports `base..base+spread` (nothing listens
 /// there, so each admitted one is later a dead entry: the storm's cost is real work).
 fn storm(seeds: Vec<SocketAddr>, stop: Arc<AtomicBool>, sent: Arc<AtomicU64>, base: u16) {
     let spread = 2_000u16;
