@@ -319,7 +319,13 @@ impl Peer {
         outcome: Result<Message, Failure>,
     ) {
         if let Ok(Message::HelloAck(ack)) = outcome {
-            if ack.accepted {
+            let full = self.neighbours.len() >= self.settings.max_degree as usize;
+            if ack.accepted && full && !self.neighbours.contains_key(&peer) {
+                // A late acceptance while full (the greeting outlived the need for it):
+                // `max_degree` stays a hard cap. The other end drops its half of the link
+                // when it next re-greets this peer and is refused.
+                self.remember(peer, ack.incarnation);
+            } else if ack.accepted {
                 self.add_neighbour(peer, ack.degree, ack.incarnation);
             } else if self.neighbours.contains_key(&peer) {
                 // A re-greeted neighbour no longer keeps the link: drop our half of it.
