@@ -107,3 +107,32 @@ fn long_inputs_reach_interesting_states() {
         "{peer:?}"
     );
 }
+
+/// Every input a long fuzz run found failing (kept in `fuzz-regressions/`, named
+/// `<target>-<what it found>.bin`), replayed on every run.
+#[test]
+fn fuzz_regressions_replay() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz-regressions");
+    let mut replayed = 0;
+    for entry in std::fs::read_dir(&dir).expect("fuzz-regressions directory") {
+        let path = entry.expect("entry").path();
+        let data = std::fs::read(&path).expect("read regression input");
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        if name.starts_with("decode_line-") {
+            decode_line(&data);
+        } else if let Some((&role, program)) = data.split_first() {
+            // As fuzz/fuzz_targets/node_inputs.rs reads it: the first byte picks the role.
+            let role = if role & 1 == 0 {
+                Role::Seed
+            } else {
+                Role::Peer
+            };
+            node_inputs(role, program);
+        }
+        replayed += 1;
+    }
+    assert!(replayed > 0, "no regression inputs in {}", dir.display());
+}
