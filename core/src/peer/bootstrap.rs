@@ -320,7 +320,9 @@ impl Peer {
     ) {
         if let Ok(Message::HelloAck(ack)) = outcome {
             let full = self.neighbours.len() >= self.settings.max_degree as usize;
-            if ack.accepted && full && !self.neighbours.contains_key(&peer) {
+            if ack.accepted && self.seeds.contains(&peer) {
+                // A seed is never a neighbour (a Peer List that lists one is wrong).
+            } else if ack.accepted && full && !self.neighbours.contains_key(&peer) {
                 // A late acceptance while full (the greeting outlived the need for it):
                 // `max_degree` stays a hard cap. The other end drops its half of the link
                 // when it next re-greets this peer and is refused.
@@ -405,9 +407,10 @@ impl Peer {
         }
     }
 
-    /// Incoming `HELLO`: accept unless full (or it claims to be this peer).
+    /// Incoming `HELLO`: accept unless full (or it claims to be this peer, or a seed: a seed
+    /// answers probes forever, so a spoofed link to one would never be noticed or repaired).
     pub(super) fn on_hello(&mut self, conn: ConnId, hello: Hello) {
-        let accepted = if hello.peer == self.me {
+        let accepted = if hello.peer == self.me || self.seeds.contains(&hello.peer) {
             false
         } else if self.neighbours.contains_key(&hello.peer) {
             self.remember(hello.peer, hello.incarnation);
