@@ -769,6 +769,11 @@ impl Run {
                     p.neighbours.len()
                 );
                 assert!(!p.neighbours.contains(&self.world.me), "own neighbour");
+                assert!(
+                    p.neighbours.iter().all(|n| !self.world.seeds.contains(n)),
+                    "a seed as a neighbour: {:?}",
+                    p.neighbours
+                );
                 self.reached.size = self.reached.size.max(p.neighbours.len());
             }
         }
