@@ -71,6 +71,8 @@ enum Timer {
     Probe,
     /// Refresh the Peer List from a seed (repair, rejoin).
     Refresh,
+    /// Still below the minimum degree after a selection round: refresh early.
+    Repair,
 }
 
 /// Counters shown in `STATUS_RESP`.
@@ -368,6 +370,11 @@ impl Peer {
                 Timer::RegisterRetry => self.retry_registration(now),
                 Timer::Gossip => self.generate_gossip(now),
                 Timer::Probe => self.probe_neighbours(now),
+                Timer::Repair => {
+                    if self.neighbours.len() < self.settings.min_degree as usize {
+                        self.refresh_peer_list(now);
+                    }
+                }
                 Timer::Refresh => {
                     self.refresh_peer_list(now);
                     self.regreet_neighbours(now);

@@ -346,6 +346,7 @@ impl Peer {
     pub(super) fn selection_done(&mut self, now: Millis) {
         self.selection = None;
         if self.bootstrapped {
+            self.hurry_repair(now);
             return;
         }
         self.bootstrapped = true;
@@ -363,6 +364,20 @@ impl Peer {
             Timer::Refresh,
             now.after(self.settings.peer_list_refresh_ms),
         );
+        self.hurry_repair(now);
+    }
+
+    /// Below the minimum degree after a selection round (peers that joined together saw
+    /// empty Peer Lists): refresh after one probe interval rather than a whole refresh
+    /// period, so no peer stays isolated for long.
+    fn hurry_repair(&mut self, now: Millis) {
+        if self.neighbours.len() >= self.settings.min_degree as usize {
+            return;
+        }
+        if self.timers.get(&Timer::Repair).is_none() {
+            let soon = now.after(self.settings.probe_interval_ms);
+            self.timers.set(Timer::Repair, soon);
+        }
     }
 
     /// `HELLO` again to every neighbour. A link can become one-sided (the other end dropped

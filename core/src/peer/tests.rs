@@ -929,6 +929,29 @@ fn witness_backlog_is_bounded() {
 // ----- repair and rejoin ----------------------------------------------------------------------
 
 #[test]
+fn an_isolated_peer_refreshes_after_one_probe_interval() {
+    let mut h = Harness::new(settings());
+    h.register_and_list(Millis(0), &[]);
+    let repair = h.peer.timers.get(&Timer::Repair).expect("repair timer set");
+    assert_eq!(repair, Millis(settings().probe_interval_ms));
+    assert!(repair < h.peer.timers.get(&Timer::Refresh).expect("refresh timer"));
+    h.tick(repair);
+    let pl = h.sends_of("PEER_LIST_REQ");
+    assert_eq!(pl.len(), 1, "an early refresh");
+    let (seed, req) = pl[0].clone();
+    h.respond(repair, seed, req, Ok(peer_list(seed, &[ep(7001)], None)));
+    assert_eq!(h.sends_of("PING").len(), 1, "the new candidate is probed");
+}
+
+#[test]
+fn a_linked_peer_skips_the_early_refresh() {
+    let mut h = Harness::bootstrapped(settings(), &[ep(7001), ep(7002)]);
+    let repair = h.peer.timers.get(&Timer::Repair).expect("repair timer set");
+    h.tick(repair);
+    assert!(h.sends_of("PEER_LIST_REQ").is_empty());
+}
+
+#[test]
 fn repair_reconnects_after_a_drop() {
     let (dead, b, c) = (ep(7001), ep(7002), ep(7003));
     let s = Settings {
@@ -1295,7 +1318,7 @@ fn check_outputs(
 fn random_schedules_keep_the_promises() {
     let pool: Vec<Endpoint> = (7001..7013).map(ep).collect();
     let (mut suspicions, mut reports, mut bootstrapped, mut firsts) = (0, 0, 0, 0);
-    for seed in 0..150u64 {
+    for seed in 0..200u64 {
         let s = Settings {
             min_degree: 3,
             max_degree: 5,
