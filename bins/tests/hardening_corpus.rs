@@ -319,3 +319,47 @@ fn a_100_mb_line_costs_bounded_memory() {
     }
     assert!(net.panics().is_empty(), "{:?}", net.panics());
 }
+
+/// A client that pipelines requests and never reads its replies: the node stops reading from
+/// it (backpressure) or drops it, keeps serving others, and its memory stays bounded.
+#[test]
+fn a_client_that_never_reads_costs_bounded_memory() {
+    let Some((mut net, _a, _b)) = network("noreader") else {
+        return skip("a_client_that_never_reads");
+    };
+    let seed = net.seeds[0];
+    let pid = net.proc(seed).and_then(|p| p.pid()).expect("running");
+    let before = rss_kib(pid).expect("VmRSS");
+    let mut s = TcpStream::connect(seed).expect("connect");
+    s.set_write_timeout(Some(Duration::from_secs(2)))
+        .expect("timeout");
+    let mut req = Vec::new();
+    for _ in 0..1_000 {
+        req.extend(line(&Message::StatusReq));
+    }
+    // Up to 400,000 requests (20 MB; each reply carries the PL), until the node stops taking
+    // them and the socket buffers are full.
+    let mut written = 0usize;
+    let mut peak = before;
+    for _ in 0..400 {
+        match s.write_all(&req) {
+            Ok(()) => written += 1_000,
+            Err(_) => break,
+        }
+        peak = peak.max(rss_kib(pid).unwrap_or(0));
+    }
+    let start = Instant::now();
+    assert!(status(seed).is_some(), "the seed stopped serving others");
+    assert!(start.elapsed() < Duration::from_secs(2));
+    peak = peak.max(rss_kib(pid).unwrap_or(0));
+    eprintln!(
+        "never-reading client: {written} requests taken before the node stopped reading, \
+         RSS {before} KiB -> peak {peak} KiB"
+    );
+    assert!(
+        peak.saturating_sub(before) < 32 * 1024,
+        "seed grew from {before} KiB to {peak} KiB"
+    );
+    drop(s);
+    assert!(net.panics().is_empty(), "{:?}", net.panics());
+}
