@@ -95,6 +95,12 @@ impl Net {
     /// Writes a config of `n` seeds on free ports and starts them (with `flags` for every
     /// node).
     pub fn start(name: &str, n: usize, flags: &[&str]) -> Option<Net> {
+        Net::start_with(name, n, FAST, flags)
+    }
+
+    /// Like [`Net::start`], with `timing` flags instead of [`FAST`] (`&[]`: the programs'
+    /// defaults, slow enough that a loaded machine never makes a live node look dead).
+    pub fn start_with(name: &str, n: usize, timing: &[&str], flags: &[&str]) -> Option<Net> {
         let (seed_bin, peer_bin) = binaries()?;
         let dir = std::env::temp_dir().join(format!(
             "gossip-{name}-{}-{}",
@@ -118,7 +124,7 @@ impl Net {
             output,
             seeds: seeds.clone(),
             procs: Vec::new(),
-            flags: flags.iter().map(|s| s.to_string()).collect(),
+            flags: timing.iter().chain(flags).map(|s| s.to_string()).collect(),
             seed_bin,
             peer_bin,
             spawned: 0,
@@ -153,7 +159,6 @@ impl Net {
             .arg("--output")
             .arg(&self.output)
             .arg("--quiet")
-            .args(FAST)
             .args(&self.flags)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
