@@ -190,8 +190,119 @@ impl std::fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-/// Parses a seed list: one `<ip>,<port>` per line; blank lines and `#` comments allowed.
+/// Parses a seed list: one `<ip>,<port>` per line; blank lines and `#` comments (whole-line or
+/// trailing) allowed, spaces around each part ignored. Returns the seeds in file order.
+///
+/// Every mistake is reported with its 1-based line number: an operator fixes the file by it.
 pub fn parse_seeds(text: &str) -> Result<Vec<Endpoint>, ConfigError> {
-    let _ = text;
-    todo!("issue #2: wire/config helper")
+    let mut seeds = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for (index, raw) in text.lines().enumerate() {
+        let line = index + 1;
+        let content = raw.split_once('#').map_or(raw, |(before, _)| before).trim();
+        if content.is_empty() {
+            continue;
+        }
+        let malformed = |reason: &str| ConfigError::Malformed {
+            line,
+            content: raw.to_string(),
+            reason: reason.to_string(),
+        };
+        let (ip, port) = content
+            .split_once(',')
+            .ok_or_else(|| malformed("missing ','"))?;
+        let ip: std::net::IpAddr = ip
+            .trim()
+            .parse()
+            .map_err(|_| malformed("not an IP address"))?;
+        let port: u16 = port
+            .trim()
+            .parse()
+            .ok()
+            .filter(|&p| p != 0)
+            .ok_or_else(|| malformed("port must be an integer in 1..=65535"))?;
+        let endpoint = Endpoint::new(ip, port);
+        if !seen.insert(endpoint) {
+            return Err(ConfigError::Duplicate { line, endpoint });
+        }
+        seeds.push(endpoint);
+    }
+    if seeds.is_empty() {
+        return Err(ConfigError::Empty);
+    }
+    Ok(seeds)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ep(s: &str) -> Endpoint {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn parses_seeds_with_comments_blanks_and_spaces() {
+        let text = "# seeds\n\n127.0.0.1,5000\n  127.0.0.1 , 5001  # second\r\n::1,5002\n\t\n";
+        assert_eq!(
+            parse_seeds(text),
+            Ok(vec![
+                ep("127.0.0.1:5000"),
+                ep("127.0.0.1:5001"),
+                ep("[::1]:5002")
+            ])
+        );
+    }
+
+    fn malformed_line(text: &str) -> (usize, String) {
+        match parse_seeds(text) {
+            Err(ConfigError::Malformed { line, content, .. }) => (line, content),
+            other => panic!("expected Malformed for {text:?}, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn malformed_lines_are_reported_with_their_number() {
+        let cases = [
+            ("127.0.0.1 5000", 1),
+            ("127.0.0.1,5000\nlocalhost,5001", 2),
+            ("127.0.0.1,5000\n\n# c\n127.0.0.1,0", 4),
+            ("127.0.0.1,70000", 1),
+            ("127.0.0.1,-1", 1),
+            ("127.0.0.1,50.5", 1),
+            ("127.0.0.1,", 1),
+            (",5000", 1),
+            ("127.0.0.1,5000,6000", 1),
+            ("[::1],5000", 1),
+        ];
+        for (text, want) in cases {
+            let (line, content) = malformed_line(text);
+            assert_eq!(line, want, "{text:?}");
+            assert_eq!(Some(content.as_str()), text.lines().nth(want - 1));
+        }
+    }
+
+    #[test]
+    fn duplicate_is_reported_at_its_second_listing() {
+        let text = "127.0.0.1,5000\n127.0.0.1,5001\n127.0.0.1 ,5000";
+        assert_eq!(
+            parse_seeds(text),
+            Err(ConfigError::Duplicate {
+                line: 3,
+                endpoint: ep("127.0.0.1:5000")
+            })
+        );
+    }
+
+    #[test]
+    fn no_seed_is_an_error() {
+        assert_eq!(parse_seeds(""), Err(ConfigError::Empty));
+        assert_eq!(parse_seeds("# only\n\n  \n"), Err(ConfigError::Empty));
+    }
+
+    #[test]
+    fn error_messages_name_the_line() {
+        let e = parse_seeds("1.2.3.4,5\nbad").unwrap_err();
+        assert!(e.to_string().starts_with("line 2:"), "{e}");
+    }
 }

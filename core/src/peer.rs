@@ -1,40 +1,270 @@
-//! The peer state machine: bootstrap, overlay, gossip, liveness. (Being built: issue #2.)
+//! The peer state machine: bootstrap, overlay, gossip, liveness, repair and rejoin.
+//!
+//! A [`Peer`] is driven like every node of this crate (see the crate doc): one
+//! [`Peer::handle`], then [`Peer::drain_outputs`], then [`Peer::next_deadline`].
+//!
+//! Its life, and where each part lives:
+//! 1. **Registration**: `REGISTER_REQ` to a quorum of randomly chosen seeds, more if some
+//!    fail; registered only once a quorum said success. Failed rounds retry later.
+//!    Steps 1-3 and 6 are in `bootstrap.rs`.
+//! 2. **Discovery**: `PEER_LIST_REQ` to the seeds that admitted it; the union is the set of
+//!    known peers (bounded).
+//! 3. **Neighbour selection** (preferential attachment): `PING` a sample of candidates, weight
+//!    each by the degree its `PONG` carries, draw neighbours by weight, `HELLO` them. The
+//!    first round ending is "bootstrap complete", whatever it found.
+//! 4. **Gossip**: generate a message every interval up to a maximum; forward first-time
+//!    messages to every neighbour but the sender; a bounded seen-set drops repeats
+//!    (`gossip.rs`, `seen.rs`).
+//! 5. **Liveness**: probe neighbours; after enough consecutive misses ask witnesses to probe
+//!    the suspect; only a peer-level majority (with at least one witness) leads to a
+//!    `DEAD_REPORT` to a quorum of seeds. As a witness, probe and answer later
+//!    (`liveness.rs`).
+//! 6. **Repair and rejoin**: refresh the Peer List periodically and after a drop, reconnect
+//!    while below the minimum degree, and register again if the seeds removed this peer.
+//!
+//! This file holds the state and the dispatch of inputs; the decisions worth testing alone
+//! (neighbour choice, witness choice, suspicion verdict) are pure functions in `decide.rs`.
+//! All probes go through one table, keyed by endpoint, so a neighbour probe, a candidate
+//! probe and witness probes of the same node share one `PING` and its single response.
+
+mod bootstrap;
+mod decide;
+mod gossip;
+mod liveness;
+mod seen;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use crate::config::SettingsError;
-use crate::msg::{Endpoint, StatusResp};
-use crate::{Input, Millis, NodeInit, Output};
+use crate::msg::{Endpoint, Message, PeerStatus, Pong, RoleStatus, StatusResp};
+use crate::rng::Rng;
+use crate::timers::Timers;
+use crate::{ConnId, Event, Failure, Input, Millis, NodeInit, Output, Settings};
+
+pub use decide::{choose_neighbours, pick_witnesses, verdict, Verdict};
+pub use seen::{gossip_key, SeenSet};
+
+/// Witness probes a peer keeps pending at most; beyond, `SUSPECT_REQ` is answered `ERROR`
+/// so a flood of requests cannot grow memory.
+pub const MAX_PENDING_WITNESS: usize = 256;
+
+/// Known peers remembered per `peer_list_limit` (a random one is evicted beyond).
+const KNOWN_PER_LIST: usize = 4;
+
+/// The peer's periodic and one-shot deadlines.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Timer {
+    /// Registration failed; try again.
+    RegisterRetry,
+    /// Generate the next gossip message.
+    Gossip,
+    /// Probe the neighbours.
+    Probe,
+    /// Refresh the Peer List from a seed (repair, rejoin).
+    Refresh,
+}
+
+/// Counters shown in `STATUS_RESP`.
+#[derive(Debug, Default)]
+struct Counters {
+    bad_input: u64,
+    dead_reports: u64,
+    gossip_duplicate: u64,
+    gossip_first: u64,
+    gossip_generated: u64,
+    probes_missed: u64,
+    probes_sent: u64,
+    suspicions: u64,
+}
+
+impl Counters {
+    /// Named counters, sorted by name.
+    fn sorted(&self) -> Vec<(String, u64)> {
+        [
+            ("bad_input", self.bad_input),
+            ("dead_reports", self.dead_reports),
+            ("gossip_duplicate", self.gossip_duplicate),
+            ("gossip_first", self.gossip_first),
+            ("gossip_generated", self.gossip_generated),
+            ("probes_missed", self.probes_missed),
+            ("probes_sent", self.probes_sent),
+            ("suspicions", self.suspicions),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+}
+
+/// One registration attempt (a retry or a rejoin starts from the seeds that said success).
+#[derive(Debug, Default)]
+struct Registration {
+    /// The lowest incarnation asked for (one above a removed one when rejoining).
+    hint: Option<u64>,
+    /// Seeds asked in this round; a failure moves on to one not asked yet.
+    asked: BTreeSet<Endpoint>,
+    /// Seeds whose answer is awaited.
+    in_flight: BTreeSet<Endpoint>,
+    /// Seeds that admitted this peer.
+    successes: BTreeSet<Endpoint>,
+    /// The highest incarnation a seed said it admitted.
+    admitted: Option<u64>,
+}
+
+/// One round of neighbour selection.
+#[derive(Debug, Default)]
+struct Selection {
+    /// Candidates pinged, `PONG` awaited.
+    probing: BTreeSet<Endpoint>,
+    /// Candidates that answered, with their weight (degree, at least 1).
+    answered: Vec<(Endpoint, u32)>,
+    /// Answered candidates in weighted-draw order, not greeted yet.
+    reserve: VecDeque<Endpoint>,
+    /// `HELLO`s awaiting their `HELLO_ACK`.
+    greeting: BTreeSet<Endpoint>,
+}
+
+/// Per-neighbour liveness state.
+#[derive(Debug, Default)]
+struct Link {
+    /// Consecutive missed probes.
+    misses: u32,
+    /// A probe is in flight.
+    probing: bool,
+}
+
+/// A suspicion round in progress.
+#[derive(Debug)]
+struct Suspicion {
+    /// Witnesses whose `SUSPECT_ACK` is awaited.
+    awaiting: BTreeSet<Endpoint>,
+    /// Witnesses that said dead, in answer order.
+    dead: Vec<Endpoint>,
+    /// Witnesses that said alive.
+    alive: u32,
+}
+
+/// Who waits for the outcome of the `PING` in flight to one endpoint.
+#[derive(Debug, Default)]
+struct PingWaiters {
+    /// The neighbour probe.
+    probe: bool,
+    /// Neighbour selection.
+    candidate: bool,
+    /// Detectors that asked this peer to witness: the connection to answer and who asked.
+    witnesses: Vec<(ConnId, Endpoint)>,
+}
+
+/// Why a `PING` is sent.
+enum PingRole {
+    Probe,
+    Candidate,
+    Witness(ConnId, Endpoint),
+}
 
 /// A peer node.
 #[derive(Debug)]
 pub struct Peer {
     me: Endpoint,
+    seeds: Vec<Endpoint>,
+    settings: Settings,
+    rng: Rng,
+    unix_ms_at_zero: u64,
     outputs: Vec<Output>,
+    timers: Timers<Timer>,
+    counters: Counters,
+
+    registered: bool,
+    incarnation: u64,
+    reg: Registration,
+
+    bootstrapped: bool,
+    /// Seeds whose bootstrap `PEER_LIST_RESP` is awaited.
+    pl_awaiting: BTreeSet<Endpoint>,
+    /// A refresh `PEER_LIST_REQ` is in flight.
+    refreshing: bool,
+    selection: Option<Selection>,
+    /// Peers known from Peer Lists and handshakes, with the incarnation last heard of.
+    known: BTreeMap<Endpoint, Option<u64>>,
+    /// The overlay adjacency.
+    neighbours: BTreeMap<Endpoint, Link>,
+
+    generated: u32,
+    seen: SeenSet,
+
+    pings: BTreeMap<Endpoint, PingWaiters>,
+    witness_pending: usize,
+    suspicions: BTreeMap<Endpoint, Suspicion>,
 }
 
 impl Peer {
-    /// A peer for `init`. Fails if the settings do not validate.
+    /// A peer for `init`; its registration requests are queued at once. Fails if the settings
+    /// do not validate, no seed is given, or `init.me` is one of the seeds.
     pub fn new(init: NodeInit, now: Millis) -> Result<Peer, SettingsError> {
-        let _ = now;
-        Ok(Peer {
+        init.settings.validate()?;
+        if init.seeds.is_empty() {
+            return Err(SettingsError("a peer needs at least one seed".into()));
+        }
+        if init.seeds.contains(&init.me) {
+            return Err(SettingsError(format!(
+                "{} is a seed: a peer must not be one of the seeds",
+                init.me
+            )));
+        }
+        let seen = SeenSet::new(usize::try_from(init.settings.seen_capacity).unwrap_or(usize::MAX));
+        let mut peer = Peer {
             me: init.me,
+            seeds: init.seeds,
+            settings: init.settings,
+            rng: Rng::new(init.rng_seed),
+            unix_ms_at_zero: init.unix_ms_at_zero,
             outputs: Vec::new(),
-        })
+            timers: Timers::default(),
+            counters: Counters::default(),
+            registered: false,
+            incarnation: 0,
+            reg: Registration::default(),
+            bootstrapped: false,
+            pl_awaiting: BTreeSet::new(),
+            refreshing: false,
+            selection: None,
+            known: BTreeMap::new(),
+            neighbours: BTreeMap::new(),
+            generated: 0,
+            seen,
+            pings: BTreeMap::new(),
+            witness_pending: 0,
+            suspicions: BTreeMap::new(),
+        };
+        peer.start_registration(now, None);
+        Ok(peer)
     }
 
     /// Feeds one input at `now`.
     pub fn handle(&mut self, now: Millis, input: Input) {
-        let _ = (now, input);
-        todo!("issue #2: peer state machine")
+        match input {
+            Input::Request { conn, msg } => self.on_request(now, conn, msg),
+            Input::Malformed { conn, error } => self.reject(conn, error.to_string()),
+            Input::Response {
+                to,
+                request,
+                outcome,
+            } => self.on_response(now, to, request, outcome),
+            Input::Tick => self.on_tick(now),
+        }
     }
 
-    /// Takes every queued output.
+    /// Takes every queued output, in order.
+    #[must_use = "outputs are what the node asks the driver to do"]
     pub fn drain_outputs(&mut self) -> std::vec::Drain<'_, Output> {
         self.outputs.drain(..)
     }
 
-    /// When the peer next wants a tick.
+    /// When the peer next wants [`Input::Tick`].
     pub fn next_deadline(&self) -> Option<Millis> {
-        None
+        self.timers.next_deadline()
     }
 
     /// This peer's endpoint.
@@ -42,8 +272,116 @@ impl Peer {
         self.me
     }
 
-    /// A read-only view.
+    /// A read-only view, as answered to `STATUS_REQ`.
     pub fn status(&self) -> StatusResp {
-        todo!("issue #2: peer status")
+        StatusResp {
+            node: self.me,
+            role: RoleStatus::Peer(PeerStatus {
+                registered: self.registered,
+                incarnation: self.incarnation,
+                neighbours: self.neighbours.keys().copied().collect(),
+                known_peers: u32::try_from(self.known.len()).unwrap_or(u32::MAX),
+            }),
+            counters: self.counters.sorted(),
+        }
     }
+
+    // ----- dispatch -------------------------------------------------------------------------
+
+    fn on_request(&mut self, now: Millis, conn: ConnId, msg: Message) {
+        match msg {
+            Message::Gossip(g) => self.on_gossip(now, conn, g),
+            Message::Ping(_) => {
+                let pong = Pong {
+                    responder: self.me,
+                    degree: Some(self.degree()),
+                };
+                self.reply(conn, Message::Pong(pong));
+            }
+            Message::Hello(h) => self.on_hello(conn, h),
+            Message::SuspectReq(r) => self.on_suspect_req(now, conn, r),
+            Message::StatusReq => {
+                let status = self.status();
+                self.reply(conn, Message::StatusResp(Box::new(status)));
+            }
+            Message::RegisterReq(_)
+            | Message::RegisterVote(_)
+            | Message::RegisterCommit(_)
+            | Message::PeerListReq { .. }
+            | Message::DeadReport(_)
+            | Message::DeadVote(_)
+            | Message::DeadCommit(_)
+            | Message::SeedSync(_) => self.reject(conn, format!("{}: not a seed", msg.type_name())),
+            other => self.reject(conn, format!("{} is not a request", other.type_name())),
+        }
+    }
+
+    fn on_response(
+        &mut self,
+        now: Millis,
+        to: Endpoint,
+        request: Message,
+        outcome: Result<Message, Failure>,
+    ) {
+        match request {
+            Message::RegisterReq(_) => self.on_register_result(now, to, outcome),
+            Message::PeerListReq { .. } => self.on_peer_list(now, to, outcome),
+            Message::Ping(_) => self.on_ping_outcome(now, to, outcome),
+            Message::Hello(_) => self.on_hello_ack(now, to, outcome),
+            Message::SuspectReq(r) => self.on_suspect_ack(now, to, r.suspect, outcome),
+            Message::DeadReport(r) => {
+                if let Ok(Message::DeadResult(res)) = outcome {
+                    self.emit(Event::DeadReportOutcome {
+                        suspect: r.dead,
+                        seed: to,
+                        success: res.success,
+                    });
+                }
+            }
+            // Gossip acks carry nothing we act on: liveness comes from probes.
+            _ => {}
+        }
+    }
+
+    fn on_tick(&mut self, now: Millis) {
+        while let Some(timer) = self.timers.pop_due(now) {
+            match timer {
+                Timer::RegisterRetry => self.retry_registration(now),
+                Timer::Gossip => self.generate_gossip(now),
+                Timer::Probe => self.probe_neighbours(now),
+                Timer::Refresh => {
+                    self.refresh_peer_list(now);
+                    self.regreet_neighbours(now);
+                    let at = now.after(self.settings.peer_list_refresh_ms);
+                    self.timers.set(Timer::Refresh, at);
+                }
+            }
+        }
+    }
+
+    // ----- outputs --------------------------------------------------------------------------
+
+    fn send(&mut self, to: Endpoint, msg: Message, deadline: Millis) {
+        self.outputs.push(Output::Send { to, msg, deadline });
+    }
+
+    fn reply(&mut self, conn: ConnId, msg: Message) {
+        self.outputs.push(Output::Reply { conn, msg });
+    }
+
+    fn emit(&mut self, event: Event) {
+        self.outputs.push(Output::Event(event));
+    }
+
+    /// Answers a bad request with `ERROR` and records it.
+    fn reject(&mut self, conn: ConnId, reason: String) {
+        self.counters.bad_input += 1;
+        self.reply(conn, Message::error(reason.clone()));
+        self.emit(Event::BadInput { reason });
+    }
+}
+
+/// A collection size as a wire/event count.
+fn count(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
 }

@@ -1,0 +1,101 @@
+//! Gossip: generation on a timer and first-time forwarding. This is the simulator's hot
+//! path: no formatting and no allocation per forwarded copy beyond the output itself (the
+//! text is a shared `Arc<str>`), and an O(1) seen check.
+
+use std::sync::Arc;
+
+use super::{gossip_key, Peer, Timer};
+use crate::msg::{Endpoint, Gossip, GossipAck, Message};
+use crate::{ConnId, Event, Millis, Output};
+
+impl Peer {
+    // ----- gossip (hot path) ----------------------------------------------------------------
+
+    pub(super) fn unix_secs(&self, now: Millis) -> u64 {
+        self.unix_ms_at_zero.saturating_add(now.0) / 1000
+    }
+
+    pub(super) fn generate_gossip(&mut self, now: Millis) {
+        if self.generated >= self.settings.max_gossip {
+            return;
+        }
+        self.generated += 1;
+        let msg_no = self.generated;
+        let text: Arc<str> = Arc::from(format!(
+            "{}:{}:{}",
+            self.unix_secs(now),
+            self.me.ip(),
+            msg_no
+        ));
+        self.seen.insert(gossip_key(&text, Some(self.me.port())));
+        self.counters.gossip_generated += 1;
+        self.emit(Event::GossipGenerated {
+            text: Arc::clone(&text),
+            msg_no,
+        });
+        let gossip = Gossip {
+            text,
+            origin_ip: self.me.ip(),
+            origin_port: Some(self.me.port()),
+            msg_no,
+            sender: self.me,
+            hops: 1,
+        };
+        self.forward(now, &gossip, None);
+        if self.generated < self.settings.max_gossip {
+            self.timers
+                .set(Timer::Gossip, now.after(self.settings.gossip_interval_ms));
+        }
+    }
+
+    /// Sends `gossip` to every neighbour but `except`. Each copy shares the text's `Arc`.
+    pub(super) fn forward(&mut self, now: Millis, gossip: &Gossip, except: Option<Endpoint>) {
+        let deadline = now.after(self.settings.request_timeout_ms);
+        self.outputs.reserve(self.neighbours.len());
+        self.outputs.extend(
+            self.neighbours
+                .keys()
+                .filter(|&&to| Some(to) != except)
+                .map(|&to| Output::Send {
+                    to,
+                    msg: Message::Gossip(gossip.clone()),
+                    deadline,
+                }),
+        );
+    }
+
+    /// Incoming gossip, from a neighbour or not (the reference may gossip before `HELLO`).
+    pub(super) fn on_gossip(&mut self, now: Millis, conn: ConnId, gossip: Gossip) {
+        let first = self
+            .seen
+            .insert(gossip_key(&gossip.text, gossip.origin_port));
+        self.reply(
+            conn,
+            Message::GossipAck(GossipAck {
+                accepted: true,
+                duplicate: !first,
+            }),
+        );
+        let from = gossip.sender;
+        if !first {
+            self.counters.gossip_duplicate += 1;
+            self.emit(Event::GossipDuplicate {
+                text: gossip.text,
+                from,
+            });
+            return;
+        }
+        self.counters.gossip_first += 1;
+        self.emit(Event::GossipFirstReceived {
+            text: Arc::clone(&gossip.text),
+            from,
+            hops: gossip.hops,
+        });
+        let onward = Gossip {
+            sender: self.me,
+            hops: gossip.hops.saturating_add(1),
+            ..gossip
+        };
+        self.forward(now, &onward, Some(from));
+    }
+}

@@ -1,0 +1,264 @@
+//! Liveness: neighbour probes, suspicion rounds with witnesses and the dead report (the
+//! detector's side), and probing a suspect on another detector's behalf (the witness's side).
+//! All `PING`s go through one table so roles probing the same endpoint share one probe.
+
+use super::{
+    count, pick_witnesses, verdict, Peer, PingRole, Suspicion, Timer, MAX_PENDING_WITNESS,
+};
+use crate::msg::{DeadReport, Endpoint, Message, Ping, SuspectAck, SuspectReq};
+use crate::{ConnId, Event, Failure, Millis};
+
+impl Peer {
+    // ----- probes ---------------------------------------------------------------------------
+
+    /// Pings `to` for `role`, sharing a `PING` already in flight to the same endpoint.
+    pub(super) fn ping(&mut self, now: Millis, to: Endpoint, role: PingRole) {
+        let fresh = !self.pings.contains_key(&to);
+        let waiters = self.pings.entry(to).or_default();
+        match role {
+            PingRole::Probe => waiters.probe = true,
+            PingRole::Candidate => waiters.candidate = true,
+            PingRole::Witness(conn, requester) => waiters.witnesses.push((conn, requester)),
+        }
+        if fresh {
+            self.counters.probes_sent += 1;
+            let msg = Message::Ping(Ping { sender: self.me });
+            self.send(to, msg, now.after(self.settings.probe_timeout_ms));
+        }
+    }
+
+    /// Any reply at all proves the node is up; a failure is a miss.
+    pub(super) fn on_ping_outcome(
+        &mut self,
+        now: Millis,
+        to: Endpoint,
+        outcome: Result<Message, Failure>,
+    ) {
+        let Some(waiters) = self.pings.remove(&to) else {
+            return;
+        };
+        let alive = outcome.is_ok();
+        if waiters.candidate {
+            self.on_candidate_outcome(now, to, &outcome);
+        }
+        for (conn, requester) in waiters.witnesses {
+            self.witness_pending = self.witness_pending.saturating_sub(1);
+            self.answer_witness(conn, to, requester, alive);
+        }
+        if waiters.probe {
+            self.on_probe_outcome(now, to, alive);
+        }
+    }
+
+    // ----- liveness: detector ---------------------------------------------------------------
+
+    pub(super) fn probe_neighbours(&mut self, now: Millis) {
+        let due: Vec<Endpoint> = self
+            .neighbours
+            .iter_mut()
+            .filter(|(_, link)| !link.probing)
+            .map(|(peer, link)| {
+                link.probing = true;
+                *peer
+            })
+            .collect();
+        for peer in due {
+            self.ping(now, peer, PingRole::Probe);
+        }
+        self.timers
+            .set(Timer::Probe, now.after(self.settings.probe_interval_ms));
+    }
+
+    pub(super) fn on_probe_outcome(&mut self, now: Millis, peer: Endpoint, alive: bool) {
+        let Some(link) = self.neighbours.get_mut(&peer) else {
+            return;
+        };
+        link.probing = false;
+        if alive {
+            link.misses = 0;
+            self.withdraw_suspicion(peer);
+            return;
+        }
+        link.misses = link.misses.saturating_add(1);
+        self.counters.probes_missed += 1;
+        let misses = link.misses;
+        if misses >= self.settings.probe_misses && !self.suspicions.contains_key(&peer) {
+            self.raise_suspicion(now, peer, misses);
+        }
+    }
+
+    /// Asks witnesses (other neighbours first) to probe `suspect` themselves.
+    pub(super) fn raise_suspicion(&mut self, now: Millis, suspect: Endpoint, misses: u32) {
+        let preferred: Vec<Endpoint> = self
+            .neighbours
+            .keys()
+            .filter(|&&p| p != suspect)
+            .copied()
+            .collect();
+        let others: Vec<Endpoint> = self
+            .known
+            .keys()
+            .filter(|&&p| p != suspect && !self.neighbours.contains_key(&p))
+            .copied()
+            .collect();
+        let k = self.settings.witnesses as usize;
+        let witnesses = pick_witnesses(&preferred, &others, k, &mut self.rng);
+        self.counters.suspicions += 1;
+        self.emit(Event::SuspicionRaised {
+            suspect,
+            misses,
+            witnesses: witnesses.clone(),
+        });
+        let round = Suspicion {
+            awaiting: witnesses.iter().copied().collect(),
+            dead: Vec::new(),
+            alive: 0,
+        };
+        if witnesses.is_empty() {
+            self.conclude(now, suspect, round);
+            return;
+        }
+        self.suspicions.insert(suspect, round);
+        let deadline = now.after(self.settings.suspect_timeout_ms);
+        for w in witnesses {
+            let req = SuspectReq {
+                suspect,
+                requester: self.me,
+            };
+            self.send(w, Message::SuspectReq(req), deadline);
+        }
+    }
+
+    /// The suspect answered the detector's own probe while its witnesses were still out: the
+    /// detector's vote turns to alive, so no report can follow. Later witness answers find no
+    /// round and are ignored.
+    pub(super) fn withdraw_suspicion(&mut self, suspect: Endpoint) {
+        if let Some(round) = self.suspicions.remove(&suspect) {
+            self.emit(Event::SuspicionVerdict {
+                suspect,
+                dead_votes: count(round.dead.len()),
+                alive_votes: round.alive.saturating_add(1),
+                dead_witnesses: round.dead,
+                consensus: false,
+            });
+        }
+    }
+
+    /// A witness's answer is a vote; a failure or any other reply is no vote.
+    pub(super) fn on_suspect_ack(
+        &mut self,
+        now: Millis,
+        witness: Endpoint,
+        suspect: Endpoint,
+        outcome: Result<Message, Failure>,
+    ) {
+        let Some(round) = self.suspicions.get_mut(&suspect) else {
+            return;
+        };
+        if !round.awaiting.remove(&witness) {
+            return;
+        }
+        if let Ok(Message::SuspectAck(ack)) = outcome {
+            if ack.suspect == suspect {
+                if ack.alive {
+                    round.alive += 1;
+                } else {
+                    round.dead.push(witness);
+                }
+            }
+        }
+        if round.awaiting.is_empty() {
+            if let Some(round) = self.suspicions.remove(&suspect) {
+                self.conclude(now, suspect, round);
+            }
+        }
+    }
+
+    /// Tallies a finished round; on consensus reports, drops the neighbour and repairs.
+    pub(super) fn conclude(&mut self, now: Millis, suspect: Endpoint, round: Suspicion) {
+        let v = verdict(count(round.dead.len()), round.alive);
+        self.emit(Event::SuspicionVerdict {
+            suspect,
+            dead_votes: v.dead_votes,
+            alive_votes: v.alive_votes,
+            dead_witnesses: round.dead.clone(),
+            consensus: v.consensus,
+        });
+        if !v.consensus {
+            if let Some(link) = self.neighbours.get_mut(&suspect) {
+                link.misses = 0;
+            }
+            return;
+        }
+        self.report_dead(now, suspect, round.dead);
+        self.drop_neighbour(suspect, "dead");
+        self.known.remove(&suspect);
+        self.refresh_peer_list(now);
+    }
+
+    /// `DEAD_REPORT` to a quorum of random seeds, naming the incarnation accused if known.
+    pub(super) fn report_dead(&mut self, now: Millis, dead: Endpoint, witnesses: Vec<Endpoint>) {
+        let timestamp = self.unix_secs(now);
+        let text = format!(
+            "Dead Node:{}:{}:{}:{}",
+            dead.ip(),
+            dead.port(),
+            timestamp,
+            self.me.ip()
+        );
+        let report = DeadReport {
+            dead,
+            self_ip: self.me.ip(),
+            timestamp,
+            reporter: self.me,
+            text: Some(text.clone()),
+            incarnation: self.known.get(&dead).copied().flatten(),
+            witnesses,
+        };
+        let seeds = self.rng.sample(&self.seeds, self.quorum());
+        let deadline = now.after(self.settings.register_timeout_ms);
+        for &seed in &seeds {
+            self.send(seed, Message::DeadReport(report.clone()), deadline);
+        }
+        self.counters.dead_reports += 1;
+        self.emit(Event::DeadReported {
+            suspect: dead,
+            text,
+            seeds,
+        });
+    }
+
+    // ----- liveness: witness ----------------------------------------------------------------
+
+    /// Probes the suspect and answers when the probe's outcome is in (deferred reply).
+    pub(super) fn on_suspect_req(&mut self, now: Millis, conn: ConnId, req: SuspectReq) {
+        if req.suspect == self.me {
+            self.answer_witness(conn, req.suspect, req.requester, true);
+        } else if self.witness_pending >= MAX_PENDING_WITNESS {
+            self.reply(conn, Message::error("busy: too many suspicions pending"));
+        } else {
+            self.witness_pending += 1;
+            self.ping(now, req.suspect, PingRole::Witness(conn, req.requester));
+        }
+    }
+
+    pub(super) fn answer_witness(
+        &mut self,
+        conn: ConnId,
+        suspect: Endpoint,
+        requester: Endpoint,
+        alive: bool,
+    ) {
+        let ack = SuspectAck {
+            suspect,
+            alive,
+            confirmer: self.me,
+        };
+        self.reply(conn, Message::SuspectAck(ack));
+        self.emit(Event::SuspectAnswered {
+            suspect,
+            requester,
+            alive,
+        });
+    }
+}

@@ -1,0 +1,235 @@
+//! The certified Peer List: one `(incarnation, status)` entry per peer, the merge rule that
+//! only ever moves an entry up, and the per-bucket digests anti-entropy compares.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::hash::{combine, hash64};
+use crate::msg::{Endpoint, Entry, Status, SYNC_BUCKETS};
+
+/// Where an entry stands: `Alive < Removed` at one incarnation, a higher incarnation above both.
+pub(super) type Rank = (u64, Status);
+
+/// Who may certify a change: the configured seeds, `quorum` of them at least.
+#[derive(Clone, Debug)]
+pub(super) struct Certifier {
+    seeds: BTreeSet<Endpoint>,
+    quorum: usize,
+}
+
+impl Certifier {
+    pub(super) fn new(seeds: &[Endpoint]) -> Certifier {
+        let seeds: BTreeSet<Endpoint> = seeds.iter().copied().collect();
+        let quorum = crate::quorum(seeds.len());
+        Certifier { seeds, quorum }
+    }
+
+    /// Votes needed.
+    pub(super) fn quorum(&self) -> usize {
+        self.quorum
+    }
+
+    /// Distinct seeds configured.
+    pub(super) fn seed_count(&self) -> usize {
+        self.seeds.len()
+    }
+
+    /// Every configured seed, in order.
+    pub(super) fn seeds(&self) -> &BTreeSet<Endpoint> {
+        &self.seeds
+    }
+
+    pub(super) fn is_seed(&self, endpoint: &Endpoint) -> bool {
+        self.seeds.contains(endpoint)
+    }
+
+    /// A valid certificate names at least a quorum of distinct configured seeds. Anything
+    /// less could be forged by a minority (or a confused non-seed), so it changes nothing.
+    pub(super) fn certifies(&self, votes: &[Endpoint]) -> bool {
+        let distinct: BTreeSet<&Endpoint> = votes.iter().collect();
+        distinct.len() == votes.len()
+            && votes.len() >= self.quorum
+            && votes.iter().all(|v| self.seeds.contains(v))
+    }
+}
+
+/// The rank of an entry.
+pub(super) fn rank(entry: &Entry) -> Rank {
+    (entry.incarnation, entry.status)
+}
+
+/// The merge rule: `candidate` replaces `current` only if it ranks strictly higher and carries
+/// a valid certificate. "Take the higher" makes merging commutative and idempotent, so commits
+/// and syncs may arrive in any order, twice, or late, and every seed ends in the same state.
+pub(super) fn supersedes(
+    current: Option<&Entry>,
+    candidate: &Entry,
+    certifier: &Certifier,
+) -> bool {
+    Some(rank(candidate)) > current.map(rank) && certifier.certifies(&candidate.votes)
+}
+
+/// The anti-entropy bucket of a peer. Hashes the endpoint's text so every build agrees.
+pub(super) fn bucket(peer: &Endpoint) -> usize {
+    (hash64(peer.to_string().as_bytes()) % SYNC_BUCKETS as u64) as usize
+}
+
+/// What a digest sums for one entry. The certificate is left out: two seeds holding the same
+/// rank under different (equally valid) certificates agree, and need not sync.
+fn fingerprint(entry: &Entry) -> u64 {
+    let status = match entry.status {
+        Status::Alive => 0,
+        Status::Removed => 1,
+    };
+    combine(
+        combine(hash64(entry.peer.to_string().as_bytes()), entry.incarnation),
+        status,
+    )
+}
+
+/// The entries and their digests, kept in step on every change.
+#[derive(Clone, Debug)]
+pub(super) struct PeerList {
+    entries: BTreeMap<Endpoint, Entry>,
+    /// XOR of the fingerprints of each bucket's entries: order-independent, and updated in
+    /// O(1) by XOR-ing the old fingerprint out and the new one in.
+    digests: Vec<u64>,
+}
+
+impl Default for PeerList {
+    fn default() -> Self {
+        PeerList {
+            entries: BTreeMap::new(),
+            digests: vec![0; SYNC_BUCKETS],
+        }
+    }
+}
+
+impl PeerList {
+    /// The entry of `peer`.
+    pub(super) fn get(&self, peer: &Endpoint) -> Option<&Entry> {
+        self.entries.get(peer)
+    }
+
+    /// The rank of `peer`'s entry.
+    pub(super) fn rank(&self, peer: &Endpoint) -> Option<Rank> {
+        self.get(peer).map(rank)
+    }
+
+    /// Every entry, sorted by peer.
+    pub(super) fn entries(&self) -> impl Iterator<Item = &Entry> {
+        self.entries.values()
+    }
+
+    /// The admitted peers' entries, sorted by peer.
+    pub(super) fn alive(&self) -> impl Iterator<Item = &Entry> {
+        self.entries().filter(|e| e.status == Status::Alive)
+    }
+
+    pub(super) fn digests(&self) -> &[u64] {
+        &self.digests
+    }
+
+    /// Applies `candidate` if the merge rule allows; true if the list changed.
+    pub(super) fn apply(&mut self, mut candidate: Entry, certifier: &Certifier) -> bool {
+        if !supersedes(self.get(&candidate.peer), &candidate, certifier) {
+            return false;
+        }
+        candidate.votes.sort();
+        let slot = bucket(&candidate.peer);
+        if let Some(old) = self.entries.get(&candidate.peer) {
+            self.digests[slot] ^= fingerprint(old);
+        }
+        self.digests[slot] ^= fingerprint(&candidate);
+        self.entries.insert(candidate.peer, candidate);
+        true
+    }
+
+    /// Up to `limit` entries of the buckets whose digest differs from `theirs`, starting at
+    /// bucket `start` and wrapping, so that when more differ than fit, successive rounds
+    /// (with random starts) cover them all rather than resending the same first few.
+    pub(super) fn differing(&self, theirs: &[u64], limit: usize, start: usize) -> Vec<Entry> {
+        let mut by_bucket: Vec<Vec<&Entry>> = vec![Vec::new(); SYNC_BUCKETS];
+        for entry in self.entries.values() {
+            let slot = bucket(&entry.peer);
+            if theirs.get(slot) != self.digests.get(slot) {
+                by_bucket[slot].push(entry);
+            }
+        }
+        (0..SYNC_BUCKETS)
+            .flat_map(|i| by_bucket[(start + i) % SYNC_BUCKETS].iter())
+            .take(limit)
+            .map(|e| (*e).clone())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ep(port: u16) -> Endpoint {
+        Endpoint::from(([127, 0, 0, 1], port))
+    }
+
+    fn entry(inc: u64, status: Status, votes: &[u16]) -> Entry {
+        Entry {
+            peer: ep(9000),
+            incarnation: inc,
+            status,
+            votes: votes.iter().map(|p| ep(*p)).collect(),
+        }
+    }
+
+    #[test]
+    fn merge_rule_table() {
+        use Status::{Alive, Removed};
+        let certifier = Certifier::new(&[ep(1), ep(2), ep(3)]);
+        let ok = &[1, 2][..];
+        // (current, candidate, applies)
+        let cases: Vec<(Option<Entry>, Entry, bool)> = vec![
+            (None, entry(1, Alive, ok), true),
+            (None, entry(1, Removed, ok), true),
+            (Some(entry(1, Alive, ok)), entry(1, Alive, &[2, 3]), false),
+            (Some(entry(1, Alive, ok)), entry(1, Removed, ok), true),
+            (Some(entry(1, Removed, ok)), entry(1, Alive, ok), false),
+            (Some(entry(1, Removed, ok)), entry(1, Removed, ok), false),
+            (Some(entry(1, Removed, ok)), entry(2, Alive, ok), true),
+            (Some(entry(2, Alive, ok)), entry(1, Removed, ok), false),
+            (Some(entry(3, Alive, ok)), entry(2, Alive, ok), false),
+            // certificates: too few, duplicated, or naming a non-seed
+            (None, entry(1, Alive, &[1]), false),
+            (None, entry(1, Alive, &[1, 1]), false),
+            (None, entry(1, Alive, &[1, 4]), false),
+            (None, entry(1, Alive, &[]), false),
+            (
+                Some(entry(1, Alive, ok)),
+                entry(2, Alive, &[2, 2, 2]),
+                false,
+            ),
+            (None, entry(1, Alive, &[3, 2, 1]), true),
+        ];
+        for (current, candidate, want) in cases {
+            assert_eq!(
+                supersedes(current.as_ref(), &candidate, &certifier),
+                want,
+                "current={current:?} candidate={candidate:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn digests_track_content_not_history() {
+        let certifier = Certifier::new(&[ep(1), ep(2), ep(3)]);
+        let (mut a, mut b) = (PeerList::default(), PeerList::default());
+        assert!(a.apply(entry(1, Status::Alive, &[1, 2]), &certifier));
+        assert!(a.apply(entry(1, Status::Removed, &[1, 2]), &certifier));
+        assert_ne!(a.digests(), b.digests());
+        // b reaches the same state directly, under another certificate
+        assert!(b.apply(entry(1, Status::Removed, &[2, 3]), &certifier));
+        assert_eq!(a.digests(), b.digests());
+        assert!(a.differing(b.digests(), 10, 0).is_empty());
+        assert!(b.apply(entry(2, Status::Alive, &[2, 3]), &certifier));
+        assert_eq!(a.differing(b.digests(), 10, 7).len(), 1);
+        assert_eq!(a.differing(b.digests(), 0, 0).len(), 0);
+    }
+}

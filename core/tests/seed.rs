@@ -1,0 +1,1044 @@
+//! The seed state machine, driven through its public interface by a tiny in-memory network:
+//! each `Send` is routed at once to the seed it names (or answered for a fake peer), each
+//! reply is handed back as a `Response`. Links can lose messages (the send then times out at
+//! its deadline), seeds can crash and restart empty.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use gossip_core::event::{ChangeSource, ProposalKind};
+use gossip_core::msg::{
+    CommitSync, DeadReport, Decision, Entry, PeerListResp, RegisterReq, RegisterResult, RoleStatus,
+    SeedSync, Status, VoteReq, VoteResp,
+};
+use gossip_core::wire::DecodeError;
+use gossip_core::{
+    ConnId, Endpoint, Event, Failure, Input, Message, Millis, NodeInit, Output, Seed, Settings,
+};
+
+fn seed_ep(i: usize) -> Endpoint {
+    Endpoint::from(([127, 0, 0, 1], 7000 + i as u16))
+}
+
+fn peer_ep(i: usize) -> Endpoint {
+    Endpoint::from(([127, 0, 0, 2], 9000 + i as u16))
+}
+
+/// A send that will time out: lost on a cut link.
+struct Lost {
+    deadline: Millis,
+    from: usize,
+    to: Endpoint,
+    msg: Message,
+}
+
+struct Net {
+    now: Millis,
+    settings: Settings,
+    seeds: Vec<Option<Seed>>,
+    queue: VecDeque<(usize, Input)>,
+    /// Requests delivered to a seed and not answered yet: conn → (sender, to, request).
+    inflight: BTreeMap<ConnId, (usize, Endpoint, Message)>,
+    lost: Vec<Lost>,
+    /// Answers to the requests the test itself made.
+    replies: BTreeMap<ConnId, Message>,
+    events: Vec<(Endpoint, Event)>,
+    next_conn: u64,
+    /// Directed links that lose every message.
+    cut: BTreeSet<(Endpoint, Endpoint)>,
+    /// Message types a seed's sends of which are lost.
+    muted: BTreeSet<(usize, &'static str)>,
+    /// Fake peers that answer `PING`.
+    live_peers: BTreeSet<Endpoint>,
+    /// Entries carried by every `SEED_SYNC` reply so far.
+    synced_entries: usize,
+}
+
+impl Net {
+    fn new(n: usize, settings: Settings) -> Net {
+        let mut net = Net {
+            now: Millis(0),
+            settings,
+            seeds: Vec::new(),
+            queue: VecDeque::new(),
+            inflight: BTreeMap::new(),
+            lost: Vec::new(),
+            replies: BTreeMap::new(),
+            events: Vec::new(),
+            next_conn: 0,
+            cut: BTreeSet::new(),
+            muted: BTreeSet::new(),
+            live_peers: BTreeSet::new(),
+            synced_entries: 0,
+        };
+        for i in 0..n {
+            let seed = net.boot(i, n);
+            net.seeds.push(Some(seed));
+        }
+        net
+    }
+
+    fn boot(&self, i: usize, n: usize) -> Seed {
+        let init = NodeInit {
+            me: seed_ep(i),
+            seeds: (0..n).map(seed_ep).collect(),
+            settings: self.settings.clone(),
+            rng_seed: 1000 + i as u64 + self.now.0,
+            unix_ms_at_zero: 0,
+        };
+        Seed::new(init, self.now).expect("valid init")
+    }
+
+    fn crash(&mut self, i: usize) {
+        self.seeds[i] = None;
+        let gone = seed_ep(i);
+        let orphaned: Vec<ConnId> = (self.inflight.iter())
+            .filter(|(_, (_, to, _))| *to == gone)
+            .map(|(c, _)| *c)
+            .collect();
+        for conn in orphaned {
+            if let Some((from, to, request)) = self.inflight.remove(&conn) {
+                self.respond(from, to, request, Err(Failure::Unreachable));
+            }
+        }
+        self.lost.retain(|l| l.from != i);
+        self.run();
+    }
+
+    fn restart_empty(&mut self, i: usize) {
+        let n = self.seeds.len();
+        self.seeds[i] = Some(self.boot(i, n));
+    }
+
+    fn conn(&mut self) -> ConnId {
+        self.next_conn += 1;
+        ConnId(self.next_conn)
+    }
+
+    /// The test sends `msg` to seed `i`; returns where the answer will be.
+    fn request(&mut self, i: usize, msg: Message) -> ConnId {
+        let conn = self.enqueue(i, msg);
+        self.run();
+        conn
+    }
+
+    /// Queues `msg` for seed `i` without running the network, to make requests concurrent.
+    fn enqueue(&mut self, i: usize, msg: Message) -> ConnId {
+        let conn = self.conn();
+        self.queue.push_back((i, Input::Request { conn, msg }));
+        conn
+    }
+
+    /// How many entry changes seed `i` made that match `pred`.
+    fn changes_at(&self, i: usize, pred: impl Fn(&Entry) -> bool) -> usize {
+        (self.events.iter())
+            .filter(|(who, _)| *who == seed_ep(i))
+            .filter(|(_, e)| matches!(e, Event::EntryChanged { entry, .. } if pred(entry)))
+            .count()
+    }
+
+    fn respond(
+        &mut self,
+        from: usize,
+        to: Endpoint,
+        request: Message,
+        outcome: Result<Message, Failure>,
+    ) {
+        let input = Input::Response {
+            to,
+            request,
+            outcome,
+        };
+        self.queue.push_back((from, input));
+    }
+
+    fn run(&mut self) {
+        while let Some((i, input)) = self.queue.pop_front() {
+            let Some(seed) = self.seeds[i].as_mut() else {
+                continue;
+            };
+            seed.handle(self.now, input);
+            let outputs: Vec<Output> = seed.drain_outputs().collect();
+            for out in outputs {
+                self.route(i, out);
+            }
+        }
+    }
+
+    fn route(&mut self, from: usize, out: Output) {
+        match out {
+            Output::Event(e) => self.events.push((seed_ep(from), e)),
+            Output::Reply { conn, msg } => match self.inflight.remove(&conn) {
+                Some((sender, to, request)) if matches!(msg, Message::SeedSync(_)) => {
+                    if let Message::SeedSync(sync) = &msg {
+                        self.synced_entries += sync.entries.len();
+                    }
+                    self.respond(sender, to, request, Ok(msg))
+                }
+                Some((sender, to, request)) => self.respond(sender, to, request, Ok(msg)),
+                None => {
+                    assert!(
+                        self.replies.insert(conn, msg).is_none(),
+                        "two replies on {conn:?}"
+                    );
+                }
+            },
+            Output::Send { to, msg, deadline } => self.deliver(from, to, msg, deadline),
+        }
+    }
+
+    fn deliver(&mut self, from: usize, to: Endpoint, msg: Message, deadline: Millis) {
+        assert!(deadline > self.now, "a send's deadline must lie ahead");
+        if self.cut.contains(&(seed_ep(from), to)) || self.muted.contains(&(from, msg.type_name()))
+        {
+            return self.lost.push(Lost {
+                deadline,
+                from,
+                to,
+                msg,
+            });
+        }
+        match (0..self.seeds.len()).find(|j| seed_ep(*j) == to) {
+            Some(j) if self.seeds[j].is_some() => {
+                let conn = self.conn();
+                self.inflight.insert(conn, (from, to, msg.clone()));
+                self.queue.push_back((j, Input::Request { conn, msg }));
+            }
+            Some(_) => self.respond(from, to, msg, Err(Failure::Unreachable)),
+            None if self.live_peers.contains(&to) => {
+                let pong = Message::Pong(gossip_core::msg::Pong {
+                    responder: to,
+                    degree: Some(1),
+                });
+                self.respond(from, to, msg, Ok(pong))
+            }
+            None => self.respond(from, to, msg, Err(Failure::Unreachable)),
+        }
+    }
+
+    /// Moves time forward by `ms`, firing timers and timing out lost sends on the way.
+    fn advance(&mut self, ms: u64) {
+        let target = self.now.after(ms);
+        loop {
+            let timers = self
+                .seeds
+                .iter()
+                .flatten()
+                .filter_map(|s| s.next_deadline());
+            let losses = self.lost.iter().map(|l| l.deadline);
+            let Some(next) = timers.chain(losses).min().filter(|t| *t <= target) else {
+                break;
+            };
+            self.now = self.now.max(next);
+            // Timers first: a round whose deadline coincides with its sends' ends by deadline.
+            for i in 0..self.seeds.len() {
+                if self.seeds[i]
+                    .as_ref()
+                    .and_then(|s| s.next_deadline())
+                    .is_some_and(|t| t <= next)
+                {
+                    self.queue.push_back((i, Input::Tick));
+                }
+            }
+            let (due, kept) = std::mem::take(&mut self.lost)
+                .into_iter()
+                .partition(|l| l.deadline <= next);
+            self.lost = kept;
+            for l in due {
+                self.respond(l.from, l.to, l.msg, Err(Failure::Timeout));
+            }
+            self.run();
+        }
+        self.now = target;
+    }
+
+    fn reply(&self, conn: ConnId) -> Option<&Message> {
+        self.replies.get(&conn)
+    }
+
+    fn entries(&self, i: usize) -> Vec<Entry> {
+        let seed = self.seeds[i].as_ref().expect("seed is up");
+        match seed.status().role {
+            RoleStatus::Seed(s) => s.entries,
+            RoleStatus::Peer(_) => panic!("a seed reports as a seed"),
+        }
+    }
+
+    fn rank(&self, i: usize, peer: Endpoint) -> Option<(u64, Status)> {
+        self.entries(i)
+            .into_iter()
+            .find(|e| e.peer == peer)
+            .map(|e| (e.incarnation, e.status))
+    }
+
+    fn ranks(&self, i: usize) -> Vec<(Endpoint, u64, Status)> {
+        self.entries(i)
+            .into_iter()
+            .map(|e| (e.peer, e.incarnation, e.status))
+            .collect()
+    }
+
+    fn register(&mut self, i: usize, peer: Endpoint, hint: Option<u64>) -> ConnId {
+        self.request(
+            i,
+            Message::RegisterReq(RegisterReq {
+                peer,
+                incarnation: hint,
+            }),
+        )
+    }
+
+    fn register_now(&mut self, i: usize, peer: Endpoint, hint: Option<u64>) -> RegisterResult {
+        let conn = self.register(i, peer, hint);
+        self.register_result(conn)
+    }
+
+    fn report_now(&mut self, i: usize, msg: Message) -> bool {
+        let conn = self.request(i, msg);
+        self.dead_success(conn)
+    }
+
+    fn register_result(&self, conn: ConnId) -> RegisterResult {
+        match self.reply(conn) {
+            Some(Message::RegisterResult(r)) => r.clone(),
+            other => panic!("expected a registration result, got {other:?}"),
+        }
+    }
+
+    fn dead_success(&self, conn: ConnId) -> bool {
+        match self.reply(conn) {
+            Some(Message::DeadResult(r)) => r.success,
+            other => panic!("expected a removal result, got {other:?}"),
+        }
+    }
+
+    fn count(&self, pred: impl Fn(&Event) -> bool) -> usize {
+        self.events.iter().filter(|(_, e)| pred(e)).count()
+    }
+
+    /// Every entry at every live seed is backed by yes-votes the seeds really cast.
+    fn assert_certificates_real(&self) {
+        let cast: BTreeSet<(Endpoint, Endpoint, u64, ProposalKind)> = (self.events.iter())
+            .filter_map(|(who, e)| match e {
+                Event::VoteCast {
+                    kind,
+                    peer,
+                    incarnation,
+                    yes: true,
+                    ..
+                } => Some((*who, *peer, *incarnation, *kind)),
+                _ => None,
+            })
+            .collect();
+        for i in (0..self.seeds.len()).filter(|i| self.seeds[*i].is_some()) {
+            for e in self.entries(i) {
+                let kind = match e.status {
+                    Status::Alive => ProposalKind::Register,
+                    Status::Removed => ProposalKind::Removal,
+                };
+                assert!(
+                    e.votes.len() >= gossip_core::quorum(self.seeds.len()),
+                    "{e:?}"
+                );
+                for v in &e.votes {
+                    assert!(
+                        cast.contains(&(*v, e.peer, e.incarnation, kind)),
+                        "{v} never voted for {e:?}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn report(dead: Endpoint, incarnation: Option<u64>) -> Message {
+    Message::DeadReport(DeadReport {
+        dead,
+        self_ip: peer_ep(99).ip(),
+        timestamp: 0,
+        reporter: peer_ep(99),
+        text: None,
+        incarnation,
+        witnesses: Vec::new(),
+    })
+}
+
+fn no_probe() -> Settings {
+    Settings {
+        probe_before_vote: false,
+        ..Settings::default()
+    }
+}
+
+fn commit(kind: ProposalKind, peer: Endpoint, inc: Option<u64>, votes: Vec<Endpoint>) -> Message {
+    let sync = CommitSync {
+        proposal_id: "x#1".into(),
+        decision: Decision::Commit,
+        peer,
+        source_seed: seed_ep(0),
+        incarnation: inc,
+        votes,
+    };
+    match kind {
+        ProposalKind::Register => Message::RegisterCommit(sync),
+        ProposalKind::Removal => Message::DeadCommit(sync),
+    }
+}
+
+#[test]
+fn registration_commits_at_every_seed_with_a_quorum_certificate() {
+    let mut net = Net::new(3, Settings::default());
+    let p = peer_ep(1);
+    let conn = net.register(0, p, None);
+    let r = net.register_result(conn);
+    assert!(r.success, "{r:?}");
+    assert_eq!((r.incarnation, r.quorum), (Some(1), 2));
+    assert!(r.yes_votes >= 2);
+    for i in 0..3 {
+        let e = net.entries(i);
+        assert_eq!(e.len(), 1, "seed {i}");
+        assert_eq!(
+            (e[0].peer, e[0].incarnation, e[0].status),
+            (p, 1, Status::Alive)
+        );
+        let distinct: BTreeSet<_> = e[0].votes.iter().collect();
+        assert!(distinct.len() >= 2 && distinct.len() == e[0].votes.len());
+    }
+    net.assert_certificates_real();
+    let via_sync = net.count(|e| {
+        matches!(
+            e,
+            Event::EntryChanged {
+                via: ChangeSource::CommitSync,
+                ..
+            }
+        )
+    });
+    assert_eq!(via_sync, 2);
+}
+
+#[test]
+fn registering_again_is_answered_at_once() {
+    let mut net = Net::new(3, Settings::default());
+    let p = peer_ep(1);
+    net.register(0, p, None);
+    let proposals = net.count(|e| matches!(e, Event::Proposed { .. }));
+    for i in 0..3 {
+        let r = net.register_now(i, p, None);
+        assert!(r.success && r.proposal_id.is_empty(), "{r:?}");
+        assert_eq!(r.incarnation, Some(1));
+    }
+    assert_eq!(
+        net.count(|e| matches!(e, Event::Proposed { .. })),
+        proposals
+    );
+    // a hint above the known incarnation is a new admission
+    let r = net.register_now(1, p, Some(3));
+    assert_eq!((r.success, r.incarnation), (true, Some(3)));
+    assert_eq!(net.rank(2, p), Some((3, Status::Alive)));
+}
+
+#[test]
+fn silent_seeds_abort_the_round_at_its_deadline() {
+    let settings = Settings {
+        request_timeout_ms: 1_500,
+        ..Settings::default()
+    };
+    let mut net = Net::new(3, settings);
+    net.cut.insert((seed_ep(0), seed_ep(1)));
+    net.cut.insert((seed_ep(0), seed_ep(2)));
+    let conn = net.register(0, peer_ep(1), None);
+    assert!(net.reply(conn).is_none(), "no quorum yet: the answer waits");
+    net.advance(net.settings.vote_timeout_ms);
+    let r = net.register_result(conn);
+    assert!(!r.success);
+    assert_eq!(r.error.as_deref(), Some("deadline"));
+    assert!(net.entries(0).is_empty() && net.entries(1).is_empty());
+    let status = net.seeds[0].as_ref().map(|s| s.status());
+    assert!(matches!(status.map(|s| s.role), Some(RoleStatus::Seed(s)) if s.pending == 0));
+}
+
+#[test]
+fn unreachable_seeds_abort_the_round_at_once() {
+    let mut net = Net::new(3, Settings::default());
+    net.crash(1);
+    net.crash(2);
+    let r = net.register_now(0, peer_ep(1), None);
+    assert!(!r.success);
+    assert_eq!(r.error.as_deref(), Some("seeds unreachable"));
+    assert!(net.entries(0).is_empty());
+}
+
+#[test]
+fn removal_nobody_else_can_confirm_loses_its_quorum() {
+    let mut net = Net::new(3, no_probe());
+    let p = peer_ep(1);
+    // only seed 0 learns of p: its commits are lost
+    net.muted.insert((0, "REGISTER_COMMIT"));
+    net.register(0, p, None);
+    let conn = net.request(0, report(p, None));
+    assert!(!net.dead_success(conn));
+    assert!(
+        net.count(|e| matches!(
+            e,
+            Event::Decided {
+                reason: "quorum lost",
+                decision: Decision::Abort,
+                ..
+            }
+        )) == 1
+    );
+    assert_eq!(net.rank(0, p), Some((1, Status::Alive)));
+}
+
+#[test]
+fn registration_retries_above_an_incarnation_a_voter_knows() {
+    let mut net = Net::new(3, Settings::default());
+    let p = peer_ep(1);
+    let cert = vec![seed_ep(1), seed_ep(2)];
+    for i in [1, 2] {
+        net.request(i, commit(ProposalKind::Removal, p, Some(4), cert.clone()));
+    }
+    let r = net.register_now(0, p, None);
+    assert_eq!((r.success, r.incarnation), (true, Some(5)), "{r:?}");
+    for i in 0..3 {
+        assert_eq!(net.rank(i, p), Some((5, Status::Alive)));
+    }
+}
+
+#[test]
+fn a_crashed_proposer_blocks_nobody_and_anti_entropy_converges() {
+    let mut net = Net::new(3, Settings::default());
+    let p = peer_ep(1);
+    net.muted.insert((0, "REGISTER_COMMIT"));
+    assert!(net.register_now(0, p, None).success);
+    assert_eq!(net.rank(1, p), None, "the commits were lost");
+    net.crash(0);
+    let r = net.register_now(1, p, None);
+    assert_eq!((r.success, r.incarnation), (true, Some(1)));
+    net.restart_empty(0);
+    net.advance(10 * net.settings.anti_entropy_interval_ms);
+    for i in 0..3 {
+        assert_eq!(net.ranks(i), vec![(p, 1, Status::Alive)], "seed {i}");
+    }
+    net.assert_certificates_real();
+}
+
+#[test]
+fn a_seed_restarted_empty_catches_up_through_seed_sync() {
+    // Replies carry 5 entries at most: catching up on 20 takes several rounds.
+    let settings = Settings {
+        sync_entry_limit: 5,
+        ..no_probe()
+    };
+    let mut net = Net::new(3, settings);
+    for k in 0..20 {
+        net.register(k % 3, peer_ep(k), None);
+    }
+    assert!(net.report_now(1, report(peer_ep(3), None)));
+    net.crash(2);
+    net.restart_empty(2);
+    assert!(net.entries(2).is_empty());
+    net.advance(10 * net.settings.anti_entropy_interval_ms);
+    assert_eq!(net.ranks(2), net.ranks(0));
+    assert_eq!(net.ranks(2).len(), 20);
+    assert_eq!(net.rank(2, peer_ep(3)), Some((1, Status::Removed)));
+    assert!(
+        net.count(|e| matches!(
+            e,
+            Event::EntryChanged {
+                via: ChangeSource::AntiEntropy,
+                ..
+            }
+        )) >= 20
+    );
+}
+
+#[test]
+fn stale_commits_change_nothing() {
+    let mut net = Net::new(3, Settings::default());
+    let p = peer_ep(1);
+    net.register(0, p, Some(2));
+    let before = net.entries(1);
+    let cert = vec![seed_ep(0), seed_ep(2)];
+    for msg in [
+        commit(ProposalKind::Register, p, Some(1), cert.clone()),
+        commit(ProposalKind::Removal, p, Some(1), cert.clone()),
+        commit(ProposalKind::Register, p, Some(2), cert.clone()),
+    ] {
+        let conn = net.request(1, msg);
+        assert!(matches!(
+            net.reply(conn),
+            Some(Message::RegisterCommitAck | Message::DeadCommitAck)
+        ));
+    }
+    assert_eq!(net.entries(1), before);
+}
+
+#[test]
+fn commits_without_a_valid_certificate_are_refused() {
+    let mut net = Net::new(3, Settings::default());
+    let p = peer_ep(1);
+    let stranger = peer_ep(50);
+    for (inc, votes) in [
+        (Some(1), vec![]),
+        (Some(1), vec![seed_ep(0)]),
+        (Some(1), vec![seed_ep(0), seed_ep(0)]),
+        (Some(1), vec![seed_ep(0), stranger]),
+        (None, vec![seed_ep(0), seed_ep(1)]),
+    ] {
+        for kind in [ProposalKind::Register, ProposalKind::Removal] {
+            let conn = net.request(1, commit(kind, p, inc, votes.clone()));
+            assert!(
+                matches!(net.reply(conn), Some(Message::Error { .. })),
+                "{votes:?}"
+            );
+        }
+    }
+    assert!(net.entries(1).is_empty());
+    assert_eq!(net.count(|e| matches!(e, Event::BadInput { .. })), 10);
+    assert_eq!(net.count(|e| matches!(e, Event::EntryChanged { .. })), 0);
+}
+
+#[test]
+fn a_late_duplicate_report_aborts_without_change() {
+    let mut net = Net::new(3, no_probe());
+    let p = peer_ep(1);
+    net.register(0, p, None);
+    assert!(net.report_now(0, report(p, Some(1))));
+    let changes = net.count(|e| matches!(e, Event::EntryChanged { .. }));
+    for (i, inc) in [(0, Some(1)), (1, None), (2, Some(1))] {
+        assert!(!net.report_now(i, report(p, inc)));
+    }
+    assert!(!net.report_now(0, report(peer_ep(2), None)));
+    assert_eq!(
+        net.count(|e| matches!(e, Event::EntryChanged { .. })),
+        changes
+    );
+    assert_eq!(
+        net.count(|e| matches!(
+            e,
+            Event::Decided {
+                reason: "already removed",
+                ..
+            }
+        )),
+        3
+    );
+    assert_eq!(
+        net.count(|e| matches!(
+            e,
+            Event::Decided {
+                reason: "unknown peer",
+                ..
+            }
+        )),
+        1
+    );
+}
+
+#[test]
+fn reports_at_two_seeds_end_in_one_removal() {
+    let mut net = Net::new(3, no_probe());
+    let p = peer_ep(1);
+    net.register(0, p, None);
+    // both reports are queued before either round runs
+    let a = net.enqueue(0, report(p, None));
+    let b = net.enqueue(1, report(p, None));
+    net.run();
+    assert!(net.dead_success(a) || net.dead_success(b));
+    for i in 0..3 {
+        assert_eq!(net.ranks(i), vec![(p, 1, Status::Removed)]);
+        let removals = net.changes_at(i, |e| e.status == Status::Removed);
+        assert_eq!(removals, 1, "seed {i} applies the removal once");
+    }
+    net.assert_certificates_real();
+}
+
+#[test]
+fn a_register_racing_a_removal_converges_to_the_higher() {
+    let mut net = Net::new(3, no_probe());
+    let p = peer_ep(1);
+    net.register(0, p, None);
+    net.enqueue(0, report(p, Some(1)));
+    let rejoin = RegisterReq {
+        peer: p,
+        incarnation: Some(2),
+    };
+    let b = net.enqueue(1, Message::RegisterReq(rejoin));
+    net.run();
+    assert!(net.register_result(b).success);
+    net.advance(5 * net.settings.anti_entropy_interval_ms);
+    for i in 0..3 {
+        assert_eq!(net.ranks(i), vec![(p, 2, Status::Alive)], "seed {i}");
+    }
+    net.assert_certificates_real();
+}
+
+#[test]
+fn an_accused_peer_that_answers_the_seeds_is_not_removed() {
+    let mut net = Net::new(3, Settings::default());
+    let p = peer_ep(1);
+    net.register(0, p, None);
+    net.live_peers.insert(p);
+    assert!(!net.report_now(0, report(p, None)));
+    assert_eq!(net.rank(1, p), Some((1, Status::Alive)));
+    assert_eq!(
+        net.count(|e| matches!(
+            e,
+            Event::VoteCast {
+                kind: ProposalKind::Removal,
+                yes: true,
+                ..
+            }
+        )),
+        0
+    );
+
+    net.live_peers.remove(&p);
+    assert!(net.report_now(0, report(p, None)));
+    for i in 0..3 {
+        assert_eq!(net.rank(i, p), Some((1, Status::Removed)));
+    }
+    net.assert_certificates_real();
+}
+
+#[test]
+fn peer_list_is_bounded_and_tells_the_requester_its_entry() {
+    let settings = Settings {
+        peer_list_limit: 3,
+        ..no_probe()
+    };
+    let mut net = Net::new(3, settings);
+    for k in 0..6 {
+        net.register(0, peer_ep(k), None);
+    }
+    net.request(0, report(peer_ep(5), None));
+    let ask = |requester: String| Message::PeerListReq { requester };
+    let conn = net.request(1, ask(peer_ep(5).to_string()));
+    let Some(Message::PeerListResp(PeerListResp {
+        peers,
+        seed,
+        incarnations,
+        total,
+        requester_entry,
+    })) = net.reply(conn).cloned()
+    else {
+        panic!("expected a peer list");
+    };
+    assert_eq!(peers.len(), 3);
+    assert!(peers.windows(2).all(|w| w[0] < w[1]), "sorted: {peers:?}");
+    assert!(!peers.contains(&peer_ep(5)), "removed peers are not listed");
+    assert_eq!(seed, seed_ep(1));
+    assert_eq!(total, Some(5));
+    assert_eq!(
+        incarnations,
+        peers.iter().map(|p| (*p, 1)).collect::<Vec<_>>()
+    );
+    assert_eq!(requester_entry, Some((1, Status::Removed)));
+    let conn = net.request(1, ask("not an endpoint".into()));
+    assert!(
+        matches!(net.reply(conn), Some(Message::PeerListResp(r)) if r.requester_entry.is_none())
+    );
+}
+
+#[test]
+fn bad_requests_get_error() {
+    let mut net = Net::new(3, Settings::default());
+    let conn = net.conn();
+    net.queue.push_back((
+        0,
+        Input::Malformed {
+            conn,
+            error: DecodeError::Syntax("not json".into()),
+        },
+    ));
+    net.run();
+    assert!(
+        matches!(net.reply(conn), Some(Message::Error { reason }) if reason.contains("not json"))
+    );
+    let bad = [
+        Message::RegisterVoteResp(VoteResp {
+            proposal_id: "a".into(),
+            vote: true,
+            voter: seed_ep(1),
+            known_incarnation: None,
+        }),
+        Message::RegisterCommitAck,
+        Message::SeedSync(SeedSync {
+            seed: seed_ep(1),
+            buckets: vec![0; 3],
+            entries: vec![],
+            reply: false,
+        }),
+        Message::SeedSync(SeedSync {
+            seed: seed_ep(1),
+            buckets: vec![],
+            entries: vec![],
+            reply: true,
+        }),
+        Message::RegisterReq(RegisterReq {
+            peer: seed_ep(2),
+            incarnation: None,
+        }),
+        Message::RegisterVote(VoteReq {
+            proposal_id: "a".into(),
+            peer: peer_ep(1),
+            incarnation: None,
+            proposer: peer_ep(2),
+        }),
+        Message::SuspectReq(gossip_core::msg::SuspectReq {
+            suspect: peer_ep(1),
+            requester: peer_ep(2),
+        }),
+    ];
+    for msg in bad {
+        let conn = net.request(0, msg.clone());
+        assert!(
+            matches!(net.reply(conn), Some(Message::Error { .. })),
+            "{msg:?}"
+        );
+    }
+    assert_eq!(net.count(|e| matches!(e, Event::BadInput { .. })), 8);
+    assert!(net.entries(0).is_empty());
+    let conn = net.request(
+        0,
+        Message::Ping(gossip_core::msg::Ping { sender: peer_ep(1) }),
+    );
+    assert!(matches!(net.reply(conn), Some(Message::Pong(p)) if p.responder == seed_ep(0)));
+}
+
+#[test]
+fn only_the_asked_seed_votes_once() {
+    // n = 5, q = 3: the self-vote plus two distinct others.
+    let seeds: Vec<Endpoint> = (0..5).map(seed_ep).collect();
+    let init = NodeInit {
+        me: seeds[0],
+        seeds: seeds.clone(),
+        settings: Settings::default(),
+        rng_seed: 1,
+        unix_ms_at_zero: 0,
+    };
+    let mut seed = Seed::new(init, Millis(0)).expect("valid");
+    let p = peer_ep(1);
+    seed.handle(
+        Millis(1),
+        Input::Request {
+            conn: ConnId(1),
+            msg: Message::RegisterReq(RegisterReq {
+                peer: p,
+                incarnation: None,
+            }),
+        },
+    );
+    let asks: Vec<(Endpoint, Message)> = (seed.drain_outputs())
+        .filter_map(|o| match o {
+            Output::Send { to, msg, .. } => Some((to, msg)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(asks.len(), 4);
+    let yes = |req: &Message, voter: Endpoint| match req {
+        Message::RegisterVote(v) => Message::RegisterVoteResp(VoteResp {
+            proposal_id: v.proposal_id.clone(),
+            vote: true,
+            voter,
+            known_incarnation: None,
+        }),
+        other => panic!("expected a vote request, got {other:?}"),
+    };
+    let answer = |seed: &mut Seed, to: Endpoint, req: &Message, voter: Endpoint| {
+        seed.handle(
+            Millis(2),
+            Input::Response {
+                to,
+                request: req.clone(),
+                outcome: Ok(yes(req, voter)),
+            },
+        );
+        seed.drain_outputs().any(|o| {
+            matches!(
+                o,
+                Output::Reply {
+                    conn: ConnId(1),
+                    ..
+                }
+            )
+        })
+    };
+    let (to1, req1) = asks[0].clone();
+    let (to2, req2) = asks[1].clone();
+    let (to3, req3) = asks[2].clone();
+    assert!(!answer(&mut seed, to1, &req1, to1));
+    assert!(
+        !answer(&mut seed, to1, &req1, to1),
+        "a duplicate counts once"
+    );
+    assert!(
+        !answer(&mut seed, to2, &req2, seeds[4]),
+        "a vote in another seed's name is ignored"
+    );
+    assert!(
+        !answer(&mut seed, to2, &req2, to2),
+        "the one answer on that request was the bad one"
+    );
+    assert!(
+        answer(&mut seed, to3, &req3, to3),
+        "the third distinct yes wins"
+    );
+    assert!(seed
+        .status()
+        .counters
+        .iter()
+        .any(|(n, v)| n == "bad_input" && *v == 1));
+}
+
+#[test]
+fn pending_rounds_are_bounded() {
+    let mut net = Net::new(3, Settings::default());
+    net.cut.insert((seed_ep(0), seed_ep(1)));
+    net.cut.insert((seed_ep(0), seed_ep(2)));
+    for k in 0..gossip_core::seed::MAX_PENDING {
+        net.register(0, peer_ep(k), None);
+    }
+    let r = net.register_now(0, peer_ep(5000), None);
+    assert_eq!((r.success, r.error.as_deref()), (false, Some("busy")));
+    net.advance(net.settings.vote_timeout_ms);
+    let aborted = net.count(|e| {
+        matches!(
+            e,
+            Event::Decided {
+                decision: Decision::Abort,
+                ..
+            }
+        )
+    });
+    assert_eq!(aborted, gossip_core::seed::MAX_PENDING);
+}
+
+#[test]
+fn seeds_in_sync_exchange_digests_only() {
+    let mut net = Net::new(3, no_probe());
+    for k in 0..10 {
+        net.register(k % 3, peer_ep(k), None);
+    }
+    net.advance(10 * net.settings.anti_entropy_interval_ms);
+    let rounds: u64 = (0..3)
+        .filter_map(|i| net.seeds[i].as_ref())
+        .flat_map(|s| s.status().counters)
+        .filter(|(name, _)| name == "sync_rounds")
+        .map(|(_, n)| n)
+        .sum();
+    assert!(rounds >= 10, "anti-entropy ran: {rounds} rounds");
+    assert_eq!(net.synced_entries, 0);
+}
+
+#[test]
+fn same_inputs_same_outputs() {
+    let run = || {
+        let mut net = Net::new(3, Settings::default());
+        for k in 0..8 {
+            net.register(k % 3, peer_ep(k), None);
+        }
+        net.request(1, report(peer_ep(2), None));
+        net.crash(2);
+        net.restart_empty(2);
+        net.advance(20_000);
+        format!("{:?}", net.events)
+    };
+    assert_eq!(run(), run());
+}
+
+/// One step of a random fault schedule.
+#[derive(Clone, Debug)]
+enum Op {
+    Register {
+        seed: usize,
+        peer: usize,
+        hint: Option<u64>,
+    },
+    Report {
+        seed: usize,
+        peer: usize,
+        inc: Option<u64>,
+    },
+    Cut {
+        from: usize,
+        to: usize,
+    },
+    Heal,
+    Crash {
+        seed: usize,
+    },
+    Restart {
+        seed: usize,
+    },
+    Advance {
+        ms: u64,
+    },
+}
+
+fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+    use proptest::prelude::*;
+    let seed = 0..5usize;
+    let peer = 0..4usize;
+    prop_oneof![
+        4 => (seed.clone(), peer.clone(), proptest::option::of(1..4u64))
+            .prop_map(|(seed, peer, hint)| Op::Register { seed, peer, hint }),
+        3 => (seed.clone(), peer, proptest::option::of(1..4u64))
+            .prop_map(|(seed, peer, inc)| Op::Report { seed, peer, inc }),
+        2 => (seed.clone(), seed.clone()).prop_map(|(from, to)| Op::Cut { from, to }),
+        1 => Just(Op::Heal),
+        1 => seed.clone().prop_map(|seed| Op::Crash { seed }),
+        1 => seed.prop_map(|seed| Op::Restart { seed }),
+        2 => (1..3_000u64).prop_map(|ms| Op::Advance { ms }),
+    ]
+}
+
+impl Net {
+    fn apply(&mut self, op: &Op) {
+        match *op {
+            Op::Register { seed, peer, hint } => {
+                self.register(seed, peer_ep(peer), hint);
+            }
+            Op::Report { seed, peer, inc } => {
+                self.request(seed, report(peer_ep(peer), inc));
+            }
+            Op::Cut { from, to } => {
+                self.cut.insert((seed_ep(from), seed_ep(to)));
+            }
+            Op::Heal => self.cut.clear(),
+            Op::Crash { seed } => self.crash(seed),
+            Op::Restart { seed } => {
+                if self.seeds[seed].is_none() {
+                    self.restart_empty(seed);
+                }
+            }
+            Op::Advance { ms } => self.advance(ms),
+        }
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::test_runner::Config { cases: 256, ..Default::default() })]
+
+    /// Under any schedule of cuts, crashes and restarts every entry stays certified by votes
+    /// really cast, and once faults stop every seed holds the same Peer List.
+    #[test]
+    fn random_faults_keep_certificates_and_converge(ops in proptest::collection::vec(op(), 1..40)) {
+        let mut net = Net::new(5, Settings::default());
+        for op in &ops {
+            net.apply(op);
+            net.assert_certificates_real();
+        }
+        net.cut.clear();
+        for i in 0..5 {
+            if net.seeds[i].is_none() {
+                net.restart_empty(i);
+            }
+        }
+        net.advance(40 * net.settings.anti_entropy_interval_ms);
+        for i in 1..5 {
+            proptest::prop_assert_eq!(net.ranks(i), net.ranks(0), "seed {} differs", i);
+        }
+    }
+}
