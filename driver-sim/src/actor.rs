@@ -12,8 +12,8 @@ pub trait Actor: Sized {
     fn start(seed: bool, init: NodeInit, now: Millis) -> Result<Self, SettingsError>;
     /// Feeds one input.
     fn handle(&mut self, now: Millis, input: Input);
-    /// Moves every queued output, in order, to the end of `out`.
-    fn drain_into(&mut self, out: &mut Vec<Output>);
+    /// Hands every queued output, in order, to `f`.
+    fn drain<F: FnMut(Output)>(&mut self, f: F);
     /// When it next wants a tick.
     fn next_deadline(&self) -> Option<Millis>;
     /// A read-only view (used by end-of-phase checks, never on the hot path).
@@ -33,8 +33,8 @@ impl Actor for Node {
         Node::handle(self, now, input)
     }
 
-    fn drain_into(&mut self, out: &mut Vec<Output>) {
-        out.extend(self.drain_outputs());
+    fn drain<F: FnMut(Output)>(&mut self, f: F) {
+        self.drain_outputs().for_each(f);
     }
 
     fn next_deadline(&self) -> Option<Millis> {

@@ -149,6 +149,7 @@ pub struct Checker {
     /// Crashes of peers, in order.
     pub crashes: Vec<CrashRecord>,
     open_crash: FxMap<u32, usize>,
+    deferred_reports: Vec<(u32, Endpoint)>,
     /// Gossip requests sent.
     pub gossip_sends: u64,
     /// Gossip sends a perfect flood makes: Σ over holders of (degree − 1 if received).
@@ -183,6 +184,7 @@ impl Checker {
             removed: FxSet::default(),
             crashes: Vec::new(),
             open_crash: FxMap::default(),
+            deferred_reports: Vec::new(),
             gossip_sends: 0,
             expected_sends: 0,
             first_deliveries: 0,
@@ -286,11 +288,23 @@ impl Checker {
 
     /// Node `node` sent `msg` (a request).
     #[inline]
-    pub fn on_send(&mut self, now: u64, node: u32, msg: &Message) {
+    pub fn on_send(&mut self, node: u32, msg: &Message) {
         match msg {
             Message::Gossip(_) => self.gossip_sends += 1,
-            Message::DeadReport(r) => self.check_dead_report(now, node, &r.dead),
+            Message::DeadReport(r) => self.deferred_reports.push((node, r.dead)),
             _ => {}
+        }
+    }
+
+    /// Ends one step of node outputs: a `DEAD_REPORT` may come before the verdict event of
+    /// the same step (both are one decision), so reports are checked once the step is done.
+    #[inline]
+    pub fn end_step(&mut self, now: u64) {
+        if self.deferred_reports.is_empty() {
+            return;
+        }
+        for (node, dead) in std::mem::take(&mut self.deferred_reports) {
+            self.check_dead_report(now, node, &dead);
         }
     }
 
@@ -360,6 +374,11 @@ impl Checker {
             Event::RegistrationQuorum { incarnation, .. } => {
                 if let Some(j) = self.peer_ix(node) {
                     self.peers[j].incarnation = Some(*incarnation);
+                }
+            }
+            Event::Rejoining { .. } => {
+                if let Some(j) = self.peer_ix(node) {
+                    self.peers[j].incarnation = None;
                 }
             }
             Event::SuspectAnswered {
@@ -709,7 +728,8 @@ mod tests {
             incarnation: None,
             witnesses: vec![],
         });
-        c.on_send(1, det, &report);
+        c.on_send(det, &report);
+        c.end_step(1);
         assert_eq!(c.violation_count, 1, "no verdict at all");
         let verdict = Event::SuspicionVerdict {
             suspect: a.endpoint(sus),
@@ -720,7 +740,8 @@ mod tests {
         };
         c.on_event(2, det, &verdict);
         assert_eq!(c.violation_count, 2, "the witness never said dead");
-        c.on_send(3, det, &report);
+        c.on_send(det, &report);
+        c.end_step(3);
         assert_eq!(c.violation_count, 3);
         c.on_event(
             4,
@@ -732,12 +753,14 @@ mod tests {
             },
         );
         c.on_event(5, det, &verdict);
-        c.on_send(6, det, &report);
+        c.on_send(det, &report);
+        c.end_step(6);
         assert_eq!(c.violation_count, 3, "a real verdict allows the report");
         // A restart forgets the verdict.
         c.crashed(7, det);
         c.started(det);
-        c.on_send(8, det, &report);
+        c.on_send(det, &report);
+        c.end_step(8);
         assert_eq!(c.violation_count, 4);
     }
 

@@ -112,7 +112,13 @@ impl<E: Copy> Queue<E> {
             if self.now >= until {
                 return None;
             }
-            slot.clear();
+            // A slot that held a burst gives its memory back: slots are reused every
+            // `HORIZON_MS`, and keeping every burst's capacity would hold gigabytes.
+            if slot.capacity() > 64 {
+                *slot = Vec::new();
+            } else {
+                slot.clear();
+            }
             self.pos = 0;
             if self.in_wheel == 0 {
                 // Nothing in the wheel: jump straight to the next far event (or to `until`).

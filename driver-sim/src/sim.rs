@@ -113,7 +113,6 @@ struct World {
     link_salt: u64,
     net: NetConfig,
     part: Option<PartState>,
-    out: Vec<Output>,
     trace: u64,
     events: u64,
     checker: Checker,
@@ -297,7 +296,7 @@ impl World {
         deadline: Millis,
     ) {
         if self.cfg.check_safety && from != EXTERNAL {
-            self.checker.on_send(now, from, &msg);
+            self.checker.on_send(from, &msg);
         }
         let to = self.addrs.node(&to_ep).unwrap_or(NOBODY);
         let call = self.alloc_call();
@@ -389,56 +388,45 @@ impl World {
         self.answer_at(call, at, Outcome::Reply);
     }
 
-    /// Carries out a node's outputs (in `self.out`): events to the checker first (so a
-    /// verdict logged in the same step as its report counts as before it), then sends and
-    /// replies in order.
-    fn carry_out(&mut self, now: u64, node: u32, epoch: u32) {
-        let mut out = std::mem::take(&mut self.out);
-        if self.cfg.check_safety || self.watch.is_some() || self.log {
-            for o in &out {
-                if let Output::Event(ev) = o {
-                    if self.log {
-                        eprintln!("{now:>9} {} {ev:?}", self.addrs.endpoint(node));
-                    }
-                    self.checker.on_event(now, node, ev);
-                    if let Some(w) = &mut self.watch {
-                        let r = if self.addrs.is_seed(node) {
-                            NodeRef::Seed(node)
-                        } else {
-                            NodeRef::Peer(node - self.addrs.seeds)
-                        };
-                        if w(now, r, ev) {
-                            self.watch_hit = true;
-                        }
-                    }
-                }
-            }
-        } else {
-            // Statistics only need the gossip and overlay events.
-            for o in &out {
-                if let Output::Event(
-                    ev @ (Event::GossipFirstReceived { .. }
+    /// Carries out one output of `node` (in `epoch`), in the order the node made them.
+    #[inline]
+    fn output(&mut self, now: u64, node: u32, epoch: u32, o: Output) {
+        match o {
+            Output::Send { to, msg, deadline } => self.send(now, node, epoch, to, msg, deadline),
+            Output::Reply { conn, msg } => self.reply(now, node, conn, msg),
+            Output::Event(ev) => self.event(now, node, &ev),
+        }
+    }
+
+    fn event(&mut self, now: u64, node: u32, ev: &Event) {
+        if self.log {
+            eprintln!("{now:>9} {} {ev:?}", self.addrs.endpoint(node));
+        }
+        if self.cfg.check_safety
+            || matches!(
+                ev,
+                // Statistics need these even when the checks are off.
+                Event::GossipFirstReceived { .. }
                     | Event::GossipGenerated { .. }
                     | Event::NeighbourAdded { .. }
                     | Event::NeighbourDropped { .. }
                     | Event::EntryChanged { .. }
-                    | Event::RegistrationQuorum { .. }),
-                ) = o
-                {
-                    self.checker.on_event(now, node, ev);
-                }
+                    | Event::RegistrationQuorum { .. }
+                    | Event::Rejoining { .. }
+            )
+        {
+            self.checker.on_event(now, node, ev);
+        }
+        if let Some(w) = &mut self.watch {
+            let r = if self.addrs.is_seed(node) {
+                NodeRef::Seed(node)
+            } else {
+                NodeRef::Peer(node - self.addrs.seeds)
+            };
+            if w(now, r, ev) {
+                self.watch_hit = true;
             }
         }
-        for o in out.drain(..) {
-            match o {
-                Output::Send { to, msg, deadline } => {
-                    self.send(now, node, epoch, to, msg, deadline)
-                }
-                Output::Reply { conn, msg } => self.reply(now, node, conn, msg),
-                Output::Event(_) => {}
-            }
-        }
-        self.out = out;
     }
 
     fn stopped(&self) -> bool {
@@ -476,7 +464,6 @@ impl<A: Actor> Sim<A> {
             link_salt: mix64(cfg.seed ^ 0x6c69_6e6b_0002),
             net: cfg.net.clone(),
             part: None,
-            out: Vec::with_capacity(256),
             trace: mix64(cfg.seed),
             events: 0,
             checker: Checker::new(addrs),
@@ -652,8 +639,10 @@ impl<A: Actor> Sim<A> {
         let Some(actor) = slot.actor.as_mut() else {
             return;
         };
-        actor.drain_into(&mut self.w.out);
         let epoch = slot.epoch;
+        let w = &mut self.w;
+        actor.drain(|o| w.output(now, node, epoch, o));
+        w.checker.end_step(now);
         if let Some(d) = actor.next_deadline() {
             // After a tick a deadline that is still due would spin: move it on by 1 ms.
             let at = if ticked {
@@ -665,9 +654,6 @@ impl<A: Actor> Sim<A> {
                 slot.timer_at = at;
                 self.w.q.push(at, Ev::Timer { node, epoch });
             }
-        }
-        if !self.w.out.is_empty() {
-            self.w.carry_out(now, node, epoch);
         }
     }
 
@@ -1092,6 +1078,14 @@ impl<A: Actor> Sim<A> {
     /// own Peer List against the ghost built from its events.
     pub fn finish(&mut self) {
         let now = self.now();
+        if std::env::var_os("SIM_DEBUG").is_some() {
+            eprintln!(
+                "calls {} free {} queue {}",
+                self.w.calls.len(),
+                self.w.free.len(),
+                self.w.q.len()
+            );
+        }
         if let Some((from, to)) = self.w.cfg.gossip_check_window() {
             if now >= self.w.cfg.liveness_end_ms().unwrap_or(NONE) {
                 let missing = crate::report::undelivered(self, from, to);

@@ -238,8 +238,8 @@ impl Actor for Toy {
         }
     }
 
-    fn drain_into(&mut self, out: &mut Vec<Output>) {
-        out.append(&mut self.outputs);
+    fn drain<F: FnMut(Output)>(&mut self, f: F) {
+        self.outputs.drain(..).for_each(f);
     }
 
     fn next_deadline(&self) -> Option<Millis> {
