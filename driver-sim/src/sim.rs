@@ -1047,6 +1047,9 @@ impl<A: Actor> Sim<A> {
     }
 
     fn check_liveness(&mut self, now: u64, last: bool) {
+        if last {
+            self.w.liveness_checked = true;
+        }
         if self.w.converged_ms.is_some() {
             return;
         }
