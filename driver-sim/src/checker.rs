@@ -165,6 +165,8 @@ pub struct Checker {
     pub violations: Vec<Violation>,
     /// Violations found in all.
     pub violation_count: u64,
+    /// False when checks are off: ghost state is kept for statistics, nothing is reported.
+    pub enabled: bool,
 }
 
 const KEEP_VIOLATIONS: usize = 50;
@@ -192,11 +194,15 @@ impl Checker {
             false_removals: 0,
             violations: Vec::new(),
             violation_count: 0,
+            enabled: true,
         }
     }
 
-    /// Records a broken promise.
+    /// Records a broken promise (unless checking is off).
     pub fn violation(&mut self, at_ms: u64, promise: u8, what: String) {
+        if !self.enabled {
+            return;
+        }
         self.violation_count += 1;
         if self.violations.len() < KEEP_VIOLATIONS {
             self.violations.push(Violation {

@@ -477,6 +477,8 @@ impl<A: Actor> Sim<A> {
             messages_lost: 0,
             cfg,
         };
+        let mut w = w;
+        w.checker.enabled = w.cfg.check_safety;
         let mut sim = Sim {
             nodes: (0..addrs.nodes())
                 .map(|_| Slot {

@@ -8,7 +8,8 @@
 //! * `liveness_after_healing`: the same schedules, then promises 5–7 within the bound after
 //!   the faults stop.
 //!
-//! `SIM_CASES=n` sets the number of cases of each property (default 24 in CI).
+//! `SIM_CASES=n` sets the number of cases of each property (default 32 for safety and 16 for
+//! liveness, about a minute together in release mode).
 
 use gossip_driver_sim::{
     Fault, FaultKind, NetConfig, NodeRef, Partition, PartitionKind, Sim, SimConfig, Split,
@@ -218,7 +219,7 @@ fn run(s: &Schedule, liveness: bool) -> Result<(), TestCaseError> {
 
 proptest! {
     #![proptest_config(Config {
-        cases: cases(24),
+        cases: cases(32),
         max_shrink_iters: 200,
         failure_persistence: Some(Box::new(FileFailurePersistence::Direct("proptest-regressions/sim_props.txt"))),
         ..Config::default()
@@ -232,7 +233,7 @@ proptest! {
 
 proptest! {
     #![proptest_config(Config {
-        cases: cases(24),
+        cases: cases(16),
         max_shrink_iters: 200,
         failure_persistence: Some(Box::new(FileFailurePersistence::Direct("proptest-regressions/sim_props.txt"))),
         ..Config::default()

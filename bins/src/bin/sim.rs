@@ -142,6 +142,9 @@ fn build(args: &Args) -> Result<SimConfig, String> {
     }
     if let Some(w) = args.join_window {
         c.join_window_ms = (w * 1000.0) as u64;
+    } else if let Some(d) = args.duration {
+        // Everyone joins within the first half of a run of fixed length.
+        c.join_window_ms = c.join_window_ms.min((d * 500.0) as u64);
     }
     let (lo, hi) = parse_latency(&args.latency)?;
     c.net = if args.random_net {
