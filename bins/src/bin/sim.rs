@@ -158,14 +158,14 @@ fn build(args: &Args) -> Result<SimConfig, String> {
     };
     c.duration_ms = args.duration.map(|d| (d * 1000.0) as u64);
     c.check_safety = !args.no_check;
-    if args.crash_seeds > 0 && args.crash_seeds > (args.seeds - 1) / 2 {
+    if args.crash_seeds > 0 && args.crash_seeds > args.seeds.saturating_sub(1) / 2 {
         return Err(format!(
             "--crash-seeds {}: at most a minority ({})",
             args.crash_seeds,
-            (args.seeds - 1) / 2
+            args.seeds.saturating_sub(1) / 2
         ));
     }
-    // Faults happen after the joins, over a window of 30 s (or within --heal).
+    // Faults happen at random times in the 30 s after the joins.
     let mut rng = Rng::new(mix64(args.seed ^ 0x6661_756c_7473));
     let start = c.joins_end_ms() + 2_000;
     let span = 30_000;
