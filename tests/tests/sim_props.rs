@@ -8,6 +8,8 @@
 //! * `liveness_after_healing`: the same schedules, then promises 5–7 within the bound after
 //!   the faults stop.
 //!
+//! `SIM_SEED=random` explores new schedules (CI runs a fixed set).
+//! `SIM_LOG=1` prints every node event (replay a saved failure with it).
 //! `SIM_CASES=n` sets the number of cases of each property (default 32 for safety and 16 for
 //! liveness, about a minute together in release mode).
 
@@ -15,7 +17,17 @@ use gossip_driver_sim::{
     Fault, FaultKind, NetConfig, NodeRef, Partition, PartitionKind, Sim, SimConfig, Split,
 };
 use proptest::prelude::*;
-use proptest::test_runner::{Config, FileFailurePersistence};
+use proptest::test_runner::{Config, FileFailurePersistence, RngSeed};
+
+/// The generator's seed: fixed by default so CI runs the same schedules every time;
+/// `SIM_SEED=random` explores new ones, `SIM_SEED=n` picks another fixed set.
+fn rng_seed() -> RngSeed {
+    match std::env::var("SIM_SEED").ok().as_deref() {
+        Some("random") => RngSeed::Random,
+        Some(n) => n.parse().map_or(RngSeed::Random, RngSeed::Fixed),
+        None => RngSeed::Fixed(20_261_125),
+    }
+}
 
 fn cases(default: u32) -> u32 {
     std::env::var("SIM_CASES")
@@ -205,6 +217,8 @@ fn config(s: &Schedule, liveness: bool) -> SimConfig {
 fn run(s: &Schedule, liveness: bool) -> Result<(), TestCaseError> {
     let c = config(s, liveness);
     let mut sim: Sim = Sim::new(c).map_err(TestCaseError::fail)?;
+    // SIM_LOG=1 prints every node event of the run (use with a saved failing case).
+    sim.set_log(std::env::var_os("SIM_LOG").is_some());
     let report = sim.run();
     if report.invariant_violations > 0 {
         return Err(TestCaseError::fail(format!(
@@ -221,6 +235,7 @@ proptest! {
     #![proptest_config(Config {
         cases: cases(32),
         max_shrink_iters: 200,
+        rng_seed: rng_seed(),
         failure_persistence: Some(Box::new(FileFailurePersistence::Direct("proptest-regressions/sim_props.txt"))),
         ..Config::default()
     })]
@@ -235,6 +250,7 @@ proptest! {
     #![proptest_config(Config {
         cases: cases(16),
         max_shrink_iters: 200,
+        rng_seed: rng_seed(),
         failure_persistence: Some(Box::new(FileFailurePersistence::Direct("proptest-regressions/sim_props.txt"))),
         ..Config::default()
     })]
@@ -242,5 +258,36 @@ proptest! {
     #[test]
     fn liveness_after_healing(s in schedule()) {
         run(&s, true)?;
+    }
+}
+
+/// Found by `liveness_after_healing` (the shrunk schedule): a peer crashes as a 4.3 s
+/// partition starts; its detectors' `DEAD_REPORT` rounds abort while the partition lasts and
+/// are never retried, so after healing it stays Alive in the Peer List (promise 6). Same gap
+/// as `sim_scenarios::a_crashed_peer_is_removed_even_if_the_first_reports_fail`.
+#[test]
+#[ignore = "peer never retries a DEAD_REPORT whose seed rounds all aborted (promise 6)"]
+fn found_crash_during_a_partition_is_never_removed() {
+    let s = Schedule {
+        seed: 2720672543238271742,
+        seeds: 3,
+        peers: 17,
+        faults: vec![
+            Gen::CrashPeer {
+                peer: 2138086409,
+                at: 0,
+                restart_after: None,
+            },
+            Gen::Partition {
+                kind: 0,
+                fraction: 0.33396661737749483,
+                salt: 9283962204110853942,
+                at: 0,
+                len: 4326,
+            },
+        ],
+    };
+    if let Err(e) = run(&s, true) {
+        panic!("{e}");
     }
 }
