@@ -50,6 +50,13 @@ pub use seen::{gossip_key, SeenSet};
 /// so a flood of requests cannot grow memory.
 pub const MAX_PENDING_WITNESS: usize = 256;
 
+/// Dead reports a peer keeps following at most (see [`Accusation`]).
+const MAX_ACCUSATIONS: usize = 64;
+
+/// Re-checks of an unsettled accusation before it is given up, unless a Peer List shows the
+/// accused still listed (then they start over).
+const ACCUSATION_RETRIES: u32 = 3;
+
 /// Known peers remembered per `peer_list_limit` (a random one is evicted beyond).
 const KNOWN_PER_LIST: usize = 4;
 
@@ -64,6 +71,8 @@ enum Timer {
     Probe,
     /// Refresh the Peer List from a seed (repair, rejoin).
     Refresh,
+    /// Still below the minimum degree after a selection round: refresh early.
+    Repair,
 }
 
 /// Counters shown in `STATUS_RESP`.
@@ -146,6 +155,21 @@ struct Suspicion {
     alive: u32,
 }
 
+/// A dead report whose outcome is not settled: no seed has committed the removal yet (a
+/// quorum of seeds may have been down). On each refresh the detector probes the accused
+/// again and, if it is still silent, runs a fresh witness round and reports again. It ends
+/// when a seed commits, the accused answers, the witnesses disagree, a complete Peer List no
+/// longer lists it, or the retries run out.
+#[derive(Debug)]
+struct Accusation {
+    /// The incarnation accused, if known.
+    incarnation: Option<u64>,
+    /// Seeds whose answer to the latest report is awaited.
+    awaiting: BTreeSet<Endpoint>,
+    /// Re-checks left.
+    retries_left: u32,
+}
+
 /// Who waits for the outcome of the `PING` in flight to one endpoint.
 #[derive(Debug, Default)]
 struct PingWaiters {
@@ -153,6 +177,8 @@ struct PingWaiters {
     probe: bool,
     /// Neighbour selection.
     candidate: bool,
+    /// Re-checking an unsettled accusation.
+    recheck: bool,
     /// Detectors that asked this peer to witness: the connection to answer and who asked.
     witnesses: Vec<(ConnId, Endpoint)>,
 }
@@ -161,6 +187,7 @@ struct PingWaiters {
 enum PingRole {
     Probe,
     Candidate,
+    Recheck,
     Witness(ConnId, Endpoint),
 }
 
@@ -197,6 +224,7 @@ pub struct Peer {
     pings: BTreeMap<Endpoint, PingWaiters>,
     witness_pending: usize,
     suspicions: BTreeMap<Endpoint, Suspicion>,
+    accusations: BTreeMap<Endpoint, Accusation>,
 }
 
 impl Peer {
@@ -237,6 +265,7 @@ impl Peer {
             pings: BTreeMap::new(),
             witness_pending: 0,
             suspicions: BTreeMap::new(),
+            accusations: BTreeMap::new(),
         };
         peer.start_registration(now, None);
         Ok(peer)
@@ -329,15 +358,7 @@ impl Peer {
             Message::Ping(_) => self.on_ping_outcome(now, to, outcome),
             Message::Hello(_) => self.on_hello_ack(now, to, outcome),
             Message::SuspectReq(r) => self.on_suspect_ack(now, to, r.suspect, outcome),
-            Message::DeadReport(r) => {
-                if let Ok(Message::DeadResult(res)) = outcome {
-                    self.emit(Event::DeadReportOutcome {
-                        suspect: r.dead,
-                        seed: to,
-                        success: res.success,
-                    });
-                }
-            }
+            Message::DeadReport(r) => self.on_dead_result(to, r.dead, outcome),
             // Gossip acks carry nothing we act on: liveness comes from probes.
             _ => {}
         }
@@ -349,9 +370,15 @@ impl Peer {
                 Timer::RegisterRetry => self.retry_registration(now),
                 Timer::Gossip => self.generate_gossip(now),
                 Timer::Probe => self.probe_neighbours(now),
+                Timer::Repair => {
+                    if self.neighbours.len() < self.settings.min_degree as usize {
+                        self.refresh_peer_list(now);
+                    }
+                }
                 Timer::Refresh => {
                     self.refresh_peer_list(now);
                     self.regreet_neighbours(now);
+                    self.recheck_accusations(now);
                     let at = now.after(self.settings.peer_list_refresh_ms);
                     self.timers.set(Timer::Refresh, at);
                 }

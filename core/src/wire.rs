@@ -205,7 +205,10 @@ fn decode_gossip_fast(text: &str) -> Option<Message> {
     }
 
     // A derived struct would also accept a JSON array; the general path does not.
-    if !text.trim_start().starts_with('{') || !text.contains("\"GOSSIP_MSG\"") {
+    if !text.trim_start().starts_with('{')
+        || !text.contains("\"GOSSIP_MSG\"")
+        || !text.contains("\"message\"")
+    {
         return None;
     }
     let line: Line<'_> = serde_json::from_str(text).ok()?;

@@ -1,1 +1,78 @@
-//! placeholder
+//! # gossip-driver-mio: the core's state machines on real TCP sockets
+//!
+//! A [`Host`] is one single-threaded [mio] event loop that runs one node (the `seed` and
+//! `peer` programs) or many (the benchmark hosts a hundred peers in one process). It owns
+//! every socket; the nodes own every decision.
+//!
+//! ## The loop
+//!
+//! Each [`Host::turn`]:
+//!
+//! 1. `poll` with a timeout of `min(cap, earliest node deadline, earliest request deadline)`
+//!    minus now (zero if work is already queued);
+//! 2. reads `Instant::now()` once and feeds that monotonic time ([`Millis`] since the host
+//!    started), never a deadline, to the nodes;
+//! 3. serves every ready socket: accepts until `WouldBlock`; reads until `WouldBlock` into a
+//!    [`wire::LineReader`] (bounded line length); each line is decoded and handed to its node
+//!    at once, as [`Input::Request`] / [`Input::Malformed`] on an accepted connection or as
+//!    [`Input::Response`] on a dialled one. Readiness may be spurious; every read and write
+//!    tolerates `WouldBlock`;
+//! 4. fails requests whose deadline passed ([`Failure::Timeout`]) and sends [`Input::Tick`]
+//!    to every node whose [`Node::next_deadline`] is due;
+//! 5. flushes every connection written to during the turn: one `write` moves everything
+//!    encoded since the last flush (writes are coalesced), WRITABLE interest is registered
+//!    only while bytes remain.
+//!
+//! After every input the node's outputs are drained completely ("handle, then drain"):
+//! [`Output::Send`] is encoded onto a connection, [`Output::Reply`] into its request's slot,
+//! [`Output::Event`] goes to the [`Observer`]. Failures found while draining are queued as
+//! inputs, so a node is never re-entered.
+//!
+//! ## Requests and connections
+//!
+//! * **Accepted connections** serve one-shot clients (connect, one line, one reply, close) and
+//!   kept-alive, pipelined ones alike. Every request gets its own [`ConnId`]; replies go out in
+//!   request order even when the node answers a later one first (a seed answers a
+//!   `REGISTER_REQ` only after its vote round). A line over [`Limits::max_line`] is answered
+//!   `ERROR` and the connection is closed after the flush.
+//! * **Dialled connections** are kept per (node, destination) in a small pool. Replies come
+//!   back in request order, so each connection keeps a FIFO of the requests written on it. A
+//!   connection is pipelined only once the remote has proven it keeps connections alive (two
+//!   replies on one connection), and never behind a request whose reply may be deferred (a
+//!   vote, a suspicion check): those get a connection of their own, so a probe never waits
+//!   behind a slow reply. A remote that closes after each reply (the reference
+//!   implementation) is detected and served one request per connection.
+//! * **Failures**: a refused, reset or closed connection fails its requests with
+//!   [`Failure::Unreachable`]; a request still unanswered at its deadline fails with
+//!   [`Failure::Timeout`] and its connection is closed (later replies would be misaligned);
+//!   a reply line that does not decode fails with [`Failure::BadReply`]. A request whose
+//!   connection went away through no fault of its own (the remote answered earlier ones, or
+//!   another request timed out) is sent again once on a fresh connection.
+//!
+//! Every buffer is bounded by [`Limits`]: line length, write buffers (a slow reader is
+//! dropped), pending replies per connection (reading pauses), connections per node, queued
+//! requests per destination, and idle time.
+//!
+//! ## Signals
+//!
+//! The host installs no signal handler (that would need `unsafe` or another crate). SIGINT
+//! and SIGTERM take their default action and end the process; nothing is lost that matters:
+//! log lines are written whole with one `write` on an `O_APPEND` file ([`OutputLog`]), and
+//! the kernel closes the sockets. A stop condition for [`Host::run_until`] covers the rest
+//! (the `cluster` program's children stop when their parent is gone).
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod host;
+pub mod limits;
+pub mod output;
+pub mod render;
+
+pub use host::{AddNodeError, Host, NodeIdx, NodeSpec, Observer, Stats};
+pub use limits::Limits;
+pub use output::OutputLog;
+pub use render::Role;
+
+#[cfg(doc)]
+use gossip_core::{wire, ConnId, Failure, Input, Millis, Node, Output};

@@ -153,6 +153,8 @@ impl Peer {
     }
 
     pub(super) fn merge_peer_list(&mut self, now: Millis, resp: PeerListResp) {
+        let complete = resp.total.is_some_and(|t| t <= resp.peers.len() as u64);
+        self.note_listed(&resp.peers, complete);
         for &peer in &resp.peers {
             self.remember(peer, None);
         }
@@ -336,6 +338,7 @@ impl Peer {
     pub(super) fn selection_done(&mut self, now: Millis) {
         self.selection = None;
         if self.bootstrapped {
+            self.hurry_repair(now);
             return;
         }
         self.bootstrapped = true;
@@ -353,6 +356,20 @@ impl Peer {
             Timer::Refresh,
             now.after(self.settings.peer_list_refresh_ms),
         );
+        self.hurry_repair(now);
+    }
+
+    /// Below the minimum degree after a selection round (peers that joined together saw
+    /// empty Peer Lists): refresh after one probe interval rather than a whole refresh
+    /// period, so no peer stays isolated for long.
+    fn hurry_repair(&mut self, now: Millis) {
+        if self.neighbours.len() >= self.settings.min_degree as usize {
+            return;
+        }
+        if self.timers.get(&Timer::Repair).is_none() {
+            let soon = now.after(self.settings.probe_interval_ms);
+            self.timers.set(Timer::Repair, soon);
+        }
     }
 
     /// `HELLO` again to every neighbour. A link can become one-sided (the other end dropped

@@ -3,7 +3,8 @@
 //! All `PING`s go through one table so roles probing the same endpoint share one probe.
 
 use super::{
-    count, pick_witnesses, verdict, Peer, PingRole, Suspicion, Timer, MAX_PENDING_WITNESS,
+    count, pick_witnesses, verdict, Accusation, Peer, PingRole, Suspicion, Timer,
+    ACCUSATION_RETRIES, MAX_ACCUSATIONS, MAX_PENDING_WITNESS,
 };
 use crate::msg::{DeadReport, Endpoint, Message, Ping, SuspectAck, SuspectReq};
 use crate::{ConnId, Event, Failure, Millis};
@@ -18,6 +19,7 @@ impl Peer {
         match role {
             PingRole::Probe => waiters.probe = true,
             PingRole::Candidate => waiters.candidate = true,
+            PingRole::Recheck => waiters.recheck = true,
             PingRole::Witness(conn, requester) => waiters.witnesses.push((conn, requester)),
         }
         if fresh {
@@ -47,6 +49,9 @@ impl Peer {
         }
         if waiters.probe {
             self.on_probe_outcome(now, to, alive);
+        }
+        if waiters.recheck {
+            self.on_recheck_outcome(now, to, alive);
         }
     }
 
@@ -188,6 +193,7 @@ impl Peer {
             if let Some(link) = self.neighbours.get_mut(&suspect) {
                 link.misses = 0;
             }
+            self.accusations.remove(&suspect);
             return;
         }
         self.report_dead(now, suspect, round.dead);
@@ -212,10 +218,14 @@ impl Peer {
             timestamp,
             reporter: self.me,
             text: Some(text.clone()),
-            incarnation: self.known.get(&dead).copied().flatten(),
+            incarnation: match self.accusations.get(&dead) {
+                Some(accusation) => accusation.incarnation,
+                None => self.known.get(&dead).copied().flatten(),
+            },
             witnesses,
         };
         let seeds = self.rng.sample(&self.seeds, self.quorum());
+        self.follow_accusation(dead, report.incarnation, &seeds);
         let deadline = now.after(self.settings.register_timeout_ms);
         for &seed in &seeds {
             self.send(seed, Message::DeadReport(report.clone()), deadline);
@@ -226,6 +236,90 @@ impl Peer {
             text,
             seeds,
         });
+    }
+
+    // ----- liveness: following a report until a seed commits it ---------------------------
+
+    /// Remembers what a report was sent to, so an unsettled one can be retried.
+    fn follow_accusation(&mut self, dead: Endpoint, incarnation: Option<u64>, seeds: &[Endpoint]) {
+        let awaiting = seeds.iter().copied().collect();
+        if let Some(accusation) = self.accusations.get_mut(&dead) {
+            accusation.awaiting = awaiting;
+        } else if self.accusations.len() < MAX_ACCUSATIONS {
+            let accusation = Accusation {
+                incarnation,
+                awaiting,
+                retries_left: ACCUSATION_RETRIES,
+            };
+            self.accusations.insert(dead, accusation);
+        }
+    }
+
+    /// A seed answered a `DEAD_REPORT` (or could not): a commit settles the accusation.
+    pub(super) fn on_dead_result(
+        &mut self,
+        seed: Endpoint,
+        dead: Endpoint,
+        outcome: Result<Message, Failure>,
+    ) {
+        let success = matches!(&outcome, Ok(Message::DeadResult(r)) if r.success);
+        if let Ok(Message::DeadResult(_)) = outcome {
+            self.emit(Event::DeadReportOutcome {
+                suspect: dead,
+                seed,
+                success,
+            });
+        }
+        if success {
+            self.accusations.remove(&dead);
+        } else if let Some(accusation) = self.accusations.get_mut(&dead) {
+            accusation.awaiting.remove(&seed);
+        }
+    }
+
+    /// On each refresh: probe again every accused peer whose last report no seed committed.
+    pub(super) fn recheck_accusations(&mut self, now: Millis) {
+        let mut due = Vec::new();
+        self.accusations.retain(|&dead, accusation| {
+            if !accusation.awaiting.is_empty() {
+                return true;
+            }
+            if accusation.retries_left == 0 {
+                return false;
+            }
+            accusation.retries_left -= 1;
+            due.push(dead);
+            true
+        });
+        for dead in due {
+            self.ping(now, dead, PingRole::Recheck);
+        }
+    }
+
+    /// The accused answered: it is alive after all. Still silent: ask witnesses again.
+    fn on_recheck_outcome(&mut self, now: Millis, dead: Endpoint, alive: bool) {
+        if !self.accusations.contains_key(&dead) {
+            return;
+        }
+        if alive {
+            self.accusations.remove(&dead);
+        } else if !self.suspicions.contains_key(&dead) {
+            self.raise_suspicion(now, dead, self.settings.probe_misses);
+        }
+    }
+
+    /// A Peer List still listing an accused peer renews its retries; a complete one that no
+    /// longer lists it means the removal happened.
+    pub(super) fn note_listed(&mut self, peers: &[Endpoint], complete: bool) {
+        for (dead, accusation) in self.accusations.iter_mut() {
+            if peers.contains(dead) {
+                accusation.retries_left = ACCUSATION_RETRIES;
+            }
+        }
+        if complete {
+            self.accusations
+                .retain(|dead, accusation| !accusation.awaiting.is_empty() || peers.contains(dead));
+        }
     }
 
     // ----- liveness: witness ----------------------------------------------------------------

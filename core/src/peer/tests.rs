@@ -708,6 +708,111 @@ fn dead_report_only_after_peer_majority() {
     );
 }
 
+/// Drives a suspicion of `dead` to a consensus report whose seeds all fail to commit.
+fn unsettled_report(dead: Endpoint, witness: Endpoint) -> (Harness, Millis) {
+    let (mut h, now, asks) = suspected(dead, &[witness]);
+    let (w, req) = asks[0].clone();
+    h.respond(now, w, req, Ok(ack(dead, false, w)));
+    let reports = h.sends_of("DEAD_REPORT");
+    assert_eq!(reports.len(), 2);
+    let aborted = Message::DeadResult(DeadResult {
+        proposal_id: "p".into(),
+        success: false,
+        yes_votes: 1,
+        quorum: 2,
+    });
+    let (s1, r1) = reports[0].clone();
+    let (s2, r2) = reports[1].clone();
+    h.respond(now, s1, r1, Ok(aborted));
+    h.respond(now, s2, r2, Err(Failure::Unreachable));
+    (h, now)
+}
+
+#[test]
+fn an_uncommitted_report_is_rechecked_and_sent_again() {
+    let (dead, w) = (ep(7001), ep(7002));
+    let (mut h, _) = unsettled_report(dead, w);
+    let at = h.peer.timers.get(&Timer::Refresh).expect("refresh timer");
+    h.tick(at);
+    let pings: Vec<Endpoint> = h.sends_of("PING").into_iter().map(|(to, _)| to).collect();
+    assert!(
+        pings.contains(&dead),
+        "the accused is probed again: {pings:?}"
+    );
+    assert!(
+        h.sends_of("SUSPECT_REQ").is_empty(),
+        "witnesses only after the probe fails"
+    );
+    let ping = Message::Ping(Ping { sender: ep(ME) });
+    h.respond(at, dead, ping, Err(Failure::Unreachable));
+    let asks = h.sends_of("SUSPECT_REQ");
+    assert_eq!(asks.len(), 1, "a fresh witness round");
+    let (w, req) = asks[0].clone();
+    h.respond(at, w, req, Ok(ack(dead, false, w)));
+    let again = h.sends_of("DEAD_REPORT");
+    assert_eq!(again.len(), 2, "reported again after a new consensus");
+    let Message::DeadReport(r) = &again[0].1 else {
+        panic!("{:?}", again[0])
+    };
+    assert_eq!(
+        r.incarnation,
+        Some(1),
+        "still names the accused incarnation"
+    );
+    // A commit settles it: no more re-checks.
+    let committed = Message::DeadResult(DeadResult {
+        proposal_id: "q".into(),
+        success: true,
+        yes_votes: 2,
+        quorum: 2,
+    });
+    h.respond(at, again[0].0, again[0].1.clone(), Ok(committed));
+    assert!(h.peer.accusations.is_empty());
+}
+
+#[test]
+fn an_accused_peer_that_answers_the_recheck_is_left_alone() {
+    let (dead, w) = (ep(7001), ep(7002));
+    let (mut h, _) = unsettled_report(dead, w);
+    let at = h.peer.timers.get(&Timer::Refresh).expect("refresh timer");
+    h.tick(at);
+    let ping = Message::Ping(Ping { sender: ep(ME) });
+    h.respond(at, dead, ping, Ok(pong(Some(1))));
+    assert!(h.sends_of("SUSPECT_REQ").is_empty());
+    assert!(h.peer.accusations.is_empty());
+    let later = at.after(h.peer.settings.peer_list_refresh_ms);
+    h.tick(later);
+    assert!(!h.sends_of("PING").iter().any(|(to, _)| *to == dead));
+}
+
+#[test]
+fn retries_of_an_accusation_run_out_unless_the_seeds_still_list_it() {
+    let (dead, w) = (ep(7001), ep(7002));
+    let (mut h, _) = unsettled_report(dead, w);
+    assert_eq!(
+        h.peer.accusations.get(&dead).map(|a| a.retries_left),
+        Some(3)
+    );
+    h.peer.note_listed(&[dead], false);
+    assert_eq!(
+        h.peer.accusations.get(&dead).map(|a| a.retries_left),
+        Some(3)
+    );
+    for _ in 0..3 {
+        h.peer.recheck_accusations(Millis(1));
+    }
+    assert_eq!(
+        h.peer.accusations.get(&dead).map(|a| a.retries_left),
+        Some(0)
+    );
+    h.peer.recheck_accusations(Millis(1));
+    assert!(h.peer.accusations.is_empty(), "given up after its retries");
+    // A complete Peer List without the accused settles an accusation at once.
+    let (mut h, _) = unsettled_report(dead, w);
+    h.peer.note_listed(&[w], true);
+    assert!(h.peer.accusations.is_empty());
+}
+
 #[test]
 fn no_consensus_keeps_the_neighbour() {
     let (dead, b, c) = (ep(7001), ep(7002), ep(7003));
@@ -822,6 +927,29 @@ fn witness_backlog_is_bounded() {
 }
 
 // ----- repair and rejoin ----------------------------------------------------------------------
+
+#[test]
+fn an_isolated_peer_refreshes_after_one_probe_interval() {
+    let mut h = Harness::new(settings());
+    h.register_and_list(Millis(0), &[]);
+    let repair = h.peer.timers.get(&Timer::Repair).expect("repair timer set");
+    assert_eq!(repair, Millis(settings().probe_interval_ms));
+    assert!(repair < h.peer.timers.get(&Timer::Refresh).expect("refresh timer"));
+    h.tick(repair);
+    let pl = h.sends_of("PEER_LIST_REQ");
+    assert_eq!(pl.len(), 1, "an early refresh");
+    let (seed, req) = pl[0].clone();
+    h.respond(repair, seed, req, Ok(peer_list(seed, &[ep(7001)], None)));
+    assert_eq!(h.sends_of("PING").len(), 1, "the new candidate is probed");
+}
+
+#[test]
+fn a_linked_peer_skips_the_early_refresh() {
+    let mut h = Harness::bootstrapped(settings(), &[ep(7001), ep(7002)]);
+    let repair = h.peer.timers.get(&Timer::Repair).expect("repair timer set");
+    h.tick(repair);
+    assert!(h.sends_of("PEER_LIST_REQ").is_empty());
+}
 
 #[test]
 fn repair_reconnects_after_a_drop() {
@@ -1190,7 +1318,7 @@ fn check_outputs(
 fn random_schedules_keep_the_promises() {
     let pool: Vec<Endpoint> = (7001..7013).map(ep).collect();
     let (mut suspicions, mut reports, mut bootstrapped, mut firsts) = (0, 0, 0, 0);
-    for seed in 0..150u64 {
+    for seed in 0..200u64 {
         let s = Settings {
             min_degree: 3,
             max_degree: 5,

@@ -1,0 +1,137 @@
+//! `status`: asks nodes for their status (`STATUS_REQ`) and prints it, like `serf members`.
+
+#![forbid(unsafe_code)]
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use gossip_core::msg::{RoleStatus, Status, StatusResp};
+
+/// Prints the status of seeds and peers: a seed's Peer List with incarnations and vote
+/// certificates, a peer's neighbours; counters of both.
+#[derive(Parser, Debug)]
+#[command(version)]
+struct Cli {
+    /// Nodes to ask (`ip:port`). None: every seed of `--config`.
+    nodes: Vec<String>,
+    /// Seed list used when no node is named.
+    #[arg(long, default_value = "config.txt")]
+    config: PathBuf,
+    /// Print each raw `STATUS_RESP` JSON line instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Give up on a node after this long.
+    #[arg(long, default_value_t = 2000)]
+    timeout_ms: u64,
+}
+
+fn print_human(status: &StatusResp) {
+    match &status.role {
+        RoleStatus::Seed(seed) => {
+            let alive = seed
+                .entries
+                .iter()
+                .filter(|e| e.status == Status::Alive)
+                .count();
+            println!(
+                "{}  seed  {alive} alive, {} removed, {} proposals pending",
+                status.node,
+                seed.entries.len() - alive,
+                seed.pending
+            );
+            if !seed.entries.is_empty() {
+                println!(
+                    "  {:<22} {:>11}  {:<8} VOTES",
+                    "PEER", "INCARNATION", "STATUS"
+                );
+            }
+            for e in &seed.entries {
+                let votes: Vec<String> = e.votes.iter().map(ToString::to_string).collect();
+                let st = match e.status {
+                    Status::Alive => "alive",
+                    Status::Removed => "removed",
+                };
+                println!(
+                    "  {:<22} {:>11}  {:<8} {}",
+                    e.peer.to_string(),
+                    e.incarnation,
+                    st,
+                    votes.join(",")
+                );
+            }
+        }
+        RoleStatus::Peer(peer) => {
+            println!(
+                "{}  peer  {} (incarnation {}), {} neighbours, {} known peers",
+                status.node,
+                if peer.registered {
+                    "registered"
+                } else {
+                    "not registered"
+                },
+                peer.incarnation,
+                peer.neighbours.len(),
+                peer.known_peers
+            );
+            let n: Vec<String> = peer.neighbours.iter().map(ToString::to_string).collect();
+            println!("  neighbours: {}", n.join(", "));
+        }
+    }
+    let counters: Vec<String> = status
+        .counters
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    if !counters.is_empty() {
+        println!("  counters: {}", counters.join(" "));
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let nodes = if cli.nodes.is_empty() {
+        match gossip_bins::load_seeds(&cli.config) {
+            Ok(seeds) => seeds,
+            Err(e) => {
+                eprintln!("status: error: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        let mut v = Vec::new();
+        for text in &cli.nodes {
+            match gossip_bins::resolve(text) {
+                Ok(a) => v.push(a),
+                Err(e) => {
+                    eprintln!("status: error: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+        v
+    };
+    let timeout = Duration::from_millis(cli.timeout_ms);
+    let mut failed = false;
+    for addr in nodes {
+        match gossip_bins::query_status(addr, timeout) {
+            Ok((status, raw)) => {
+                if cli.json {
+                    println!("{raw}");
+                } else {
+                    print_human(&status);
+                }
+            }
+            Err(e) => {
+                failed = true;
+                eprintln!("status: {e}");
+            }
+        }
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}

@@ -1,0 +1,303 @@
+//! A local network of real `seed` and `peer` processes for end-to-end tests: free loopback
+//! ports, a temporary config and output file, status queries, and a guard that kills every
+//! child by PID when the test ends (passing, failing or panicking).
+
+#![allow(dead_code)]
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use gossip_core::msg::{Endpoint, RoleStatus, Status, StatusResp};
+
+/// Timing flags that make a test cluster quick.
+pub const FAST: &[&str] = &[
+    "--probe-interval-ms",
+    "200",
+    "--probe-timeout-ms",
+    "150",
+    "--probe-misses",
+    "3",
+    "--suspect-timeout-ms",
+    "400",
+    "--anti-entropy-interval-ms",
+    "300",
+    "--peer-list-refresh-ms",
+    "1000",
+];
+
+/// Ports tests pick from: below Linux's ephemeral range (32768-60999), so an outgoing
+/// connection's local port never takes a node's port between the pick and the bind.
+const PORTS: std::ops::Range<u16> = 20_000..32_000;
+
+static PICKS: AtomicUsize = AtomicUsize::new(0);
+
+/// A port free on `ip` right now (bound, then released), from [`PORTS`], starting at a
+/// point that differs per process and per call so parallel tests do not collide.
+pub fn free_port_on(ip: [u8; 4]) -> u16 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos() as usize);
+    let span = usize::from(PORTS.end - PORTS.start);
+    let mut at = nanos
+        .wrapping_mul(31)
+        .wrapping_add(std::process::id() as usize * 7919)
+        .wrapping_add(PICKS.fetch_add(1, Ordering::SeqCst) * 104_729);
+    for _ in 0..span {
+        let port = PORTS.start + (at % span) as u16;
+        if TcpListener::bind(SocketAddr::from((ip, port))).is_ok() {
+            return port;
+        }
+        at = at.wrapping_add(1);
+    }
+    panic!("no free port in {PORTS:?}");
+}
+
+/// A port free on 127.0.0.1 right now.
+pub fn free_port() -> u16 {
+    free_port_on([127, 0, 0, 1])
+}
+
+pub struct Proc {
+    pub addr: SocketAddr,
+    pub seed: bool,
+    pub child: Option<Child>,
+}
+
+/// Seeds and peers of one test; kills them all when dropped.
+pub struct Net {
+    pub dir: PathBuf,
+    pub config: PathBuf,
+    pub output: PathBuf,
+    pub seeds: Vec<SocketAddr>,
+    pub procs: Vec<Proc>,
+    pub peer_flags: Vec<String>,
+}
+
+static NEXT_DIR: AtomicUsize = AtomicUsize::new(0);
+
+impl Net {
+    /// Writes a config of `n` seeds on free ports and starts them.
+    pub fn start(n: usize, peer_flags: &[&str]) -> Net {
+        let dir = std::env::temp_dir().join(format!(
+            "gossip-e2e-{}-{}",
+            std::process::id(),
+            NEXT_DIR.fetch_add(1, Ordering::SeqCst)
+        ));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let seeds: Vec<SocketAddr> = (0..n)
+            .map(|_| SocketAddr::from(([127, 0, 0, 1], free_port())))
+            .collect();
+        let config = dir.join("config.txt");
+        let text: String = seeds
+            .iter()
+            .map(|s| format!("{},{}\n", s.ip(), s.port()))
+            .collect();
+        std::fs::write(&config, text).expect("write config");
+        let output = dir.join("outputfile.txt");
+        let mut net = Net {
+            dir,
+            config,
+            output,
+            seeds: seeds.clone(),
+            procs: Vec::new(),
+            peer_flags: peer_flags.iter().map(|s| s.to_string()).collect(),
+        };
+        for s in seeds {
+            net.spawn(s, true);
+        }
+        for s in net.seeds.clone() {
+            assert!(
+                wait_for(Duration::from_secs(10), || status(s).is_some()),
+                "seed {s} did not come up"
+            );
+        }
+        net
+    }
+
+    fn spawn(&mut self, addr: SocketAddr, seed: bool) {
+        let bin = if seed {
+            env!("CARGO_BIN_EXE_seed")
+        } else {
+            env!("CARGO_BIN_EXE_peer")
+        };
+        let mut cmd = Command::new(bin);
+        cmd.arg("--ip")
+            .arg(addr.ip().to_string())
+            .arg("--port")
+            .arg(addr.port().to_string())
+            .arg("--config")
+            .arg(&self.config)
+            .arg("--output")
+            .arg(&self.output)
+            .arg("--quiet")
+            .args(FAST)
+            .args(&self.peer_flags)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        let child = cmd.spawn().expect("spawn node");
+        self.procs.push(Proc {
+            addr,
+            seed,
+            child: Some(child),
+        });
+    }
+
+    /// Starts a peer on a free port of 127.0.0.1 and returns its endpoint.
+    pub fn add_peer(&mut self) -> SocketAddr {
+        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        self.spawn(addr, false);
+        addr
+    }
+
+    /// Starts a peer on a free port of `ip` (a 127.0.0.x address of its own, so its gossip
+    /// texts `<time>:<ip>:<n>` are told apart from other peers').
+    pub fn add_peer_on(&mut self, ip: [u8; 4]) -> SocketAddr {
+        let addr = SocketAddr::from((ip, free_port_on(ip)));
+        self.spawn(addr, false);
+        addr
+    }
+
+    /// Starts (again) the seed at `addr`.
+    pub fn restart_seed(&mut self, addr: SocketAddr) {
+        self.spawn(addr, true);
+    }
+
+    /// `kill -9` of the node at `addr` (by PID).
+    pub fn kill(&mut self, addr: SocketAddr) {
+        for p in &mut self.procs {
+            if p.addr == addr {
+                if let Some(mut c) = p.child.take() {
+                    let _ = c.kill();
+                    let _ = c.wait();
+                }
+            }
+        }
+    }
+
+    pub fn peers(&self) -> Vec<SocketAddr> {
+        self.procs
+            .iter()
+            .filter(|p| !p.seed && p.child.is_some())
+            .map(|p| p.addr)
+            .collect()
+    }
+
+    /// Every line of the shared output file.
+    pub fn log(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.output)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+impl Drop for Net {
+    fn drop(&mut self) {
+        for p in &mut self.procs {
+            if let Some(mut c) = p.child.take() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        } else {
+            eprintln!("test files kept in {}", self.dir.display());
+        }
+    }
+}
+
+/// Polls `cond` every 50 ms until it holds or `limit` passes.
+pub fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + limit;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+pub fn status(addr: SocketAddr) -> Option<StatusResp> {
+    gossip_bins::query_status(addr, Duration::from_millis(1000))
+        .ok()
+        .map(|(s, _)| s)
+}
+
+/// The seed's entry status for `peer` (None: not listed, or not a seed / not answering).
+pub fn entry(seed: SocketAddr, peer: Endpoint) -> Option<Status> {
+    match status(seed)?.role {
+        RoleStatus::Seed(s) => s.entries.iter().find(|e| e.peer == peer).map(|e| e.status),
+        RoleStatus::Peer(_) => None,
+    }
+}
+
+/// The seed's Peer List as (peer, incarnation, status), sorted.
+pub fn peer_list(seed: SocketAddr) -> Option<Vec<(Endpoint, u64, Status)>> {
+    match status(seed)?.role {
+        RoleStatus::Seed(s) => Some(
+            s.entries
+                .iter()
+                .map(|e| (e.peer, e.incarnation, e.status))
+                .collect(),
+        ),
+        RoleStatus::Peer(_) => None,
+    }
+}
+
+/// Registered with neighbours (bootstrap complete, as far as the status shows).
+pub fn bootstrapped(peer: SocketAddr) -> bool {
+    status(peer).is_some_and(|s| match s.role {
+        RoleStatus::Peer(p) => p.registered && !p.neighbours.is_empty(),
+        RoleStatus::Seed(_) => false,
+    })
+}
+
+pub fn counter(addr: SocketAddr, name: &str) -> u64 {
+    status(addr).map_or(0, |s| {
+        s.counters
+            .iter()
+            .find(|(k, _)| k == name)
+            .map_or(0, |(_, v)| *v)
+    })
+}
+
+/// A log line split into its text, the node that logged it and when (unix ms).
+pub struct LogLine {
+    pub text: String,
+    pub node: SocketAddr,
+    pub unix_ms: u64,
+}
+
+/// Parses `<text> [<role> <ip:port> t=<secs>.<ms>]`.
+pub fn parse_line(line: &str) -> Option<LogLine> {
+    let (text, tag) = line.rsplit_once(" [")?;
+    let tag = tag.strip_suffix(']')?;
+    let mut parts = tag.split(' ');
+    let _role = parts.next()?;
+    let node = parts.next()?.parse().ok()?;
+    let t = parts.next()?.strip_prefix("t=")?;
+    let (secs, ms) = t.split_once('.')?;
+    let unix_ms = secs.parse::<u64>().ok()? * 1000 + ms.parse::<u64>().ok()?;
+    Some(LogLine {
+        text: text.to_string(),
+        node,
+        unix_ms,
+    })
+}
+
+/// Registered with a quorum of seeds (a lone peer has no neighbours to greet).
+pub fn registered(peer: SocketAddr) -> bool {
+    status(peer).is_some_and(|s| match s.role {
+        RoleStatus::Peer(p) => p.registered,
+        RoleStatus::Seed(_) => false,
+    })
+}
