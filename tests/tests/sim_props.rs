@@ -262,12 +262,11 @@ proptest! {
 }
 
 /// Found by `liveness_after_healing` (the shrunk schedule): a peer crashes as a 4.3 s
-/// partition starts; its detectors' `DEAD_REPORT` rounds abort while the partition lasts and
-/// are never retried, so after healing it stays Alive in the Peer List (promise 6). Same gap
-/// as `sim_scenarios::a_crashed_peer_is_removed_even_if_the_first_reports_fail`.
+/// partition starts; its detectors' `DEAD_REPORT` rounds abort while the partition lasts.
+/// Detectors that sent their report once and gave up left it Alive in the Peer List forever
+/// (promise 6); fixed by "peer: follow a dead report until a seed commits it".
 #[test]
-#[ignore = "peer never retries a DEAD_REPORT whose seed rounds all aborted (promise 6)"]
-fn found_crash_during_a_partition_is_never_removed() {
+fn found_crash_during_a_partition_is_removed_after_healing() {
     let s = Schedule {
         seed: 2720672543238271742,
         seeds: 3,

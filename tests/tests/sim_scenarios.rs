@@ -441,12 +441,10 @@ fn same_seed_same_trace_hash() {
     assert_ne!(a.0, run(100).0);
 }
 
-/// Known protocol gap (reported to the peer's owner): a detector sends its `DEAD_REPORT`
-/// once, drops the neighbour, and never retries; if every seed round aborts (here: a majority
-/// of seeds is down while it reports), the crashed peer stays Alive in the Peer List forever
-/// and promise 6 fails after healing. Run with `cargo test --release -- --ignored` once fixed.
+/// A detector whose first `DEAD_REPORT` rounds all abort (here: a majority of seeds is down
+/// while it reports) must follow up until a seed commits, or the crashed peer stays Alive in
+/// the Peer List forever (promise 6). Found by the simulator, fixed in the peer.
 #[test]
-#[ignore = "peer never retries a DEAD_REPORT whose seed rounds all aborted (promise 6)"]
 fn a_crashed_peer_is_removed_even_if_the_first_reports_fail() {
     let mut c = cfg(3, 3, 10);
     c.faults = vec![
