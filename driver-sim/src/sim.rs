@@ -1083,14 +1083,6 @@ impl<A: Actor> Sim<A> {
     /// own Peer List against the ghost built from its events.
     pub fn finish(&mut self) {
         let now = self.now();
-        if std::env::var_os("SIM_DEBUG").is_some() {
-            eprintln!(
-                "calls {} free {} queue {}",
-                self.w.calls.len(),
-                self.w.free.len(),
-                self.w.q.len()
-            );
-        }
         if let Some((from, to)) = self.w.cfg.gossip_check_window() {
             if now >= self.w.cfg.liveness_end_ms().unwrap_or(NONE) {
                 let missing = crate::report::undelivered(self, from, to);
