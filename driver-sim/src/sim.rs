@@ -295,7 +295,9 @@ impl World {
         msg: Message,
         deadline: Millis,
     ) {
-        if self.cfg.check_safety && from != EXTERNAL {
+        if from != EXTERNAL {
+            // Counts gossip sends (statistics) and queues the DEAD_REPORT check (reported only
+            // when checks are on).
             self.checker.on_send(from, &msg);
         }
         let to = self.addrs.node(&to_ep).unwrap_or(NOBODY);
