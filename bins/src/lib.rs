@@ -74,6 +74,10 @@ pub struct NodeArgs {
     /// Peer: neighbours to connect to [default: 2].
     #[arg(long)]
     pub min_degree: Option<u32>,
+    /// Seed: `PING` a registrant before admitting it and refuse it if nothing answers, so no
+    /// one can fill the Peer List with dead endpoints [default: false].
+    #[arg(long)]
+    pub probe_before_admit: Option<bool>,
     /// Close accepted connections idle this long [default: 60000].
     #[arg(long)]
     pub idle_timeout_ms: Option<u64>,
@@ -110,6 +114,9 @@ impl NodeArgs {
             peer_list_refresh_ms,
             min_degree
         );
+        if let Some(v) = self.probe_before_admit {
+            s.probe_before_admit = v;
+        }
         s
     }
 
