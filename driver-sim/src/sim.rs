@@ -295,7 +295,9 @@ impl World {
         msg: Message,
         deadline: Millis,
     ) {
-        if self.cfg.check_safety && from != EXTERNAL {
+        if from != EXTERNAL {
+            // Counts gossip sends (statistics) and queues the DEAD_REPORT check (reported only
+            // when checks are on).
             self.checker.on_send(from, &msg);
         }
         let to = self.addrs.node(&to_ep).unwrap_or(NOBODY);
@@ -1083,14 +1085,6 @@ impl<A: Actor> Sim<A> {
     /// own Peer List against the ghost built from its events.
     pub fn finish(&mut self) {
         let now = self.now();
-        if std::env::var_os("SIM_DEBUG").is_some() {
-            eprintln!(
-                "calls {} free {} queue {}",
-                self.w.calls.len(),
-                self.w.free.len(),
-                self.w.q.len()
-            );
-        }
         if let Some((from, to)) = self.w.cfg.gossip_check_window() {
             if now >= self.w.cfg.liveness_end_ms().unwrap_or(NONE) {
                 let missing = crate::report::undelivered(self, from, to);
