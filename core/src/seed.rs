@@ -794,15 +794,9 @@ impl Core {
     // ----- peer lists -----
 
     fn on_peer_list_req(&mut self, conn: ConnId, requester: String) {
-        let alive: Vec<&Entry> = self.pl.alive().collect();
-        let total = alive.len();
+        let total = self.pl.alive_count();
         let limit = self.settings.peer_list_limit as usize;
-        let mut listed = if total > limit {
-            self.rng.sample(&alive, limit)
-        } else {
-            alive
-        };
-        listed.sort_by_key(|e| e.peer);
+        let listed = self.pl.sample_alive(limit, &mut self.rng);
         let requester_entry = requester
             .parse::<Endpoint>()
             .ok()

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::hash::{combine, hash64};
 use crate::msg::{Endpoint, Entry, Status, SYNC_BUCKETS};
+use crate::rng::Rng;
 
 /// Where an entry stands: `Alive < Removed` at one incarnation, a higher incarnation above both.
 pub(super) type Rank = (u64, Status);
@@ -93,6 +94,12 @@ pub(super) struct PeerList {
     /// XOR of the fingerprints of each bucket's entries: order-independent, and updated in
     /// O(1) by XOR-ing the old fingerprint out and the new one in.
     digests: Vec<u64>,
+    /// The admitted peers, in no particular (but deterministic) order, so a `PEER_LIST_RESP`
+    /// sample costs O(sample), not O(Peer List): every peer refreshes periodically, and a
+    /// scan per request made serving the list quadratic in the cluster's size.
+    alive: Vec<Endpoint>,
+    /// Where each admitted peer stands in `alive`.
+    alive_at: BTreeMap<Endpoint, usize>,
 }
 
 impl Default for PeerList {
@@ -100,6 +107,8 @@ impl Default for PeerList {
         PeerList {
             entries: BTreeMap::new(),
             digests: vec![0; SYNC_BUCKETS],
+            alive: Vec::new(),
+            alive_at: BTreeMap::new(),
         }
     }
 }
@@ -120,9 +129,30 @@ impl PeerList {
         self.entries.values()
     }
 
-    /// The admitted peers' entries, sorted by peer.
-    pub(super) fn alive(&self) -> impl Iterator<Item = &Entry> {
-        self.entries().filter(|e| e.status == Status::Alive)
+    /// How many peers are admitted.
+    pub(super) fn alive_count(&self) -> usize {
+        self.alive.len()
+    }
+
+    /// Up to `k` distinct admitted peers' entries chosen uniformly, sorted by peer. Costs
+    /// O(k log n) when `k` is small against the list.
+    pub(super) fn sample_alive(&self, k: usize, rng: &mut Rng) -> Vec<&Entry> {
+        let n = self.alive.len();
+        let picked: Vec<Endpoint> = if k.saturating_mul(2) >= n {
+            rng.sample(&self.alive, k)
+        } else {
+            let mut chosen = BTreeSet::new();
+            while chosen.len() < k {
+                chosen.insert(rng.below(n as u64) as usize);
+            }
+            chosen
+                .into_iter()
+                .filter_map(|i| self.alive.get(i).copied())
+                .collect()
+        };
+        let mut listed: Vec<&Entry> = picked.iter().filter_map(|p| self.entries.get(p)).collect();
+        listed.sort_by_key(|e| e.peer);
+        listed
     }
 
     pub(super) fn digests(&self) -> &[u64] {
@@ -140,8 +170,27 @@ impl PeerList {
             self.digests[slot] ^= fingerprint(old);
         }
         self.digests[slot] ^= fingerprint(&candidate);
+        self.track_alive(candidate.peer, candidate.status == Status::Alive);
         self.entries.insert(candidate.peer, candidate);
         true
+    }
+
+    /// Keeps `alive` in step with a peer's new status.
+    fn track_alive(&mut self, peer: Endpoint, alive: bool) {
+        match (self.alive_at.get(&peer).copied(), alive) {
+            (None, true) => {
+                self.alive_at.insert(peer, self.alive.len());
+                self.alive.push(peer);
+            }
+            (Some(at), false) => {
+                self.alive_at.remove(&peer);
+                self.alive.swap_remove(at);
+                if let Some(&moved) = self.alive.get(at) {
+                    self.alive_at.insert(moved, at);
+                }
+            }
+            _ => {}
+        }
     }
 
     /// Up to `limit` entries of the buckets whose digest differs from `theirs`, starting at
@@ -213,6 +262,51 @@ mod tests {
                 supersedes(current.as_ref(), &candidate, &certifier),
                 want,
                 "current={current:?} candidate={candidate:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn alive_sample_follows_admissions_and_removals() {
+        let certifier = Certifier::new(&[ep(1), ep(2), ep(3)]);
+        let mut pl = PeerList::default();
+        let admit = |pl: &mut PeerList, port: u16, inc: u64, status: Status| {
+            let e = Entry {
+                peer: ep(port),
+                incarnation: inc,
+                status,
+                votes: vec![ep(1), ep(2)],
+            };
+            assert!(pl.apply(e, &certifier));
+        };
+        for port in 100..120 {
+            admit(&mut pl, port, 1, Status::Alive);
+        }
+        for port in (100..120).step_by(3) {
+            admit(&mut pl, port, 1, Status::Removed);
+        }
+        admit(&mut pl, 100, 2, Status::Alive); // re-registered above its removal
+        let alive: Vec<Endpoint> = pl
+            .entries()
+            .filter(|e| e.status == Status::Alive)
+            .map(|e| e.peer)
+            .collect();
+        assert_eq!(pl.alive_count(), alive.len());
+        let mut rng = Rng::new(5);
+        for k in [0, 1, 5, 13, 14, 100] {
+            let sample: Vec<Endpoint> = pl
+                .sample_alive(k, &mut rng)
+                .iter()
+                .map(|e| e.peer)
+                .collect();
+            assert_eq!(sample.len(), k.min(alive.len()), "k={k}");
+            assert!(
+                sample.windows(2).all(|w| w[0] < w[1]),
+                "sorted and distinct"
+            );
+            assert!(
+                sample.iter().all(|p| alive.contains(p)),
+                "only admitted peers"
             );
         }
     }
