@@ -1366,8 +1366,24 @@ impl LineReader {
     }
 }
 
+/// The first `\n` in `bytes`. Eight bytes are tested at a time (a word holds a `\n` when
+/// `word ^ 0x0a0a..` has a zero byte): every byte read passes through here once.
 fn find_newline(bytes: &[u8]) -> Option<usize> {
-    bytes.iter().position(|&b| b == b'\n')
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let mut words = bytes.chunks_exact(8);
+    let mut offset = 0;
+    for chunk in &mut words {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word) ^ (ONES * u64::from(b'\n'));
+        if x.wrapping_sub(ONES) & !x & HIGHS != 0 {
+            break;
+        }
+        offset += 8;
+    }
+    let rest = bytes.get(offset..).unwrap_or_default();
+    rest.iter().position(|&b| b == b'\n').map(|i| offset + i)
 }
 
 #[cfg(test)]
@@ -2461,6 +2477,26 @@ mod tests {
             let l = format!(r#"{{"type":"{kind}","payload":{{{payload}}},"ts":{ts}}}"#);
             if let Some(fast) = fast::decode(&l) {
                 proptest::prop_assert_eq!(Ok(fast), decode_general(&l), "{}", l);
+            }
+        }
+    }
+
+    #[test]
+    fn find_newline_finds_the_first_one_anywhere() {
+        for len in 0..40 {
+            let mut bytes: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+            assert_eq!(find_newline(&bytes), None);
+            for at in 0..len {
+                bytes[at] = b'\n';
+                assert_eq!(find_newline(&bytes), Some(at), "len {len}");
+                if at + 3 < len {
+                    bytes[at + 3] = b'\n';
+                    assert_eq!(find_newline(&bytes), Some(at), "len {len}");
+                    bytes[at + 3] = b'x';
+                }
+                bytes[at] = 0x8a;
+                assert_eq!(find_newline(&bytes), None, "len {len}");
+                bytes[at] = b'x';
             }
         }
     }
