@@ -46,6 +46,11 @@ pub struct Settings {
     pub candidate_sample: u32,
     /// Seeds probe an accused peer themselves before voting for its removal.
     pub probe_before_vote: bool,
+    /// A seed `PING`s a registrant before it proposes its admission, and refuses it if
+    /// nothing answers (any reply, even `ERROR`, admits): without it, anyone can fill the
+    /// Peer List with endpoints where nothing listens, and no peer ever reports them.
+    /// Needs `probe_timeout_ms + vote_timeout_ms` below the registrant's wait.
+    pub probe_before_admit: bool,
     /// Peers listed in one `PEER_LIST_RESP` at most (a random sample beyond).
     pub peer_list_limit: u32,
     /// Entries in one anti-entropy reply at most.
@@ -74,6 +79,7 @@ impl Default for Settings {
             max_degree: 256,
             candidate_sample: 16,
             probe_before_vote: true,
+            probe_before_admit: false,
             peer_list_limit: 256,
             sync_entry_limit: 1_000,
             seen_capacity: 1 << 17,

@@ -43,6 +43,7 @@ pub mod msg;
 pub mod node;
 pub mod peer;
 pub mod quorum;
+pub mod ratelimit;
 pub mod rng;
 pub mod seed;
 pub mod timers;

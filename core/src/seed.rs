@@ -130,6 +130,9 @@ struct Core {
     next_round: u64,
     /// Removal votes waiting for this seed's own `PING` of the accused, by accused.
     probes: BTreeMap<Endpoint, Vec<Ballot>>,
+    /// Registrations waiting for this seed's `PING` of the registrant
+    /// (`Settings::probe_before_admit`), by registrant.
+    admissions: BTreeMap<Endpoint, Vec<(ConnId, RegisterReq)>>,
     timers: Timers<Timer>,
     counters: BTreeMap<&'static str, u64>,
     outputs: Vec<Output>,
@@ -159,6 +162,7 @@ impl Core {
             rounds: Rounds::default(),
             next_round: 0,
             probes: BTreeMap::new(),
+            admissions: BTreeMap::new(),
             timers: Timers::default(),
             counters: COUNTERS.iter().map(|name| (*name, 0)).collect(),
             outputs: Vec::new(),
@@ -240,7 +244,10 @@ impl Core {
                 self.on_vote_resp(now, to, ProposalKind::Removal, req, outcome)
             }
             // Any reply at all, even `ERROR`, proves the accused is up.
-            Message::Ping(_) => self.on_probe_result(now, to, outcome.is_ok()),
+            Message::Ping(_) => {
+                self.on_admission_probe(now, to, outcome.is_ok());
+                self.on_probe_result(now, to, outcome.is_ok());
+            }
             Message::SeedSync(_) => self.on_sync_reply(to, outcome),
             // Commit syncs: the ack carries nothing to act on; anti-entropy covers a loss.
             _ => {}
@@ -280,11 +287,79 @@ impl Core {
                 return round.waiting.push(conn);
             }
         }
+        if self.settings.probe_before_admit {
+            return self.probe_registrant(now, conn, req);
+        }
+        self.propose_registration(now, conn, req);
+    }
+
+    /// Starts the vote round that admits `req.peer`.
+    fn propose_registration(&mut self, now: Millis, conn: ConnId, req: RegisterReq) {
+        let peer = req.peer;
         let inc = round::registration_incarnation(self.pl.rank(&peer), req.incarnation);
         let deadline = now.after(self.settings.vote_timeout_ms);
         let mut round = Round::new(ProposalKind::Register, peer, inc, deadline, vec![conn]);
         round.retries_left = MAX_RETRIES;
         self.propose(now, round);
+    }
+
+    /// Holds `req` until this seed's `PING` of the registrant answers or fails; one probe
+    /// serves every registration of the same endpoint.
+    fn probe_registrant(&mut self, now: Millis, conn: ConnId, req: RegisterReq) {
+        let waiting: usize = self.admissions.values().map(Vec::len).sum();
+        if waiting >= MAX_PENDING {
+            let busy = self.result(ProposalKind::Register, "", false, 0, None, Some("busy"));
+            return self.reply(conn, busy);
+        }
+        let peer = req.peer;
+        let list = self.admissions.entry(peer).or_default();
+        list.push((conn, req));
+        if list.len() == 1 {
+            let ping = Message::Ping(Ping { sender: self.me });
+            let deadline = now.after(self.settings.probe_timeout_ms);
+            self.send(peer, ping, deadline);
+        }
+    }
+
+    /// The registrant answered this seed's `PING` (anything at all) or did not: admit through
+    /// a vote round, or refuse.
+    fn on_admission_probe(&mut self, now: Millis, peer: Endpoint, answered: bool) {
+        for (conn, req) in self.admissions.remove(&peer).unwrap_or_default() {
+            if !answered {
+                self.count("admissions_refused");
+                let why = format!("{peer} did not answer a probe");
+                let refused = self.result(
+                    ProposalKind::Register,
+                    "",
+                    false,
+                    0,
+                    None,
+                    Some(why.as_str()),
+                );
+                self.reply(conn, refused);
+                continue;
+            }
+            // The world may have moved while the probe ran: decide afresh.
+            if let Some(inc) = self.already_registered(&req) {
+                let done = self.result(
+                    ProposalKind::Register,
+                    "",
+                    true,
+                    self.quorum(),
+                    Some(inc),
+                    None,
+                );
+                self.reply(conn, done);
+            } else if let Some(round) = self
+                .rounds
+                .about(ProposalKind::Register, peer)
+                .filter(|r| round::satisfies(r.incarnation, req.incarnation))
+            {
+                round.waiting.push(conn);
+            } else {
+                self.propose_registration(now, conn, req);
+            }
+        }
     }
 
     /// The peer's incarnation if it is admitted at (or above) the one it asks for: then the

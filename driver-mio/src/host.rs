@@ -101,6 +101,8 @@ pub struct Stats {
     pub dialled: u64,
     /// `write` calls that moved bytes.
     pub writes: u64,
+    /// Requests answered `ERROR` by the per-connection rate limits, never handed to a node.
+    pub rate_limited: u64,
 }
 
 struct NodeSlot {
@@ -150,6 +152,12 @@ struct Inbound {
     paused: bool,
     /// The remote closed its side (or framing was lost): close once every reply is out.
     finishing: bool,
+    /// The remote's address, for the per-IP connection count.
+    remote: std::net::IpAddr,
+    /// Rate limits of this connection's expensive requests.
+    rate: gossip_core::ratelimit::ConnRate,
+    /// Since when (as seen by the idle sweep) part of a line has waited for its end.
+    partial_since: Option<Millis>,
 }
 
 /// A connection's outgoing bytes: appended at the end, written from `pos`. Written bytes are
@@ -414,6 +422,8 @@ pub struct Host<O: Observer> {
     dirty: Vec<Token>,
     resume: Vec<Token>,
     read_buf: Vec<u8>,
+    /// Accepted connections open per (node, remote IP).
+    inbound_by_ip: HashMap<(usize, std::net::IpAddr), usize>,
     ready: Vec<Ready>,
     outputs: Vec<Output>,
     next_sweep: Millis,
@@ -446,6 +456,7 @@ impl<O: Observer> Host<O> {
             dirty: Vec::new(),
             resume: Vec::new(),
             read_buf: vec![0; READ_CHUNK],
+            inbound_by_ip: HashMap::new(),
             ready: Vec::new(),
             outputs: Vec::new(),
             next_sweep: Millis(SWEEP_EVERY_MS),
@@ -779,6 +790,12 @@ impl<O: Observer> Host<O> {
                         log::warn!("{}: connection limit reached, refusing {remote}", slot.me);
                         continue;
                     }
+                    let from_ip = self.inbound_by_ip.entry((node.0, remote.ip())).or_insert(0);
+                    if *from_ip >= self.limits.max_inbound_per_ip {
+                        log::warn!("{}: per-address limit reached, refusing {remote}", slot.me);
+                        continue;
+                    }
+                    *from_ip += 1;
                     slot.inbound += 1;
                     let _ = stream.set_nodelay(true);
                     let t = self.alloc_token();
@@ -792,6 +809,7 @@ impl<O: Observer> Host<O> {
                         if let Some(slot) = self.nodes.get_mut(node.0) {
                             slot.inbound -= 1;
                         }
+                        self.release_ip(node.0, remote.ip());
                         continue;
                     }
                     self.stats.accepted += 1;
@@ -802,6 +820,12 @@ impl<O: Observer> Host<O> {
                             replies: VecDeque::new(),
                             paused: false,
                             finishing: false,
+                            remote: remote.ip(),
+                            rate: gossip_core::ratelimit::ConnRate::new(
+                                self.now,
+                                &self.limits.rate,
+                            ),
+                            partial_since: None,
                         }),
                         reader: LineReader::new(self.limits.max_line),
                         wbuf: OutBuf::default(),
@@ -921,6 +945,8 @@ impl<O: Observer> Host<O> {
         loop {
             let max_pending = self.limits.max_pending_replies;
             let high_water = self.limits.write_high_water;
+            let rate_limits = self.limits.rate;
+            let now = self.now;
             let Some(Some(Socket::Conn(c))) = self.sockets.get_mut(token.0) else {
                 return false;
             };
@@ -958,6 +984,17 @@ impl<O: Observer> Host<O> {
                     self.stats.requests_in += 1;
                     let conn = ConnId(id);
                     let input = match decoded {
+                        // Over its rate: the node never sees it, and answers `ERROR`.
+                        Ok(msg) if !ib.rate.admit(now, &rate_limits, &msg) => {
+                            self.stats.rate_limited += 1;
+                            Input::Malformed {
+                                conn,
+                                error: DecodeError::Syntax(format!(
+                                    "rate limited: too many {} on this connection",
+                                    msg.type_name()
+                                )),
+                            }
+                        }
                         Ok(msg) => Input::Request { conn, msg },
                         Err(error) => Input::Malformed { conn, error },
                     };
@@ -1355,10 +1392,11 @@ impl<O: Observer> Host<O> {
         self.free_tokens.push(token.0);
         let _ = self.poll.registry().deregister(&mut c.stream);
         match c.side {
-            Side::Inbound(_) => {
+            Side::Inbound(ib) => {
                 if let Some(n) = self.nodes.get_mut(c.node.0) {
                     n.inbound = n.inbound.saturating_sub(1);
                 }
+                self.release_ip(c.node.0, ib.remote);
             }
             Side::Outbound(ob) => {
                 let key = (c.node, ob.dest);
@@ -1407,17 +1445,43 @@ impl<O: Observer> Host<O> {
         }
     }
 
+    /// One accepted connection from `ip` to node `node` is gone.
+    fn release_ip(&mut self, node: usize, ip: std::net::IpAddr) {
+        if let std::collections::hash_map::Entry::Occupied(mut e) =
+            self.inbound_by_ip.entry((node, ip))
+        {
+            *e.get_mut() -= 1;
+            if *e.get() == 0 {
+                e.remove();
+            }
+        }
+    }
+
     /// Closes connections idle past their limit; forgets links with nothing left.
     fn sweep_idle(&mut self) {
         let now = self.now;
         let mut idle = Vec::new();
-        for (i, s) in self.sockets.iter().enumerate() {
+        for (i, s) in self.sockets.iter_mut().enumerate() {
             let Some(Socket::Conn(c)) = s else {
                 continue;
             };
             let quiet = now.since(c.last_active);
-            let expired = match &c.side {
-                Side::Inbound(ib) => ib.replies.is_empty() && quiet >= self.limits.inbound_idle_ms,
+            let partial = c.reader.pending_bytes() > 0;
+            let expired = match &mut c.side {
+                Side::Inbound(ib) => {
+                    // Part of a line with nothing outstanding: a trickle, timed from when
+                    // the sweep first saw it.
+                    let trickle = partial && ib.replies.is_empty();
+                    let since = match (trickle, ib.partial_since) {
+                        (false, _) => None,
+                        (true, None) => Some(now),
+                        (true, Some(t)) => Some(t),
+                    };
+                    ib.partial_since = since;
+                    let too_slow =
+                        since.is_some_and(|t| now.since(t) >= self.limits.line_timeout_ms);
+                    too_slow || (ib.replies.is_empty() && quiet >= self.limits.inbound_idle_ms)
+                }
                 Side::Outbound(ob) => {
                     ob.inflight.is_empty() && quiet >= self.limits.outbound_idle_ms
                 }

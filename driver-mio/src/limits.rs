@@ -20,6 +20,15 @@ pub struct Limits {
     pub max_pending_replies: usize,
     /// Accepted connections per node; further ones are closed at once.
     pub max_inbound_per_node: usize,
+    /// Accepted connections per node from one remote IP address; further ones from it are
+    /// closed at once, so one host cannot take every slot of `max_inbound_per_node`.
+    pub max_inbound_per_ip: usize,
+    /// An accepted connection that has held part of a line (and nothing else outstanding) for
+    /// this long is closed: a client that trickles bytes to stay under the idle timeout.
+    pub line_timeout_ms: u64,
+    /// Per-connection rate limits of `REGISTER_REQ`, `DEAD_REPORT` and `SUSPECT_REQ`; a
+    /// request over its rate is answered `ERROR` and never reaches the node.
+    pub rate: gossip_core::ratelimit::RateLimits,
     /// An accepted connection with nothing outstanding is closed after this long idle
     /// (a client that connects and says nothing, or stops half-way through a line).
     pub inbound_idle_ms: u64,
@@ -43,6 +52,9 @@ impl Default for Limits {
             write_hard_limit: 8 * 1024 * 1024,
             max_pending_replies: 1024,
             max_inbound_per_node: 4096,
+            max_inbound_per_ip: 2048,
+            line_timeout_ms: 10_000,
+            rate: gossip_core::ratelimit::RateLimits::default(),
             inbound_idle_ms: 60_000,
             outbound_idle_ms: 30_000,
             sockets_per_link: 8,

@@ -319,7 +319,15 @@ impl Peer {
         outcome: Result<Message, Failure>,
     ) {
         if let Ok(Message::HelloAck(ack)) = outcome {
-            if ack.accepted {
+            let full = self.neighbours.len() >= self.settings.max_degree as usize;
+            if ack.accepted && self.seeds.contains(&peer) {
+                // A seed is never a neighbour (a Peer List that lists one is wrong).
+            } else if ack.accepted && full && !self.neighbours.contains_key(&peer) {
+                // A late acceptance while full (the greeting outlived the need for it):
+                // `max_degree` stays a hard cap. The other end drops its half of the link
+                // when it next re-greets this peer and is refused.
+                self.remember(peer, ack.incarnation);
+            } else if ack.accepted {
                 self.add_neighbour(peer, ack.degree, ack.incarnation);
             } else if self.neighbours.contains_key(&peer) {
                 // A re-greeted neighbour no longer keeps the link: drop our half of it.
@@ -414,9 +422,10 @@ impl Peer {
         }
     }
 
-    /// Incoming `HELLO`: accept unless full (or it claims to be this peer).
+    /// Incoming `HELLO`: accept unless full (or it claims to be this peer, or a seed: a seed
+    /// answers probes forever, so a spoofed link to one would never be noticed or repaired).
     pub(super) fn on_hello(&mut self, conn: ConnId, hello: Hello) {
-        let accepted = if hello.peer == self.me {
+        let accepted = if hello.peer == self.me || self.seeds.contains(&hello.peer) {
             false
         } else if self.neighbours.contains_key(&hello.peer) {
             self.remember(hello.peer, hello.incarnation);

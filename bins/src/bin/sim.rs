@@ -1,0 +1,304 @@
+//! `sim`: runs a whole cluster in memory, in virtual time, from one seed, with injected faults,
+//! checking the promises after every event; prints a summary (or one JSON object with
+//! `--json`) and, if a promise broke, the line that replays the run. See `docs/SIMULATOR.md`.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use gossip_core::hash::mix64;
+use gossip_core::rng::Rng;
+use gossip_driver_sim::{
+    Fault, FaultKind, NetConfig, NodeRef, Partition, PartitionKind, Sim, SimConfig, Split,
+};
+
+/// Simulate a gossip cluster in virtual time and check its promises.
+#[derive(Parser, Debug)]
+#[command(name = "sim", version)]
+struct Args {
+    /// Seeds in the config.
+    #[arg(long, default_value_t = 5)]
+    seeds: u32,
+    /// Peers that join (staggered over --join-window).
+    #[arg(long, default_value_t = 1000)]
+    peers: u32,
+    /// Gossip messages each peer generates (the spec's 10).
+    #[arg(long, default_value_t = 10)]
+    max_gossip: u32,
+    /// Simulated seconds; default: long enough for every gossip to be made and spread (and
+    /// for the liveness phase when there are faults).
+    #[arg(long)]
+    duration: Option<f64>,
+    /// The run seed: every random choice derives from it.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Chance that a message is lost, while faults last.
+    #[arg(long, default_value_t = 0.0)]
+    drop: f64,
+    /// Chance that a request is delivered twice, while faults last.
+    #[arg(long, default_value_t = 0.0)]
+    dup: f64,
+    /// Extra per-message delay, uniform in 0..=JITTER ms (reorders), while faults last.
+    #[arg(long, default_value_t = 0)]
+    jitter: u64,
+    /// Per-link latency in ms: `N` or `MIN..MAX` (each link drawn from the range by the seed).
+    #[arg(long, default_value = "5")]
+    latency: String,
+    /// Let the seed choose the network's latency distribution (constant, uniform, long tail).
+    #[arg(long)]
+    random_net: bool,
+    /// Share of peers that crash (and stay down) after joining; their detection is measured.
+    #[arg(long, default_value_t = 0.0)]
+    crash_peers: f64,
+    /// Share of peers that crash and restart later with fresh state.
+    #[arg(long, default_value_t = 0.0)]
+    restart_peers: f64,
+    /// Seeds that crash and restart at healing (a minority: at most (n−1)/2).
+    #[arg(long, default_value_t = 0)]
+    crash_seeds: u32,
+    /// A partition: `KIND:FRACTION:START-END` in seconds, KIND one of sym, oneway, bridge;
+    /// e.g. `sym:0.3:20-40`. Repeatable.
+    #[arg(long)]
+    partition: Vec<String>,
+    /// Lying DEAD_REPORTs (the simulator accuses random live peers to random seeds).
+    #[arg(long, default_value_t = 0)]
+    liars: u32,
+    /// Seconds over which peers join (default: 10 ms per peer, at most 100 s).
+    #[arg(long)]
+    join_window: Option<f64>,
+    /// Gossip interval in ms (the spec's 5000).
+    #[arg(long)]
+    gossip_interval: Option<u64>,
+    /// When faults stop, in seconds (default: just after the last fault).
+    #[arg(long)]
+    heal: Option<f64>,
+    /// Skip the per-event invariant checks (pure speed measurement; statistics still kept).
+    #[arg(long)]
+    no_check: bool,
+    /// Print every node event (time, node, event) to stderr.
+    #[arg(long)]
+    log: bool,
+    /// One JSON object instead of the summary.
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_latency(s: &str) -> Result<(u64, u64), String> {
+    let bad = || format!("--latency {s:?}: expected N or MIN..MAX (ms)");
+    match s.split_once("..") {
+        Some((a, b)) => {
+            let (a, b) = (
+                a.trim().parse().map_err(|_| bad())?,
+                b.trim().parse().map_err(|_| bad())?,
+            );
+            if a > b {
+                return Err(bad());
+            }
+            Ok((a, b))
+        }
+        None => {
+            let a = s.trim().parse().map_err(|_| bad())?;
+            Ok((a, a))
+        }
+    }
+}
+
+fn parse_partition(s: &str, i: usize, seed: u64) -> Result<(u64, u64, Partition), String> {
+    let bad = || format!("--partition {s:?}: expected KIND:FRACTION:START-END, e.g. sym:0.3:20-40");
+    let mut it = s.split(':');
+    let (Some(kind), Some(frac), Some(span), None) = (it.next(), it.next(), it.next(), it.next())
+    else {
+        return Err(bad());
+    };
+    let fraction: f64 = frac.parse().map_err(|_| bad())?;
+    let (a, b) = span.split_once('-').ok_or_else(bad)?;
+    let (a, b): (f64, f64) = (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?);
+    let kind = match kind {
+        "sym" => PartitionKind::Symmetric,
+        "oneway" => PartitionKind::OneWay,
+        "bridge" => PartitionKind::Bridge { bridge: 0.05 },
+        _ => return Err(bad()),
+    };
+    if !(0.0..=1.0).contains(&fraction) || a >= b || a < 0.0 {
+        return Err(bad());
+    }
+    Ok((
+        (a * 1000.0) as u64,
+        (b * 1000.0) as u64,
+        Partition {
+            split: Split::Random {
+                fraction,
+                salt: mix64(seed ^ i as u64),
+            },
+            kind,
+        },
+    ))
+}
+
+fn build(args: &Args) -> Result<SimConfig, String> {
+    let mut c = SimConfig::new(args.seed, args.seeds, args.peers);
+    c.settings.max_gossip = args.max_gossip;
+    if let Some(g) = args.gossip_interval {
+        c.settings.gossip_interval_ms = g;
+    }
+    if let Some(w) = args.join_window {
+        c.join_window_ms = (w * 1000.0) as u64;
+    } else if let Some(d) = args.duration {
+        // Everyone joins within the first half of a run of fixed length.
+        c.join_window_ms = c.join_window_ms.min((d * 500.0) as u64);
+    }
+    let (lo, hi) = parse_latency(&args.latency)?;
+    c.net = if args.random_net {
+        NetConfig::chosen_by(args.seed)
+    } else {
+        NetConfig {
+            latency_min_ms: lo,
+            latency_max_ms: hi,
+            ..NetConfig::default()
+        }
+    };
+    c.duration_ms = args.duration.map(|d| (d * 1000.0) as u64);
+    c.check_safety = !args.no_check;
+    if args.crash_seeds > 0 && args.crash_seeds > args.seeds.saturating_sub(1) / 2 {
+        return Err(format!(
+            "--crash-seeds {}: at most a minority ({})",
+            args.crash_seeds,
+            args.seeds.saturating_sub(1) / 2
+        ));
+    }
+    // Faults happen at random times in the 30 s after the joins.
+    let mut rng = Rng::new(mix64(args.seed ^ 0x6661_756c_7473));
+    let start = c.joins_end_ms() + 2_000;
+    let span = 30_000;
+    let mut faults = Vec::new();
+    let at = |rng: &mut Rng| start + rng.below(span);
+    let net_faults = args.drop > 0.0 || args.dup > 0.0 || args.jitter > 0;
+    if net_faults {
+        faults.push(Fault {
+            at_ms: start,
+            kind: FaultKind::SetDrop(args.drop),
+        });
+        faults.push(Fault {
+            at_ms: start,
+            kind: FaultKind::SetDup(args.dup),
+        });
+        faults.push(Fault {
+            at_ms: start,
+            kind: FaultKind::SetJitter(args.jitter),
+        });
+    }
+    let peers: Vec<u32> = (0..args.peers).collect();
+    let crash = (args.crash_peers * f64::from(args.peers)).round() as usize;
+    let restart = (args.restart_peers * f64::from(args.peers)).round() as usize;
+    let chosen = rng.sample(&peers, (crash + restart).min(peers.len()));
+    for (k, &j) in chosen.iter().enumerate() {
+        let t = at(&mut rng);
+        faults.push(Fault {
+            at_ms: t,
+            kind: FaultKind::Crash(NodeRef::Peer(j)),
+        });
+        if k >= crash {
+            faults.push(Fault {
+                at_ms: t + 1_000 + rng.below(10_000),
+                kind: FaultKind::Restart(NodeRef::Peer(j)),
+            });
+        }
+    }
+    let seeds: Vec<u32> = (0..args.seeds).collect();
+    for s in rng.sample(&seeds, args.crash_seeds as usize) {
+        let t = at(&mut rng);
+        faults.push(Fault {
+            at_ms: t,
+            kind: FaultKind::Crash(NodeRef::Seed(s)),
+        });
+    }
+    for _ in 0..args.liars {
+        let t = at(&mut rng);
+        let (peer, seed) = (
+            rng.below(u64::from(args.peers.max(1))) as u32,
+            rng.below(u64::from(args.seeds)) as u32,
+        );
+        faults.push(Fault {
+            at_ms: t,
+            kind: FaultKind::Lie { peer, seed },
+        });
+    }
+    for (i, p) in args.partition.iter().enumerate() {
+        let (a, b, part) = parse_partition(p, i, args.seed)?;
+        faults.push(Fault {
+            at_ms: a,
+            kind: FaultKind::Partition(part),
+        });
+        faults.push(Fault {
+            at_ms: b,
+            kind: FaultKind::HealPartition,
+        });
+    }
+    if !faults.is_empty() || args.heal.is_some() {
+        let last = faults.iter().map(|f| f.at_ms).max().unwrap_or(0);
+        let heal = args.heal.map_or(last + 1, |h| (h * 1000.0) as u64);
+        c.heal_at_ms = Some(heal);
+        c.faults = faults;
+        c.liveness = true;
+        // With an explicit duration too short for the liveness phase, skip it.
+        if let Some(d) = c.duration_ms {
+            if c.liveness_end_ms().is_some_and(|e| e > d) {
+                c.liveness = false;
+            }
+        }
+    }
+    Ok(c)
+}
+
+/// Peak resident set size of this process (`VmHWM`), in KiB.
+fn peak_rss_kib() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let cfg = match build(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("sim: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut sim: Sim = match Sim::new(cfg) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("sim: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    sim.set_log(args.log);
+    let mut report = sim.run();
+    report.peak_rss_kib = peak_rss_kib();
+    if args.json {
+        match serde_json::to_string(&report) {
+            Ok(j) => println!("{j}"),
+            Err(e) => {
+                eprintln!("sim: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    } else {
+        print!("{}", report.human());
+    }
+    if report.invariant_violations > 0 {
+        let mut line: Vec<String> = std::env::args().skip(1).collect();
+        if !line
+            .iter()
+            .any(|a| a == "--seed" || a.starts_with("--seed="))
+        {
+            line.insert(0, format!("--seed {}", args.seed));
+        }
+        eprintln!(
+            "reproduce with: cargo run --release --bin sim -- {}",
+            line.join(" ")
+        );
+        return ExitCode::from(1);
+    }
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,143 @@
+//! `Settings::probe_before_admit`: a seed `PING`s a registrant before proposing its
+//! admission, so endpoints where nothing listens never enter the Peer List.
+
+use gossip_core::msg::{Message, Ping, Pong, RegisterReq, RoleStatus, Status};
+use gossip_core::{ConnId, Failure, Input, Millis, NodeInit, Output, Seed, Settings};
+
+fn ep(port: u16) -> std::net::SocketAddr {
+    std::net::SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+fn seed(probe: bool) -> Seed {
+    let init = NodeInit {
+        me: ep(9001),
+        seeds: vec![ep(9001)],
+        settings: Settings {
+            probe_before_admit: probe,
+            ..Settings::default()
+        },
+        rng_seed: 1,
+        unix_ms_at_zero: 0,
+    };
+    let mut s = Seed::new(init, Millis(0)).expect("valid");
+    let _ = s.drain_outputs().count();
+    s
+}
+
+fn register(s: &mut Seed, conn: u64, port: u16) -> Vec<Output> {
+    s.handle(
+        Millis(10),
+        Input::Request {
+            conn: ConnId(conn),
+            msg: Message::RegisterReq(RegisterReq {
+                peer: ep(port),
+                incarnation: None,
+            }),
+        },
+    );
+    s.drain_outputs().collect()
+}
+
+fn pings(outs: &[Output]) -> Vec<std::net::SocketAddr> {
+    outs.iter()
+        .filter_map(|o| match o {
+            Output::Send {
+                to,
+                msg: Message::Ping(_),
+                ..
+            } => Some(*to),
+            _ => None,
+        })
+        .collect()
+}
+
+/// `(conn, success, error)` of every registration result among `outs`.
+fn results(outs: &[Output]) -> Vec<(u64, bool, Option<String>)> {
+    outs.iter()
+        .filter_map(|o| match o {
+            Output::Reply {
+                conn,
+                msg: Message::RegisterResult(r),
+            } => Some((conn.0, r.success, r.error.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn answer_ping(s: &mut Seed, port: u16, outcome: Result<Message, Failure>) -> Vec<Output> {
+    s.handle(
+        Millis(20),
+        Input::Response {
+            to: ep(port),
+            request: Message::Ping(Ping { sender: ep(9001) }),
+            outcome,
+        },
+    );
+    s.drain_outputs().collect()
+}
+
+fn alive(s: &Seed) -> Vec<std::net::SocketAddr> {
+    match s.status().role {
+        RoleStatus::Seed(st) => st
+            .entries
+            .iter()
+            .filter(|e| e.status == Status::Alive)
+            .map(|e| e.peer)
+            .collect(),
+        RoleStatus::Peer(_) => Vec::new(),
+    }
+}
+
+#[test]
+fn a_registrant_that_answers_is_admitted() {
+    let mut s = seed(true);
+    let outs = register(&mut s, 1, 7001);
+    assert_eq!(pings(&outs), vec![ep(7001)]);
+    assert!(results(&outs).is_empty(), "answered before the probe");
+    let pong = Message::Pong(Pong {
+        responder: ep(7001),
+        degree: None,
+    });
+    let outs = answer_ping(&mut s, 7001, Ok(pong));
+    assert_eq!(results(&outs), vec![(1, true, None)]);
+    assert_eq!(alive(&s), vec![ep(7001)]);
+}
+
+#[test]
+fn a_reference_peer_answering_error_is_admitted() {
+    let mut s = seed(true);
+    let _ = register(&mut s, 1, 7001);
+    let outs = answer_ping(&mut s, 7001, Ok(Message::error("unknown type PING")));
+    assert_eq!(results(&outs), vec![(1, true, None)]);
+}
+
+#[test]
+fn a_silent_endpoint_is_refused_and_one_probe_serves_every_request() {
+    let mut s = seed(true);
+    let first = register(&mut s, 1, 7002);
+    let second = register(&mut s, 2, 7002);
+    assert_eq!(pings(&first), vec![ep(7002)]);
+    assert!(
+        pings(&second).is_empty(),
+        "a second probe of the same endpoint"
+    );
+    let outs = answer_ping(&mut s, 7002, Err(Failure::Timeout));
+    let got = results(&outs);
+    assert_eq!(got.len(), 2, "{got:?}");
+    for (_, success, error) in got {
+        assert!(!success);
+        assert!(error.is_some_and(|e| e.contains("did not answer")));
+    }
+    assert!(alive(&s).is_empty());
+    // It may try again once it listens.
+    let outs = register(&mut s, 3, 7002);
+    assert_eq!(pings(&outs), vec![ep(7002)]);
+}
+
+#[test]
+fn without_the_setting_nothing_is_probed() {
+    let mut s = seed(false);
+    let outs = register(&mut s, 1, 7003);
+    assert!(pings(&outs).is_empty());
+    assert_eq!(results(&outs), vec![(1, true, None)]);
+}

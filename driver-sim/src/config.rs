@@ -1,0 +1,336 @@
+//! What a simulation runs: the cluster, the network model, the fault schedule, the phases.
+
+use gossip_core::hash::mix64;
+use gossip_core::Settings;
+
+/// The network model. Latency of a message = the link's base latency (fixed per link, drawn
+/// uniformly from `latency_min_ms..=latency_max_ms` by hashing the run seed and the two node
+/// ids) + a per-message jitter uniform in `0..=jitter_ms` (jitter reorders messages) + with
+/// probability `tail`, a long-tail extra uniform in `0..=tail_ms`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NetConfig {
+    /// Smallest per-link base latency.
+    pub latency_min_ms: u64,
+    /// Largest per-link base latency.
+    pub latency_max_ms: u64,
+    /// Per-message extra delay, uniform in `0..=jitter_ms`.
+    pub jitter_ms: u64,
+    /// Chance that a message takes the long tail.
+    pub tail: f64,
+    /// Largest long-tail extra delay.
+    pub tail_ms: u64,
+    /// Chance that a message (request or reply) is lost.
+    pub drop: f64,
+    /// Chance that a request is delivered twice (the second copy gets its own connection;
+    /// the sender sees only the first reply).
+    pub dup: f64,
+}
+
+impl Default for NetConfig {
+    fn default() -> Self {
+        NetConfig {
+            latency_min_ms: 5,
+            latency_max_ms: 5,
+            jitter_ms: 0,
+            tail: 0.0,
+            tail_ms: 0,
+            drop: 0.0,
+            dup: 0.0,
+        }
+    }
+}
+
+impl NetConfig {
+    /// A network whose shape the run seed chooses: constant, uniform per link, or jittery with
+    /// a long tail, always well inside the default probe timeout on the common path.
+    pub fn chosen_by(seed: u64) -> NetConfig {
+        let h = mix64(seed ^ 0x6e65_7477_6f72_6b00);
+        match h % 3 {
+            0 => NetConfig {
+                latency_min_ms: 1 + (h >> 8) % 10,
+                latency_max_ms: 1 + (h >> 8) % 10,
+                ..NetConfig::default()
+            },
+            1 => NetConfig {
+                latency_min_ms: 1,
+                latency_max_ms: 5 + (h >> 8) % 40,
+                ..NetConfig::default()
+            },
+            _ => NetConfig {
+                latency_min_ms: 1,
+                latency_max_ms: 20,
+                jitter_ms: 1 + (h >> 8) % 30,
+                tail: 0.01,
+                tail_ms: 300,
+                ..NetConfig::default()
+            },
+        }
+    }
+
+    /// The worst latency of one message.
+    pub fn max_latency_ms(&self) -> u64 {
+        self.latency_max_ms + self.jitter_ms + if self.tail > 0.0 { self.tail_ms } else { 0 }
+    }
+}
+
+/// A node named by role and index (seed `i` of the config, peer `j` in join order).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum NodeRef {
+    /// Seed `i`.
+    Seed(u32),
+    /// Peer `j`.
+    Peer(u32),
+}
+
+/// How a partition splits the nodes.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Split {
+    /// Each node is on side A with probability `fraction`, by a hash of `salt` and its id.
+    Random {
+        /// Share of nodes on side A.
+        fraction: f64,
+        /// Picks which nodes.
+        salt: u64,
+    },
+    /// These nodes are on side A, every other on side B.
+    Nodes(Vec<NodeRef>),
+}
+
+/// Which messages a partition stops.
+#[derive(Copy, Clone, Debug, PartialEq)]
+pub enum PartitionKind {
+    /// A and B cannot reach each other.
+    Symmetric,
+    /// A cannot reach B; B reaches A (and A's replies to B's requests get through).
+    OneWay,
+    /// Like symmetric, but a few bridge nodes (a `bridge` share, by hash) reach both sides.
+    Bridge {
+        /// Share of nodes that are bridges.
+        bridge: f64,
+    },
+}
+
+/// A network partition. A stopped message is silently lost (the sender times out).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Partition {
+    /// Which nodes are on side A.
+    pub split: Split,
+    /// What is stopped.
+    pub kind: PartitionKind,
+}
+
+/// One scheduled fault.
+#[derive(Clone, Debug, PartialEq)]
+pub enum FaultKind {
+    /// The node loses its state and every message queued to it; connects to it are refused.
+    Crash(NodeRef),
+    /// The node starts again with fresh state from its config (a no-op if it is up).
+    Restart(NodeRef),
+    /// A partition starts (replacing any current one).
+    Partition(Partition),
+    /// The current partition heals.
+    HealPartition,
+    /// The network's drop rate changes.
+    SetDrop(f64),
+    /// The network's duplication rate changes.
+    SetDup(f64),
+    /// The network's per-message jitter changes.
+    SetJitter(u64),
+    /// The simulator, playing a lying peer, sends a `DEAD_REPORT` accusing peer `peer` (alive)
+    /// to seed `seed`. The accused must never be removed for it.
+    Lie {
+        /// The accused peer.
+        peer: u32,
+        /// The seed lied to.
+        seed: u32,
+    },
+}
+
+/// A fault at a time.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Fault {
+    /// When, in simulated ms from the start.
+    pub at_ms: u64,
+    /// What.
+    pub kind: FaultKind,
+}
+
+/// Everything a run depends on: the same config gives the same run, bit for bit.
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    /// The run seed: every random choice of the run derives from it.
+    pub seed: u64,
+    /// Seeds in the config.
+    pub seeds: u32,
+    /// Peers that join.
+    pub peers: u32,
+    /// Every node's settings.
+    pub settings: Settings,
+    /// The network.
+    pub net: NetConfig,
+    /// Peer `j` starts at `join_start_ms + j * join_window_ms / peers` (staggered joins let
+    /// preferential attachment build a heavy-tailed overlay).
+    pub join_start_ms: u64,
+    /// Span over which peers join.
+    pub join_window_ms: u64,
+    /// Scheduled faults (any order; applied in time order, ties in list order).
+    pub faults: Vec<Fault>,
+    /// When faults stop: partitions heal, drop/dup/jitter return to the base network, crashed
+    /// seeds restart, liars stop. Peers that are down stay down (they must be removed).
+    /// `None`: no healing (and no liveness phase).
+    pub heal_at_ms: Option<u64>,
+    /// Check promises 5–7 after healing (needs `heal_at_ms`); the run then lasts at least
+    /// until [`SimConfig::liveness_end_ms`].
+    pub liveness: bool,
+    /// Simulated time to run; `None` lets [`SimConfig::end_ms`] choose.
+    pub duration_ms: Option<u64>,
+    /// Check promises 1–4 after every event (off only for pure speed measurements).
+    pub check_safety: bool,
+    /// Stop at the first violation (the default: the first one is the bug report).
+    pub stop_on_violation: bool,
+}
+
+impl SimConfig {
+    /// A fault-free cluster of `seeds` seeds and `peers` peers with default settings.
+    pub fn new(seed: u64, seeds: u32, peers: u32) -> SimConfig {
+        SimConfig {
+            seed,
+            seeds,
+            peers,
+            settings: Settings::default(),
+            net: NetConfig::default(),
+            join_start_ms: 0,
+            join_window_ms: default_join_window_ms(peers),
+            faults: Vec::new(),
+            heal_at_ms: None,
+            liveness: false,
+            duration_ms: None,
+            check_safety: true,
+            stop_on_violation: true,
+        }
+    }
+
+    /// When the last peer has joined.
+    pub fn joins_end_ms(&self) -> u64 {
+        self.join_start_ms + self.join_window_ms
+    }
+
+    /// When peer `j` starts.
+    pub fn join_at_ms(&self, j: u32) -> u64 {
+        if self.peers == 0 {
+            return self.join_start_ms;
+        }
+        self.join_start_ms + u64::from(j) * self.join_window_ms / u64::from(self.peers)
+    }
+
+    /// The liveness bound after healing (see [`liveness_bound_ms`]).
+    pub fn liveness_bound_ms(&self) -> u64 {
+        liveness_bound_ms(&self.settings, self.seeds, self.peers, &self.net)
+    }
+
+    /// Gossips generated in `[window.0, window.1)` must reach every live peer connected to
+    /// their origin by the end of the run (promise 5).
+    pub fn gossip_check_window(&self) -> Option<(u64, u64)> {
+        let heal = self.heal_at_ms?;
+        if !self.liveness {
+            return None;
+        }
+        let start = heal + self.liveness_bound_ms();
+        Some((start, start + 2 * self.settings.gossip_interval_ms))
+    }
+
+    /// The end of the liveness phase: promises 6–7 are checked at `heal + bound`; the run goes
+    /// on for two gossip intervals (gossips to check) and a flood time.
+    pub fn liveness_end_ms(&self) -> Option<u64> {
+        let (_, gen_end) = self.gossip_check_window()?;
+        Some(gen_end + flood_time_ms(&self.settings, self.peers, &self.net))
+    }
+
+    /// How long the run lasts: `duration_ms` if set, else long enough for every peer to join,
+    /// make all its gossip and see it spread (and for the liveness phase, if any).
+    pub fn end_ms(&self) -> u64 {
+        if let Some(d) = self.duration_ms {
+            return d.max(self.liveness_end_ms().unwrap_or(0));
+        }
+        let s = &self.settings;
+        let gossip_done = self.joins_end_ms()
+            + s.register_timeout_ms
+            + s.request_timeout_ms * 3
+            + u64::from(s.max_gossip) * s.gossip_interval_ms
+            + flood_time_ms(s, self.peers, &self.net);
+        let faults = self.faults.iter().map(|f| f.at_ms).max().unwrap_or(0);
+        gossip_done
+            .max(faults + self.liveness_bound_ms())
+            .max(self.liveness_end_ms().unwrap_or(0))
+    }
+}
+
+/// Default join window: 10 ms per peer, at most 100 s.
+pub fn default_join_window_ms(peers: u32) -> u64 {
+    (u64::from(peers) * 10).min(100_000)
+}
+
+/// Time for a gossip to cross the overlay: every hop at most the worst latency; an overlay
+/// built by preferential attachment has a diameter far below `2·log2(peers) + 4` hops.
+pub fn flood_time_ms(_s: &Settings, peers: u32, net: &NetConfig) -> u64 {
+    let hops = 2 * u64::from(32 - peers.max(1).leading_zeros()) + 4;
+    hops * net.max_latency_ms().max(1) + 1_000
+}
+
+/// The liveness bound: after the network heals, within this many ms every crashed peer is
+/// removed at every live seed (promise 6) and all live seeds hold the same Peer List with
+/// every live registered peer in it (promise 7). Gossips made after it reach every live peer
+/// connected to their origin (promise 5).
+///
+/// ```text
+/// detect   = probe_misses·probe_interval + probe_timeout      a neighbour's probes miss
+///          + suspect_timeout                                   witnesses answer
+///          + vote_timeout + request_timeout                    seed round, commit sync
+/// repeat   = 2·detect                                          a first round may fail (a
+///                                                              witness lost in the faults)
+/// rejoin   = peer_list_refresh + register_timeout + register_retry + request_timeout
+///                                                              a falsely removed peer learns
+///                                                              it and registers again
+/// converge = (seeds + 1)·anti_entropy_interval                 every seed pulls every other
+///            · ceil(peers / sync_entry_limit)                  in capped batches
+/// repair   = peer_list_refresh + 2·request_timeout             dropped links are replaced
+/// bound    = repeat + rejoin + converge + repair + 20·max_latency
+/// ```
+///
+/// With the default settings, 5 seeds, 50 peers and a 5 ms network this is 51.3 s.
+pub fn liveness_bound_ms(s: &Settings, seeds: u32, peers: u32, net: &NetConfig) -> u64 {
+    let detect = u64::from(s.probe_misses) * s.probe_interval_ms
+        + s.probe_timeout_ms
+        + s.suspect_timeout_ms
+        + s.vote_timeout_ms
+        + s.request_timeout_ms;
+    let rejoin =
+        s.peer_list_refresh_ms + s.register_timeout_ms + s.register_retry_ms + s.request_timeout_ms;
+    let batches = u64::from(peers)
+        .div_ceil(u64::from(s.sync_entry_limit.max(1)))
+        .max(1);
+    let converge = (u64::from(seeds) + 1) * s.anti_entropy_interval_ms * batches;
+    let repair = s.peer_list_refresh_ms + 2 * s.request_timeout_ms;
+    2 * detect + rejoin + converge + repair + 20 * net.max_latency_ms()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bound_with_defaults_is_as_documented() {
+        let b = liveness_bound_ms(&Settings::default(), 5, 50, &NetConfig::default());
+        assert_eq!(b, 51_300);
+    }
+
+    #[test]
+    fn joins_are_staggered_over_the_window() {
+        let mut c = SimConfig::new(1, 3, 100);
+        c.join_window_ms = 1_000;
+        assert_eq!(c.join_at_ms(0), 0);
+        assert_eq!(c.join_at_ms(50), 500);
+        assert_eq!(c.join_at_ms(99), 990);
+        assert!(c.end_ms() > c.joins_end_ms() + 50_000);
+    }
+}

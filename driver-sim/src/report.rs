@@ -1,0 +1,454 @@
+//! The report of a run: speed, dissemination, detection, overlay shape, violations.
+
+use std::collections::VecDeque;
+
+use serde::Serialize;
+
+use crate::actor::Actor;
+use crate::sim::Sim;
+
+/// What a run measured. Serialised as the `sim --json` object.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    /// The run seed.
+    pub seed: u64,
+    /// Seeds in the cluster.
+    pub seeds: u32,
+    /// Peers in the cluster.
+    pub peers: u32,
+    /// Simulated seconds.
+    pub sim_time_s: f64,
+    /// Wall-clock seconds the run took.
+    pub wall_s: f64,
+    /// Messages delivered to nodes plus timers fired at them.
+    pub events: u64,
+    /// `events / wall_s`.
+    pub events_per_sec: f64,
+    /// `sim_time_s / wall_s`.
+    pub real_time_factor: f64,
+    /// Hash of everything delivered, in order (hex): same seed, same hash.
+    pub trace_hash: String,
+    /// Gossip messages generated.
+    pub gossip_generated: u64,
+    /// First-time deliveries over those owed: for each gossip of a peer still up, every live
+    /// peer in its origin's overlay component that had a neighbour when it was generated.
+    pub delivered_ratio: f64,
+    /// First-time deliveries counted in `delivered_ratio`.
+    pub delivered: u64,
+    /// Deliveries owed.
+    pub owed: u64,
+    /// Gossip sends over those of a perfect flood (`2|E| − (N−1)` per broadcast on a fixed
+    /// overlay; on a growing one, Σ over holders of its degree then, minus one per receiver).
+    pub overhead_ratio: f64,
+    /// Gossip requests sent.
+    pub gossip_sends: u64,
+    /// Most links a first-time delivery travelled.
+    pub hops_max: u32,
+    /// The final overlay's largest eccentricity (its diameter; a lower bound if not exact).
+    pub eccentricity_max: u32,
+    /// Whether `eccentricity_max` is exact (BFS from every node) or sampled.
+    pub eccentricity_exact: bool,
+    /// Peers crashed (by faults).
+    pub crashed_peers: u64,
+    /// Crashed registered peers whose removal a seed quorum committed.
+    pub detected: u64,
+    /// Median ms from a peer's crash to the quorum removal of it.
+    pub detection_ms_p50: Option<u64>,
+    /// 99th percentile of the same.
+    pub detection_ms_p99: Option<u64>,
+    /// Removal commits of live peers that never crashed.
+    pub false_removals: u64,
+    /// Promises broken (see `violations`).
+    pub invariant_violations: u64,
+    /// The first violations, in words.
+    pub violations: Vec<String>,
+    /// Largest degree in the final overlay (live peers, links either side holds).
+    pub degree_max: u32,
+    /// Mean degree.
+    pub degree_mean: f64,
+    /// Discrete power-law exponent fitted to the degree distribution (Clauset et al.
+    /// approximation `1 + n / Σ ln(d_i / (d_min − ½))`, `d_min` = `min_degree`).
+    pub powerlaw_alpha: Option<f64>,
+    /// Live peers in the largest overlay component.
+    pub largest_component: u64,
+    /// Live peers.
+    pub live_peers: u64,
+    /// Messages lost, stopped by partitions or late.
+    pub messages_lost: u64,
+    /// The liveness bound after healing (ms), if a liveness phase ran.
+    pub liveness_bound_ms: Option<u64>,
+    /// Time from healing until promises 6–7 held, if they did.
+    pub converged_ms: Option<u64>,
+    /// Peak resident memory of the process (KiB), filled in by the `sim` command.
+    pub peak_rss_kib: Option<u64>,
+}
+
+/// The final overlay among live peers: undirected (a link counts if either side holds it).
+pub(crate) struct Overlay {
+    /// Peer index → neighbours (peer indices), sorted, deduplicated; empty for a dead peer.
+    pub adj: Vec<Vec<u32>>,
+    /// Peer index → component id (`u32::MAX` for a dead peer).
+    pub comp: Vec<u32>,
+    /// Component sizes.
+    pub comp_size: Vec<u32>,
+}
+
+impl Overlay {
+    pub(crate) fn build<A: Actor>(sim: &Sim<A>) -> Overlay {
+        let a = sim.addrs();
+        let ck = sim.checker();
+        let n = a.peers as usize;
+        let mut adj: Vec<Vec<u32>> = vec![Vec::new(); n];
+        for (j, p) in ck.peers.iter().enumerate() {
+            if !p.alive {
+                continue;
+            }
+            for &m in &p.adj {
+                let k = (m - a.seeds) as usize;
+                if k != j && ck.peers[k].alive {
+                    adj[j].push(k as u32);
+                    adj[k].push(j as u32);
+                }
+            }
+        }
+        for l in &mut adj {
+            l.sort_unstable();
+            l.dedup();
+        }
+        let mut comp = vec![u32::MAX; n];
+        let mut comp_size = Vec::new();
+        let mut queue = VecDeque::new();
+        for s in 0..n {
+            if comp[s] != u32::MAX || !ck.peers[s].alive {
+                continue;
+            }
+            let id = comp_size.len() as u32;
+            comp[s] = id;
+            let mut size = 0;
+            queue.push_back(s as u32);
+            while let Some(x) = queue.pop_front() {
+                size += 1;
+                for &y in &adj[x as usize] {
+                    if comp[y as usize] == u32::MAX {
+                        comp[y as usize] = id;
+                        queue.push_back(y);
+                    }
+                }
+            }
+            comp_size.push(size);
+        }
+        Overlay {
+            adj,
+            comp,
+            comp_size,
+        }
+    }
+
+    fn eccentricity(&self, s: usize, dist: &mut [u32], queue: &mut VecDeque<u32>) -> u32 {
+        dist.iter_mut().for_each(|d| *d = u32::MAX);
+        dist[s] = 0;
+        queue.clear();
+        queue.push_back(s as u32);
+        let mut ecc = 0;
+        while let Some(x) = queue.pop_front() {
+            let d = dist[x as usize];
+            ecc = ecc.max(d);
+            for &y in &self.adj[x as usize] {
+                if dist[y as usize] == u32::MAX {
+                    dist[y as usize] = d + 1;
+                    queue.push_back(y);
+                }
+            }
+        }
+        ecc
+    }
+
+    /// The largest eccentricity: exact (BFS from every node) up to 3 000 live peers, else the
+    /// largest found from 64 evenly spread starting nodes (a lower bound).
+    fn max_eccentricity(&self) -> (u32, bool) {
+        let live: Vec<usize> = (0..self.adj.len())
+            .filter(|&i| self.comp[i] != u32::MAX)
+            .collect();
+        let mut dist = vec![u32::MAX; self.adj.len()];
+        let mut queue = VecDeque::new();
+        let exact = live.len() <= 3_000;
+        let step = if exact { 1 } else { live.len() / 64 };
+        let ecc = live
+            .iter()
+            .step_by(step.max(1))
+            .map(|&s| self.eccentricity(s, &mut dist, &mut queue))
+            .max()
+            .unwrap_or(0);
+        (ecc, exact)
+    }
+}
+
+/// Per gossip (of an origin still up in the instance that made it): the receivers owed and
+/// how many of them got it. `visit(gossip, owed receiver, got it)` is called for every owed
+/// receiver when `each` is set.
+fn dissemination<A: Actor>(
+    sim: &Sim<A>,
+    ov: &Overlay,
+    window: Option<(u64, u64)>,
+    mut visit: impl FnMut(usize, u32, bool),
+    each: bool,
+) -> (u64, u64) {
+    let ck = sim.checker();
+    let seeds = sim.addrs().seeds;
+    let n = ov.adj.len();
+    // Per component, the times its members first had a neighbour, sorted.
+    let mut since: Vec<Vec<u64>> = vec![Vec::new(); ov.comp_size.len()];
+    for j in 0..n {
+        if let (c, Some(t)) = (ov.comp[j], ck.peers[j].connected_since) {
+            if c != u32::MAX {
+                since[c as usize].push(t);
+            }
+        }
+    }
+    since.iter_mut().for_each(|v| v.sort_unstable());
+    let (mut owed, mut delivered) = (0u64, 0u64);
+    for (gi, g) in ck.gossips.iter().enumerate() {
+        if let Some((from, to)) = window {
+            if g.gen_at < from || g.gen_at >= to {
+                continue;
+            }
+        }
+        let o = (g.origin - seeds) as usize;
+        let op = &ck.peers[o];
+        if !op.alive || op.life != g.origin_life || ov.comp[o] == u32::MAX {
+            continue;
+        }
+        let c = ov.comp[o];
+        let eligible = |r: usize| {
+            r != o && ov.comp[r] == c && ck.peers[r].connected_since.is_some_and(|t| t <= g.gen_at)
+        };
+        let mut owed_g = since[c as usize].partition_point(|&t| t <= g.gen_at) as u64;
+        if op.connected_since.is_some_and(|t| t <= g.gen_at) {
+            owed_g -= 1;
+        }
+        let mut got = 0u64;
+        for (w, &word) in g.receivers.iter().enumerate() {
+            let mut bits = word;
+            while bits != 0 {
+                let r = w * 64 + bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                if r < n && eligible(r) {
+                    got += 1;
+                }
+            }
+        }
+        if each && got < owed_g {
+            for r in 0..n {
+                if eligible(r) {
+                    let has = g.receivers[r / 64] & (1 << (r % 64)) != 0;
+                    visit(gi, r as u32, has);
+                }
+            }
+        }
+        owed += owed_g;
+        delivered += got;
+    }
+    (owed, delivered)
+}
+
+/// Gossips generated in `[from, to)` that missed a live peer connected to their origin:
+/// `(gossip description, peer endpoint)`.
+pub(crate) fn undelivered<A: Actor>(sim: &Sim<A>, from: u64, to: u64) -> Vec<(String, String)> {
+    let ov = Overlay::build(sim);
+    let a = sim.addrs();
+    let ck = sim.checker();
+    let mut out = Vec::new();
+    dissemination(
+        sim,
+        &ov,
+        Some((from, to)),
+        |g, r, has| {
+            if !has && out.len() < 100 {
+                let gi = &ck.gossips[g];
+                out.push((
+                    format!("#{g} of {} made at {} ms", a.endpoint(gi.origin), gi.gen_at),
+                    a.endpoint(a.seeds + r).to_string(),
+                ));
+            }
+        },
+        true,
+    );
+    out
+}
+
+fn percentile(sorted: &[u64], p: f64) -> Option<u64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    Some(sorted[rank - 1])
+}
+
+/// Discrete power-law MLE (approximation of Clauset, Shalizi & Newman 2009):
+/// `alpha = 1 + n / Σ ln(d_i / (d_min − 0.5))` over degrees `d_i ≥ d_min`.
+pub fn powerlaw_alpha(degrees: &[u32], d_min: u32) -> Option<f64> {
+    let d_min = d_min.max(1);
+    let base = f64::from(d_min) - 0.5;
+    let (n, sum) = degrees
+        .iter()
+        .filter(|&&d| d >= d_min)
+        .fold((0u64, 0f64), |(n, s), &d| {
+            (n + 1, s + (f64::from(d) / base).ln())
+        });
+    (n > 0 && sum > 0.0).then(|| 1.0 + n as f64 / sum)
+}
+
+impl Report {
+    pub(crate) fn build<A: Actor>(sim: &Sim<A>, wall_s: f64) -> Report {
+        let cfg = sim.config();
+        let ck = sim.checker();
+        let ov = Overlay::build(sim);
+        let (owed, delivered) = dissemination(sim, &ov, None, |_, _, _| {}, false);
+        let degrees: Vec<u32> = (0..ov.adj.len())
+            .filter(|&j| ov.comp[j] != u32::MAX)
+            .map(|j| ov.adj[j].len() as u32)
+            .collect();
+        let (ecc, exact) = ov.max_eccentricity();
+        let mut det: Vec<u64> = ck
+            .crashes
+            .iter()
+            .filter_map(|c| c.removed_at.map(|r| r - c.at_ms))
+            .collect();
+        det.sort_unstable();
+        let sim_time_s = sim.now() as f64 / 1000.0;
+        let wall = wall_s.max(1e-9);
+        Report {
+            seed: cfg.seed,
+            seeds: cfg.seeds,
+            peers: cfg.peers,
+            sim_time_s,
+            wall_s,
+            events: sim.events(),
+            events_per_sec: sim.events() as f64 / wall,
+            real_time_factor: sim_time_s / wall,
+            trace_hash: format!("{:016x}", sim.trace_hash()),
+            gossip_generated: ck.gossips.len() as u64,
+            delivered_ratio: if owed == 0 {
+                1.0
+            } else {
+                delivered as f64 / owed as f64
+            },
+            delivered,
+            owed,
+            overhead_ratio: if ck.expected_sends == 0 {
+                1.0
+            } else {
+                ck.gossip_sends as f64 / ck.expected_sends as f64
+            },
+            gossip_sends: ck.gossip_sends,
+            hops_max: ck.hops_max,
+            eccentricity_max: ecc,
+            eccentricity_exact: exact,
+            crashed_peers: ck.crashes.len() as u64,
+            detected: det.len() as u64,
+            detection_ms_p50: percentile(&det, 0.5),
+            detection_ms_p99: percentile(&det, 0.99),
+            false_removals: ck.false_removals,
+            invariant_violations: ck.violation_count,
+            violations: ck.violations.iter().map(|v| v.to_string()).collect(),
+            degree_max: degrees.iter().copied().max().unwrap_or(0),
+            degree_mean: if degrees.is_empty() {
+                0.0
+            } else {
+                degrees.iter().map(|&d| f64::from(d)).sum::<f64>() / degrees.len() as f64
+            },
+            powerlaw_alpha: powerlaw_alpha(&degrees, cfg.settings.min_degree),
+            largest_component: ov.comp_size.iter().copied().max().unwrap_or(0).into(),
+            live_peers: degrees.len() as u64,
+            messages_lost: sim.messages_lost(),
+            liveness_bound_ms: (cfg.liveness && cfg.heal_at_ms.is_some())
+                .then(|| cfg.liveness_bound_ms()),
+            converged_ms: sim.converged_ms(),
+            peak_rss_kib: None,
+        }
+    }
+
+    /// A few lines for people.
+    pub fn human(&self) -> String {
+        let opt = |x: Option<u64>| x.map_or("-".to_string(), |v| v.to_string());
+        let mut s = format!(
+            "seed {} · {} seeds · {} peers · {:.1} s simulated in {:.2} s ({:.0}× real time)\n\
+             events {} ({:.2} M/s) · trace hash {}\n\
+             gossip: {} generated · delivered {}/{} ({:.4}) · overhead {:.4} · hops max {} (overlay eccentricity {}{})\n\
+             overlay: {} live peers · largest component {} · degree mean {:.2} max {} · power-law alpha {}\n\
+             failures: {} peers crashed · {} removed by quorum · detection p50 {} ms p99 {} ms · false removals {} · messages lost {}\n",
+            self.seed,
+            self.seeds,
+            self.peers,
+            self.sim_time_s,
+            self.wall_s,
+            self.real_time_factor,
+            self.events,
+            self.events_per_sec / 1e6,
+            self.trace_hash,
+            self.gossip_generated,
+            self.delivered,
+            self.owed,
+            self.delivered_ratio,
+            self.overhead_ratio,
+            self.hops_max,
+            self.eccentricity_max,
+            if self.eccentricity_exact { "" } else { ", sampled" },
+            self.live_peers,
+            self.largest_component,
+            self.degree_mean,
+            self.degree_max,
+            self.powerlaw_alpha.map_or("-".into(), |a| format!("{a:.2}")),
+            self.crashed_peers,
+            self.detected,
+            opt(self.detection_ms_p50),
+            opt(self.detection_ms_p99),
+            self.false_removals,
+            self.messages_lost,
+        );
+        if let Some(b) = self.liveness_bound_ms {
+            s += &format!(
+                "liveness: bound {b} ms after healing · converged {}\n",
+                self.converged_ms
+                    .map_or("never".to_string(), |c| format!("after {c} ms"))
+            );
+        }
+        if let Some(r) = self.peak_rss_kib {
+            s += &format!("peak RSS {r} KiB\n");
+        }
+        if self.invariant_violations == 0 {
+            s += "invariants: all held\n";
+        } else {
+            s += &format!("INVARIANT VIOLATIONS: {}\n", self.invariant_violations);
+            for v in &self.violations {
+                s += &format!("  {v}\n");
+            }
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alpha_of_a_known_sample() {
+        // All degrees equal to d_min: ln(2/1.5) each.
+        let a = powerlaw_alpha(&[2, 2, 2, 2], 2).unwrap();
+        assert!((a - (1.0 + 1.0 / (2.0f64 / 1.5).ln())).abs() < 1e-12);
+        assert_eq!(powerlaw_alpha(&[1, 1], 2), None);
+        // A heavier tail gives a smaller exponent.
+        let b = powerlaw_alpha(&[2, 2, 3, 50, 200], 2).unwrap();
+        assert!(b < a);
+    }
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let v: Vec<u64> = (1..=100).collect();
+        assert_eq!(percentile(&v, 0.5), Some(50));
+        assert_eq!(percentile(&v, 0.99), Some(99));
+        assert_eq!(percentile(&[7], 0.99), Some(7));
+        assert_eq!(percentile(&[], 0.5), None);
+    }
+}

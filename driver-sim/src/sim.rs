@@ -1,0 +1,1144 @@
+//! The simulator proper: nodes, calls in flight, the network, faults, and the run loop.
+
+use std::net::IpAddr;
+use std::time::Instant;
+
+use gossip_core::hash::{combine, hash64, mix64};
+use gossip_core::msg::{DeadReport, Endpoint, Message, Status};
+use gossip_core::rng::Rng;
+use gossip_core::{ConnId, Event, Failure, Input, Millis, Node, NodeInit, Output};
+
+use crate::actor::Actor;
+use crate::addr::{Addrs, LIAR};
+use crate::checker::{Checker, Violation};
+use crate::config::{FaultKind, NetConfig, NodeRef, Partition, PartitionKind, SimConfig, Split};
+use crate::queue::Queue;
+use crate::report::Report;
+
+/// Unix time at `Millis(0)` in every simulated node: 2026-01-01T00:00:00Z, fixed so that the
+/// texts nodes make (gossip, dead reports) are the same on every run.
+pub const UNIX_MS_AT_ZERO: u64 = 1_767_225_600_000;
+
+const NONE: u64 = u64::MAX;
+/// The simulator itself as a sender (the lying peer).
+const EXTERNAL: u32 = u32::MAX;
+/// An endpoint nobody listens on.
+const NOBODY: u32 = u32::MAX - 1;
+const GEN_MASK: u32 = (1 << 31) - 1;
+
+/// What the queue holds. Small and `Copy`: messages stay in their [`Call`].
+#[derive(Copy, Clone, Debug)]
+enum Ev {
+    /// A node's timer, valid only if the node is still in `epoch` and still wants it now.
+    Timer { node: u32, epoch: u32 },
+    /// A request reaches its target (`dup`: the injected second copy).
+    Deliver { call: u32, gen: u32, dup: bool },
+    /// The outcome of a call reaches its sender (the first one to arrive wins).
+    Answer {
+        call: u32,
+        gen: u32,
+        outcome: Outcome,
+    },
+    /// A peer joins for the first time.
+    Start(u32),
+    /// The fault at this index of the sorted schedule.
+    Fault(u32),
+    /// Faults stop.
+    Heal,
+    /// Evaluate promises 6–7 (`last`: the bound is reached; failures are violations).
+    Check { last: bool },
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum Outcome {
+    Reply,
+    Unreachable,
+    Timeout,
+}
+
+/// One `Output::Send`, from the send until its single `Input::Response` and the end of every
+/// delivery of the request.
+#[derive(Debug, Default)]
+struct Call {
+    gen: u32,
+    live: bool,
+    from: u32,
+    from_epoch: u32,
+    to: u32,
+    to_ep: Option<Endpoint>,
+    deadline: u64,
+    request: Option<Message>,
+    reply: Option<Message>,
+    /// Deliveries of the request still in the queue.
+    inflight: u8,
+    /// Connections (bit 0: first copy, bit 1: duplicate) delivered and not yet answered.
+    pending: u8,
+    replied: bool,
+    timeout_armed: bool,
+    /// The sender got its response (or is gone).
+    done: bool,
+}
+
+#[derive(Debug)]
+struct Slot<A> {
+    actor: Option<A>,
+    /// Bumped at every crash: events of an earlier epoch are stale.
+    epoch: u32,
+    /// The deadline the queued timer event is for (`NONE`: none queued).
+    timer_at: u64,
+    /// Starts so far.
+    life: u32,
+}
+
+#[derive(Debug)]
+struct PartState {
+    /// 0: side A, 1: side B, 2: bridge.
+    labels: Vec<u8>,
+    blocked: [[bool; 3]; 3],
+    replies_blocked: bool,
+}
+
+/// A predicate over node events that stops the run when it holds (for scenario tests).
+pub type Watch = Box<dyn FnMut(u64, NodeRef, &Event) -> bool>;
+
+/// Everything but the nodes, so a node's outputs can be carried out while it is borrowed.
+struct World {
+    cfg: SimConfig,
+    addrs: Addrs,
+    seed_list: Vec<Endpoint>,
+    q: Queue<Ev>,
+    calls: Vec<Call>,
+    free: Vec<u32>,
+    rng: Rng,
+    link_salt: u64,
+    net: NetConfig,
+    part: Option<PartState>,
+    trace: u64,
+    events: u64,
+    checker: Checker,
+    healed: bool,
+    converged_ms: Option<u64>,
+    liveness_checked: bool,
+    watch: Option<Watch>,
+    watch_hit: bool,
+    log: bool,
+    faults: Vec<crate::config::Fault>,
+    messages_lost: u64,
+}
+
+/// A simulated cluster. See the crate documentation for the model.
+pub struct Sim<A: Actor = Node> {
+    nodes: Vec<Slot<A>>,
+    w: World,
+}
+
+fn ep_word(e: &Endpoint) -> u64 {
+    let ip = match e.ip() {
+        IpAddr::V4(v4) => u64::from(u32::from(v4)),
+        IpAddr::V6(v6) => hash64(&v6.octets()),
+    };
+    (ip << 16) ^ u64::from(e.port())
+}
+
+/// A cheap, stable digest of a message for the trace hash: its kind and the fields that
+/// matter, never a pointer.
+fn fingerprint(m: &Message) -> u64 {
+    let s = |x: &str| hash64(x.as_bytes());
+    match m {
+        Message::Gossip(g) => {
+            1 ^ (u64::from(g.msg_no) << 8)
+                ^ (u64::from(g.hops) << 24)
+                ^ ((g.text.len() as u64) << 40)
+                ^ mix64(ep_word(&g.sender))
+        }
+        Message::GossipAck(a) => 2 ^ (u64::from(a.duplicate) << 8) ^ (u64::from(a.accepted) << 9),
+        Message::Ping(p) => 3 ^ mix64(ep_word(&p.sender)),
+        Message::Pong(p) => 4 ^ mix64(ep_word(&p.responder)) ^ u64::from(p.degree.unwrap_or(0)),
+        Message::RegisterReq(r) => 5 ^ mix64(ep_word(&r.peer)) ^ r.incarnation.unwrap_or(0),
+        Message::RegisterResult(r) => {
+            6 ^ s(&r.proposal_id) ^ u64::from(r.success) ^ r.incarnation.unwrap_or(0)
+        }
+        Message::RegisterVote(v) | Message::DeadVote(v) => {
+            7 ^ s(&v.proposal_id) ^ mix64(ep_word(&v.peer)) ^ v.incarnation.unwrap_or(0)
+        }
+        Message::RegisterVoteResp(v) | Message::DeadVoteResp(v) => {
+            8 ^ s(&v.proposal_id) ^ u64::from(v.vote) ^ mix64(ep_word(&v.voter))
+        }
+        Message::RegisterCommit(c) | Message::DeadCommit(c) => {
+            9 ^ s(&c.proposal_id) ^ mix64(ep_word(&c.peer)) ^ ((c.votes.len() as u64) << 32)
+        }
+        Message::RegisterCommitAck => 10,
+        Message::DeadCommitAck => 11,
+        Message::PeerListReq { requester } => 12 ^ s(requester),
+        Message::PeerListResp(r) => 13 ^ ((r.peers.len() as u64) << 8) ^ mix64(ep_word(&r.seed)),
+        Message::Hello(h) => 14 ^ mix64(ep_word(&h.peer)) ^ u64::from(h.degree),
+        Message::HelloAck(h) => {
+            15 ^ mix64(ep_word(&h.peer)) ^ u64::from(h.degree) ^ u64::from(h.accepted)
+        }
+        Message::SuspectReq(r) => 16 ^ mix64(ep_word(&r.suspect)) ^ ep_word(&r.requester),
+        Message::SuspectAck(a) => 17 ^ mix64(ep_word(&a.suspect)) ^ u64::from(a.alive),
+        Message::DeadReport(r) => 18 ^ mix64(ep_word(&r.dead)) ^ ep_word(&r.reporter),
+        Message::DeadResult(r) => 19 ^ s(&r.proposal_id) ^ u64::from(r.success),
+        Message::Error { reason } => 20 ^ s(reason),
+        Message::SeedSync(x) => {
+            21 ^ ((x.entries.len() as u64) << 8) ^ u64::from(x.reply) ^ mix64(ep_word(&x.seed))
+        }
+        Message::StatusReq => 22,
+        Message::StatusResp(_) => 23,
+    }
+}
+
+impl World {
+    #[inline]
+    fn hash_event(&mut self, now: u64, node: u32, fp: u64) {
+        self.events += 1;
+        self.trace = combine(self.trace, mix64((now << 24) ^ u64::from(node)) ^ fp);
+    }
+
+    /// One-way latency from `a` to `b` now.
+    #[inline]
+    fn latency(&mut self, a: u32, b: u32) -> u64 {
+        let n = &self.net;
+        let mut l = n.latency_min_ms;
+        if n.latency_max_ms > n.latency_min_ms {
+            let (lo, hi) = if a < b { (a, b) } else { (b, a) };
+            let h = mix64(self.link_salt ^ (u64::from(lo) << 32 | u64::from(hi)));
+            l += h % (n.latency_max_ms - n.latency_min_ms + 1);
+        }
+        if n.jitter_ms > 0 {
+            l += self.rng.below(n.jitter_ms + 1);
+        }
+        if n.tail > 0.0 && self.rng.chance(n.tail) {
+            l += self.rng.below(n.tail_ms + 1);
+        }
+        l.max(1)
+    }
+
+    #[inline]
+    fn lost(&mut self) -> bool {
+        self.net.drop > 0.0 && self.rng.chance(self.net.drop)
+    }
+
+    #[inline]
+    fn blocked(&self, from: u32, to: u32, reply: bool) -> bool {
+        match &self.part {
+            None => false,
+            Some(p) => {
+                if reply && !p.replies_blocked {
+                    return false;
+                }
+                match (p.labels.get(from as usize), p.labels.get(to as usize)) {
+                    (Some(&a), Some(&b)) => p.blocked[a as usize][b as usize],
+                    _ => false,
+                }
+            }
+        }
+    }
+
+    fn alloc_call(&mut self) -> u32 {
+        if let Some(i) = self.free.pop() {
+            i
+        } else {
+            self.calls.push(Call::default());
+            (self.calls.len() - 1) as u32
+        }
+    }
+
+    fn free_if_finished(&mut self, call: u32) {
+        let c = &mut self.calls[call as usize];
+        if c.live && c.done && c.inflight == 0 {
+            c.live = false;
+            c.gen = (c.gen + 1) & GEN_MASK;
+            c.request = None;
+            c.reply = None;
+            self.free.push(call);
+        }
+    }
+
+    fn arm_timeout(&mut self, call: u32) {
+        let c = &mut self.calls[call as usize];
+        if !c.timeout_armed && !c.done {
+            c.timeout_armed = true;
+            let (deadline, gen) = (c.deadline, c.gen);
+            self.q.push(
+                deadline,
+                Ev::Answer {
+                    call,
+                    gen,
+                    outcome: Outcome::Timeout,
+                },
+            );
+        }
+    }
+
+    /// Schedules an outcome arriving at `at`; past the deadline it becomes a timeout there.
+    fn answer_at(&mut self, call: u32, at: u64, outcome: Outcome) {
+        let c = &self.calls[call as usize];
+        if at > c.deadline {
+            let (a, b) = (c.from, c.to);
+            self.checker.link_lost(a, b);
+            self.messages_lost += 1;
+            self.arm_timeout(call);
+        } else {
+            let gen = c.gen;
+            self.q.push(at, Ev::Answer { call, gen, outcome });
+        }
+    }
+
+    /// Carries out `Output::Send` from `from` (in `from_epoch`).
+    fn send(
+        &mut self,
+        now: u64,
+        from: u32,
+        from_epoch: u32,
+        to_ep: Endpoint,
+        msg: Message,
+        deadline: Millis,
+    ) {
+        if self.cfg.check_safety && from != EXTERNAL {
+            self.checker.on_send(from, &msg);
+        }
+        let to = self.addrs.node(&to_ep).unwrap_or(NOBODY);
+        let call = self.alloc_call();
+        let c = &mut self.calls[call as usize];
+        c.live = true;
+        c.from = from;
+        c.from_epoch = from_epoch;
+        c.to = to;
+        c.to_ep = Some(to_ep);
+        c.deadline = deadline.0.max(now);
+        c.request = Some(msg);
+        c.reply = None;
+        c.inflight = 0;
+        c.pending = 0;
+        c.replied = false;
+        c.timeout_armed = false;
+        c.done = false;
+        let gen = c.gen;
+        let deadline = c.deadline;
+        if to == NOBODY {
+            let at = now + self.net.latency_min_ms.max(1);
+            self.answer_at(call, at, Outcome::Unreachable);
+            return;
+        }
+        if self.blocked(from, to, false) || self.lost() {
+            self.checker.link_lost(from, to);
+            self.messages_lost += 1;
+            self.arm_timeout(call);
+            return;
+        }
+        let at = now + self.latency(from, to);
+        self.calls[call as usize].inflight = 1;
+        self.q.push(
+            at,
+            Ev::Deliver {
+                call,
+                gen,
+                dup: false,
+            },
+        );
+        if at > deadline {
+            self.checker.link_lost(from, to);
+            self.arm_timeout(call);
+        }
+        if self.net.dup > 0.0 && self.rng.chance(self.net.dup) {
+            let at = now + self.latency(from, to);
+            self.calls[call as usize].inflight += 1;
+            self.q.push(
+                at,
+                Ev::Deliver {
+                    call,
+                    gen,
+                    dup: true,
+                },
+            );
+        }
+    }
+
+    /// Carries out `Output::Reply` from `node`.
+    fn reply(&mut self, now: u64, node: u32, conn: ConnId, msg: Message) {
+        let call = (conn.0 & 0xffff_ffff) as u32;
+        let gen = ((conn.0 >> 32) as u32) & GEN_MASK;
+        let bit = if conn.0 >> 63 == 1 { 2 } else { 1 };
+        let Some(c) = self.calls.get_mut(call as usize) else {
+            return;
+        };
+        if !c.live || c.gen != gen || c.to != node {
+            return; // the call is over (timed out, sender gone): the reply goes nowhere
+        }
+        c.pending &= !bit;
+        if c.replied || c.done {
+            return; // a duplicate's reply: the sender sees only the first
+        }
+        c.replied = true;
+        let from = c.from;
+        if from == EXTERNAL {
+            c.done = true;
+            self.free_if_finished(call);
+            return;
+        }
+        if self.blocked(node, from, true) || self.lost() {
+            self.checker.link_lost(node, from);
+            self.messages_lost += 1;
+            self.arm_timeout(call);
+            return;
+        }
+        self.calls[call as usize].reply = Some(msg);
+        let at = now + self.latency(node, from);
+        self.answer_at(call, at, Outcome::Reply);
+    }
+
+    /// Carries out one output of `node` (in `epoch`), in the order the node made them.
+    #[inline]
+    fn output(&mut self, now: u64, node: u32, epoch: u32, o: Output) {
+        match o {
+            Output::Send { to, msg, deadline } => self.send(now, node, epoch, to, msg, deadline),
+            Output::Reply { conn, msg } => self.reply(now, node, conn, msg),
+            Output::Event(ev) => self.event(now, node, &ev),
+        }
+    }
+
+    fn event(&mut self, now: u64, node: u32, ev: &Event) {
+        if self.log {
+            eprintln!("{now:>9} {} {ev:?}", self.addrs.endpoint(node));
+        }
+        if self.cfg.check_safety
+            || matches!(
+                ev,
+                // Statistics need these even when the checks are off.
+                Event::GossipFirstReceived { .. }
+                    | Event::GossipGenerated { .. }
+                    | Event::NeighbourAdded { .. }
+                    | Event::NeighbourDropped { .. }
+                    | Event::EntryChanged { .. }
+                    | Event::RegistrationQuorum { .. }
+                    | Event::Rejoining { .. }
+            )
+        {
+            self.checker.on_event(now, node, ev);
+        }
+        if let Some(w) = &mut self.watch {
+            let r = if self.addrs.is_seed(node) {
+                NodeRef::Seed(node)
+            } else {
+                NodeRef::Peer(node - self.addrs.seeds)
+            };
+            if w(now, r, ev) {
+                self.watch_hit = true;
+            }
+        }
+    }
+
+    fn stopped(&self) -> bool {
+        self.watch_hit || (self.cfg.stop_on_violation && self.checker.violation_count > 0)
+    }
+}
+
+impl<A: Actor> Sim<A> {
+    /// A cluster for `cfg`: seeds start at 0, peers at their join times, faults are queued.
+    /// Fails if the settings do not validate.
+    pub fn new(cfg: SimConfig) -> Result<Sim<A>, String> {
+        cfg.settings.validate().map_err(|e| e.0)?;
+        if cfg.seeds == 0 {
+            return Err("at least one seed is needed".into());
+        }
+        if cfg.seeds > 60_000 || cfg.peers > 254 << 16 {
+            return Err("too many nodes for the address plan".into());
+        }
+        let addrs = Addrs {
+            seeds: cfg.seeds,
+            peers: cfg.peers,
+        };
+        let mut faults = cfg.faults.clone();
+        if let Some(h) = cfg.heal_at_ms {
+            faults.retain(|f| f.at_ms < h);
+        }
+        faults.sort_by_key(|f| f.at_ms); // stable: ties keep list order
+        let w = World {
+            addrs,
+            seed_list: addrs.seed_list(),
+            q: Queue::default(),
+            calls: Vec::new(),
+            free: Vec::new(),
+            rng: Rng::new(mix64(cfg.seed ^ 0x7369_6d6e_6574_0001)),
+            link_salt: mix64(cfg.seed ^ 0x6c69_6e6b_0002),
+            net: cfg.net.clone(),
+            part: None,
+            trace: mix64(cfg.seed),
+            events: 0,
+            checker: Checker::new(addrs),
+            healed: false,
+            converged_ms: None,
+            liveness_checked: false,
+            watch: None,
+            watch_hit: false,
+            log: false,
+            faults,
+            messages_lost: 0,
+            cfg,
+        };
+        let mut w = w;
+        w.checker.enabled = w.cfg.check_safety;
+        let mut sim = Sim {
+            nodes: (0..addrs.nodes())
+                .map(|_| Slot {
+                    actor: None,
+                    epoch: 0,
+                    timer_at: NONE,
+                    life: 0,
+                })
+                .collect(),
+            w,
+        };
+        for j in 0..addrs.peers {
+            let at = sim.w.cfg.join_at_ms(j);
+            sim.w.q.push(at, Ev::Start(addrs.seeds + j));
+        }
+        for (i, f) in sim.w.faults.iter().enumerate() {
+            sim.w.q.push(f.at_ms, Ev::Fault(i as u32));
+        }
+        if let Some(h) = sim.w.cfg.heal_at_ms {
+            sim.w.q.push(h, Ev::Heal);
+            if sim.w.cfg.liveness {
+                let bound = sim.w.cfg.liveness_bound_ms();
+                let mut t = h + 1_000;
+                while t < h + bound {
+                    sim.w.q.push(t, Ev::Check { last: false });
+                    t += 1_000;
+                }
+                sim.w.q.push(h + bound, Ev::Check { last: true });
+            }
+        }
+        for s in 0..addrs.seeds {
+            sim.start_node(0, s);
+        }
+        Ok(sim)
+    }
+
+    /// Prints every node event to stderr as it happens (`time node event`).
+    pub fn set_log(&mut self, on: bool) {
+        self.w.log = on;
+    }
+
+    /// Stops [`Sim::run_until`] right after the step in which `watch` returns true.
+    pub fn set_watch(&mut self, watch: Option<Watch>) {
+        self.w.watch = watch;
+        self.w.watch_hit = false;
+    }
+
+    /// The config this run follows.
+    pub fn config(&self) -> &SimConfig {
+        &self.w.cfg
+    }
+
+    /// The address plan.
+    pub fn addrs(&self) -> Addrs {
+        self.w.addrs
+    }
+
+    /// Current simulated time (ms).
+    pub fn now(&self) -> u64 {
+        self.w.q.now()
+    }
+
+    /// Events so far: messages delivered to nodes and timers fired at them.
+    pub fn events(&self) -> u64 {
+        self.w.events
+    }
+
+    /// Hash of everything delivered so far, in order: same seed and config, same hash.
+    pub fn trace_hash(&self) -> u64 {
+        self.w.trace
+    }
+
+    /// Violations found so far (the first few in full).
+    pub fn violations(&self) -> &[Violation] {
+        &self.w.checker.violations
+    }
+
+    /// The ghost state and statistics.
+    pub fn checker(&self) -> &Checker {
+        &self.w.checker
+    }
+
+    /// The node `r`, if it is up.
+    pub fn node(&self, r: NodeRef) -> Option<&A> {
+        self.nodes.get(self.id(r) as usize)?.actor.as_ref()
+    }
+
+    /// The endpoint of `r`.
+    pub fn endpoint(&self, r: NodeRef) -> Endpoint {
+        self.w.addrs.endpoint(self.id(r))
+    }
+
+    /// Time from healing until promises 6–7 first held (checked every second), if they did.
+    pub fn converged_ms(&self) -> Option<u64> {
+        self.w.converged_ms
+    }
+
+    fn id(&self, r: NodeRef) -> u32 {
+        match r {
+            NodeRef::Seed(i) => i,
+            NodeRef::Peer(j) => self.w.addrs.seeds + j,
+        }
+    }
+
+    /// Runs until simulated time `until_ms` (or a stop). Returns false if it stopped early on
+    /// a violation or the watch.
+    pub fn run_until(&mut self, until_ms: u64) -> bool {
+        while let Some((now, ev)) = self.w.q.pop_until(until_ms) {
+            self.dispatch(now, ev);
+            if self.w.stopped() {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Runs the whole configured run and reports.
+    pub fn run(&mut self) -> Report {
+        let start = Instant::now();
+        let end = self.w.cfg.end_ms();
+        self.run_until(end);
+        self.finish();
+        let wall = start.elapsed().as_secs_f64();
+        Report::build(self, wall)
+    }
+
+    fn dispatch(&mut self, now: u64, ev: Ev) {
+        match ev {
+            Ev::Timer { node, epoch } => {
+                let slot = &mut self.nodes[node as usize];
+                if slot.epoch != epoch || slot.timer_at != now {
+                    return;
+                }
+                slot.timer_at = NONE;
+                let Some(actor) = slot.actor.as_mut() else {
+                    return;
+                };
+                self.w.hash_event(now, node, 0x7469_636b);
+                actor.handle(Millis(now), Input::Tick);
+                self.after(now, node, true);
+            }
+            Ev::Deliver { call, gen, dup } => self.deliver(now, call, gen, dup),
+            Ev::Answer { call, gen, outcome } => self.answer(now, call, gen, outcome),
+            Ev::Start(node) => self.start_node(now, node),
+            Ev::Fault(i) => {
+                if let Some(f) = self.w.faults.get(i as usize) {
+                    let kind = f.kind.clone();
+                    self.apply(now, kind);
+                }
+            }
+            Ev::Heal => self.heal(now),
+            Ev::Check { last } => self.check_liveness(now, last),
+        }
+    }
+
+    /// After a node handled an input: carry out its outputs and queue its next timer.
+    #[inline]
+    fn after(&mut self, now: u64, node: u32, ticked: bool) {
+        let slot = &mut self.nodes[node as usize];
+        let Some(actor) = slot.actor.as_mut() else {
+            return;
+        };
+        let epoch = slot.epoch;
+        let w = &mut self.w;
+        actor.drain(|o| w.output(now, node, epoch, o));
+        w.checker.end_step(now);
+        if let Some(d) = actor.next_deadline() {
+            // After a tick a deadline that is still due would spin: move it on by 1 ms.
+            let at = if ticked {
+                d.0.max(now + 1)
+            } else {
+                d.0.max(now)
+            };
+            if slot.timer_at != at {
+                slot.timer_at = at;
+                self.w.q.push(at, Ev::Timer { node, epoch });
+            }
+        }
+    }
+
+    fn deliver(&mut self, now: u64, call: u32, gen: u32, dup: bool) {
+        let Some(c) = self.w.calls.get_mut(call as usize) else {
+            return;
+        };
+        if !c.live || c.gen != gen {
+            return;
+        }
+        c.inflight -= 1;
+        let to = c.to;
+        let from = c.from;
+        let up = self
+            .nodes
+            .get(to as usize)
+            .is_some_and(|s| s.actor.is_some());
+        if up {
+            let bit = if dup { 2 } else { 1 };
+            c.pending |= bit;
+            let msg = if c.done && c.inflight == 0 {
+                c.request.take()
+            } else {
+                c.request.clone()
+            };
+            let Some(msg) = msg else {
+                return;
+            };
+            let conn = ConnId(u64::from(call) | u64::from(gen) << 32 | u64::from(dup) << 63);
+            self.w.hash_event(now, to, fingerprint(&msg));
+            if let Some(actor) = self.nodes[to as usize].actor.as_mut() {
+                actor.handle(Millis(now), Input::Request { conn, msg });
+            }
+            self.after(now, to, false);
+            let c = &self.w.calls[call as usize];
+            if c.pending & bit != 0 && !c.done {
+                self.w.arm_timeout(call); // a deferred reply may never come
+            }
+        } else if !dup && !c.done {
+            // Connection refused; the refusal travels back.
+            let at = now
+                + if from == EXTERNAL {
+                    1
+                } else {
+                    self.w.latency(to, from)
+                };
+            self.w.answer_at(call, at, Outcome::Unreachable);
+        }
+        self.w.free_if_finished(call);
+    }
+
+    fn answer(&mut self, now: u64, call: u32, gen: u32, outcome: Outcome) {
+        let Some(c) = self.w.calls.get_mut(call as usize) else {
+            return;
+        };
+        if !c.live || c.gen != gen || c.done {
+            return;
+        }
+        c.done = true;
+        let from = c.from;
+        let sender_here = from != EXTERNAL
+            && self
+                .nodes
+                .get(from as usize)
+                .is_some_and(|s| s.epoch == c.from_epoch && s.actor.is_some());
+        if sender_here {
+            let request = if c.inflight == 0 {
+                c.request.take()
+            } else {
+                c.request.clone()
+            };
+            let result = match outcome {
+                Outcome::Reply => c.reply.take().ok_or(Failure::Timeout),
+                Outcome::Unreachable => Err(Failure::Unreachable),
+                Outcome::Timeout => Err(Failure::Timeout),
+            };
+            if let (Some(request), Some(to)) = (request, c.to_ep) {
+                let fp = fingerprint(&request)
+                    ^ match &result {
+                        Ok(m) => fingerprint(m) << 1,
+                        Err(f) => 0x6661_696c ^ *f as u64,
+                    };
+                self.w.hash_event(now, from, fp);
+                if let Some(actor) = self.nodes[from as usize].actor.as_mut() {
+                    actor.handle(
+                        Millis(now),
+                        Input::Response {
+                            to,
+                            request,
+                            outcome: result,
+                        },
+                    );
+                }
+                self.after(now, from, false);
+            }
+        }
+        self.w.free_if_finished(call);
+    }
+
+    fn start_node(&mut self, now: u64, node: u32) {
+        let slot = &mut self.nodes[node as usize];
+        if slot.actor.is_some() {
+            return;
+        }
+        slot.life += 1;
+        let rng_seed = mix64(combine(
+            combine(self.w.cfg.seed, u64::from(node)),
+            u64::from(slot.life),
+        ));
+        let init = NodeInit {
+            me: self.w.addrs.endpoint(node),
+            seeds: self.w.seed_list.clone(),
+            settings: self.w.cfg.settings.clone(),
+            rng_seed,
+            unix_ms_at_zero: UNIX_MS_AT_ZERO,
+        };
+        self.w.checker.started(node);
+        match A::start(self.w.addrs.is_seed(node), init, Millis(now)) {
+            Ok(a) => {
+                slot.actor = Some(a);
+                slot.timer_at = NONE;
+                self.after(now, node, false);
+            }
+            Err(e) => {
+                let what = format!("{} failed to start: {e}", self.w.addrs.endpoint(node));
+                self.w.checker.violation(now, 0, what);
+            }
+        }
+    }
+
+    /// Crashes node `r` now: its state and queued events are lost, requests to it fail.
+    pub fn crash(&mut self, r: NodeRef) {
+        let now = self.now();
+        let node = self.id(r);
+        self.crash_node(now, node);
+    }
+
+    /// Restarts node `r` now with fresh state (no-op if it is up).
+    pub fn restart(&mut self, r: NodeRef) {
+        let now = self.now();
+        let node = self.id(r);
+        self.start_node(now, node);
+    }
+
+    /// Lets `f` act on node `r` (if up) as if it had just handled an input now; its outputs are
+    /// then carried out. For tests that need a node to do something on cue.
+    pub fn with_node<R>(&mut self, r: NodeRef, f: impl FnOnce(&mut A) -> R) -> Option<R> {
+        let now = self.now();
+        let node = self.id(r);
+        let res = f(self.nodes.get_mut(node as usize)?.actor.as_mut()?);
+        self.after(now, node, false);
+        Some(res)
+    }
+
+    /// Applies a fault now (as if scheduled).
+    pub fn inject(&mut self, kind: FaultKind) {
+        let now = self.now();
+        self.apply(now, kind);
+    }
+
+    fn crash_node(&mut self, now: u64, node: u32) {
+        let Some(slot) = self.nodes.get_mut(node as usize) else {
+            return;
+        };
+        if slot.actor.take().is_none() {
+            return;
+        }
+        slot.epoch += 1;
+        slot.timer_at = NONE;
+        self.w.checker.crashed(now, node);
+        // Every request it accepted and had not answered fails for its sender.
+        for call in 0..self.w.calls.len() as u32 {
+            let c = &mut self.w.calls[call as usize];
+            if c.live && c.to == node && c.pending != 0 && !c.done {
+                c.pending = 0;
+                let from = c.from;
+                let at = now
+                    + if from == EXTERNAL {
+                        1
+                    } else {
+                        self.w.latency(node, from)
+                    };
+                self.w.answer_at(call, at, Outcome::Unreachable);
+            }
+        }
+    }
+
+    fn apply(&mut self, now: u64, kind: FaultKind) {
+        match kind {
+            FaultKind::Crash(r) => {
+                let n = self.id(r);
+                self.crash_node(now, n);
+            }
+            FaultKind::Restart(r) => {
+                let n = self.id(r);
+                if (n as usize) < self.nodes.len() && self.nodes[n as usize].life > 0 {
+                    self.start_node(now, n);
+                }
+            }
+            FaultKind::Partition(p) => self.w.part = Some(self.partition_state(&p)),
+            FaultKind::HealPartition => self.w.part = None,
+            FaultKind::SetDrop(x) => self.w.net.drop = x.clamp(0.0, 1.0),
+            FaultKind::SetDup(x) => self.w.net.dup = x.clamp(0.0, 1.0),
+            FaultKind::SetJitter(j) => self.w.net.jitter_ms = j,
+            FaultKind::Lie { peer, seed } => self.lie(now, peer, seed),
+        }
+    }
+
+    fn partition_state(&self, p: &Partition) -> PartState {
+        let n = self.w.addrs.nodes();
+        let unit = |h: u64| (h >> 11) as f64 / (1u64 << 53) as f64;
+        let mut labels: Vec<u8> = match &p.split {
+            Split::Random { fraction, salt } => (0..n)
+                .map(|i| {
+                    u8::from(unit(mix64(salt ^ u64::from(i).wrapping_mul(0x9e37))) >= *fraction)
+                })
+                .collect(),
+            Split::Nodes(list) => {
+                let mut l = vec![1u8; n as usize];
+                for r in list {
+                    if let Some(x) = l.get_mut(self.id(*r) as usize) {
+                        *x = 0;
+                    }
+                }
+                l
+            }
+        };
+        let mut blocked = [[false; 3]; 3];
+        let mut replies_blocked = true;
+        match p.kind {
+            PartitionKind::Symmetric => {
+                blocked[0][1] = true;
+                blocked[1][0] = true;
+            }
+            PartitionKind::OneWay => {
+                blocked[0][1] = true;
+                replies_blocked = false;
+            }
+            PartitionKind::Bridge { bridge } => {
+                blocked[0][1] = true;
+                blocked[1][0] = true;
+                let salt = match &p.split {
+                    Split::Random { salt, .. } => *salt,
+                    Split::Nodes(_) => 0,
+                };
+                for (i, l) in labels.iter_mut().enumerate() {
+                    if unit(mix64(!salt ^ (i as u64).wrapping_mul(0x7f4a))) < bridge {
+                        *l = 2;
+                    }
+                }
+            }
+        }
+        PartState {
+            labels,
+            blocked,
+            replies_blocked,
+        }
+    }
+
+    /// The simulator plays a lying peer: a `DEAD_REPORT` accusing live peer `peer`, with two
+    /// made-up witnesses, to seed `seed`.
+    fn lie(&mut self, now: u64, peer: u32, seed: u32) {
+        let a = self.w.addrs;
+        if peer >= a.peers || seed >= a.seeds {
+            return;
+        }
+        let dead = a.endpoint(a.seeds + peer);
+        let witnesses = (1..=2)
+            .map(|k| a.endpoint(a.seeds + (peer + k) % a.peers))
+            .collect();
+        let ts = (UNIX_MS_AT_ZERO + now) / 1000;
+        let msg = Message::DeadReport(DeadReport {
+            dead,
+            self_ip: LIAR.ip(),
+            timestamp: ts,
+            reporter: LIAR,
+            text: Some(format!(
+                "Dead Node:{}:{}:{ts}:{}",
+                dead.ip(),
+                dead.port(),
+                LIAR.ip()
+            )),
+            incarnation: None,
+            witnesses,
+        });
+        let deadline = Millis(now + self.w.cfg.settings.register_timeout_ms);
+        self.w
+            .send(now, EXTERNAL, 0, a.endpoint(seed), msg, deadline);
+    }
+
+    fn heal(&mut self, now: u64) {
+        self.w.healed = true;
+        self.w.part = None;
+        self.w.net = self.w.cfg.net.clone();
+        for s in 0..self.w.addrs.seeds {
+            if self.nodes[s as usize].actor.is_none() {
+                self.start_node(now, s);
+            }
+        }
+    }
+
+    /// Promises 6 and 7 as they stand now: the failures, in words.
+    pub fn liveness_failures(&self) -> Vec<(u8, String)> {
+        let a = self.w.addrs;
+        let ck = &self.w.checker;
+        let live_seeds: Vec<u32> = (0..a.seeds)
+            .filter(|&s| self.nodes[s as usize].actor.is_some())
+            .collect();
+        let mut fails = Vec::new();
+        if live_seeds.len() < gossip_core::quorum(a.seeds as usize) {
+            return fails; // no quorum of live seeds: nothing is promised
+        }
+        // 6: crashed peers that someone could detect are removed at every live seed.
+        for rec in &ck.crashes {
+            let (Some(inc), p) = (rec.incarnation, &ck.peers[rec.peer as usize]) else {
+                continue;
+            };
+            if p.alive {
+                continue; // it came back
+            }
+            let witnessed = rec.neighbours.iter().any(|&(n, life)| {
+                let q = &ck.peers[(n - a.seeds) as usize];
+                q.alive && q.life == life
+            });
+            if !witnessed {
+                continue;
+            }
+            let ep = a.endpoint(a.seeds + rec.peer);
+            for &s in &live_seeds {
+                if let Some(&(i, Status::Alive)) = ck.seed_pl[s as usize].get(&ep) {
+                    if i <= inc {
+                        fails.push((
+                            6,
+                            format!(
+                                "peer {ep} crashed at {} ms is still alive at seed {}",
+                                rec.at_ms,
+                                a.endpoint(s)
+                            ),
+                        ));
+                        break;
+                    }
+                }
+            }
+        }
+        // 7: all live seeds hold the same Peer List, with every live registered peer in it.
+        let first = &ck.seed_pl[live_seeds[0] as usize];
+        for &s in &live_seeds[1..] {
+            let pl = &ck.seed_pl[s as usize];
+            if pl != first {
+                let diff = first
+                    .iter()
+                    .find(|(k, v)| pl.get(*k) != Some(*v))
+                    .map(|(k, v)| format!("{k}: {v:?} vs {:?}", pl.get(k)))
+                    .or_else(|| {
+                        pl.iter()
+                            .find(|(k, _)| !first.contains_key(*k))
+                            .map(|(k, v)| format!("{k}: absent vs {v:?}"))
+                    })
+                    .unwrap_or_default();
+                fails.push((
+                    7,
+                    format!(
+                        "seeds {} and {} hold different Peer Lists (first difference {diff})",
+                        a.endpoint(live_seeds[0]),
+                        a.endpoint(s)
+                    ),
+                ));
+            }
+        }
+        for (j, p) in ck.peers.iter().enumerate() {
+            let Some(inc) = p.incarnation else { continue };
+            if !p.alive {
+                continue;
+            }
+            let ep = a.endpoint(a.seeds + j as u32);
+            for &s in &live_seeds {
+                if ck.seed_pl[s as usize].get(&ep) != Some(&(inc, Status::Alive)) {
+                    fails.push((
+                        7,
+                        format!(
+                            "live peer {ep} (incarnation {inc}) is {:?} at seed {}",
+                            ck.seed_pl[s as usize].get(&ep),
+                            a.endpoint(s)
+                        ),
+                    ));
+                    break;
+                }
+            }
+        }
+        fails
+    }
+
+    fn check_liveness(&mut self, now: u64, last: bool) {
+        if last {
+            self.w.liveness_checked = true;
+        }
+        if self.w.converged_ms.is_some() {
+            return;
+        }
+        let fails = self.liveness_failures();
+        let heal = self.w.cfg.heal_at_ms.unwrap_or(0);
+        if fails.is_empty() {
+            self.w.converged_ms = Some(now - heal);
+        } else if last {
+            self.w.liveness_checked = true;
+            let n = fails.len();
+            for (promise, what) in fails.into_iter().take(10) {
+                self.w.checker.violation(
+                    now,
+                    promise,
+                    format!(
+                        "{what} ({} ms after healing; bound {} ms; {n} failures)",
+                        now - heal,
+                        self.w.cfg.liveness_bound_ms()
+                    ),
+                );
+            }
+        }
+        if last {
+            self.w.liveness_checked = true;
+        }
+    }
+
+    /// End-of-run checks: promise 5 for the gossips of the check window, and each live seed's
+    /// own Peer List against the ghost built from its events.
+    pub fn finish(&mut self) {
+        let now = self.now();
+        if std::env::var_os("SIM_DEBUG").is_some() {
+            eprintln!(
+                "calls {} free {} queue {}",
+                self.w.calls.len(),
+                self.w.free.len(),
+                self.w.q.len()
+            );
+        }
+        if let Some((from, to)) = self.w.cfg.gossip_check_window() {
+            if now >= self.w.cfg.liveness_end_ms().unwrap_or(NONE) {
+                let missing = crate::report::undelivered(self, from, to);
+                for (g, who) in missing.into_iter().take(10) {
+                    self.w.checker.violation(
+                        now,
+                        5,
+                        format!(
+                            "gossip {g} never reached live peer {who}, connected to its origin"
+                        ),
+                    );
+                }
+            }
+        }
+        let a = self.w.addrs;
+        for s in 0..a.seeds {
+            let Some(actor) = self.nodes[s as usize].actor.as_ref() else {
+                continue;
+            };
+            let gossip_core::msg::RoleStatus::Seed(st) = actor.status().role else {
+                continue;
+            };
+            let ghost = &self.w.checker.seed_pl[s as usize];
+            let real: std::collections::BTreeMap<Endpoint, (u64, Status)> = st
+                .entries
+                .iter()
+                .map(|e| (e.peer, (e.incarnation, e.status)))
+                .collect();
+            if &real != ghost {
+                let what = format!(
+                    "seed {} holds {} entries but its EntryChanged events account for {} (or different ones)",
+                    a.endpoint(s),
+                    real.len(),
+                    ghost.len()
+                );
+                self.w.checker.violation(now, 1, what);
+            }
+        }
+    }
+
+    // ----- read access for the report -----
+
+    pub(crate) fn messages_lost(&self) -> u64 {
+        self.w.messages_lost
+    }
+
+    /// Whether the run reached the liveness bound (so promises 6–7 were checked).
+    pub fn liveness_checked(&self) -> bool {
+        self.w.liveness_checked
+    }
+}
