@@ -79,6 +79,8 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
+mod fast;
+
 use crate::msg::{
     CommitSync, DeadReport, DeadResult, Decision, Endpoint, Entry, Gossip, GossipAck, Hello,
     HelloAck, Message, PeerListResp, PeerStatus, Ping, Pong, RegisterReq, RegisterResult,
@@ -155,8 +157,8 @@ pub fn decode(line: &[u8]) -> Result<Message, DecodeError> {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     let text = std::str::from_utf8(line)
         .map_err(|e| DecodeError::Syntax(format!("invalid UTF-8: {e}")))?;
-    if let Some(gossip) = decode_gossip_fast(text) {
-        return Ok(gossip);
+    if let Some(hot) = fast::decode(text) {
+        return Ok(hot);
     }
     decode_general(text)
 }
@@ -189,102 +191,6 @@ fn decode_general(text: &str) -> Result<Message, DecodeError> {
             map: &payload,
         },
     )
-}
-
-/// The hot path: a well-formed `GOSSIP_MSG` decoded straight into borrowed fields, with no
-/// `serde_json::Value` tree (about twice as fast). Any doubt (another type, a duplicate key,
-/// an escaped string, a value out of range, an ack) returns `None` and the general path
-/// decides, so both paths accept exactly the same lines and report the same errors.
-fn decode_gossip_fast(text: &str) -> Option<Message> {
-    #[derive(serde::Deserialize)]
-    struct Line<'a> {
-        #[serde(rename = "type")]
-        kind: &'a str,
-        #[serde(borrow, deserialize_with = "gossip_fields")]
-        payload: GossipFields<'a>,
-    }
-
-    // A derived struct would also accept a JSON array; the general path does not.
-    if !text.trim_start().starts_with('{')
-        || !text.contains("\"GOSSIP_MSG\"")
-        || !text.contains("\"message\"")
-    {
-        return None;
-    }
-    let line: Line<'_> = serde_json::from_str(text).ok()?;
-    let p = line.payload;
-    if line.kind != "GOSSIP_MSG" || p.origin_port == Some(0) {
-        return None;
-    }
-    Some(Message::Gossip(Gossip {
-        text: Arc::from(p.message),
-        origin_ip: p.origin_ip.parse().ok()?,
-        origin_port: p.origin_port,
-        msg_no: p.msg_no,
-        sender: parse_endpoint(p.sender)?,
-        hops: p.hops.unwrap_or(0),
-    }))
-}
-
-/// The payload of a gossip, borrowed from the line.
-struct GossipFields<'a> {
-    message: &'a str,
-    origin_ip: &'a str,
-    origin_port: Option<u16>,
-    msg_no: u32,
-    sender: &'a str,
-    hops: Option<u32>,
-}
-
-/// Reads [`GossipFields`] from a JSON object only (never an array), rejecting duplicates.
-fn gossip_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<GossipFields<'de>, D::Error> {
-    use serde::de::{Error, IgnoredAny, MapAccess, Visitor};
-
-    struct Fields;
-
-    fn set<T, E: Error>(slot: &mut Option<T>, value: T) -> Result<(), E> {
-        match slot.replace(value) {
-            None => Ok(()),
-            Some(_) => Err(E::custom("duplicate field")),
-        }
-    }
-
-    impl<'de> Visitor<'de> for Fields {
-        type Value = GossipFields<'de>;
-
-        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("a GOSSIP_MSG payload object")
-        }
-
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-            let (mut message, mut origin_ip, mut origin_port) = (None, None, None);
-            let (mut msg_no, mut sender, mut hops) = (None, None, None);
-            while let Some(key) = map.next_key::<&'de str>()? {
-                match key {
-                    "message" => set(&mut message, map.next_value()?)?,
-                    "origin_ip" => set(&mut origin_ip, map.next_value()?)?,
-                    "origin_port" => set(&mut origin_port, map.next_value::<Option<u16>>()?)?,
-                    "msg_no" => set(&mut msg_no, map.next_value()?)?,
-                    "sender" => set(&mut sender, map.next_value()?)?,
-                    "hops" => set(&mut hops, map.next_value::<Option<u32>>()?)?,
-                    _ => {
-                        map.next_value::<IgnoredAny>()?;
-                    }
-                }
-            }
-            let missing = || A::Error::custom("missing field");
-            Ok(GossipFields {
-                message: message.ok_or_else(missing)?,
-                origin_ip: origin_ip.ok_or_else(missing)?,
-                origin_port: origin_port.flatten(),
-                msg_no: msg_no.ok_or_else(missing)?,
-                sender: sender.ok_or_else(missing)?,
-                hops: hops.flatten(),
-            })
-        }
-    }
-
-    d.deserialize_map(Fields)
 }
 
 fn syntax(why: &str) -> DecodeError {
@@ -572,7 +478,7 @@ impl<'a> Payload<'a> {
     }
 
     fn ip(&self, field: &'static str) -> Result<IpAddr, DecodeError> {
-        self.req(field, "an IP address", |v| v.as_str()?.parse().ok())
+        self.req(field, "an IP address", |v| parse_ip(v.as_str()?))
     }
 
     fn endpoint(&self, field: &'static str) -> Result<Endpoint, DecodeError> {
@@ -752,8 +658,64 @@ fn as_port(v: &Value) -> Option<u16> {
         .filter(|&p| p != 0)
 }
 
+/// `"ip:port"` with a port in `1..=65535`, in std's syntax.
 fn parse_endpoint(s: &str) -> Option<Endpoint> {
-    s.parse::<SocketAddr>().ok().filter(|a| a.port() != 0)
+    parse_v4_endpoint(s)
+        .or_else(|| s.parse::<SocketAddr>().ok())
+        .filter(|a| a.port() != 0)
+}
+
+/// An IP address in std's syntax.
+fn parse_ip(s: &str) -> Option<IpAddr> {
+    match parse_v4_prefix(s.as_bytes()) {
+        Some((ip, [])) => Some(IpAddr::V4(ip)),
+        _ => s.parse().ok(),
+    }
+}
+
+/// The common `a.b.c.d:port`, read by hand (std's parser is general and several times
+/// slower). It accepts a subset of std's syntax with the same meaning, so `None` leaves the
+/// string to std's parser and the result never differs from std's.
+fn parse_v4_endpoint(s: &str) -> Option<SocketAddr> {
+    let (ip, rest) = parse_v4_prefix(s.as_bytes())?;
+    let digits = rest.strip_prefix(b":")?;
+    let (port, len) = leading_number(digits, 5)?;
+    if len != digits.len() {
+        return None;
+    }
+    Some(SocketAddr::new(IpAddr::V4(ip), u16::try_from(port).ok()?))
+}
+
+/// A dotted-quad IPv4 address at the start of `s`, as std reads it (1 to 3 digits per
+/// octet, no leading zero, at most 255), and the bytes after it.
+fn parse_v4_prefix(s: &[u8]) -> Option<(std::net::Ipv4Addr, &[u8])> {
+    let mut octets = [0u8; 4];
+    let mut at = 0;
+    for (i, octet) in octets.iter_mut().enumerate() {
+        if i > 0 {
+            (s.get(at) == Some(&b'.')).then_some(())?;
+            at += 1;
+        }
+        let (value, len) = leading_number(s.get(at..)?, 3)?;
+        *octet = u8::try_from(value).ok()?;
+        at += len;
+    }
+    Some((octets.into(), s.get(at..)?))
+}
+
+/// The decimal number at the start of `s` (1 to `max_digits` digits, no leading zero) and
+/// its length.
+fn leading_number(s: &[u8], max_digits: usize) -> Option<(u32, usize)> {
+    let mut value = 0u32;
+    let mut len = 0;
+    while let Some(&d @ b'0'..=b'9') = s.get(len) {
+        if len == max_digits || (len == 1 && value == 0) {
+            return None;
+        }
+        value = value * 10 + u32::from(d - b'0');
+        len += 1;
+    }
+    (len > 0).then_some((value, len))
 }
 
 fn as_endpoint(v: &Value) -> Option<Endpoint> {
@@ -786,9 +748,9 @@ fn as_entry(v: &Value) -> Option<Entry> {
 /// Appends `msg` as one JSON line (with its `\n`) to `out`; `ts` is the sender's wall clock
 /// in unix seconds (informational; a non-finite value is written as `0`).
 ///
-/// Written straight into `out`, with no intermediate `serde_json::Value`: this runs for
-/// every gossip copy a real node sends. Strings go through serde_json's escaper, so the line
-/// never holds a raw newline.
+/// Written straight into `out`, with no intermediate `serde_json::Value` and no `fmt`
+/// machinery on the hot path: this runs for every gossip copy a real node sends. Strings
+/// that need escaping go through serde_json's escaper, so the line never holds a raw newline.
 pub fn encode(msg: &Message, ts: f64, out: &mut Vec<u8>) {
     out.extend_from_slice(b"{\"type\":\"");
     out.extend_from_slice(msg.type_name().as_bytes());
@@ -797,11 +759,7 @@ pub fn encode(msg: &Message, ts: f64, out: &mut Vec<u8>) {
     write_payload(msg, &mut w);
     w.close();
     out.extend_from_slice(b",\"ts\":");
-    if ts.is_finite() {
-        write_json(out, &ts);
-    } else {
-        out.push(b'0');
-    }
+    write_ts(out, ts);
     out.extend_from_slice(b"}\n");
 }
 
@@ -865,7 +823,7 @@ fn write_payload(msg: &Message, w: &mut ObjWriter<'_>) {
         }
         Message::Gossip(m) => {
             w.str("message", &m.text);
-            w.display_str("origin_ip", m.origin_ip);
+            w.ip("origin_ip", m.origin_ip);
             w.opt_u64("origin_port", m.origin_port.map(u64::from));
             w.u64("msg_no", m.msg_no.into());
             w.endpoint("sender", m.sender);
@@ -886,7 +844,7 @@ fn write_payload(msg: &Message, w: &mut ObjWriter<'_>) {
         }
         Message::DeadReport(m) => {
             w.endpoint_pair("dead_ip", "dead_port", m.dead);
-            w.display_str("self_ip", m.self_ip);
+            w.ip("self_ip", m.self_ip);
             w.u64("timestamp", m.timestamp);
             w.endpoint("reporter", m.reporter);
             if let Some(text) = &m.text {
@@ -938,14 +896,14 @@ fn write_payload(msg: &Message, w: &mut ObjWriter<'_>) {
             }
             let mut inner = w.object("counters");
             for (name, n) in &m.counters {
-                inner.u64(name, *n);
+                inner.counter(name, *n);
             }
             inner.close();
         }
     }
 }
 
-fn write_vote_req(w: &mut ObjWriter<'_>, m: &VoteReq, ip: &str, port: &str) {
+fn write_vote_req(w: &mut ObjWriter<'_>, m: &VoteReq, ip: &'static str, port: &'static str) {
     w.str("action", "REQUEST");
     w.str("proposal_id", &m.proposal_id);
     w.endpoint_pair(ip, port, m.peer);
@@ -953,7 +911,7 @@ fn write_vote_req(w: &mut ObjWriter<'_>, m: &VoteReq, ip: &str, port: &str) {
     w.endpoint("proposer", m.proposer);
 }
 
-fn write_commit(w: &mut ObjWriter<'_>, m: &CommitSync, ip: &str, port: &str) {
+fn write_commit(w: &mut ObjWriter<'_>, m: &CommitSync, ip: &'static str, port: &'static str) {
     w.str("proposal_id", &m.proposal_id);
     w.str(
         "decision",
@@ -983,16 +941,112 @@ fn write_json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, v: &T) {
     let _ = serde_json::to_writer(&mut *out, v);
 }
 
-/// Writes `"<value>"` for a value whose `Display` never needs JSON escaping (IP addresses,
-/// socket addresses: digits, hex, `.:[]%`).
-fn write_display_str(out: &mut Vec<u8>, v: impl std::fmt::Display) {
+/// Writes `s` as a JSON string. Most strings we send (keys, gossip texts, endpoints) need no
+/// escaping and are copied as they are; the rest go through serde_json's escaper, which
+/// escapes exactly `"`, `\` and the control characters below U+0020.
+fn write_str(out: &mut Vec<u8>, s: &str) {
+    if !s.bytes().any(needs_escape) {
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    } else {
+        write_json(out, s);
+    }
+}
+
+/// The bytes serde_json escapes in a string.
+fn needs_escape(b: u8) -> bool {
+    b < 0x20 || b == b'"' || b == b'\\'
+}
+
+/// Writes the decimal digits of `v`, as `Display` would.
+fn write_u64(out: &mut Vec<u8>, mut v: u64) {
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    for slot in digits.iter_mut().rev() {
+        *slot = b'0' + (v % 10) as u8;
+        start -= 1;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(digits.get(start..).unwrap_or_default());
+}
+
+/// Writes an IP address as `Display` would (dotted decimal for IPv4; IPv6 is rare here and
+/// keeps std's formatting of its compressed form).
+fn write_ip(out: &mut Vec<u8>, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(v4) => {
+            // Byte by byte: a dozen pushes cost less than as many tiny copies.
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                if octet >= 100 {
+                    out.push(b'0' + octet / 100);
+                }
+                if octet >= 10 {
+                    out.push(b'0' + octet / 10 % 10);
+                }
+                out.push(b'0' + octet % 10);
+            }
+        }
+        IpAddr::V6(_) => {
+            let _ = write!(out, "{ip}");
+        }
+    }
+}
+
+/// Writes `"ip:port"` as `Display` would (`"[v6]:port"` for IPv6, with its scope id). The
+/// result never needs JSON escaping (digits, hex, `.:[]%`).
+fn write_endpoint(out: &mut Vec<u8>, ep: Endpoint) {
     out.push(b'"');
-    let _ = write!(out, "{v}");
+    match ep {
+        SocketAddr::V4(v4) => {
+            write_ip(out, IpAddr::V4(*v4.ip()));
+            out.push(b':');
+            write_u64(out, v4.port().into());
+        }
+        SocketAddr::V6(_) => {
+            let _ = write!(out, "{ep}");
+        }
+    }
     out.push(b'"');
 }
 
+/// Timestamps below this many seconds (the year 2242) that are whole milliseconds are
+/// written digit by digit; there an `f64` is precise to far below a millisecond, so the
+/// digits are exactly serde_json's shortest round-trip form.
+const FAST_TS_LIMIT: f64 = 8_589_934_592.0;
+
+/// Writes the `ts` value: serde_json's form of `ts`, or `0` if it is not finite. Our drivers
+/// send whole milliseconds (`1767225600.25`), written without float formatting.
+fn write_ts(out: &mut Vec<u8>, ts: f64) {
+    let ms = (ts * 1000.0).round();
+    if (0.0..FAST_TS_LIMIT).contains(&ts) && ms / 1000.0 == ts {
+        let ms = ms as u64;
+        write_u64(out, ms / 1000);
+        out.push(b'.');
+        let frac = ms % 1000;
+        let digits = [frac / 100, frac / 10 % 10, frac % 10].map(|d| b'0' + d as u8);
+        // Trailing zeros dropped, but one digit always stays: `2.5`, `2.0`.
+        let keep = match frac {
+            f if f % 100 == 0 => 1,
+            f if f % 10 == 0 => 2,
+            _ => 3,
+        };
+        out.extend_from_slice(digits.get(..keep).unwrap_or_default());
+    } else if ts.is_finite() {
+        write_json(out, &ts);
+    } else {
+        out.push(b'0');
+    }
+}
+
 /// Writes the members of one JSON object; keys are our own constants (no escaping needed)
-/// except the counter names and endpoints, which are escaped or escape-free.
+/// except the counter names (escaped) and endpoints (escape-free).
 struct ObjWriter<'a> {
     out: &'a mut Vec<u8>,
     first: bool,
@@ -1015,61 +1069,76 @@ impl<'a> ObjWriter<'a> {
         self.first = false;
     }
 
-    fn key(&mut self, key: &str) {
+    /// A member's key: one of our field names, which never need escaping.
+    fn key(&mut self, key: &'static str) {
+        debug_assert!(!key.bytes().any(needs_escape), "{key}");
         self.sep();
-        write_json(self.out, key);
-        self.out.push(b':');
+        self.out.push(b'"');
+        self.out.extend_from_slice(key.as_bytes());
+        self.out.extend_from_slice(b"\":");
     }
 
-    fn str(&mut self, key: &str, v: &str) {
+    fn str(&mut self, key: &'static str, v: &str) {
         self.key(key);
-        write_json(self.out, v);
+        write_str(self.out, v);
     }
 
-    fn display_str(&mut self, key: &str, v: impl std::fmt::Display) {
+    fn ip(&mut self, key: &'static str, ip: IpAddr) {
         self.key(key);
-        write_display_str(self.out, v);
+        self.out.push(b'"');
+        write_ip(self.out, ip);
+        self.out.push(b'"');
     }
 
-    fn endpoint(&mut self, key: &str, ep: Endpoint) {
-        self.display_str(key, ep);
+    fn endpoint(&mut self, key: &'static str, ep: Endpoint) {
+        self.key(key);
+        write_endpoint(self.out, ep);
     }
 
-    fn endpoint_pair(&mut self, ip_key: &str, port_key: &str, ep: Endpoint) {
-        self.display_str(ip_key, ep.ip());
+    fn endpoint_pair(&mut self, ip_key: &'static str, port_key: &'static str, ep: Endpoint) {
+        self.ip(ip_key, ep.ip());
         self.u64(port_key, ep.port().into());
     }
 
-    fn bool(&mut self, key: &str, v: bool) {
+    fn bool(&mut self, key: &'static str, v: bool) {
         self.key(key);
         self.out
             .extend_from_slice(if v { b"true" } else { b"false" });
     }
 
-    fn u64(&mut self, key: &str, v: u64) {
+    fn u64(&mut self, key: &'static str, v: u64) {
         self.key(key);
-        let _ = write!(self.out, "{v}");
+        write_u64(self.out, v);
+    }
+
+    /// A member keyed by a counter's name (escaped as needed).
+    fn counter(&mut self, name: &str, v: u64) {
+        self.sep();
+        write_str(self.out, name);
+        self.out.push(b':');
+        write_u64(self.out, v);
     }
 
     /// A member keyed by an endpoint (`incarnations`).
     fn u64_key(&mut self, key: Endpoint, v: u64) {
         self.sep();
-        write_display_str(self.out, key);
-        let _ = write!(self.out, ":{v}");
+        write_endpoint(self.out, key);
+        self.out.push(b':');
+        write_u64(self.out, v);
     }
 
-    fn opt_u64(&mut self, key: &str, v: Option<u64>) {
+    fn opt_u64(&mut self, key: &'static str, v: Option<u64>) {
         if let Some(v) = v {
             self.u64(key, v);
         }
     }
 
-    fn object(&mut self, key: &str) -> ObjWriter<'_> {
+    fn object(&mut self, key: &'static str) -> ObjWriter<'_> {
         self.key(key);
         ObjWriter::open(self.out)
     }
 
-    fn list(&mut self, key: &str) -> ListWriter<'_> {
+    fn list(&mut self, key: &'static str) -> ListWriter<'_> {
         self.key(key);
         self.out.push(b'[');
         ListWriter {
@@ -1078,7 +1147,7 @@ impl<'a> ObjWriter<'a> {
         }
     }
 
-    fn endpoints(&mut self, key: &str, eps: &[Endpoint]) {
+    fn endpoints(&mut self, key: &'static str, eps: &[Endpoint]) {
         let mut list = self.list(key);
         for ep in eps {
             list.endpoint(*ep);
@@ -1086,7 +1155,7 @@ impl<'a> ObjWriter<'a> {
         list.close();
     }
 
-    fn entries(&mut self, key: &str, entries: &[Entry]) {
+    fn entries(&mut self, key: &'static str, entries: &[Entry]) {
         let mut list = self.list(key);
         for e in entries {
             list.sep();
@@ -1117,12 +1186,12 @@ impl ListWriter<'_> {
 
     fn u64(&mut self, v: u64) {
         self.sep();
-        let _ = write!(self.out, "{v}");
+        write_u64(self.out, v);
     }
 
     fn endpoint(&mut self, ep: Endpoint) {
         self.sep();
-        write_display_str(self.out, ep);
+        write_endpoint(self.out, ep);
     }
 
     fn close(self) {
@@ -1297,8 +1366,24 @@ impl LineReader {
     }
 }
 
+/// The first `\n` in `bytes`. Eight bytes are tested at a time (a word holds a `\n` when
+/// `word ^ 0x0a0a..` has a zero byte): every byte read passes through here once.
 fn find_newline(bytes: &[u8]) -> Option<usize> {
-    bytes.iter().position(|&b| b == b'\n')
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let mut words = bytes.chunks_exact(8);
+    let mut offset = 0;
+    for chunk in &mut words {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word) ^ (ONES * u64::from(b'\n'));
+        if x.wrapping_sub(ONES) & !x & HIGHS != 0 {
+            break;
+        }
+        offset += 8;
+    }
+    let rest = bytes.get(offset..).unwrap_or_default();
+    rest.iter().position(|&b| b == b'\n').map(|i| offset + i)
 }
 
 #[cfg(test)]
@@ -1702,6 +1787,96 @@ mod tests {
         assert_eq!(out, b"{\"type\":\"STATUS_REQ\",\"payload\":{},\"ts\":0}\n");
     }
 
+    #[test]
+    fn hand_written_numbers_and_addresses_match_std_and_serde() {
+        let mut out = Vec::new();
+        for v in [
+            0,
+            1,
+            9,
+            10,
+            99,
+            100,
+            65535,
+            u64::from(u32::MAX),
+            u64::MAX - 1,
+            u64::MAX,
+        ] {
+            out.clear();
+            write_u64(&mut out, v);
+            assert_eq!(out, v.to_string().into_bytes());
+        }
+        for s in [
+            "0.0.0.0:1",
+            "127.0.0.1:6001",
+            "255.255.255.255:65535",
+            "10.0.20.3:80",
+        ] {
+            let e = ep(s);
+            out.clear();
+            write_endpoint(&mut out, e);
+            assert_eq!(out, format!("\"{e}\"").into_bytes());
+            out.clear();
+            write_ip(&mut out, e.ip());
+            assert_eq!(out, e.ip().to_string().into_bytes());
+        }
+        let scoped = SocketAddr::V6(std::net::SocketAddrV6::new(
+            "fe80::1".parse().unwrap(),
+            5000,
+            0,
+            2,
+        ));
+        out.clear();
+        write_endpoint(&mut out, scoped);
+        assert_eq!(out, b"\"[fe80::1%2]:5000\"");
+        // Timestamps: whole milliseconds are written as serde_json writes the f64, and
+        // anything else goes through serde_json itself.
+        let mut ms_values: Vec<u64> = vec![0, 1, 10, 100, 999, 1000, 1001, 1_767_225_600_250];
+        let mut x = 0x9e37_79b9_7f4a_7c15_u64;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            ms_values.push(x % 8_589_934_592_000);
+            ms_values.push(1_767_225_600_000 + x % 1_000_000_000);
+        }
+        for ms in ms_values {
+            let ts = ms as f64 / 1000.0;
+            out.clear();
+            write_ts(&mut out, ts);
+            assert_eq!(out, serde_json::to_vec(&ts).unwrap(), "{ms} ms");
+        }
+        for ts in [-1.5, 1e-7, 0.0005, 1.0 / 3.0, 8_589_934_592.0, 1e300] {
+            out.clear();
+            write_ts(&mut out, ts);
+            assert_eq!(out, serde_json::to_vec(&ts).unwrap(), "{ts}");
+        }
+        for ts in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            out.clear();
+            write_ts(&mut out, ts);
+            assert_eq!(out, b"0");
+        }
+    }
+
+    #[test]
+    fn strings_are_escaped_only_when_needed() {
+        for s in [
+            "",
+            "plain 1:127.0.0.1:1",
+            "caf\u{e9} \u{1f600}",
+            "a\"b",
+            "a\\b",
+            "nl\n",
+            "\u{0}",
+            "\u{1f}",
+            "\u{7f}",
+        ] {
+            let mut out = Vec::new();
+            write_str(&mut out, s);
+            assert_eq!(out, serde_json::to_vec(s).unwrap(), "{s:?}");
+        }
+    }
+
     fn bad(l: &str) -> (&'static str, &'static str) {
         match dec(l) {
             Err(DecodeError::BadField { kind, field, .. }) => (kind, field),
@@ -2004,51 +2179,261 @@ mod tests {
         )
     }
 
+    /// The fast path answers only where the general path gives the same message; `decode`
+    /// gives what the general path gives either way.
+    fn check_fast(l: &str) -> Option<Message> {
+        let fast = fast::decode(l);
+        let general = decode_general(l);
+        if let Some(m) = &fast {
+            assert_eq!(Ok(m), general.as_ref(), "fast path disagrees on {l}");
+        }
+        assert_eq!(dec(l), general, "{l}");
+        fast
+    }
+
     #[test]
-    fn gossip_fast_path_agrees_with_the_general_path() {
-        let fast_ok = [
+    fn fast_path_takes_the_hot_lines_in_both_spellings() {
+        let hot = [
             gossip_line(""),
-            gossip_line(r#", "hops": 2, "origin_port": 6001, "x": {"y": [1]}"#),
+            gossip_line(r#", "hops": 2, "origin_port": 6001, "x": 1.5, "z": "s""#),
+            gossip_line(r#", "hops": null, "origin_port": null"#),
+            line("GOSSIP_MSG", r#"{"accepted": true, "duplicate": false}"#),
+            line("GOSSIP_MSG", r#"{"accepted": false}"#),
+            line("GOSSIP_MSG", r#"{"duplicate": true, "accepted": null}"#),
+            line("PING", r#"{"sender": "127.0.0.1:6001"}"#),
+            line("PING", r#"{"sender": "[::1]:6001", "extra": 0}"#),
+            line("PONG", r#"{"responder": "127.0.0.1:6001", "degree": 3}"#),
+            line("PONG", r#"{"responder": "127.0.0.1:6001", "degree": null}"#),
+            line("PONG", r#"{"responder": "127.0.0.1:6001"}"#),
+            line("PING", r#"{"a": 1, "b": 2, "c": 3, "d": 4, "e": 5, "f": 6, "g": 7, "h": 8, "sender": "127.0.0.1:2"}"#),
+            " \t{ \"type\" :\"PING\" , \"payload\" : { \"sender\" : \"127.0.0.1:1\" } , \"ts\" : 0 }\r\n ".to_string(),
+            r#"{"type":"PING","payload":{"sender":"127.0.0.1:1"},"ts":1767225600.25,"v":true}"#.to_string(),
+            r#"{"type":"PING","payload":{"sender":"127.0.0.1:1"},"ts":"late"}"#.to_string(),
         ];
-        for l in &fast_ok {
-            let fast = decode_gossip_fast(l);
-            assert!(fast.is_some(), "{l}");
-            assert_eq!(fast.map(Ok), Some(decode_general(l)));
+        for l in &hot {
+            assert!(check_fast(l).is_some(), "fast path declined {l}");
         }
-        // Lines the fast path must leave to the general one.
-        let general = [
-            r#"["GOSSIP_MSG", {"message": "m", "origin_ip": "127.0.0.1", "origin_port": null, "msg_no": 1, "sender": "127.0.0.1:2", "hops": null}]"#.to_string(),
-            line("GOSSIP_MSG", r#"["m", "127.0.0.1", null, 1, "127.0.0.1:2", null]"#),
-            gossip_line(r#", "msg_no": 2"#),
-            gossip_line(r#", "origin_port": 0"#),
-            gossip_line(r#", "hops": 1.0"#),
-            line("GOSSIP_MSG", r#"{"message": "esc\"aped", "origin_ip": "127.0.0.1", "msg_no": 1, "sender": "127.0.0.1:2"}"#),
-            r#"{"type": "GOSSIP_MSG", "type": "PING", "payload": {"sender": "127.0.0.1:2"}}"#.to_string(),
+        // What our encoder writes for them, too.
+        let sender = ep("127.0.0.1:6002");
+        for m in [
+            Message::GossipAck(GossipAck {
+                accepted: true,
+                duplicate: true,
+            }),
+            Message::Ping(Ping { sender }),
+            Message::Pong(Pong {
+                responder: sender,
+                degree: Some(u32::MAX),
+            }),
+        ] {
+            let mut out = Vec::new();
+            encode(&m, 1_767_225_600.25, &mut out);
+            let l = String::from_utf8(out).unwrap();
+            assert_eq!(check_fast(l.trim_end()), Some(m));
+        }
+    }
+
+    #[test]
+    fn fast_path_leaves_everything_else_to_the_general_path() {
+        // Each line with what the general path makes of it: `Ok` with the type name, or the
+        // error's kind (and field).
+        let general: &[(String, &str)] = &[
+            // Not a flat object, or not one of the hot types.
+            (r#"["GOSSIP_MSG", {"message": "m", "origin_ip": "127.0.0.1", "origin_port": null, "msg_no": 1, "sender": "127.0.0.1:2", "hops": null}]"#.into(), "syntax"),
+            (line("GOSSIP_MSG", r#"["m", "127.0.0.1", null, 1, "127.0.0.1:2", null]"#), "syntax"),
+            (line("HELLO", r#"{"peer_ip": "127.0.0.1", "peer_port": 1, "degree": 1}"#), "HELLO"),
+            (line("STATUS_REQ", "{}"), "STATUS_REQ"),
+            (line("PING", "{}"), "missing PING.sender"),
+            (gossip_line(r#", "x": {"y": [1]}"#), "GOSSIP_MSG"),
+            (r#"{"type": "PING", "payload": {"sender": "127.0.0.1:2"}, "ts": [1]}"#.into(), "PING"),
+            (r#"{"type": "PING", "payload": {"sender": "127.0.0.1:2"}} trailing"#.into(), "syntax"),
+            (r#"{"type": "PING", "payload": {"sender": "127.0.0.1:2"},}"#.into(), "syntax"),
+            (r#"{"type": "PING", "payload": {"sender": "127.0.0.1:2",}}"#.into(), "syntax"),
+            (r#"{"type": "PING", "payload": {"sender": "127.0.0.1:2"}"#.into(), "syntax"),
+            (r#"{"type": "PING"}"#.into(), "syntax"),
+            (r#"{"type": "PING", "payload": null}"#.into(), "syntax"),
+            (r#"{"type": null, "payload": {"sender": "127.0.0.1:2"}}"#.into(), "syntax"),
+            // Members in another order than ours and the reference's.
+            (r#"{"payload": {"sender": "127.0.0.1:1"}, "type": "PING"}"#.into(), "PING"),
+            (r#"{"ts": 1, "type": "PING", "payload": {"sender": "127.0.0.1:1"}}"#.into(), "PING"),
+            // A key twice: the general path keeps the last.
+            (gossip_line(r#", "msg_no": 2"#), "GOSSIP_MSG"),
+            (r#"{"type": "GOSSIP_MSG", "type": "PING", "payload": {"sender": "127.0.0.1:2"}}"#.into(), "PING"),
+            (r#"{"type": "PING", "payload": {"sender": "127.0.0.1:1"}, "payload": {"sender": 1}}"#.into(), "bad PING.sender"),
+            (r#"{"type": "PING", "payload": {"sender": "127.0.0.1:1"}, "type": "PONG"}"#.into(), "missing PONG.responder"),
+            (line("GOSSIP_MSG", r#"{"accepted": true, "accepted": 1}"#), "bad GOSSIP_MSG.accepted"),
+            // Escapes and control characters in strings and keys.
+            (line("GOSSIP_MSG", r#"{"message": "esc\"aped", "origin_ip": "127.0.0.1", "msg_no": 1, "sender": "127.0.0.1:2"}"#), "GOSSIP_MSG"),
+            (line("PING", r#"{"sen\u0064er": "127.0.0.1:2"}"#), "PING"),
+            (r#"{"typ\u0065": "PING", "payload": {"sender": "127.0.0.1:2"}}"#.into(), "PING"),
+            (line("PING", "{\"sender\": \"127.0.0.1:2\u{1}\"}"), "syntax"),
+            // Numbers outside the subset or out of range.
+            (gossip_line(r#", "origin_port": 0"#), "bad GOSSIP_MSG.origin_port"),
+            (gossip_line(r#", "origin_port": 65536"#), "bad GOSSIP_MSG.origin_port"),
+            (gossip_line(r#", "hops": 1.0"#), "bad GOSSIP_MSG.hops"),
+            (gossip_line(r#", "hops": -1"#), "bad GOSSIP_MSG.hops"),
+            (gossip_line(r#", "hops": 1e2"#), "bad GOSSIP_MSG.hops"),
+            (gossip_line(r#", "hops": 01"#), "syntax"),
+            (gossip_line(r#", "hops": 4294967296"#), "bad GOSSIP_MSG.hops"),
+            (gossip_line(r#", "hops": 99999999999999999999"#), "bad GOSSIP_MSG.hops"),
+            (gossip_line(r#", "x": 1."#), "syntax"),
+            (gossip_line(r#", "x": .5"#), "syntax"),
+            (line("PONG", r#"{"responder": "127.0.0.1:6001", "degree": "3"}"#), "bad PONG.degree"),
+            (r#"{"type": "PING", "payload": {"sender": "127.0.0.1:2"}, "ts": 1e400}"#.into(), "syntax"),
+            (r#"{"type": "PING", "payload": {"sender": "127.0.0.1:2"}, "ts": 123456789012345678901234567890}"#.into(), "PING"),
+            (r#"{"type": "PING", "payload": {"sender": "127.0.0.1:2"}, "ts": -1}"#.into(), "PING"),
+            // Fields of the wrong type, missing, or impossible.
+            (line("GOSSIP_MSG", r#"{"accepted": 1}"#), "bad GOSSIP_MSG.accepted"),
+            (line("GOSSIP_MSG", r#"{"accepted": null, "duplicate": null}"#), "missing GOSSIP_MSG.message"),
+            (line("GOSSIP_MSG", r#"{"message": null, "accepted": "yes"}"#), "bad GOSSIP_MSG.accepted"),
+            (line("GOSSIP_MSG", r#"{"accepted": true, "message": 5}"#), "bad GOSSIP_MSG.message"),
+            (gossip_line(r#", "sender": "127.0.0.1:0""#), "bad GOSSIP_MSG.sender"),
+            (line("GOSSIP_MSG", r#"{"message": "m", "origin_ip": "127.0.0.1", "msg_no": 1, "sender": "127.0.0.1:0"}"#), "bad GOSSIP_MSG.sender"),
+            (line("GOSSIP_MSG", r#"{"message": "m", "origin_ip": "1.2.3", "msg_no": 1, "sender": "127.0.0.1:2"}"#), "bad GOSSIP_MSG.origin_ip"),
+            (line("PING", r#"{"sender": "127.0.0.1"}"#), "bad PING.sender"),
+            (line("PING", r#"{"sender": "127.0.0.1:0"}"#), "bad PING.sender"),
+            (line("PING", r#"{"sender": true}"#), "bad PING.sender"),
+            (r#"{"type": "PING", "payload": {"sender": "127.0.0.1:2"}, "ts": tru}"#.into(), "syntax"),
+            (r#"{"type": "PING", "payload": {"sender": "127.0.0.1:2"}, "ts": nul}"#.into(), "syntax"),
+            (r#"{"type": "PING", "payload": {"sender": "127.0.0.1:2"}, "ts": truex}"#.into(), "syntax"),
         ];
-        for l in &general {
-            assert_eq!(decode_gossip_fast(l), None, "{l}");
+        for (l, want) in general {
+            assert_eq!(check_fast(l), None, "{l}");
+            let got = match dec(l) {
+                Ok(m) => m.type_name().to_string(),
+                Err(DecodeError::Syntax(_)) => "syntax".to_string(),
+                Err(DecodeError::BadField { kind, field, .. }) => format!("bad {kind}.{field}"),
+                Err(DecodeError::MissingField { kind, field }) => {
+                    format!("missing {kind}.{field}")
+                }
+                Err(e) => format!("{e:?}"),
+            };
+            assert_eq!(&got, want, "{l}");
         }
-        assert!(matches!(dec(&general[0]), Err(DecodeError::Syntax(_))));
-        assert!(matches!(dec(&general[1]), Err(DecodeError::Syntax(_))));
-        assert!(matches!(
-            dec(&general[2]),
-            Ok(Message::Gossip(Gossip { msg_no: 2, .. }))
-        ));
-        assert_eq!(bad(&general[3]), ("GOSSIP_MSG", "origin_port"));
-        assert_eq!(bad(&general[4]), ("GOSSIP_MSG", "hops"));
-        assert!(matches!(dec(&general[5]), Ok(Message::Gossip(g)) if &*g.text == "esc\"aped"));
-        assert!(matches!(dec(&general[6]), Ok(Message::Ping(_))));
+    }
+
+    /// What std makes of an address: the hand-written IPv4 reader must never differ.
+    fn check_address(s: &str) {
+        let std_ep = s.parse::<SocketAddr>().ok().filter(|a| a.port() != 0);
+        assert_eq!(parse_endpoint(s), std_ep, "{s:?}");
+        if let Some(fast) = parse_v4_endpoint(s) {
+            assert_eq!(Ok(fast), s.parse::<SocketAddr>(), "{s:?}");
+        }
+        assert_eq!(parse_ip(s), s.parse::<IpAddr>().ok(), "{s:?}");
+    }
+
+    #[test]
+    fn addresses_are_read_as_std_reads_them() {
+        for s in [
+            "127.0.0.1:6001",
+            "0.0.0.0:1",
+            "255.255.255.255:65535",
+            "1.2.3.4:0",
+            "1.2.3.4:65536",
+            "256.1.1.1:1",
+            "01.2.3.4:5",
+            "1.2.3.4:05",
+            "1.2.3.4:0005",
+            "1.2.3:4",
+            "1.2.3.4.5:6",
+            "1.2.3.4:",
+            ":1",
+            "1.2.3.4:1 ",
+            " 1.2.3.4:1",
+            "1.2.3.4",
+            "1.2.3.4:99999999999",
+            "[::1]:1",
+            "[::ffff:1.2.3.4]:1",
+            "::1",
+            "1..2.3:4",
+            "1.2.3.4::5",
+            "1234.1.1.1:1",
+            "",
+        ] {
+            check_address(s);
+        }
     }
 
     proptest::proptest! {
-        /// Randomly edited gossip lines: whenever the fast path answers, the general path
-        /// gives the same message.
+        /// Strings over the address alphabet, mostly near dotted quads.
         #[test]
-        fn gossip_fast_path_never_disagrees(
+        fn addresses_agree_with_std(s in "([0-9]{1,4}[.:]){0,5}[0-9]{0,6}|[0-9.:\\[\\]a-f]{0,24}") {
+            check_address(&s);
+        }
+    }
+
+    /// Hot lines in our spelling and the reference's, to be edited at random.
+    fn hot_lines() -> Vec<String> {
+        vec![
+            gossip_line(r#", "hops": 2, "origin_port": 6001"#),
+            r#"{"type":"GOSSIP_MSG","payload":{"message":"1:127.0.0.1:1","origin_ip":"127.0.0.1","origin_port":6001,"msg_no":1,"sender":"127.0.0.1:6002","hops":1},"ts":1767225600.25}"#.to_string(),
+            r#"{"type":"GOSSIP_MSG","payload":{"accepted":true,"duplicate":false},"ts":1767225600.25}"#.to_string(),
+            line("GOSSIP_MSG", r#"{"accepted": false, "duplicate": true}"#),
+            r#"{"type":"PING","payload":{"sender":"127.0.0.1:6002"},"ts":1767225600.0}"#.to_string(),
+            line("PONG", r#"{"responder": "127.0.0.1:6001", "degree": 10}"#),
+        ]
+    }
+
+    /// Well-formed values of the hot fields (often chosen, so repeated keys with different
+    /// readable values come up).
+    const COMMON_VALUES: &[&str] = &[
+        "1",
+        "2",
+        "true",
+        "false",
+        "null",
+        "\"127.0.0.1:1\"",
+        "\"127.0.0.1:2\"",
+        "\"127.0.0.1\"",
+        "\"m\"",
+    ];
+
+    /// Scalars the fast path must judge like the general path, in and out of its subset.
+    const TRICKY_VALUES: &[&str] = &[
+        "0",
+        "1",
+        "65535",
+        "65536",
+        "4294967295",
+        "4294967296",
+        "18446744073709551615",
+        "18446744073709551616",
+        "01",
+        "-0",
+        "-1",
+        "1.5",
+        "1.",
+        "1e3",
+        "1E-3",
+        "true",
+        "false",
+        "null",
+        "nul",
+        "\"\"",
+        "\"127.0.0.1:1\"",
+        "\"[::1]:1\"",
+        "\"127.0.0.1:0\"",
+        "\"127.0.0.1\"",
+        "\"a\\\"b\"",
+        "[]",
+        "{}",
+        "\"\u{e9}\"",
+    ];
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: 2048, ..proptest::prelude::ProptestConfig::default()
+        })]
+
+        /// Randomly edited hot lines: whenever the fast path answers, the general path gives
+        /// the same message.
+        #[test]
+        fn fast_path_never_disagrees(
+            which in 0..6usize,
             edits in proptest::collection::vec(
                 (proptest::prelude::any::<proptest::sample::Index>(), b' '..=b'~', 0..3u8), 1..4),
         ) {
-            let mut l = gossip_line(r#", "hops": 2, "origin_port": 6001"#).into_bytes();
+            let mut l = hot_lines().swap_remove(which).into_bytes();
             for (at, byte, op) in edits {
                 let i = at.index(l.len());
                 match op {
@@ -2059,9 +2444,59 @@ mod tests {
                 if l.is_empty() { break; }
             }
             if let Ok(text) = std::str::from_utf8(&l) {
-                if let Some(fast) = decode_gossip_fast(text) {
+                if let Some(fast) = fast::decode(text) {
                     proptest::prop_assert_eq!(Ok(fast), decode_general(text));
                 }
+            }
+        }
+
+        /// Payloads built from the hot fields (repeats included) and tricky values, with or
+        /// without spaces: the fast path agrees with the general path wherever it answers.
+        #[test]
+        fn fast_path_agrees_on_generated_payloads(
+            kind in proptest::sample::select(&["GOSSIP_MSG", "PING", "PONG", "HELLO"][..]),
+            members in proptest::collection::vec((
+                proptest::sample::select(&[
+                    "message", "origin_ip", "origin_port", "msg_no", "sender", "hops",
+                    "accepted", "duplicate", "responder", "degree", "other",
+                ][..]),
+                proptest::prop_oneof![
+                    3 => proptest::sample::select(COMMON_VALUES),
+                    1 => proptest::sample::select(TRICKY_VALUES),
+                ],
+            ), 0..8),
+            ts in proptest::sample::select(TRICKY_VALUES),
+            spaced in proptest::prelude::any::<bool>(),
+        ) {
+            let sep = if spaced { ", " } else { "," };
+            let payload = members
+                .iter()
+                .map(|(k, v)| format!("\"{k}\":{v}"))
+                .collect::<Vec<_>>()
+                .join(sep);
+            let l = format!(r#"{{"type":"{kind}","payload":{{{payload}}},"ts":{ts}}}"#);
+            if let Some(fast) = fast::decode(&l) {
+                proptest::prop_assert_eq!(Ok(fast), decode_general(&l), "{}", l);
+            }
+        }
+    }
+
+    #[test]
+    fn find_newline_finds_the_first_one_anywhere() {
+        for len in 0..40 {
+            let mut bytes: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+            assert_eq!(find_newline(&bytes), None);
+            for at in 0..len {
+                bytes[at] = b'\n';
+                assert_eq!(find_newline(&bytes), Some(at), "len {len}");
+                if at + 3 < len {
+                    bytes[at + 3] = b'\n';
+                    assert_eq!(find_newline(&bytes), Some(at), "len {len}");
+                    bytes[at + 3] = b'x';
+                }
+                bytes[at] = 0x8a;
+                assert_eq!(find_newline(&bytes), None, "len {len}");
+                bytes[at] = b'x';
             }
         }
     }

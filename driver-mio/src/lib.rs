@@ -12,8 +12,9 @@
 //!    minus now (zero if work is already queued);
 //! 2. reads `Instant::now()` once and feeds that monotonic time ([`Millis`] since the host
 //!    started), never a deadline, to the nodes;
-//! 3. serves every ready socket: accepts until `WouldBlock`; reads until `WouldBlock` into a
-//!    [`wire::LineReader`] (bounded line length); each line is decoded and handed to its node
+//! 3. serves every ready socket: accepts until `WouldBlock`; reads until `WouldBlock`, or
+//!    until a read that does not fill the buffer (readiness is edge-triggered: later bytes
+//!    bring a new event), into a [`wire::LineReader`] (bounded line length); each line is decoded and handed to its node
 //!    at once, as [`Input::Request`] / [`Input::Malformed`] on an accepted connection or as
 //!    [`Input::Response`] on a dialled one. Readiness may be spurious; every read and write
 //!    tolerates `WouldBlock`;
