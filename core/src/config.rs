@@ -80,7 +80,7 @@ impl Default for Settings {
             candidate_sample: 16,
             probe_before_vote: true,
             probe_before_admit: false,
-            peer_list_limit: 256,
+            peer_list_limit: 64,
             sync_entry_limit: 1_000,
             seen_capacity: 1 << 17,
         }

@@ -156,13 +156,16 @@ impl Peer {
         let complete = resp.total.is_some_and(|t| t <= resp.peers.len() as u64);
         self.note_listed(&resp.peers, complete);
         for &peer in &resp.peers {
-            self.remember(peer, None);
+            if peer != self.me && !self.seeds.contains(&peer) {
+                self.known.entry(peer).or_insert(None);
+            }
         }
         for &(peer, inc) in &resp.incarnations {
             if let Some(slot) = self.known.get_mut(&peer) {
                 *slot = (*slot).max(Some(inc));
             }
         }
+        self.trim_known();
         if let Some((removed, Status::Removed)) = resp.requester_entry {
             if self.registered && removed >= self.incarnation {
                 self.rejoin(now, removed);
@@ -196,11 +199,33 @@ impl Peer {
             *slot = (*slot).max(incarnation);
             return;
         }
-        let cap = KNOWN_PER_LIST.saturating_mul(self.settings.peer_list_limit as usize);
-        if self.known.len() >= cap && !self.evict_known() {
+        if self.known.len() >= self.known_cap() && !self.evict_known() {
             return;
         }
         self.known.insert(peer, incarnation);
+    }
+
+    /// The most known peers kept.
+    fn known_cap(&self) -> usize {
+        KNOWN_PER_LIST.saturating_mul(self.settings.peer_list_limit as usize)
+    }
+
+    /// Back under the cap after a whole Peer List was merged: forgets random non-neighbours
+    /// in one pass (evicting one per insert made every refresh quadratic in the cap).
+    fn trim_known(&mut self) {
+        let excess = self.known.len().saturating_sub(self.known_cap());
+        if excess == 0 {
+            return;
+        }
+        let candidates: Vec<Endpoint> = self
+            .known
+            .keys()
+            .filter(|p| !self.neighbours.contains_key(p))
+            .copied()
+            .collect();
+        for victim in self.rng.sample(&candidates, excess) {
+            self.known.remove(&victim);
+        }
     }
 
     /// Forgets one random known peer that is not a neighbour; false if there is none.
