@@ -32,15 +32,15 @@ pub const FAST: &[&str] = &[
 
 /// The programs under test, as cargo built them for this package (`GOSSIP_BIN_DIR` overrides,
 /// to run the suites against another build).
-pub fn binaries() -> Option<(PathBuf, PathBuf)> {
+pub fn binaries() -> (PathBuf, PathBuf) {
     if let Some(dir) = std::env::var_os("GOSSIP_BIN_DIR") {
         let dir = PathBuf::from(dir);
-        return Some((dir.join("seed"), dir.join("peer")));
+        return (dir.join("seed"), dir.join("peer"));
     }
-    Some((
+    (
         env!("CARGO_BIN_EXE_seed").into(),
         env!("CARGO_BIN_EXE_peer").into(),
-    ))
+    )
 }
 
 /// A port free on `ip` right now (bound, then released).
@@ -94,14 +94,14 @@ static NEXT_DIR: AtomicUsize = AtomicUsize::new(0);
 impl Net {
     /// Writes a config of `n` seeds on free ports and starts them (with `flags` for every
     /// node).
-    pub fn start(name: &str, n: usize, flags: &[&str]) -> Option<Net> {
+    pub fn start(name: &str, n: usize, flags: &[&str]) -> Net {
         Net::start_with(name, n, FAST, flags)
     }
 
     /// Like [`Net::start`], with `timing` flags instead of [`FAST`] (`&[]`: the programs'
     /// defaults, slow enough that a loaded machine never makes a live node look dead).
-    pub fn start_with(name: &str, n: usize, timing: &[&str], flags: &[&str]) -> Option<Net> {
-        let (seed_bin, peer_bin) = binaries()?;
+    pub fn start_with(name: &str, n: usize, timing: &[&str], flags: &[&str]) -> Net {
+        let (seed_bin, peer_bin) = binaries();
         let dir = std::env::temp_dir().join(format!(
             "gossip-{name}-{}-{}",
             std::process::id(),
@@ -138,7 +138,7 @@ impl Net {
                 "seed {s} did not come up"
             );
         }
-        Some(net)
+        net
     }
 
     /// Starts the node at `addr` (again).
@@ -388,11 +388,4 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
     text.lines()
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-}
-
-/// Prints why a suite did nothing (the programs are not built in this tree yet).
-pub fn skip(name: &str) {
-    eprintln!(
-        "{name}: the seed and peer programs are not in this build; set GOSSIP_BIN_DIR to run"
-    );
 }
