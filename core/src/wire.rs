@@ -1210,8 +1210,8 @@ impl ListWriter<'_> {
 /// is left for [`decode`], which tolerates it. Blank lines (only spaces, tabs or `\r`) are
 /// skipped: they are not requests and get no reply.
 ///
-/// A line longer than `max` yields one [`DecodeError::TooLong`] in its place; its bytes are
-/// dropped as they arrive, so a peer sending 100 MB without a newline costs at most `max`
+/// A line longer than `max` yields one [`DecodeError::TooLong`] in its place, blank or not
+/// (its content is never buffered to look); its bytes are dropped as they arrive, so a peer sending 100 MB without a newline costs at most `max`
 /// bytes of buffer plus one chunk. Each pushed byte is scanned for `\n` once.
 #[derive(Debug)]
 pub struct LineReader {

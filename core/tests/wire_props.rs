@@ -363,10 +363,19 @@ proptest! {
         while let Some(l) = reader.finish() {
             got.push(l.map(<[u8]>::to_vec));
         }
+        // An over-long line is TooLong whatever it holds (the reader cannot buffer it to
+        // look); a blank line within the limit is skipped.
         let want: Vec<Result<Vec<u8>, DecodeError>> = lines
             .iter()
-            .filter(|l| !l.iter().all(|b| matches!(b, b' ' | b'\t' | b'\r')))
-            .map(|l| if l.len() > max { Err(DecodeError::TooLong { max }) } else { Ok(l.clone()) })
+            .filter_map(|l| {
+                if l.len() > max {
+                    Some(Err(DecodeError::TooLong { max }))
+                } else if l.iter().all(|b| matches!(b, b' ' | b'\t' | b'\r')) {
+                    None
+                } else {
+                    Some(Ok(l.clone()))
+                }
+            })
             .collect();
         prop_assert_eq!(got, want);
     }
