@@ -5,7 +5,7 @@
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -14,21 +14,11 @@ use std::time::{Duration, Instant};
 use gossip_core::msg::{Endpoint, Message, RoleStatus, Status, StatusResp};
 use gossip_core::wire;
 
-/// Timing flags that make a test network quick.
-pub const FAST: &[&str] = &[
-    "--probe-interval-ms",
-    "200",
-    "--probe-timeout-ms",
-    "150",
-    "--probe-misses",
-    "3",
-    "--suspect-timeout-ms",
-    "400",
-    "--anti-entropy-interval-ms",
-    "300",
-    "--peer-list-refresh-ms",
-    "1000",
-];
+// The stateless helpers are the end-to-end suites' own: one port picker (below the
+// ephemeral range), one set of quick timings, one poll loop.
+#[path = "../common/mod.rs"]
+mod common;
+pub use common::{free_port_on, wait_for, FAST};
 
 /// The programs under test, as cargo built them for this package (`GOSSIP_BIN_DIR` overrides,
 /// to run the suites against another build).
@@ -41,12 +31,6 @@ pub fn binaries() -> (PathBuf, PathBuf) {
         env!("CARGO_BIN_EXE_seed").into(),
         env!("CARGO_BIN_EXE_peer").into(),
     )
-}
-
-/// A port free on `ip` right now (bound, then released).
-pub fn free_port_on(ip: [u8; 4]) -> u16 {
-    let l = TcpListener::bind(SocketAddr::from((ip, 0))).expect("bind an ephemeral port");
-    l.local_addr().expect("local addr").port()
 }
 
 /// One node process.
@@ -242,20 +226,6 @@ impl Drop for Net {
         } else {
             eprintln!("logs kept in {}", self.dir.display());
         }
-    }
-}
-
-/// Polls `f` every 20 ms until it holds or `limit` passes.
-pub fn wait_for(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + limit;
-    loop {
-        if f() {
-            return true;
-        }
-        if Instant::now() >= end {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
