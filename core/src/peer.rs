@@ -31,6 +31,7 @@ mod bootstrap;
 mod decide;
 mod gossip;
 mod liveness;
+mod neighbours;
 mod seen;
 #[cfg(test)]
 mod tests;
@@ -42,6 +43,8 @@ use crate::msg::{Endpoint, Message, PeerStatus, Pong, RoleStatus, StatusResp};
 use crate::rng::Rng;
 use crate::timers::Timers;
 use crate::{ConnId, Event, Failure, Input, Millis, NodeInit, Output, Settings};
+
+use neighbours::Neighbours;
 
 pub use decide::{choose_neighbours, pick_witnesses, verdict, Verdict};
 pub use seen::{gossip_key, SeenSet};
@@ -216,7 +219,7 @@ pub struct Peer {
     /// Peers known from Peer Lists and handshakes, with the incarnation last heard of.
     known: BTreeMap<Endpoint, Option<u64>>,
     /// The overlay adjacency.
-    neighbours: BTreeMap<Endpoint, Link>,
+    neighbours: Neighbours,
 
     generated: u32,
     seen: SeenSet,
@@ -259,7 +262,7 @@ impl Peer {
             refreshing: false,
             selection: None,
             known: BTreeMap::new(),
-            neighbours: BTreeMap::new(),
+            neighbours: Neighbours::default(),
             generated: 0,
             seen,
             pings: BTreeMap::new(),

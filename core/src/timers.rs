@@ -1,5 +1,7 @@
 //! Named deadlines. A node keeps one [`Timers`] table; its earliest entry is the node's
 //! `next_deadline()`. Setting a timer again replaces it, so a stale deadline never fires.
+//! Drivers ask for the earliest deadline after every input, so it is cached rather than looked
+//! up in the tree each time.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -10,6 +12,8 @@ use crate::Millis;
 pub struct Timers<K: Ord + Clone> {
     by_key: BTreeMap<K, Millis>,
     by_time: BTreeSet<(Millis, K)>,
+    /// The first key of `by_time`, kept in step by every change.
+    earliest: Option<Millis>,
 }
 
 impl<K: Ord + Clone> Default for Timers<K> {
@@ -17,6 +21,7 @@ impl<K: Ord + Clone> Default for Timers<K> {
         Timers {
             by_key: BTreeMap::new(),
             by_time: BTreeSet::new(),
+            earliest: None,
         }
     }
 }
@@ -28,12 +33,18 @@ impl<K: Ord + Clone> Timers<K> {
             self.by_time.remove(&(old, key.clone()));
         }
         self.by_time.insert((at, key));
+        self.note_earliest();
+    }
+
+    fn note_earliest(&mut self) {
+        self.earliest = self.by_time.first().map(|(at, _)| *at);
     }
 
     /// Cancels the timer `key`, if set.
     pub fn cancel(&mut self, key: &K) {
         if let Some(old) = self.by_key.remove(key) {
             self.by_time.remove(&(old, key.clone()));
+            self.note_earliest();
         }
     }
 
@@ -44,17 +55,17 @@ impl<K: Ord + Clone> Timers<K> {
 
     /// The earliest deadline.
     pub fn next_deadline(&self) -> Option<Millis> {
-        self.by_time.first().map(|(at, _)| *at)
+        self.earliest
     }
 
     /// Removes and returns the earliest timer due at `now`, if any. Call until `None`.
     pub fn pop_due(&mut self, now: Millis) -> Option<K> {
-        let (at, _) = self.by_time.first()?;
-        if *at > now {
+        if self.earliest? > now {
             return None;
         }
         let (_, key) = self.by_time.pop_first()?;
         self.by_key.remove(&key);
+        self.note_earliest();
         Some(key)
     }
 

@@ -3,7 +3,7 @@
 //! `HELLO` handshake.
 
 use super::{
-    choose_neighbours, count, Link, Peer, PingRole, Registration, Selection, Timer, KNOWN_PER_LIST,
+    choose_neighbours, count, Peer, PingRole, Registration, Selection, Timer, KNOWN_PER_LIST,
 };
 use crate::msg::{Endpoint, Hello, HelloAck, Message, PeerListResp, RegisterReq, Status};
 use crate::{quorum, ConnId, Event, Failure, Millis, Output};
@@ -434,15 +434,14 @@ impl Peer {
             return;
         }
         self.remember(peer, incarnation);
-        if let std::collections::btree_map::Entry::Vacant(slot) = self.neighbours.entry(peer) {
-            // An existing link keeps its probe state: a re-greeting must not hide misses.
-            slot.insert(Link::default());
+        // An existing link keeps its probe state: a re-greeting must not hide misses.
+        if self.neighbours.insert_new(peer) {
             self.emit(Event::NeighbourAdded { peer, their_degree });
         }
     }
 
     pub(super) fn drop_neighbour(&mut self, peer: Endpoint, reason: &'static str) {
-        if self.neighbours.remove(&peer).is_some() {
+        if self.neighbours.remove(&peer) {
             self.emit(Event::NeighbourDropped { peer, reason });
         }
     }

@@ -1710,7 +1710,7 @@ fn small_network_removes_a_crashed_peer_and_repairs() {
         assert!(
             peer.neighbours.len() >= 2,
             "{p} not repaired: {:?}",
-            peer.neighbours.keys()
+            peer.neighbours.keys().collect::<Vec<_>>()
         );
     }
     let reported = net
