@@ -80,7 +80,9 @@ mod tests {
         for port in [7, 3, 9, 1, 5] {
             assert!(n.insert_new(ep(port)));
         }
-        n.get_mut(&ep(3)).map(|l| l.misses = 2);
+        if let Some(l) = n.get_mut(&ep(3)) {
+            l.misses = 2;
+        }
         assert!(!n.insert_new(ep(3)), "a re-insert must keep the link");
         assert_eq!(n.get_mut(&ep(3)).map(|l| l.misses), Some(2));
         assert!(n.remove(&ep(7)));
