@@ -8,6 +8,7 @@ mod hardening_support;
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use gossip_core::msg::*;
@@ -73,24 +74,24 @@ fn corpus(seeds: &[SocketAddr], a: SocketAddr, b: SocketAddr) -> Vec<Case> {
     use Expect::*;
     let stranger: SocketAddr = "127.0.0.1:2".parse().expect("addr");
     let commit = |peer, votes: Vec<SocketAddr>, decision| {
-        Message::RegisterCommit(CommitSync {
+        Message::RegisterCommit(Box::new(CommitSync {
             proposal_id: "forged".into(),
             decision,
             peer,
             source_seed: seeds[1],
             incarnation: Some(0),
             votes,
-        })
+        }))
     };
     let dead_commit = |peer, votes: Vec<SocketAddr>| {
-        Message::DeadCommit(CommitSync {
+        Message::DeadCommit(Box::new(CommitSync {
             proposal_id: "forged".into(),
             decision: Decision::Commit,
             peer,
             source_seed: seeds[1],
             incarnation: None,
             votes,
-        })
+        }))
     };
     let mut deep =
         String::from("{\"type\":\"PING\",\"payload\":{\"sender\":\"127.0.0.1:1\",\"x\":");
@@ -132,11 +133,11 @@ fn corpus(seeds: &[SocketAddr], a: SocketAddr, b: SocketAddr) -> Vec<Case> {
         case("binary garbage with newlines", (0..4096u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect::<Vec<u8>>(), Error),
         // Replies nobody asked for.
         case("unsolicited PONG", line(&Message::Pong(Pong { responder: b, degree: Some(1) })), Error),
-        case("unsolicited HELLO_ACK", line(&Message::HelloAck(HelloAck { accepted: true, peer: b, degree: 1, incarnation: None })), Error),
-        case("unsolicited REGISTER_COMMIT result", line(&Message::RegisterResult(RegisterResult { proposal_id: "x".into(), success: true, yes_votes: 3, quorum: 2, incarnation: None, error: None })), Error),
-        case("unsolicited PEER_LIST_RESP", line(&Message::PeerListResp(PeerListResp { peers: vec![stranger], seed: seeds[1], incarnations: vec![], total: None, requester_entry: None })), Error),
-        case("unsolicited SEED_SYNC reply", line(&Message::SeedSync(SeedSync { seed: seeds[1], buckets: vec![0; SYNC_BUCKETS], entries: vec![Entry { peer: stranger, incarnation: 0, status: Status::Alive, votes: vec![] }], reply: true })), Error),
-        case("vote reply for an unknown proposal", line(&Message::RegisterVoteResp(VoteResp { proposal_id: "nope".into(), vote: true, voter: seeds[1], known_incarnation: None })), Error),
+        case("unsolicited HELLO_ACK", line(&Message::HelloAck(Box::new(HelloAck { accepted: true, peer: b, degree: 1, incarnation: None }))), Error),
+        case("unsolicited REGISTER_COMMIT result", line(&Message::RegisterResult(Box::new(RegisterResult { proposal_id: "x".into(), success: true, yes_votes: 3, quorum: 2, incarnation: None, error: None }))), Error),
+        case("unsolicited PEER_LIST_RESP", line(&Message::PeerListResp(Box::new(PeerListResp { peers: vec![stranger], seed: seeds[1], incarnations: vec![], total: None, requester_entry: None }))), Error),
+        case("unsolicited SEED_SYNC reply", line(&Message::SeedSync(Box::new(SeedSync { seed: seeds[1], buckets: vec![0; SYNC_BUCKETS], entries: vec![Entry { peer: stranger, incarnation: 0, status: Status::Alive, votes: vec![] }], reply: true }))), Error),
+        case("vote reply for an unknown proposal", line(&Message::RegisterVoteResp(Box::new(VoteResp { proposal_id: "nope".into(), vote: true, voter: seeds[1], known_incarnation: None }))), Error),
         case("ERROR as a request", line(&Message::error("you are wrong")), Answer),
         // Well-formed lies and messages invalid in the node's state.
         case("commit without a certificate", line(&commit(stranger, vec![], Decision::Commit)), Answer),
@@ -145,12 +146,12 @@ fn corpus(seeds: &[SocketAddr], a: SocketAddr, b: SocketAddr) -> Vec<Case> {
         case("commit voted by strangers", line(&commit(stranger, vec![stranger, a, b], Decision::Commit)), Answer),
         case("removal commit without a certificate", line(&dead_commit(a, vec![])), Answer),
         case("removal commit voted by peers", line(&dead_commit(a, vec![a, b])), Answer),
-        case("anti-entropy with uncertified entries", line(&Message::SeedSync(SeedSync { seed: seeds[1], buckets: vec![1; SYNC_BUCKETS], entries: vec![Entry { peer: a, incarnation: 9, status: Status::Removed, votes: vec![seeds[1]] }], reply: false })), Answer),
-        case("spoofed DEAD_REPORT about a live peer", line(&Message::DeadReport(DeadReport { dead: b, self_ip: a.ip(), timestamp: 1, reporter: a, text: None, incarnation: None, witnesses: vec![a] })), Answer),
-        case("vote request from a spoofed proposer", line(&Message::RegisterVote(VoteReq { proposal_id: "spoof".into(), peer: stranger, incarnation: None, proposer: seeds[1] })), Answer),
-        case("removal vote request about a live peer", line(&Message::DeadVote(VoteReq { proposal_id: "spoof2".into(), peer: a, incarnation: None, proposer: seeds[2] })), Answer),
-        case("gossip with a spoofed sender", line(&Message::Gossip(Gossip { text: "1:127.0.0.1:99".into(), origin_ip: b.ip(), origin_port: Some(b.port()), msg_no: 99, sender: b, hops: 1 })), Answer),
-        case("suspicion request from a spoofed requester", line(&Message::SuspectReq(SuspectReq { suspect: b, requester: seeds[0] })), Answer),
+        case("anti-entropy with uncertified entries", line(&Message::SeedSync(Box::new(SeedSync { seed: seeds[1], buckets: vec![1; SYNC_BUCKETS], entries: vec![Entry { peer: a, incarnation: 9, status: Status::Removed, votes: vec![seeds[1]] }], reply: false }))), Answer),
+        case("spoofed DEAD_REPORT about a live peer", line(&Message::DeadReport(Box::new(DeadReport { dead: b, self_ip: a.ip(), timestamp: 1, reporter: a, text: None, incarnation: None, witnesses: vec![a] }))), Answer),
+        case("vote request from a spoofed proposer", line(&Message::RegisterVote(Box::new(VoteReq { proposal_id: "spoof".into(), peer: stranger, incarnation: None, proposer: seeds[1] }))), Answer),
+        case("removal vote request about a live peer", line(&Message::DeadVote(Box::new(VoteReq { proposal_id: "spoof2".into(), peer: a, incarnation: None, proposer: seeds[2] }))), Answer),
+        case("gossip with a spoofed sender", line(&Message::Gossip(Arc::new(Gossip { text: "1:127.0.0.1:99".into(), origin_ip: b.ip(), origin_port: Some(b.port()), msg_no: 99, sender: b, hops: 1 }))), Answer),
+        case("suspicion request from a spoofed requester", line(&Message::SuspectReq(Box::new(SuspectReq { suspect: b, requester: seeds[0] }))), Answer),
     ];
     let mut pipelined = Vec::new();
     for _ in 0..100 {

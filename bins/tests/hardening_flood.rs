@@ -29,10 +29,10 @@ const DEADLINE: Duration = Duration::from_millis(1_800 + 1_000 + 1_800);
 fn register_line(port: u16) -> Vec<u8> {
     let mut out = Vec::new();
     let [hi, lo] = port.to_be_bytes();
-    let msg = Message::RegisterReq(RegisterReq {
+    let msg = Message::RegisterReq(Box::new(RegisterReq {
         peer: SocketAddr::from(([127, 77, hi, lo], port)),
         incarnation: None,
-    });
+    }));
     wire::encode(&msg, 0.0, &mut out);
     out
 }

@@ -2,9 +2,9 @@
 //! noted on each field, plus this project's extensions.
 //!
 //! The state machines speak only these types; [`crate::wire`] turns them into JSON lines and
-//! back. Keeping the hot messages (`GOSSIP_MSG`, `PING`) free of owned strings lets the
-//! simulator move millions of them per second: the gossip text is an `Arc<str>`, shared by
-//! every forwarded copy.
+//! back. A [`Message`] is moved several times per delivery, so it is kept small (48 bytes):
+//! the hot small ones (`PING`, `PONG`, the gossip ack) are inline, the rare large ones are
+//! boxed, and a gossip is an `Arc<Gossip>` shared by every forwarded copy.
 //!
 //! Several wire `type`s carry more than one kind of message (a request and its reply share
 //! `REGISTER_COMMIT`, for instance); each kind is its own variant here, and the codec tells
@@ -326,15 +326,15 @@ pub enum RoleStatus {
 pub enum Message {
     // --- reference protocol ---
     /// `REGISTER_REQ`
-    RegisterReq(RegisterReq),
+    RegisterReq(Box<RegisterReq>),
     /// `REGISTER_COMMIT` with `success` (reply to `REGISTER_REQ`)
-    RegisterResult(RegisterResult),
+    RegisterResult(Box<RegisterResult>),
     /// `REGISTER_VOTE` with `action: "REQUEST"`
-    RegisterVote(VoteReq),
+    RegisterVote(Box<VoteReq>),
     /// `REGISTER_VOTE` with `action: "RESPONSE"`
-    RegisterVoteResp(VoteResp),
+    RegisterVoteResp(Box<VoteResp>),
     /// `REGISTER_COMMIT` with `decision` (seed → seeds)
-    RegisterCommit(CommitSync),
+    RegisterCommit(Box<CommitSync>),
     /// `REGISTER_COMMIT` with `ack: true`
     RegisterCommitAck,
     /// `PEER_LIST_REQ`; wire `requester` (`"ip:port"`, or anything for the reference)
@@ -343,29 +343,29 @@ pub enum Message {
         requester: String,
     },
     /// `PEER_LIST_RESP`
-    PeerListResp(PeerListResp),
+    PeerListResp(Box<PeerListResp>),
     /// `HELLO`
-    Hello(Hello),
+    Hello(Box<Hello>),
     /// `HELLO_ACK`
-    HelloAck(HelloAck),
+    HelloAck(Box<HelloAck>),
     /// `GOSSIP_MSG` with `message`
-    Gossip(Gossip),
+    Gossip(Arc<Gossip>),
     /// `GOSSIP_MSG` with `accepted` (reply)
     GossipAck(GossipAck),
     /// `SUSPECT_REQ`
-    SuspectReq(SuspectReq),
+    SuspectReq(Box<SuspectReq>),
     /// `SUSPECT_ACK`
-    SuspectAck(SuspectAck),
+    SuspectAck(Box<SuspectAck>),
     /// `DEAD_REPORT`
-    DeadReport(DeadReport),
+    DeadReport(Box<DeadReport>),
     /// `SEED_DEAD_COMMIT` with `success` (reply to `DEAD_REPORT`)
     DeadResult(DeadResult),
     /// `SEED_DEAD_VOTE` with `action: "REQUEST"`
-    DeadVote(VoteReq),
+    DeadVote(Box<VoteReq>),
     /// `SEED_DEAD_VOTE` with `action: "RESPONSE"`
-    DeadVoteResp(VoteResp),
+    DeadVoteResp(Box<VoteResp>),
     /// `SEED_DEAD_COMMIT` with `decision` (seed → seeds)
-    DeadCommit(CommitSync),
+    DeadCommit(Box<CommitSync>),
     /// `SEED_DEAD_COMMIT` with `ack: true`
     DeadCommitAck,
     /// `ERROR`; wire `reason`. Never answered.
@@ -379,7 +379,7 @@ pub enum Message {
     /// `PONG`
     Pong(Pong),
     /// `SEED_SYNC` (request or reply, see [`SeedSync::reply`])
-    SeedSync(SeedSync),
+    SeedSync(Box<SeedSync>),
     /// `STATUS_REQ` (no fields)
     StatusReq,
     /// `STATUS_RESP`
@@ -454,5 +454,21 @@ impl Message {
         Message::Error {
             reason: reason.into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every delivery moves a message several times (output queue, driver, input): a variant
+    /// that grows past the hot ones must be boxed, not inlined.
+    #[test]
+    fn a_message_stays_small() {
+        assert!(
+            std::mem::size_of::<Message>() <= 48,
+            "Message is {} bytes",
+            std::mem::size_of::<Message>()
+        );
     }
 }

@@ -322,7 +322,7 @@ impl Peer {
 
     fn on_request(&mut self, now: Millis, conn: ConnId, msg: Message) {
         match msg {
-            Message::Gossip(g) => self.on_gossip(now, conn, g),
+            Message::Gossip(g) => self.on_gossip(now, conn, &g),
             Message::Ping(_) => {
                 let pong = Pong {
                     responder: self.me,
@@ -330,8 +330,8 @@ impl Peer {
                 };
                 self.reply(conn, Message::Pong(pong));
             }
-            Message::Hello(h) => self.on_hello(conn, h),
-            Message::SuspectReq(r) => self.on_suspect_req(now, conn, r),
+            Message::Hello(h) => self.on_hello(conn, *h),
+            Message::SuspectReq(r) => self.on_suspect_req(now, conn, *r),
             Message::StatusReq => {
                 let status = self.status();
                 self.reply(conn, Message::StatusResp(Box::new(status)));

@@ -153,10 +153,10 @@ mod tests {
     use crate::msg::{Ping, RegisterReq, SuspectReq};
 
     fn reg() -> Message {
-        Message::RegisterReq(RegisterReq {
+        Message::RegisterReq(Box::new(RegisterReq {
             peer: "127.0.0.1:7000".parse().expect("addr"),
             incarnation: None,
-        })
+        }))
     }
 
     #[test]
@@ -190,10 +190,10 @@ mod tests {
             !r.admit(Millis(10_000), &limits, &reg()),
             "rate 0 never refills"
         );
-        let suspect = Message::SuspectReq(SuspectReq {
+        let suspect = Message::SuspectReq(Box::new(SuspectReq {
             suspect: "127.0.0.1:1".parse().expect("addr"),
             requester: "127.0.0.1:2".parse().expect("addr"),
-        });
+        }));
         assert!(r.admit(Millis(10_000), &limits, &suspect));
         let ping = Message::Ping(Ping {
             sender: "127.0.0.1:2".parse().expect("addr"),

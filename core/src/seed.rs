@@ -206,14 +206,14 @@ impl Core {
 
     fn on_request(&mut self, now: Millis, conn: ConnId, msg: Message) {
         match msg {
-            Message::RegisterReq(req) => self.on_register_req(now, conn, req),
-            Message::DeadReport(report) => self.on_dead_report(now, conn, report),
-            Message::RegisterVote(req) => self.on_vote_req(now, conn, ProposalKind::Register, req),
-            Message::DeadVote(req) => self.on_vote_req(now, conn, ProposalKind::Removal, req),
-            Message::RegisterCommit(sync) => self.on_commit(conn, ProposalKind::Register, sync),
-            Message::DeadCommit(sync) => self.on_commit(conn, ProposalKind::Removal, sync),
+            Message::RegisterReq(req) => self.on_register_req(now, conn, *req),
+            Message::DeadReport(report) => self.on_dead_report(now, conn, *report),
+            Message::RegisterVote(req) => self.on_vote_req(now, conn, ProposalKind::Register, *req),
+            Message::DeadVote(req) => self.on_vote_req(now, conn, ProposalKind::Removal, *req),
+            Message::RegisterCommit(sync) => self.on_commit(conn, ProposalKind::Register, *sync),
+            Message::DeadCommit(sync) => self.on_commit(conn, ProposalKind::Removal, *sync),
             Message::PeerListReq { requester } => self.on_peer_list_req(conn, requester),
-            Message::SeedSync(sync) if !sync.reply => self.on_sync_req(conn, sync),
+            Message::SeedSync(sync) if !sync.reply => self.on_sync_req(conn, *sync),
             Message::Ping(_) => self.reply(
                 conn,
                 Message::Pong(Pong {
@@ -238,10 +238,10 @@ impl Core {
     ) {
         match request {
             Message::RegisterVote(req) => {
-                self.on_vote_resp(now, to, ProposalKind::Register, req, outcome)
+                self.on_vote_resp(now, to, ProposalKind::Register, *req, outcome)
             }
             Message::DeadVote(req) => {
-                self.on_vote_resp(now, to, ProposalKind::Removal, req, outcome)
+                self.on_vote_resp(now, to, ProposalKind::Removal, *req, outcome)
             }
             // Any reply at all, even `ERROR`, proves the accused is up.
             Message::Ping(_) => {
@@ -630,14 +630,14 @@ impl Core {
         error: Option<&str>,
     ) -> Message {
         match kind {
-            ProposalKind::Register => Message::RegisterResult(RegisterResult {
+            ProposalKind::Register => Message::RegisterResult(Box::new(RegisterResult {
                 proposal_id: id.to_string(),
                 success,
                 yes_votes,
                 quorum: self.quorum(),
                 incarnation,
                 error: error.map(str::to_string),
-            }),
+            })),
             ProposalKind::Removal => Message::DeadResult(DeadResult {
                 proposal_id: id.to_string(),
                 success,
@@ -809,7 +809,7 @@ impl Core {
             requester_entry,
         };
         let count = resp.peers.len() as u32;
-        self.reply(conn, Message::PeerListResp(resp));
+        self.reply(conn, Message::PeerListResp(Box::new(resp)));
         self.count("peer_lists_served");
         self.emit(Event::PeerListServed { requester, count });
     }
@@ -829,12 +829,12 @@ impl Core {
         let Some(&to) = self.others.get(pick) else {
             return;
         };
-        let ask = Message::SeedSync(SeedSync {
+        let ask = Message::SeedSync(Box::new(SeedSync {
             seed: self.me,
             buckets: self.pl.digests().to_vec(),
             entries: Vec::new(),
             reply: false,
-        });
+        }));
         self.count("sync_rounds");
         self.send(to, ask, now.after(self.settings.request_timeout_ms));
     }
@@ -853,12 +853,12 @@ impl Core {
         let start = self.rng.below(SYNC_BUCKETS as u64) as usize;
         let limit = self.settings.sync_entry_limit as usize;
         let entries = self.pl.differing(&sync.buckets, limit, start);
-        let reply = Message::SeedSync(SeedSync {
+        let reply = Message::SeedSync(Box::new(SeedSync {
             seed: self.me,
             buckets: self.pl.digests().to_vec(),
             entries,
             reply: true,
-        });
+        }));
         self.reply(conn, reply);
     }
 

@@ -226,39 +226,39 @@ fn known_type(name: &str) -> Option<&'static str> {
 
 fn decode_payload(kind: &'static str, p: &Payload<'_>) -> Result<Message, DecodeError> {
     Ok(match kind {
-        "REGISTER_REQ" => Message::RegisterReq(RegisterReq {
+        "REGISTER_REQ" => Message::RegisterReq(Box::new(RegisterReq {
             peer: p.endpoint_pair("peer_ip", "peer_port")?,
             incarnation: p.opt_u64("incarnation")?,
-        }),
+        })),
         "REGISTER_COMMIT" => {
             if p.has("ack") {
                 Message::RegisterCommitAck
             } else if p.has("decision") {
-                Message::RegisterCommit(p.commit_sync("peer_ip", "peer_port")?)
+                Message::RegisterCommit(Box::new(p.commit_sync("peer_ip", "peer_port")?))
             } else {
-                Message::RegisterResult(RegisterResult {
+                Message::RegisterResult(Box::new(RegisterResult {
                     proposal_id: p.opt_str("proposal_id")?.unwrap_or_default(),
                     success: p.bool("success")?,
                     yes_votes: p.opt_u32("yes_votes")?.unwrap_or(0),
                     quorum: p.opt_u32("quorum")?.unwrap_or(0),
                     incarnation: p.opt_u64("incarnation")?,
                     error: p.opt_str("error")?,
-                })
+                }))
             }
         }
         "REGISTER_VOTE" => match p.action()? {
-            Action::Request => Message::RegisterVote(p.vote_req("peer_ip", "peer_port")?),
-            Action::Response => Message::RegisterVoteResp(p.vote_resp()?),
+            Action::Request => Message::RegisterVote(Box::new(p.vote_req("peer_ip", "peer_port")?)),
+            Action::Response => Message::RegisterVoteResp(Box::new(p.vote_resp()?)),
         },
         "SEED_DEAD_VOTE" => match p.action()? {
-            Action::Request => Message::DeadVote(p.vote_req("dead_ip", "dead_port")?),
-            Action::Response => Message::DeadVoteResp(p.vote_resp()?),
+            Action::Request => Message::DeadVote(Box::new(p.vote_req("dead_ip", "dead_port")?)),
+            Action::Response => Message::DeadVoteResp(Box::new(p.vote_resp()?)),
         },
         "SEED_DEAD_COMMIT" => {
             if p.has("ack") {
                 Message::DeadCommitAck
             } else if p.has("decision") {
-                Message::DeadCommit(p.commit_sync("dead_ip", "dead_port")?)
+                Message::DeadCommit(Box::new(p.commit_sync("dead_ip", "dead_port")?))
             } else {
                 Message::DeadResult(DeadResult {
                     proposal_id: p.opt_str("proposal_id")?.unwrap_or_default(),
@@ -271,34 +271,34 @@ fn decode_payload(kind: &'static str, p: &Payload<'_>) -> Result<Message, Decode
         "PEER_LIST_REQ" => Message::PeerListReq {
             requester: p.opt_str("requester")?.unwrap_or_default(),
         },
-        "PEER_LIST_RESP" => Message::PeerListResp(PeerListResp {
+        "PEER_LIST_RESP" => Message::PeerListResp(Box::new(PeerListResp {
             peers: p.endpoints("peers")?,
             seed: p.endpoint("seed")?,
             incarnations: p.incarnations("incarnations")?,
             total: p.opt_u64("total")?,
             requester_entry: p.requester_entry("requester_entry")?,
-        }),
-        "HELLO" => Message::Hello(Hello {
+        })),
+        "HELLO" => Message::Hello(Box::new(Hello {
             peer: p.endpoint_pair("peer_ip", "peer_port")?,
             degree: p.u32("degree")?,
             incarnation: p.opt_u64("incarnation")?,
-        }),
-        "HELLO_ACK" => Message::HelloAck(HelloAck {
+        })),
+        "HELLO_ACK" => Message::HelloAck(Box::new(HelloAck {
             accepted: p.bool("accepted")?,
             peer: p.endpoint_pair("peer_ip", "peer_port")?,
             degree: p.u32("degree")?,
             incarnation: p.opt_u64("incarnation")?,
-        }),
+        })),
         "GOSSIP_MSG" => {
             if p.has("message") {
-                Message::Gossip(Gossip {
+                Message::Gossip(Arc::new(Gossip {
                     text: Arc::from(p.str_ref("message")?),
                     origin_ip: p.ip("origin_ip")?,
                     origin_port: p.opt_port("origin_port")?,
                     msg_no: p.u32("msg_no")?,
                     sender: p.endpoint("sender")?,
                     hops: p.opt_u32("hops")?.unwrap_or(0),
-                })
+                }))
             } else if p.has("accepted") || p.has("duplicate") {
                 Message::GossipAck(GossipAck {
                     accepted: p.opt_bool("accepted")?.unwrap_or(true),
@@ -308,16 +308,16 @@ fn decode_payload(kind: &'static str, p: &Payload<'_>) -> Result<Message, Decode
                 return Err(p.missing("message"));
             }
         }
-        "SUSPECT_REQ" => Message::SuspectReq(SuspectReq {
+        "SUSPECT_REQ" => Message::SuspectReq(Box::new(SuspectReq {
             suspect: p.endpoint_pair("dead_ip", "dead_port")?,
             requester: p.endpoint("requester")?,
-        }),
-        "SUSPECT_ACK" => Message::SuspectAck(SuspectAck {
+        })),
+        "SUSPECT_ACK" => Message::SuspectAck(Box::new(SuspectAck {
             suspect: p.endpoint("suspect")?,
             alive: p.bool("alive")?,
             confirmer: p.endpoint("confirmer")?,
-        }),
-        "DEAD_REPORT" => Message::DeadReport(DeadReport {
+        })),
+        "DEAD_REPORT" => Message::DeadReport(Box::new(DeadReport {
             dead: p.endpoint_pair("dead_ip", "dead_port")?,
             self_ip: p.ip("self_ip")?,
             timestamp: p.seconds("timestamp")?,
@@ -325,7 +325,7 @@ fn decode_payload(kind: &'static str, p: &Payload<'_>) -> Result<Message, Decode
             text: p.opt_str("text")?,
             incarnation: p.opt_u64("incarnation")?,
             witnesses: p.opt_endpoints("witnesses")?,
-        }),
+        })),
         "ERROR" => Message::Error {
             reason: p.string("reason")?,
         },
@@ -336,12 +336,12 @@ fn decode_payload(kind: &'static str, p: &Payload<'_>) -> Result<Message, Decode
             responder: p.endpoint("responder")?,
             degree: p.opt_u32("degree")?,
         }),
-        "SEED_SYNC" => Message::SeedSync(SeedSync {
+        "SEED_SYNC" => Message::SeedSync(Box::new(SeedSync {
             seed: p.endpoint("seed")?,
             buckets: p.u64_list("buckets")?,
             entries: p.entries("entries")?,
             reply: p.opt_bool("reply")?.unwrap_or(false),
-        }),
+        })),
         "STATUS_REQ" => Message::StatusReq,
         "STATUS_RESP" => Message::StatusResp(Box::new(StatusResp {
             node: p.endpoint("node")?,
@@ -1419,10 +1419,10 @@ mod tests {
     #[test]
     fn protocol_md_example_decodes() {
         let l = r#"{"type": "REGISTER_REQ", "payload": {"peer_ip": "127.0.0.1", "peer_port": 6001}, "ts": 1767225600.25}"#;
-        let m = Message::RegisterReq(RegisterReq {
+        let m = Message::RegisterReq(Box::new(RegisterReq {
             peer: ep("127.0.0.1:6001"),
             incarnation: None,
-        });
+        }));
         assert_eq!(dec(l), Ok(m.clone()));
         assert_eq!(dec(&format!("  {l} \r")), Ok(m.clone()));
         roundtrip(&m);
@@ -1436,66 +1436,66 @@ mod tests {
                     "REGISTER_COMMIT",
                     r#"{"proposal_id": "p1", "success": true, "yes_votes": 2, "quorum": 2}"#,
                 ),
-                Message::RegisterResult(RegisterResult {
+                Message::RegisterResult(Box::new(RegisterResult {
                     proposal_id: "p1".into(),
                     success: true,
                     yes_votes: 2,
                     quorum: 2,
                     incarnation: None,
                     error: None,
-                }),
+                })),
             ),
             (
                 line(
                     "REGISTER_COMMIT",
                     r#"{"success": false, "error": "no quorum"}"#,
                 ),
-                Message::RegisterResult(RegisterResult {
+                Message::RegisterResult(Box::new(RegisterResult {
                     proposal_id: String::new(),
                     success: false,
                     yes_votes: 0,
                     quorum: 0,
                     incarnation: None,
                     error: Some("no quorum".into()),
-                }),
+                })),
             ),
             (
                 line(
                     "REGISTER_VOTE",
                     r#"{"action": "REQUEST", "proposal_id": "p", "peer_ip": "10.0.0.1", "peer_port": 6001, "proposer": "10.0.0.2:5000"}"#,
                 ),
-                Message::RegisterVote(VoteReq {
+                Message::RegisterVote(Box::new(VoteReq {
                     proposal_id: "p".into(),
                     peer: ep("10.0.0.1:6001"),
                     incarnation: None,
                     proposer: ep("10.0.0.2:5000"),
-                }),
+                })),
             ),
             (
                 line(
                     "REGISTER_VOTE",
                     r#"{"action": "RESPONSE", "proposal_id": "p", "vote": false, "voter": "10.0.0.3:5000"}"#,
                 ),
-                Message::RegisterVoteResp(VoteResp {
+                Message::RegisterVoteResp(Box::new(VoteResp {
                     proposal_id: "p".into(),
                     vote: false,
                     voter: ep("10.0.0.3:5000"),
                     known_incarnation: None,
-                }),
+                })),
             ),
             (
                 line(
                     "REGISTER_COMMIT",
                     r#"{"proposal_id": "p", "decision": "ABORT", "peer_ip": "10.0.0.1", "peer_port": 6001, "source_seed": "10.0.0.2:5000"}"#,
                 ),
-                Message::RegisterCommit(CommitSync {
+                Message::RegisterCommit(Box::new(CommitSync {
                     proposal_id: "p".into(),
                     decision: Decision::Abort,
                     peer: ep("10.0.0.1:6001"),
                     source_seed: ep("10.0.0.2:5000"),
                     incarnation: None,
                     votes: vec![],
-                }),
+                })),
             ),
             (
                 line("REGISTER_COMMIT", r#"{"ack": true}"#),
@@ -1518,50 +1518,50 @@ mod tests {
                     "PEER_LIST_RESP",
                     r#"{"peers": ["127.0.0.1:6001", "[::1]:6002"], "seed": "127.0.0.1:5000"}"#,
                 ),
-                Message::PeerListResp(PeerListResp {
+                Message::PeerListResp(Box::new(PeerListResp {
                     peers: vec![ep("127.0.0.1:6001"), ep("[::1]:6002")],
                     seed: ep("127.0.0.1:5000"),
                     incarnations: vec![],
                     total: None,
                     requester_entry: None,
-                }),
+                })),
             ),
             (
                 line(
                     "HELLO",
                     r#"{"peer_ip": "127.0.0.1", "peer_port": 6001, "degree": 3}"#,
                 ),
-                Message::Hello(Hello {
+                Message::Hello(Box::new(Hello {
                     peer: ep("127.0.0.1:6001"),
                     degree: 3,
                     incarnation: None,
-                }),
+                })),
             ),
             (
                 line(
                     "HELLO_ACK",
                     r#"{"accepted": true, "peer_ip": "::1", "peer_port": 6002, "degree": 0}"#,
                 ),
-                Message::HelloAck(HelloAck {
+                Message::HelloAck(Box::new(HelloAck {
                     accepted: true,
                     peer: ep("[::1]:6002"),
                     degree: 0,
                     incarnation: None,
-                }),
+                })),
             ),
             (
                 line(
                     "GOSSIP_MSG",
                     r#"{"message": "1767225600:127.0.0.1:1", "origin_ip": "127.0.0.1", "msg_no": 1, "sender": "127.0.0.1:6001"}"#,
                 ),
-                Message::Gossip(Gossip {
+                Message::Gossip(Arc::new(Gossip {
                     text: "1767225600:127.0.0.1:1".into(),
                     origin_ip: "127.0.0.1".parse().unwrap(),
                     origin_port: None,
                     msg_no: 1,
                     sender: ep("127.0.0.1:6001"),
                     hops: 0,
-                }),
+                })),
             ),
             (
                 line("GOSSIP_MSG", r#"{"accepted": true, "duplicate": true}"#),
@@ -1582,28 +1582,28 @@ mod tests {
                     "SUSPECT_REQ",
                     r#"{"dead_ip": "127.0.0.1", "dead_port": 6003, "requester": "127.0.0.1:6001"}"#,
                 ),
-                Message::SuspectReq(SuspectReq {
+                Message::SuspectReq(Box::new(SuspectReq {
                     suspect: ep("127.0.0.1:6003"),
                     requester: ep("127.0.0.1:6001"),
-                }),
+                })),
             ),
             (
                 line(
                     "SUSPECT_ACK",
                     r#"{"suspect": "127.0.0.1:6003", "alive": false, "confirmer": "127.0.0.1:6002"}"#,
                 ),
-                Message::SuspectAck(SuspectAck {
+                Message::SuspectAck(Box::new(SuspectAck {
                     suspect: ep("127.0.0.1:6003"),
                     alive: false,
                     confirmer: ep("127.0.0.1:6002"),
-                }),
+                })),
             ),
             (
                 line(
                     "DEAD_REPORT",
                     r#"{"dead_ip": "127.0.0.1", "dead_port": 6003, "self_ip": "127.0.0.1", "timestamp": 1767225600.9, "reporter": "127.0.0.1:6001", "text": "Dead Node:127.0.0.1:6003:1767225600:127.0.0.1"}"#,
                 ),
-                Message::DeadReport(DeadReport {
+                Message::DeadReport(Box::new(DeadReport {
                     dead: ep("127.0.0.1:6003"),
                     self_ip: "127.0.0.1".parse().unwrap(),
                     timestamp: 1767225600,
@@ -1611,7 +1611,7 @@ mod tests {
                     text: Some("Dead Node:127.0.0.1:6003:1767225600:127.0.0.1".into()),
                     incarnation: None,
                     witnesses: vec![],
-                }),
+                })),
             ),
             (
                 line(
@@ -1630,38 +1630,38 @@ mod tests {
                     "SEED_DEAD_VOTE",
                     r#"{"action": "REQUEST", "proposal_id": "d", "dead_ip": "127.0.0.1", "dead_port": 6003, "proposer": "127.0.0.1:5000"}"#,
                 ),
-                Message::DeadVote(VoteReq {
+                Message::DeadVote(Box::new(VoteReq {
                     proposal_id: "d".into(),
                     peer: ep("127.0.0.1:6003"),
                     incarnation: None,
                     proposer: ep("127.0.0.1:5000"),
-                }),
+                })),
             ),
             (
                 line(
                     "SEED_DEAD_VOTE",
                     r#"{"action": "RESPONSE", "proposal_id": "d", "vote": true, "voter": "127.0.0.1:5001", "known_incarnation": null}"#,
                 ),
-                Message::DeadVoteResp(VoteResp {
+                Message::DeadVoteResp(Box::new(VoteResp {
                     proposal_id: "d".into(),
                     vote: true,
                     voter: ep("127.0.0.1:5001"),
                     known_incarnation: None,
-                }),
+                })),
             ),
             (
                 line(
                     "SEED_DEAD_COMMIT",
                     r#"{"proposal_id": "d", "decision": "COMMIT", "dead_ip": "127.0.0.1", "dead_port": 6003, "source_seed": "127.0.0.1:5000", "votes": ["127.0.0.1:5000", "127.0.0.1:5001"]}"#,
                 ),
-                Message::DeadCommit(CommitSync {
+                Message::DeadCommit(Box::new(CommitSync {
                     proposal_id: "d".into(),
                     decision: Decision::Commit,
                     peer: ep("127.0.0.1:6003"),
                     source_seed: ep("127.0.0.1:5000"),
                     incarnation: None,
                     votes: vec![ep("127.0.0.1:5000"), ep("127.0.0.1:5001")],
-                }),
+                })),
             ),
             (
                 line("SEED_DEAD_COMMIT", r#"{"ack": true}"#),
@@ -1689,12 +1689,12 @@ mod tests {
                     "SEED_SYNC",
                     r#"{"seed": "127.0.0.1:5000", "buckets": [1, 18446744073709551615], "entries": []}"#,
                 ),
-                Message::SeedSync(SeedSync {
+                Message::SeedSync(Box::new(SeedSync {
                     seed: ep("127.0.0.1:5000"),
                     buckets: vec![1, u64::MAX],
                     entries: vec![],
                     reply: false,
-                }),
+                })),
             ),
             (line("STATUS_REQ", "{}"), Message::StatusReq),
         ];
@@ -1740,14 +1740,14 @@ mod tests {
 
     #[test]
     fn extension_fields_round_trip() {
-        roundtrip(&Message::PeerListResp(PeerListResp {
+        roundtrip(&Message::PeerListResp(Box::new(PeerListResp {
             peers: vec![ep("127.0.0.1:6001")],
             seed: ep("127.0.0.1:5000"),
             incarnations: vec![(ep("127.0.0.1:6001"), 4), (ep("[::1]:6001"), 1)],
             total: Some(10),
             requester_entry: Some((2, Status::Removed)),
-        }));
-        roundtrip(&Message::DeadReport(DeadReport {
+        })));
+        roundtrip(&Message::DeadReport(Box::new(DeadReport {
             dead: ep("[::1]:6003"),
             self_ip: "::1".parse().unwrap(),
             timestamp: 5,
@@ -1755,28 +1755,28 @@ mod tests {
             text: None,
             incarnation: Some(3),
             witnesses: vec![ep("[::1]:6002")],
-        }));
-        roundtrip(&Message::Gossip(Gossip {
+        })));
+        roundtrip(&Message::Gossip(Arc::new(Gossip {
             text: "line\nbreak \"and\" \u{0} nul".into(),
             origin_ip: "::1".parse().unwrap(),
             origin_port: Some(65535),
             msg_no: u32::MAX,
             sender: ep("[::1]:1"),
             hops: 7,
-        }));
+        })));
     }
 
     #[test]
     fn gossip_line_is_compact_and_exact() {
         let mut out = Vec::new();
-        let m = Message::Gossip(Gossip {
+        let m = Message::Gossip(Arc::new(Gossip {
             text: "1:127.0.0.1:1".into(),
             origin_ip: "127.0.0.1".parse().unwrap(),
             origin_port: Some(6001),
             msg_no: 1,
             sender: ep("127.0.0.1:6002"),
             hops: 1,
-        });
+        }));
         encode(&m, 2.5, &mut out);
         assert_eq!(
             String::from_utf8(out).unwrap(),
@@ -2091,7 +2091,7 @@ mod tests {
         );
         assert!(matches!(
             dec(&sync),
-            Ok(Message::SeedSync(SeedSync { reply: true, .. }))
+            Ok(Message::SeedSync(s)) if s.reply
         ));
         let gossip_wins = line("GOSSIP_MSG", r#"{"accepted": true, "message": 5}"#);
         assert_eq!(bad(&gossip_wins), ("GOSSIP_MSG", "message"));

@@ -29,10 +29,10 @@ fn register(s: &mut Seed, conn: u64, port: u16) -> Vec<Output> {
         Millis(10),
         Input::Request {
             conn: ConnId(conn),
-            msg: Message::RegisterReq(RegisterReq {
+            msg: Message::RegisterReq(Box::new(RegisterReq {
                 peer: ep(port),
                 incarnation: None,
-            }),
+            })),
         },
     );
     s.drain_outputs().collect()

@@ -280,10 +280,10 @@ impl Net {
     fn register(&mut self, i: usize, peer: Endpoint, hint: Option<u64>) -> ConnId {
         self.request(
             i,
-            Message::RegisterReq(RegisterReq {
+            Message::RegisterReq(Box::new(RegisterReq {
                 peer,
                 incarnation: hint,
-            }),
+            })),
         )
     }
 
@@ -299,7 +299,7 @@ impl Net {
 
     fn register_result(&self, conn: ConnId) -> RegisterResult {
         match self.reply(conn) {
-            Some(Message::RegisterResult(r)) => r.clone(),
+            Some(Message::RegisterResult(r)) => *r.clone(),
             other => panic!("expected a registration result, got {other:?}"),
         }
     }
@@ -351,7 +351,7 @@ impl Net {
 }
 
 fn report(dead: Endpoint, incarnation: Option<u64>) -> Message {
-    Message::DeadReport(DeadReport {
+    Message::DeadReport(Box::new(DeadReport {
         dead,
         self_ip: peer_ep(99).ip(),
         timestamp: 0,
@@ -359,7 +359,7 @@ fn report(dead: Endpoint, incarnation: Option<u64>) -> Message {
         text: None,
         incarnation,
         witnesses: Vec::new(),
-    })
+    }))
 }
 
 fn no_probe() -> Settings {
@@ -379,8 +379,8 @@ fn commit(kind: ProposalKind, peer: Endpoint, inc: Option<u64>, votes: Vec<Endpo
         votes,
     };
     match kind {
-        ProposalKind::Register => Message::RegisterCommit(sync),
-        ProposalKind::Removal => Message::DeadCommit(sync),
+        ProposalKind::Register => Message::RegisterCommit(Box::new(sync)),
+        ProposalKind::Removal => Message::DeadCommit(Box::new(sync)),
     }
 }
 
@@ -664,7 +664,7 @@ fn a_register_racing_a_removal_converges_to_the_higher() {
         peer: p,
         incarnation: Some(2),
     };
-    let b = net.enqueue(1, Message::RegisterReq(rejoin));
+    let b = net.enqueue(1, Message::RegisterReq(Box::new(rejoin)));
     net.run();
     assert!(net.register_result(b).success);
     net.advance(5 * net.settings.anti_entropy_interval_ms);
@@ -715,16 +715,16 @@ fn peer_list_is_bounded_and_tells_the_requester_its_entry() {
     net.request(0, report(peer_ep(5), None));
     let ask = |requester: String| Message::PeerListReq { requester };
     let conn = net.request(1, ask(peer_ep(5).to_string()));
-    let Some(Message::PeerListResp(PeerListResp {
+    let Some(Message::PeerListResp(resp)) = net.reply(conn).cloned() else {
+        panic!("expected a peer list");
+    };
+    let PeerListResp {
         peers,
         seed,
         incarnations,
         total,
         requester_entry,
-    })) = net.reply(conn).cloned()
-    else {
-        panic!("expected a peer list");
-    };
+    } = *resp;
     assert_eq!(peers.len(), 3);
     assert!(peers.windows(2).all(|w| w[0] < w[1]), "sorted: {peers:?}");
     assert!(!peers.contains(&peer_ep(5)), "removed peers are not listed");
@@ -757,39 +757,39 @@ fn bad_requests_get_error() {
         matches!(net.reply(conn), Some(Message::Error { reason }) if reason.contains("not json"))
     );
     let bad = [
-        Message::RegisterVoteResp(VoteResp {
+        Message::RegisterVoteResp(Box::new(VoteResp {
             proposal_id: "a".into(),
             vote: true,
             voter: seed_ep(1),
             known_incarnation: None,
-        }),
+        })),
         Message::RegisterCommitAck,
-        Message::SeedSync(SeedSync {
+        Message::SeedSync(Box::new(SeedSync {
             seed: seed_ep(1),
             buckets: vec![0; 3],
             entries: vec![],
             reply: false,
-        }),
-        Message::SeedSync(SeedSync {
+        })),
+        Message::SeedSync(Box::new(SeedSync {
             seed: seed_ep(1),
             buckets: vec![],
             entries: vec![],
             reply: true,
-        }),
-        Message::RegisterReq(RegisterReq {
+        })),
+        Message::RegisterReq(Box::new(RegisterReq {
             peer: seed_ep(2),
             incarnation: None,
-        }),
-        Message::RegisterVote(VoteReq {
+        })),
+        Message::RegisterVote(Box::new(VoteReq {
             proposal_id: "a".into(),
             peer: peer_ep(1),
             incarnation: None,
             proposer: peer_ep(2),
-        }),
-        Message::SuspectReq(gossip_core::msg::SuspectReq {
+        })),
+        Message::SuspectReq(Box::new(gossip_core::msg::SuspectReq {
             suspect: peer_ep(1),
             requester: peer_ep(2),
-        }),
+        })),
     ];
     for msg in bad {
         let conn = net.request(0, msg.clone());
@@ -824,10 +824,10 @@ fn only_the_asked_seed_votes_once() {
         Millis(1),
         Input::Request {
             conn: ConnId(1),
-            msg: Message::RegisterReq(RegisterReq {
+            msg: Message::RegisterReq(Box::new(RegisterReq {
                 peer: p,
                 incarnation: None,
-            }),
+            })),
         },
     );
     let asks: Vec<(Endpoint, Message)> = (seed.drain_outputs())
@@ -838,12 +838,12 @@ fn only_the_asked_seed_votes_once() {
         .collect();
     assert_eq!(asks.len(), 4);
     let yes = |req: &Message, voter: Endpoint| match req {
-        Message::RegisterVote(v) => Message::RegisterVoteResp(VoteResp {
+        Message::RegisterVote(v) => Message::RegisterVoteResp(Box::new(VoteResp {
             proposal_id: v.proposal_id.clone(),
             vote: true,
             voter,
             known_incarnation: None,
-        }),
+        })),
         other => panic!("expected a vote request, got {other:?}"),
     };
     let answer = |seed: &mut Seed, to: Endpoint, req: &Message, voter: Endpoint| {

@@ -128,7 +128,7 @@ fn status_resp() -> impl Strategy<Value = Message> {
 fn message() -> impl Strategy<Value = Message> {
     prop_oneof![
         (endpoint(), any::<Option<u64>>()).prop_map(|(peer, incarnation)| {
-            Message::RegisterReq(RegisterReq { peer, incarnation })
+            Message::RegisterReq(Box::new(RegisterReq { peer, incarnation }))
         }),
         (
             text(),
@@ -140,19 +140,19 @@ fn message() -> impl Strategy<Value = Message> {
         )
             .prop_map(
                 |(proposal_id, success, yes_votes, quorum, incarnation, error)| {
-                    Message::RegisterResult(RegisterResult {
+                    Message::RegisterResult(Box::new(RegisterResult {
                         proposal_id,
                         success,
                         yes_votes,
                         quorum,
                         incarnation,
                         error,
-                    })
+                    }))
                 }
             ),
-        vote_req().prop_map(Message::RegisterVote),
-        vote_resp().prop_map(Message::RegisterVoteResp),
-        commit_sync().prop_map(Message::RegisterCommit),
+        vote_req().prop_map(|x| Message::RegisterVote(Box::new(x))),
+        vote_resp().prop_map(|x| Message::RegisterVoteResp(Box::new(x))),
+        commit_sync().prop_map(|x| Message::RegisterCommit(Box::new(x))),
         Just(Message::RegisterCommitAck),
         text().prop_map(|requester| Message::PeerListReq { requester }),
         (
@@ -163,20 +163,20 @@ fn message() -> impl Strategy<Value = Message> {
             proptest::option::of((any::<u64>(), status()))
         )
             .prop_map(|(peers, seed, incarnations, total, requester_entry)| {
-                Message::PeerListResp(PeerListResp {
+                Message::PeerListResp(Box::new(PeerListResp {
                     peers,
                     seed,
                     incarnations: incarnations.into_iter().collect(),
                     total,
                     requester_entry,
-                })
+                }))
             }),
         (endpoint(), any::<u32>(), any::<Option<u64>>()).prop_map(|(peer, degree, incarnation)| {
-            Message::Hello(Hello {
+            Message::Hello(Box::new(Hello {
                 peer,
                 degree,
                 incarnation,
-            })
+            }))
         }),
         (
             any::<bool>(),
@@ -184,14 +184,14 @@ fn message() -> impl Strategy<Value = Message> {
             any::<u32>(),
             any::<Option<u64>>()
         )
-            .prop_map(|(accepted, peer, degree, incarnation)| Message::HelloAck(
-                HelloAck {
+            .prop_map(
+                |(accepted, peer, degree, incarnation)| Message::HelloAck(Box::new(HelloAck {
                     accepted,
                     peer,
                     degree,
                     incarnation
-                }
-            )),
+                }))
+            ),
         (
             text(),
             ip(),
@@ -201,14 +201,14 @@ fn message() -> impl Strategy<Value = Message> {
             any::<u32>()
         )
             .prop_map(|(text, origin_ip, origin_port, msg_no, sender, hops)| {
-                Message::Gossip(Gossip {
+                Message::Gossip(Arc::new(Gossip {
                     text: Arc::from(text),
                     origin_ip,
                     origin_port,
                     msg_no,
                     sender,
                     hops,
-                })
+                }))
             }),
         (any::<bool>(), any::<bool>()).prop_map(|(accepted, duplicate)| {
             Message::GossipAck(GossipAck {
@@ -216,16 +216,15 @@ fn message() -> impl Strategy<Value = Message> {
                 duplicate,
             })
         }),
-        (endpoint(), endpoint()).prop_map(|(suspect, requester)| Message::SuspectReq(SuspectReq {
-            suspect,
-            requester
-        })),
+        (endpoint(), endpoint()).prop_map(|(suspect, requester)| Message::SuspectReq(Box::new(
+            SuspectReq { suspect, requester }
+        ))),
         (endpoint(), any::<bool>(), endpoint()).prop_map(|(suspect, alive, confirmer)| {
-            Message::SuspectAck(SuspectAck {
+            Message::SuspectAck(Box::new(SuspectAck {
                 suspect,
                 alive,
                 confirmer,
-            })
+            }))
         }),
         (
             endpoint(),
@@ -238,7 +237,7 @@ fn message() -> impl Strategy<Value = Message> {
         )
             .prop_map(
                 |(dead, self_ip, timestamp, reporter, text, incarnation, witnesses)| {
-                    Message::DeadReport(DeadReport {
+                    Message::DeadReport(Box::new(DeadReport {
                         dead,
                         self_ip,
                         timestamp,
@@ -246,7 +245,7 @@ fn message() -> impl Strategy<Value = Message> {
                         text,
                         incarnation,
                         witnesses,
-                    })
+                    }))
                 }
             ),
         (text(), any::<bool>(), any::<u32>(), any::<u32>()).prop_map(
@@ -257,9 +256,9 @@ fn message() -> impl Strategy<Value = Message> {
                 quorum
             })
         ),
-        vote_req().prop_map(Message::DeadVote),
-        vote_resp().prop_map(Message::DeadVoteResp),
-        commit_sync().prop_map(Message::DeadCommit),
+        vote_req().prop_map(|x| Message::DeadVote(Box::new(x))),
+        vote_resp().prop_map(|x| Message::DeadVoteResp(Box::new(x))),
+        commit_sync().prop_map(|x| Message::DeadCommit(Box::new(x))),
         Just(Message::DeadCommitAck),
         text().prop_map(Message::error),
         endpoint().prop_map(|sender| Message::Ping(Ping { sender })),
@@ -272,12 +271,12 @@ fn message() -> impl Strategy<Value = Message> {
             any::<bool>()
         )
             .prop_map(
-                |(seed, buckets, entries, reply)| Message::SeedSync(SeedSync {
+                |(seed, buckets, entries, reply)| Message::SeedSync(Box::new(SeedSync {
                     seed,
                     buckets,
                     entries,
                     reply
-                })
+                }))
             ),
         Just(Message::StatusReq),
         status_resp(),

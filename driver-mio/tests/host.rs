@@ -171,10 +171,10 @@ fn a_deferred_reply_holds_back_later_replies_on_the_same_connection() {
         .expect("timeout");
     let mut writer = stream.try_clone().expect("clone");
     let mut reader = BufReader::new(stream);
-    let register = Message::RegisterReq(gossip_core::msg::RegisterReq {
+    let register = Message::RegisterReq(Box::new(gossip_core::msg::RegisterReq {
         peer: "127.0.0.1:6001".parse().expect("addr"),
         incarnation: None,
-    });
+    }));
     let mut burst = line(&register);
     burst.extend(line(&ping()));
     writer.write_all(&burst).expect("write");

@@ -72,10 +72,10 @@ fn line(msg: &Message) -> Vec<u8> {
 }
 
 fn register(port: u16) -> Vec<u8> {
-    line(&Message::RegisterReq(RegisterReq {
+    line(&Message::RegisterReq(Box::new(RegisterReq {
         peer: SocketAddr::from(([127, 0, 0, 1], port)),
         incarnation: None,
-    }))
+    })))
 }
 
 /// One reply's `type` and the full line, or `None` if the connection closed.

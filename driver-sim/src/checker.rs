@@ -725,7 +725,7 @@ mod tests {
     fn dead_report_needs_a_real_verdict() {
         let (mut c, a) = setup();
         let (det, wit, sus) = (3, 4, 5);
-        let report = Message::DeadReport(gossip_core::msg::DeadReport {
+        let report = Message::DeadReport(Box::new(gossip_core::msg::DeadReport {
             dead: a.endpoint(sus),
             self_ip: a.endpoint(det).ip(),
             timestamp: 0,
@@ -733,7 +733,7 @@ mod tests {
             text: None,
             incarnation: None,
             witnesses: vec![],
-        });
+        }));
         c.on_send(det, &report);
         c.end_step(1);
         assert_eq!(c.violation_count, 1, "no verdict at all");

@@ -74,7 +74,7 @@ impl Toy {
                 let mut g = g.clone();
                 g.sender = self.me;
                 g.hops += 1;
-                self.send(n, Message::Gossip(g), now);
+                self.send(n, Message::Gossip(Arc::new(g)), now);
             }
         }
     }
@@ -87,11 +87,11 @@ impl Toy {
             let (_, conn, suspect) = self.deferred.remove(i);
             self.outputs.push(Output::Reply {
                 conn,
-                msg: Message::SuspectAck(SuspectAck {
+                msg: Message::SuspectAck(Box::new(SuspectAck {
                     suspect,
                     alive: true,
                     confirmer: self.me,
-                }),
+                })),
             });
         }
         if now >= self.started + QUIET_AFTER_MS {
@@ -288,10 +288,10 @@ impl Toy {
     /// Sends a `SUSPECT_REQ` to `to` now (for deferred-reply tests): returns the output to
     /// feed through the simulator via `Sim::inject_send`.
     pub fn suspect_req(&mut self, to: Endpoint, now: u64) {
-        let msg = Message::SuspectReq(gossip_core::msg::SuspectReq {
+        let msg = Message::SuspectReq(Box::new(gossip_core::msg::SuspectReq {
             suspect: to,
             requester: self.me,
-        });
+        }));
         self.send(to, msg, now);
     }
 }

@@ -40,10 +40,10 @@ impl Peer {
         for seed in self.rng.sample(&fresh, need) {
             self.reg.asked.insert(seed);
             self.reg.in_flight.insert(seed);
-            let msg = Message::RegisterReq(RegisterReq {
+            let msg = Message::RegisterReq(Box::new(RegisterReq {
                 peer: self.me,
                 incarnation: self.reg.hint,
-            });
+            }));
             self.send(seed, msg, deadline);
         }
     }
@@ -138,7 +138,7 @@ impl Peer {
         outcome: Result<Message, Failure>,
     ) {
         if let Ok(Message::PeerListResp(resp)) = outcome {
-            self.merge_peer_list(now, resp);
+            self.merge_peer_list(now, *resp);
         }
         if self.pl_awaiting.remove(&seed) {
             if self.pl_awaiting.is_empty() && !self.bootstrapped {
@@ -328,7 +328,7 @@ impl Peer {
             };
             self.outputs.push(Output::Send {
                 to: next,
-                msg: Message::Hello(hello),
+                msg: Message::Hello(Box::new(hello)),
                 deadline,
             });
         }
@@ -418,7 +418,7 @@ impl Peer {
         for &to in self.neighbours.keys() {
             self.outputs.push(Output::Send {
                 to,
-                msg: Message::Hello(hello.clone()),
+                msg: Message::Hello(Box::new(hello.clone())),
                 deadline,
             });
         }
@@ -467,6 +467,6 @@ impl Peer {
             degree: self.degree(),
             incarnation: Some(self.incarnation),
         };
-        self.reply(conn, Message::HelloAck(ack));
+        self.reply(conn, Message::HelloAck(Box::new(ack)));
     }
 }

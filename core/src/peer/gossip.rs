@@ -1,6 +1,6 @@
 //! Gossip: generation on a timer and first-time forwarding. This is the simulator's hot
-//! path: no formatting and no allocation per forwarded copy beyond the output itself (the
-//! text is a shared `Arc<str>`), and an O(1) seen check.
+//! path: no formatting, one allocation per first receipt (the onward message, shared by
+//! every forwarded copy through an `Arc`), and an O(1) seen check.
 
 use std::sync::Arc;
 
@@ -33,14 +33,14 @@ impl Peer {
             text: Arc::clone(&text),
             msg_no,
         });
-        let gossip = Gossip {
+        let gossip = Arc::new(Gossip {
             text,
             origin_ip: self.me.ip(),
             origin_port: Some(self.me.port()),
             msg_no,
             sender: self.me,
             hops: 1,
-        };
+        });
         self.forward(now, &gossip, None);
         if self.generated < self.settings.max_gossip {
             self.timers
@@ -48,8 +48,8 @@ impl Peer {
         }
     }
 
-    /// Sends `gossip` to every neighbour but `except`. Each copy shares the text's `Arc`.
-    pub(super) fn forward(&mut self, now: Millis, gossip: &Gossip, except: Option<Endpoint>) {
+    /// Sends `gossip` to every neighbour but `except`. Every copy shares the one `Arc`.
+    pub(super) fn forward(&mut self, now: Millis, gossip: &Arc<Gossip>, except: Option<Endpoint>) {
         let deadline = now.after(self.settings.request_timeout_ms);
         self.outputs.reserve(self.neighbours.len());
         self.outputs.extend(
@@ -58,14 +58,14 @@ impl Peer {
                 .filter(|&&to| Some(to) != except)
                 .map(|&to| Output::Send {
                     to,
-                    msg: Message::Gossip(gossip.clone()),
+                    msg: Message::Gossip(Arc::clone(gossip)),
                     deadline,
                 }),
         );
     }
 
     /// Incoming gossip, from a neighbour or not (the reference may gossip before `HELLO`).
-    pub(super) fn on_gossip(&mut self, now: Millis, conn: ConnId, gossip: Gossip) {
+    pub(super) fn on_gossip(&mut self, now: Millis, conn: ConnId, gossip: &Gossip) {
         let first = self
             .seen
             .insert(gossip_key(&gossip.text, gossip.origin_port));
@@ -80,7 +80,7 @@ impl Peer {
         if !first {
             self.counters.gossip_duplicate += 1;
             self.emit(Event::GossipDuplicate {
-                text: gossip.text,
+                text: Arc::clone(&gossip.text),
                 from,
             });
             return;
@@ -91,11 +91,14 @@ impl Peer {
             from,
             hops: gossip.hops,
         });
-        let onward = Gossip {
+        let onward = Arc::new(Gossip {
+            text: Arc::clone(&gossip.text),
+            origin_ip: gossip.origin_ip,
+            origin_port: gossip.origin_port,
+            msg_no: gossip.msg_no,
             sender: self.me,
             hops: gossip.hops.saturating_add(1),
-            ..gossip
-        };
+        });
         self.forward(now, &onward, Some(from));
     }
 }

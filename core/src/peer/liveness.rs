@@ -130,7 +130,7 @@ impl Peer {
                 suspect,
                 requester: self.me,
             };
-            self.send(w, Message::SuspectReq(req), deadline);
+            self.send(w, Message::SuspectReq(Box::new(req)), deadline);
         }
     }
 
@@ -228,7 +228,11 @@ impl Peer {
         self.follow_accusation(dead, report.incarnation, &seeds);
         let deadline = now.after(self.settings.register_timeout_ms);
         for &seed in &seeds {
-            self.send(seed, Message::DeadReport(report.clone()), deadline);
+            self.send(
+                seed,
+                Message::DeadReport(Box::new(report.clone())),
+                deadline,
+            );
         }
         self.counters.dead_reports += 1;
         self.emit(Event::DeadReported {
@@ -348,7 +352,7 @@ impl Peer {
             alive,
             confirmer: self.me,
         };
-        self.reply(conn, Message::SuspectAck(ack));
+        self.reply(conn, Message::SuspectAck(Box::new(ack)));
         self.emit(Event::SuspectAnswered {
             suspect,
             requester,

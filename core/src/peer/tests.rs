@@ -173,43 +173,43 @@ impl Harness {
 }
 
 fn register_ok(success: bool, incarnation: Option<u64>) -> Message {
-    Message::RegisterResult(RegisterResult {
+    Message::RegisterResult(Box::new(RegisterResult {
         proposal_id: String::new(),
         success,
         yes_votes: 2,
         quorum: 2,
         incarnation,
         error: None,
-    })
+    }))
 }
 
 fn peer_list(seed: Endpoint, peers: &[Endpoint], entry: Option<(u64, Status)>) -> Message {
-    Message::PeerListResp(PeerListResp {
+    Message::PeerListResp(Box::new(PeerListResp {
         peers: peers.to_vec(),
         seed,
         incarnations: peers.iter().map(|p| (*p, 4)).collect(),
         total: None,
         requester_entry: entry,
-    })
+    }))
 }
 
 fn hello(from: Endpoint) -> Message {
-    Message::Hello(Hello {
+    Message::Hello(Box::new(Hello {
         peer: from,
         degree: 1,
         incarnation: Some(1),
-    })
+    }))
 }
 
 fn gossip(text: &str, origin_port: u16, sender: Endpoint, hops: u32) -> Message {
-    Message::Gossip(Gossip {
+    Message::Gossip(Arc::new(Gossip {
         text: Arc::from(text),
         origin_ip: ep(origin_port).ip(),
         origin_port: Some(origin_port),
         msg_no: 1,
         sender,
         hops,
-    })
+    }))
 }
 
 fn ping() -> Message {
@@ -391,12 +391,12 @@ fn selection_greets_weighted_candidates_and_falls_back() {
     );
     for (to, req) in h.sends_of("HELLO") {
         let accepted = to == ep(7001);
-        let ack = Message::HelloAck(HelloAck {
+        let ack = Message::HelloAck(Box::new(HelloAck {
             accepted,
             peer: to,
             degree: 1,
             incarnation: None,
-        });
+        }));
         h.respond(Millis(2), to, req, Ok(ack));
         if accepted {
             assert!(h.events().contains(&Event::NeighbourAdded {
@@ -444,13 +444,7 @@ fn hello_accepted_until_max_degree() {
     h.request(Millis(1), 9, hello(ep(ME)));
     assert!(matches!(
         &h.replies()[..],
-        [(
-            _,
-            Message::HelloAck(HelloAck {
-                accepted: false,
-                ..
-            })
-        )]
+        [(_, Message::HelloAck(ack))] if !ack.accepted
     ));
 }
 
@@ -625,10 +619,10 @@ fn misses_raise_suspicion_and_ask_other_neighbours() {
     for (_, m) in &asks {
         assert_eq!(
             m,
-            &Message::SuspectReq(SuspectReq {
+            &Message::SuspectReq(Box::new(SuspectReq {
                 suspect: dead,
                 requester: ep(ME)
-            })
+            }))
         );
     }
     assert!(h.events().contains(&Event::SuspicionRaised {
@@ -640,11 +634,11 @@ fn misses_raise_suspicion_and_ask_other_neighbours() {
 }
 
 fn ack(suspect: Endpoint, alive: bool, confirmer: Endpoint) -> Message {
-    Message::SuspectAck(SuspectAck {
+    Message::SuspectAck(Box::new(SuspectAck {
         suspect,
         alive,
         confirmer,
-    })
+    }))
 }
 
 #[test]
@@ -881,7 +875,7 @@ fn no_witness_means_no_report() {
 fn witness_answers_after_its_own_probe() {
     let mut h = Harness::bootstrapped(settings(), &[]);
     let (suspect, requester) = (ep(7001), ep(7002));
-    let req = Message::SuspectReq(SuspectReq { suspect, requester });
+    let req = Message::SuspectReq(Box::new(SuspectReq { suspect, requester }));
     h.request(Millis(5), 42, req.clone());
     assert!(h.replies().is_empty(), "answered before probing");
     let pings = h.sends_of("PING");
@@ -913,13 +907,13 @@ fn witness_backlog_is_bounded() {
             suspect: ep(7001),
             requester: ep(7002),
         };
-        h.request(Millis(1), i, Message::SuspectReq(req));
+        h.request(Millis(1), i, Message::SuspectReq(Box::new(req)));
     }
     let req = SuspectReq {
         suspect: ep(7001),
         requester: ep(7002),
     };
-    h.request(Millis(1), 999, Message::SuspectReq(req));
+    h.request(Millis(1), 999, Message::SuspectReq(Box::new(req)));
     assert!(matches!(
         &h.replies()[..],
         [(ConnId(999), Message::Error { .. })]
@@ -1044,12 +1038,12 @@ fn regreet_on_refresh_drops_a_refused_link() {
     let hellos = h.sends_of("HELLO");
     assert_eq!(hellos.iter().map(|s| s.0).collect::<Vec<_>>(), vec![a, b]);
     let refuse = |peer| {
-        Ok(Message::HelloAck(HelloAck {
+        Ok(Message::HelloAck(Box::new(HelloAck {
             accepted: false,
             peer,
             degree: 9,
             incarnation: None,
-        }))
+        })))
     };
     h.respond(at, a, hellos[0].1.clone(), refuse(a));
     assert!(h.events().contains(&Event::NeighbourDropped {
@@ -1146,14 +1140,14 @@ fn gossip_throughput() {
         let start = std::time::Instant::now();
         for text in &texts {
             for &sender in &neighbours {
-                let msg = Message::Gossip(Gossip {
+                let msg = Message::Gossip(Arc::new(Gossip {
                     text: Arc::clone(text),
                     origin_ip: sender.ip(),
                     origin_port: Some(7001),
                     msg_no: 1,
                     sender,
                     hops: 1,
-                });
+                }));
                 h.peer.handle(
                     Millis(1),
                     Input::Request {
@@ -1201,12 +1195,12 @@ fn random_outcome(
             peer_list(to, &peers, entry)
         }
         Message::Ping(_) => pong(Some(rng.below(6) as u32)),
-        Message::Hello(_) => Message::HelloAck(HelloAck {
+        Message::Hello(_) => Message::HelloAck(Box::new(HelloAck {
             accepted: rng.chance(0.7),
             peer: to,
             degree: rng.below(4) as u32,
             incarnation: Some(rng.below(3)),
-        }),
+        })),
         Message::SuspectReq(r) => ack(r.suspect, rng.chance(0.5), to),
         Message::DeadReport(_) => Message::DeadResult(DeadResult {
             proposal_id: "p".into(),
@@ -1234,15 +1228,15 @@ fn random_request(rng: &mut Rng, pool: &[Endpoint]) -> Input {
             1 + rng.below(5) as u32,
         ),
         3 => ping(),
-        4 => Message::SuspectReq(SuspectReq {
+        4 => Message::SuspectReq(Box::new(SuspectReq {
             suspect: pool[rng.below(pool.len() as u64) as usize],
             requester: who,
-        }),
+        })),
         5 => Message::StatusReq,
-        6 => Message::RegisterReq(RegisterReq {
+        6 => Message::RegisterReq(Box::new(RegisterReq {
             peer: who,
             incarnation: None,
-        }),
+        })),
         7 => pong(None),
         _ => {
             return Input::Malformed {
@@ -1432,7 +1426,7 @@ fn accepted_regreet_keeps_probe_misses() {
         degree: 2,
         incarnation: None,
     };
-    h.respond(at, a, req, Ok(Message::HelloAck(accept)));
+    h.respond(at, a, req, Ok(Message::HelloAck(Box::new(accept))));
     assert!(
         h.events().is_empty(),
         "re-added an existing neighbour: {:?}",

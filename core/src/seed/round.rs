@@ -224,22 +224,22 @@ pub(super) fn status_of(kind: ProposalKind) -> Status {
 
 pub(super) fn vote_request(kind: ProposalKind, req: VoteReq) -> Message {
     match kind {
-        ProposalKind::Register => Message::RegisterVote(req),
-        ProposalKind::Removal => Message::DeadVote(req),
+        ProposalKind::Register => Message::RegisterVote(Box::new(req)),
+        ProposalKind::Removal => Message::DeadVote(Box::new(req)),
     }
 }
 
 pub(super) fn vote_response(kind: ProposalKind, resp: VoteResp) -> Message {
     match kind {
-        ProposalKind::Register => Message::RegisterVoteResp(resp),
-        ProposalKind::Removal => Message::DeadVoteResp(resp),
+        ProposalKind::Register => Message::RegisterVoteResp(Box::new(resp)),
+        ProposalKind::Removal => Message::DeadVoteResp(Box::new(resp)),
     }
 }
 
 pub(super) fn commit_sync(kind: ProposalKind, sync: CommitSync) -> Message {
     match kind {
-        ProposalKind::Register => Message::RegisterCommit(sync),
-        ProposalKind::Removal => Message::DeadCommit(sync),
+        ProposalKind::Register => Message::RegisterCommit(Box::new(sync)),
+        ProposalKind::Removal => Message::DeadCommit(Box::new(sync)),
     }
 }
 

@@ -374,21 +374,21 @@ impl World {
     /// Any message at all, request or reply, fields drawn from the bytes.
     fn message(&self, b: &mut Bytes<'_>) -> Message {
         match b.u8() % 27 {
-            0 => Message::RegisterReq(RegisterReq {
+            0 => Message::RegisterReq(Box::new(RegisterReq {
                 peer: self.endpoint(b),
                 incarnation: self.opt(b),
-            }),
-            1 => Message::RegisterResult(RegisterResult {
+            })),
+            1 => Message::RegisterResult(Box::new(RegisterResult {
                 proposal_id: self.text(b),
                 success: b.bool(),
                 yes_votes: b.num32(),
                 quorum: b.num32(),
                 incarnation: self.opt(b),
                 error: b.bool().then(|| self.text(b)),
-            }),
-            2 => Message::RegisterVote(self.vote_req(b)),
-            3 => Message::RegisterVoteResp(self.vote_resp(b)),
-            4 => Message::RegisterCommit(self.commit(b)),
+            })),
+            2 => Message::RegisterVote(Box::new(self.vote_req(b))),
+            3 => Message::RegisterVoteResp(Box::new(self.vote_resp(b))),
+            4 => Message::RegisterCommit(Box::new(self.commit(b))),
             5 => Message::RegisterCommitAck,
             6 => Message::PeerListReq {
                 requester: if b.bool() {
@@ -397,7 +397,7 @@ impl World {
                     self.text(b)
                 },
             },
-            7 => Message::PeerListResp(PeerListResp {
+            7 => Message::PeerListResp(Box::new(PeerListResp {
                 peers: self.endpoints(b),
                 seed: self.endpoint(b),
                 incarnations: (0..b.small(3))
@@ -405,33 +405,33 @@ impl World {
                     .collect(),
                 total: self.opt(b),
                 requester_entry: b.bool().then(|| (b.num(), self.status(b))),
-            }),
-            8 => Message::Hello(Hello {
+            })),
+            8 => Message::Hello(Box::new(Hello {
                 peer: self.endpoint(b),
                 degree: b.num32(),
                 incarnation: self.opt(b),
-            }),
-            9 => Message::HelloAck(HelloAck {
+            })),
+            9 => Message::HelloAck(Box::new(HelloAck {
                 accepted: b.bool(),
                 peer: self.endpoint(b),
                 degree: b.num32(),
                 incarnation: self.opt(b),
-            }),
-            10 | 11 => Message::Gossip(self.gossip(b)),
+            })),
+            10 | 11 => Message::Gossip(Arc::new(self.gossip(b))),
             12 => Message::GossipAck(GossipAck {
                 accepted: b.bool(),
                 duplicate: b.bool(),
             }),
-            13 => Message::SuspectReq(SuspectReq {
+            13 => Message::SuspectReq(Box::new(SuspectReq {
                 suspect: self.endpoint(b),
                 requester: self.endpoint(b),
-            }),
-            14 => Message::SuspectAck(SuspectAck {
+            })),
+            14 => Message::SuspectAck(Box::new(SuspectAck {
                 suspect: self.endpoint(b),
                 alive: b.bool(),
                 confirmer: self.endpoint(b),
-            }),
-            15 => Message::DeadReport(DeadReport {
+            })),
+            15 => Message::DeadReport(Box::new(DeadReport {
                 dead: self.endpoint(b),
                 self_ip: self.endpoint(b).ip(),
                 timestamp: b.num(),
@@ -439,16 +439,16 @@ impl World {
                 text: b.bool().then(|| self.text(b)),
                 incarnation: self.opt(b),
                 witnesses: self.endpoints(b),
-            }),
+            })),
             16 => Message::DeadResult(DeadResult {
                 proposal_id: self.text(b),
                 success: b.bool(),
                 yes_votes: b.num32(),
                 quorum: b.num32(),
             }),
-            17 => Message::DeadVote(self.vote_req(b)),
-            18 => Message::DeadVoteResp(self.vote_resp(b)),
-            19 => Message::DeadCommit(self.commit(b)),
+            17 => Message::DeadVote(Box::new(self.vote_req(b))),
+            18 => Message::DeadVoteResp(Box::new(self.vote_resp(b))),
+            19 => Message::DeadCommit(Box::new(self.commit(b))),
             20 => Message::DeadCommitAck,
             21 => Message::Error {
                 reason: self.text(b),
@@ -462,7 +462,7 @@ impl World {
             }),
             24 => {
                 let reply = b.u8() & 3 == 0;
-                Message::SeedSync(self.sync(b, reply))
+                Message::SeedSync(Box::new(self.sync(b, reply)))
             }
             25 => Message::StatusReq,
             _ => Message::StatusResp(Box::new(StatusResp {
@@ -489,14 +489,14 @@ impl World {
             }
         };
         match request {
-            Message::RegisterReq(r) => Message::RegisterResult(RegisterResult {
+            Message::RegisterReq(r) => Message::RegisterResult(Box::new(RegisterResult {
                 proposal_id: self.text(b),
                 success: b.u8() < 180,
                 yes_votes: b.num32(),
                 quorum: b.num32(),
                 incarnation: if b.bool() { r.incarnation } else { self.opt(b) },
                 error: None,
-            }),
+            })),
             Message::RegisterVote(r) | Message::DeadVote(r) => {
                 let resp = VoteResp {
                     proposal_id: same_id(b, &r.proposal_id),
@@ -505,35 +505,35 @@ impl World {
                     known_incarnation: self.opt(b),
                 };
                 if matches!(request, Message::RegisterVote(_)) {
-                    Message::RegisterVoteResp(resp)
+                    Message::RegisterVoteResp(Box::new(resp))
                 } else {
-                    Message::DeadVoteResp(resp)
+                    Message::DeadVoteResp(Box::new(resp))
                 }
             }
             Message::RegisterCommit(_) => Message::RegisterCommitAck,
             Message::DeadCommit(_) => Message::DeadCommitAck,
-            Message::PeerListReq { .. } => Message::PeerListResp(PeerListResp {
+            Message::PeerListReq { .. } => Message::PeerListResp(Box::new(PeerListResp {
                 peers: (0..b.small(6)).map(|_| self.endpoint(b)).collect(),
                 seed: to,
                 incarnations: Vec::new(),
                 total: None,
                 requester_entry: b.bool().then(|| (b.num(), self.status(b))),
-            }),
-            Message::Hello(_) => Message::HelloAck(HelloAck {
+            })),
+            Message::Hello(_) => Message::HelloAck(Box::new(HelloAck {
                 accepted: b.u8() < 200,
                 peer: to,
                 degree: b.num32(),
                 incarnation: self.opt(b),
-            }),
+            })),
             Message::Gossip(_) => Message::GossipAck(GossipAck {
                 accepted: true,
                 duplicate: b.bool(),
             }),
-            Message::SuspectReq(r) => Message::SuspectAck(SuspectAck {
+            Message::SuspectReq(r) => Message::SuspectAck(Box::new(SuspectAck {
                 suspect: r.suspect,
                 alive: b.bool(),
                 confirmer: to,
-            }),
+            })),
             Message::DeadReport(_) => Message::DeadResult(DeadResult {
                 proposal_id: self.text(b),
                 success: b.bool(),
@@ -547,7 +547,7 @@ impl World {
             Message::SeedSync(_) => {
                 let mut s = self.sync(b, true);
                 s.seed = to;
-                Message::SeedSync(s)
+                Message::SeedSync(Box::new(s))
             }
             Message::StatusReq => Message::StatusReq,
             _ => self.message(b),
