@@ -13,6 +13,7 @@ pub fn hash64(bytes: &[u8]) -> u64 {
 }
 
 /// SplitMix64's finaliser: a bijective scramble of one word.
+#[inline]
 pub fn mix64(mut x: u64) -> u64 {
     x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
@@ -20,6 +21,7 @@ pub fn mix64(mut x: u64) -> u64 {
 }
 
 /// Combines `h` with one more word (order-dependent).
+#[inline]
 pub fn combine(h: u64, word: u64) -> u64 {
     mix64(
         h ^ word

@@ -12,11 +12,13 @@ pub struct Millis(pub u64);
 
 impl Millis {
     /// `self + ms`, saturating.
+    #[inline]
     pub fn after(self, ms: u64) -> Millis {
         Millis(self.0.saturating_add(ms))
     }
 
     /// Milliseconds from `earlier` to `self` (0 if `earlier` is later).
+    #[inline]
     pub fn since(self, earlier: Millis) -> u64 {
         self.0.saturating_sub(earlier.0)
     }

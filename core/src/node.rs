@@ -29,6 +29,7 @@ impl Node {
     }
 
     /// Feeds one input at `now`.
+    #[inline]
     pub fn handle(&mut self, now: Millis, input: Input) {
         match self {
             Node::Seed(s) => s.handle(now, input),
@@ -38,6 +39,7 @@ impl Node {
 
     /// Takes every output queued since the last call, in order.
     #[must_use = "outputs are what the node asks the driver to do"]
+    #[inline]
     pub fn drain_outputs(&mut self) -> std::vec::Drain<'_, Output> {
         match self {
             Node::Seed(s) => s.drain_outputs(),
@@ -46,6 +48,7 @@ impl Node {
     }
 
     /// When the node next wants [`Input::Tick`].
+    #[inline]
     pub fn next_deadline(&self) -> Option<Millis> {
         match self {
             Node::Seed(s) => s.next_deadline(),

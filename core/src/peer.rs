@@ -290,11 +290,13 @@ impl Peer {
 
     /// Takes every queued output, in order.
     #[must_use = "outputs are what the node asks the driver to do"]
+    #[inline]
     pub fn drain_outputs(&mut self) -> std::vec::Drain<'_, Output> {
         self.outputs.drain(..)
     }
 
     /// When the peer next wants [`Input::Tick`].
+    #[inline]
     pub fn next_deadline(&self) -> Option<Millis> {
         self.timers.next_deadline()
     }

@@ -96,11 +96,13 @@ impl Seed {
 
     /// Takes every queued output.
     #[must_use = "outputs are what the seed asks the driver to do"]
+    #[inline]
     pub fn drain_outputs(&mut self) -> std::vec::Drain<'_, Output> {
         self.0.outputs.drain(..)
     }
 
     /// When the seed next wants a tick.
+    #[inline]
     pub fn next_deadline(&self) -> Option<Millis> {
         self.0.timers.next_deadline()
     }

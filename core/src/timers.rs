@@ -54,6 +54,7 @@ impl<K: Ord + Clone> Timers<K> {
     }
 
     /// The earliest deadline.
+    #[inline]
     pub fn next_deadline(&self) -> Option<Millis> {
         self.earliest
     }

@@ -52,7 +52,13 @@ pub struct Queue<E: Copy> {
     in_wheel: usize,
     far: BinaryHeap<Reverse<Far<E>>>,
     seq: u64,
+    /// Emptied slot buffers kept for reuse (at most `SPARE_BUFFERS`), so a busy millisecond
+    /// does not grow a fresh vector from nothing every time the wheel turns.
+    spare: Vec<Vec<E>>,
 }
+
+/// Slot buffers kept for reuse; beyond, an emptied large buffer is freed.
+const SPARE_BUFFERS: usize = 256;
 
 impl<E: Copy> Default for Queue<E> {
     fn default() -> Self {
@@ -63,6 +69,7 @@ impl<E: Copy> Default for Queue<E> {
             in_wheel: 0,
             far: BinaryHeap::new(),
             seq: 0,
+            spare: Vec::new(),
         }
     }
 }
@@ -88,7 +95,13 @@ impl<E: Copy> Queue<E> {
         let time = time.max(self.now);
         self.seq += 1;
         if time - self.now < HORIZON_MS {
-            self.slots[(time & MASK) as usize].push(ev);
+            let slot = &mut self.slots[(time & MASK) as usize];
+            if slot.capacity() == 0 {
+                if let Some(buffer) = self.spare.pop() {
+                    *slot = buffer;
+                }
+            }
+            slot.push(ev);
             self.in_wheel += 1;
         } else {
             self.far.push(Reverse(Far {
@@ -112,12 +125,14 @@ impl<E: Copy> Queue<E> {
             if self.now >= until {
                 return None;
             }
-            // A slot that held a burst gives its memory back: slots are reused every
-            // `HORIZON_MS`, and keeping every burst's capacity would hold gigabytes.
+            // A slot that held a burst hands its buffer to the spares: slots are reused every
+            // `HORIZON_MS`, and keeping every burst's capacity in its slot would hold gigabytes.
+            slot.clear();
             if slot.capacity() > 64 {
-                *slot = Vec::new();
-            } else {
-                slot.clear();
+                let buffer = std::mem::take(slot);
+                if self.spare.len() < SPARE_BUFFERS {
+                    self.spare.push(buffer);
+                }
             }
             self.pos = 0;
             if self.in_wheel == 0 {

@@ -69,6 +69,10 @@ struct Call {
     deadline: u64,
     request: Option<Message>,
     reply: Option<Message>,
+    /// `fingerprint` of the request and of the reply, taken when each was made (while the
+    /// message is still in the CPU cache) for the trace hash of its later deliveries.
+    request_fp: u64,
+    reply_fp: u64,
     /// Deliveries of the request still in the queue.
     inflight: u8,
     /// Connections (bit 0: first copy, bit 1: duplicate) delivered and not yet answered.
@@ -309,6 +313,7 @@ impl World {
         c.to = to;
         c.to_ep = Some(to_ep);
         c.deadline = deadline.0.max(now);
+        c.request_fp = fingerprint(&msg);
         c.request = Some(msg);
         c.reply = None;
         c.inflight = 0;
@@ -385,7 +390,9 @@ impl World {
             self.arm_timeout(call);
             return;
         }
-        self.calls[call as usize].reply = Some(msg);
+        let c = &mut self.calls[call as usize];
+        c.reply_fp = fingerprint(&msg);
+        c.reply = Some(msg);
         let at = now + self.latency(node, from);
         self.answer_at(call, at, Outcome::Reply);
     }
@@ -687,7 +694,8 @@ impl<A: Actor> Sim<A> {
                 return;
             };
             let conn = ConnId(u64::from(call) | u64::from(gen) << 32 | u64::from(dup) << 63);
-            self.w.hash_event(now, to, fingerprint(&msg));
+            let fp = c.request_fp;
+            self.w.hash_event(now, to, fp);
             if let Some(actor) = self.nodes[to as usize].actor.as_mut() {
                 actor.handle(Millis(now), Input::Request { conn, msg });
             }
@@ -735,9 +743,9 @@ impl<A: Actor> Sim<A> {
                 Outcome::Timeout => Err(Failure::Timeout),
             };
             if let (Some(request), Some(to)) = (request, c.to_ep) {
-                let fp = fingerprint(&request)
+                let fp = c.request_fp
                     ^ match &result {
-                        Ok(m) => fingerprint(m) << 1,
+                        Ok(_) => c.reply_fp << 1,
                         Err(f) => 0x6661_696c ^ *f as u64,
                     };
                 self.w.hash_event(now, from, fp);
