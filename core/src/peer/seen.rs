@@ -105,7 +105,7 @@ impl KeyTable {
 }
 
 /// Slots of the recent-key cache (see [`SeenSet`]).
-const RECENT: usize = 256;
+const RECENT: usize = 64;
 
 /// Gossip keys seen, bounded: two generations of at most `capacity / 2` keys each. When the
 /// current generation fills it becomes the previous one and the oldest is forgotten, so a key
@@ -172,7 +172,7 @@ impl SeenSet {
     }
 
     /// Keys remembered by the generations (never more than `2 * (capacity / 2)`; the recent
-    /// cache adds at most 256 more).
+    /// cache adds at most `RECENT` more).
     pub fn len(&self) -> usize {
         self.current.len + self.previous.len
     }
