@@ -57,8 +57,10 @@ pub struct Queue<E: Copy> {
     spare: Vec<Vec<E>>,
 }
 
-/// Slot buffers kept for reuse; beyond, an emptied large buffer is freed.
+/// Slot buffers kept for reuse, and the largest capacity kept (a rare huge burst's buffer is
+/// freed): at most 256 × 4096 events of spare memory.
 const SPARE_BUFFERS: usize = 256;
+const SPARE_CAPACITY: usize = 1 << 12;
 
 impl<E: Copy> Default for Queue<E> {
     fn default() -> Self {
@@ -130,7 +132,7 @@ impl<E: Copy> Queue<E> {
             slot.clear();
             if slot.capacity() > 64 {
                 let buffer = std::mem::take(slot);
-                if self.spare.len() < SPARE_BUFFERS {
+                if self.spare.len() < SPARE_BUFFERS && buffer.capacity() <= SPARE_CAPACITY {
                     self.spare.push(buffer);
                 }
             }
