@@ -30,6 +30,7 @@
 mod bootstrap;
 mod decide;
 mod gossip;
+mod known;
 mod liveness;
 mod neighbours;
 mod seen;
@@ -44,6 +45,7 @@ use crate::rng::Rng;
 use crate::timers::Timers;
 use crate::{ConnId, Event, Failure, Input, Millis, NodeInit, Output, Settings};
 
+use known::Known;
 use neighbours::Neighbours;
 
 pub use decide::{choose_neighbours, pick_witnesses, verdict, Verdict};
@@ -217,7 +219,7 @@ pub struct Peer {
     refreshing: bool,
     selection: Option<Selection>,
     /// Peers known from Peer Lists and handshakes, with the incarnation last heard of.
-    known: BTreeMap<Endpoint, Option<u64>>,
+    known: Known,
     /// The overlay adjacency.
     neighbours: Neighbours,
 
@@ -261,7 +263,7 @@ impl Peer {
             pl_awaiting: BTreeSet::new(),
             refreshing: false,
             selection: None,
-            known: BTreeMap::new(),
+            known: Known::default(),
             neighbours: Neighbours::default(),
             generated: 0,
             seen,

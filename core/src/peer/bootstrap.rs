@@ -155,11 +155,13 @@ impl Peer {
     pub(super) fn merge_peer_list(&mut self, now: Millis, resp: PeerListResp) {
         let complete = resp.total.is_some_and(|t| t <= resp.peers.len() as u64);
         self.note_listed(&resp.peers, complete);
-        for &peer in &resp.peers {
-            if peer != self.me && !self.seeds.contains(&peer) {
-                self.known.entry(peer).or_insert(None);
-            }
-        }
+        let (me, seeds) = (self.me, &self.seeds);
+        self.known.add_all(
+            resp.peers
+                .iter()
+                .copied()
+                .filter(|p| *p != me && !seeds.contains(p)),
+        );
         for &(peer, inc) in &resp.incarnations {
             if let Some(slot) = self.known.get_mut(&peer) {
                 *slot = (*slot).max(Some(inc));
@@ -217,30 +219,28 @@ impl Peer {
         if excess == 0 {
             return;
         }
-        let candidates: Vec<Endpoint> = self
+        // Positions rather than endpoints: the same draws, without copying the endpoints.
+        let candidates: Vec<usize> = self
             .known
             .keys()
-            .filter(|p| !self.neighbours.contains_key(p))
-            .copied()
+            .enumerate()
+            .filter(|(_, p)| !self.neighbours.contains_key(p))
+            .map(|(i, _)| i)
             .collect();
-        for victim in self.rng.sample(&candidates, excess) {
-            self.known.remove(&victim);
-        }
+        let victims = self.rng.sample(&candidates, excess);
+        self.known.remove_at(&victims);
     }
 
     /// Forgets one random known peer that is not a neighbour; false if there is none.
     pub(super) fn evict_known(&mut self) -> bool {
         let len = self.known.len();
         let start = self.rng.below(len as u64) as usize;
-        let victim = self
-            .known
-            .keys()
-            .cycle()
-            .skip(start)
-            .take(len)
-            .find(|p| !self.neighbours.contains_key(p))
-            .copied();
-        victim.is_some_and(|v| self.known.remove(&v).is_some())
+        let victim = (0..len).map(|off| (start + off) % len).find(|&i| {
+            self.known
+                .key_at(i)
+                .is_some_and(|p| !self.neighbours.contains_key(p))
+        });
+        victim.is_some_and(|i| self.known.remove_index(i))
     }
 
     // ----- neighbour selection --------------------------------------------------------------

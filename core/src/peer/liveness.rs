@@ -220,7 +220,7 @@ impl Peer {
             text: Some(text.clone()),
             incarnation: match self.accusations.get(&dead) {
                 Some(accusation) => accusation.incarnation,
-                None => self.known.get(&dead).copied().flatten(),
+                None => self.known.get(&dead).flatten(),
             },
             witnesses,
         };
