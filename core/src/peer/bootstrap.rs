@@ -156,17 +156,13 @@ impl Peer {
         let complete = resp.total.is_some_and(|t| t <= resp.peers.len() as u64);
         self.note_listed(&resp.peers, complete);
         let (me, seeds) = (self.me, &self.seeds);
-        self.known.add_all(
+        self.known.merge(
             resp.peers
                 .iter()
                 .copied()
                 .filter(|p| *p != me && !seeds.contains(p)),
+            &resp.incarnations,
         );
-        for &(peer, inc) in &resp.incarnations {
-            if let Some(slot) = self.known.get_mut(&peer) {
-                *slot = (*slot).max(Some(inc));
-            }
-        }
         self.trim_known();
         if let Some((removed, Status::Removed)) = resp.requester_entry {
             if self.registered && removed >= self.incarnation {
@@ -220,11 +216,16 @@ impl Peer {
             return;
         }
         // Positions rather than endpoints: the same draws, without copying the endpoints.
+        // Both sorted: one walk finds the non-neighbours.
+        let mut neighbours = self.neighbours.keys().peekable();
         let candidates: Vec<usize> = self
             .known
             .keys()
             .enumerate()
-            .filter(|(_, p)| !self.neighbours.contains_key(p))
+            .filter(|&(_, p)| {
+                while neighbours.next_if(|n| *n < p).is_some() {}
+                neighbours.peek() != Some(&p)
+            })
             .map(|(i, _)| i)
             .collect();
         let victims = self.rng.sample(&candidates, excess);

@@ -48,24 +48,51 @@ impl Known {
         self.position(peer).is_ok_and(|i| self.remove_index(i))
     }
 
-    /// Adds every peer of `peers` not known yet, with no incarnation. Linear in the known set
-    /// when `peers` is sorted (as a seed sends it); any order is accepted.
-    pub(super) fn add_all(&mut self, peers: impl Iterator<Item = Endpoint>) {
-        let old = self.entries.len();
-        for peer in peers {
-            if self.entries[..old]
-                .binary_search_by(|(p, _)| p.cmp(&peer))
-                .is_err()
-            {
-                self.entries.push((peer, None));
+    /// Merges a Peer List: adds every peer of `listed` not known yet (with no incarnation),
+    /// then raises every known peer's incarnation to the one `incarnations` gives for it.
+    /// Both are walked against the known set in one linear pass each; a seed sends them
+    /// sorted, and anything else is sorted first.
+    pub(super) fn merge(
+        &mut self,
+        listed: impl Iterator<Item = Endpoint>,
+        incarnations: &[(Endpoint, u64)],
+    ) {
+        let mut fresh: Vec<Endpoint> = listed.collect();
+        if !fresh.is_sorted() {
+            fresh.sort_unstable();
+        }
+        fresh.dedup();
+        let old = std::mem::take(&mut self.entries);
+        let mut merged = Vec::with_capacity(old.len() + fresh.len());
+        let mut fresh = fresh.into_iter().peekable();
+        for entry in old {
+            while let Some(peer) = fresh.next_if(|p| *p < entry.0) {
+                merged.push((peer, None));
+            }
+            fresh.next_if_eq(&entry.0);
+            merged.push(entry);
+        }
+        merged.extend(fresh.map(|peer| (peer, None)));
+        self.entries = merged;
+
+        let sorted;
+        let incarnations = if incarnations.is_sorted_by_key(|&(p, _)| p) {
+            incarnations
+        } else {
+            let mut copy = incarnations.to_vec();
+            copy.sort_unstable();
+            sorted = copy;
+            &sorted
+        };
+        let mut slots = self.entries.iter_mut().peekable();
+        for &(peer, inc) in incarnations {
+            while slots.next_if(|(p, _)| *p < peer).is_some() {}
+            if let Some((p, slot)) = slots.peek_mut() {
+                if *p == peer {
+                    *slot = (*slot).max(Some(inc));
+                }
             }
         }
-        if self.entries.len() == old {
-            return;
-        }
-        // Stable: the old run and the (mostly sorted) new tail are merged, not re-sorted.
-        self.entries.sort_by_key(|a| a.0);
-        self.entries.dedup_by(|a, b| a.0 == b.0);
     }
 
     /// The known peers, in endpoint order.
@@ -122,7 +149,8 @@ mod tests {
         k.insert(ep(5), Some(3));
         k.insert(ep(1), None);
         // unsorted input with a duplicate and an already known peer
-        k.add_all([ep(9), ep(2), ep(5), ep(2), ep(7)].into_iter());
+        let incs = [(ep(9), 4), (ep(5), 1), (ep(1), 6), (ep(5), 2), (ep(3), 8)];
+        k.merge([ep(9), ep(2), ep(5), ep(2), ep(7)].into_iter(), &incs);
         let order: Vec<u16> = k.keys().map(|e| e.port()).collect();
         assert_eq!(order, vec![1, 2, 5, 7, 9]);
         assert_eq!(
