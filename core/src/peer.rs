@@ -15,7 +15,9 @@
 //! 4. **Gossip**: generate a message every interval up to a maximum; forward first-time
 //!    messages to every neighbour but the sender; a bounded seen-set drops repeats
 //!    (`gossip.rs`, `seen.rs`).
-//! 5. **Liveness**: probe neighbours; after enough consecutive misses ask witnesses to probe
+//! 5. **Liveness**: probe neighbours (a round skips a neighbour whose own `PING` arrived since
+//!    the last one, so a link is probed about once per interval, not once from each end);
+//!    after enough consecutive misses ask witnesses to probe
 //!    the suspect; only a peer-level majority (with at least one witness) leads to a
 //!    `DEAD_REPORT` to a quorum of seeds. As a witness, probe and answer later
 //!    (`liveness.rs`).
@@ -147,6 +149,9 @@ struct Link {
     misses: u32,
     /// A probe is in flight.
     probing: bool,
+    /// The neighbour's own `PING` arrived since the last probe round: it was up then, so
+    /// the next round may skip probing it (see `probe_neighbours`).
+    heard: bool,
 }
 
 /// A suspicion round in progress.
@@ -325,7 +330,10 @@ impl Peer {
     fn on_request(&mut self, now: Millis, conn: ConnId, msg: Message) {
         match msg {
             Message::Gossip(g) => self.on_gossip(now, conn, &g),
-            Message::Ping(_) => {
+            Message::Ping(ping) => {
+                if let Some(link) = self.neighbours.get_mut(&ping.sender) {
+                    link.heard = true;
+                }
                 let pong = Pong {
                     responder: self.me,
                     degree: Some(self.degree()),

@@ -2,8 +2,10 @@
 //! detector's side), and probing a suspect on another detector's behalf (the witness's side).
 //! All `PING`s go through one table so roles probing the same endpoint share one probe.
 
+use std::collections::btree_map::Entry;
+
 use super::{
-    count, pick_witnesses, verdict, Accusation, Peer, PingRole, Suspicion, Timer,
+    count, pick_witnesses, verdict, Accusation, Peer, PingRole, PingWaiters, Suspicion, Timer,
     ACCUSATION_RETRIES, MAX_ACCUSATIONS, MAX_PENDING_WITNESS,
 };
 use crate::msg::{DeadReport, Endpoint, Message, Ping, SuspectAck, SuspectReq};
@@ -14,8 +16,10 @@ impl Peer {
 
     /// Pings `to` for `role`, sharing a `PING` already in flight to the same endpoint.
     pub(super) fn ping(&mut self, now: Millis, to: Endpoint, role: PingRole) {
-        let fresh = !self.pings.contains_key(&to);
-        let waiters = self.pings.entry(to).or_default();
+        let (fresh, waiters) = match self.pings.entry(to) {
+            Entry::Vacant(slot) => (true, slot.insert(PingWaiters::default())),
+            Entry::Occupied(slot) => (false, slot.into_mut()),
+        };
         match role {
             PingRole::Probe => waiters.probe = true,
             PingRole::Candidate => waiters.candidate = true,
@@ -57,17 +61,21 @@ impl Peer {
 
     // ----- liveness: detector ---------------------------------------------------------------
 
+    /// Probes every neighbour with no probe in flight, except one whose own `PING` arrived
+    /// since the last round while nothing was amiss: it was up a moment ago, and both ends of
+    /// a link probing each other every interval doubled the probe traffic for nothing. A
+    /// neighbour that stops pinging is probed again from the next round, so a crash is seen
+    /// at most one interval later; one that has missed a probe is probed every round.
     pub(super) fn probe_neighbours(&mut self, now: Millis) {
-        let due: Vec<Endpoint> = self
-            .neighbours
-            .iter_mut()
-            .filter(|(_, link)| !link.probing)
-            .map(|(peer, link)| {
-                link.probing = true;
-                *peer
-            })
-            .collect();
-        for peer in due {
+        for i in 0..self.neighbours.len() {
+            let Some((&peer, link)) = self.neighbours.get_index_mut(i) else {
+                break;
+            };
+            let heard = std::mem::take(&mut link.heard);
+            if link.probing || (heard && link.misses == 0) {
+                continue;
+            }
+            link.probing = true;
             self.ping(now, peer, PingRole::Probe);
         }
         self.timers

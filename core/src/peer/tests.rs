@@ -591,6 +591,48 @@ fn probe_round(h: &mut Harness, dead: Endpoint) -> Millis {
     now.after(100)
 }
 
+/// Who the next probe round pings, each answered `PONG`; the time after the answers.
+fn probed_in_next_round(h: &mut Harness) -> (Vec<Endpoint>, Millis) {
+    let now = h.peer.timers.get(&Timer::Probe).expect("probe timer set");
+    h.tick(now);
+    let pings = h.sends_of("PING");
+    let probed = pings.iter().map(|(to, _)| *to).collect();
+    for (to, req) in pings {
+        h.respond(now.after(100), to, req, Ok(pong(Some(2))));
+    }
+    (probed, now.after(100))
+}
+
+#[test]
+fn a_neighbours_own_ping_spares_it_one_probe_round() {
+    let (a, b, c) = (ep(7001), ep(7002), ep(7003));
+    let mut h = Harness::bootstrapped(settings(), &[a, b]);
+    let (probed, now) = probed_in_next_round(&mut h);
+    assert_eq!(probed, vec![a, b]);
+    // a pings us (it is up); so does c, who is no neighbour.
+    h.request(now, 1, Message::Ping(Ping { sender: a }));
+    h.request(now, 2, Message::Ping(Ping { sender: c }));
+    assert!(matches!(&h.replies()[..], [(_, Message::Pong(_))]));
+    let (probed, _) = probed_in_next_round(&mut h);
+    assert_eq!(probed, vec![b], "a was heard from since the last round");
+    let (probed, _) = probed_in_next_round(&mut h);
+    assert_eq!(probed, vec![a, b], "silent since: probed again");
+    // A neighbour that missed a probe is probed every round, heard from or not.
+    let t = h.peer.timers.get(&Timer::Probe).expect("probe timer set");
+    h.tick(t);
+    for (to, req) in h.sends_of("PING") {
+        let outcome = if to == a {
+            Err(Failure::Timeout)
+        } else {
+            Ok(pong(Some(2)))
+        };
+        h.respond(t.after(100), to, req, outcome);
+    }
+    h.request(t.after(100), 3, Message::Ping(Ping { sender: a }));
+    let (probed, _) = probed_in_next_round(&mut h);
+    assert_eq!(probed, vec![a, b], "a missed a probe: no round skips it");
+}
+
 fn suspected(dead: Endpoint, others: &[Endpoint]) -> (Harness, Millis, Vec<(Endpoint, Message)>) {
     let mut all = vec![dead];
     all.extend_from_slice(others);
