@@ -152,6 +152,10 @@ struct Link {
     /// The neighbour's own `PING` arrived since the last probe round: it was up then, so
     /// the next round may skip probing it (see `probe_neighbours`).
     heard: bool,
+    /// The neighbour re-greeted us (a `HELLO` on an existing link) since our last periodic
+    /// re-greeting: it holds the link, so the next one may skip it (see
+    /// `regreet_neighbours`).
+    greeted: bool,
 }
 
 /// A suspicion round in progress.
@@ -390,7 +394,7 @@ impl Peer {
                 }
                 Timer::Refresh => {
                     self.refresh_peer_list(now);
-                    self.regreet_neighbours(now);
+                    self.regreet_neighbours(now, false);
                     self.recheck_accusations(now);
                     let at = now.after(self.settings.peer_list_refresh_ms);
                     self.timers.set(Timer::Refresh, at);

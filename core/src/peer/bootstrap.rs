@@ -100,7 +100,7 @@ impl Peer {
         });
         if self.bootstrapped {
             // Rejoined: the links we kept may have been dropped at the other end.
-            self.regreet_neighbours(now);
+            self.regreet_neighbours(now, true);
         } else if self.pl_awaiting.is_empty() && self.selection.is_none() {
             self.pl_awaiting = self.reg.successes.clone();
             let seeds: Vec<Endpoint> = self.pl_awaiting.iter().copied().collect();
@@ -408,15 +408,24 @@ impl Peer {
 
     /// `HELLO` again to every neighbour. A link can become one-sided (the other end dropped
     /// us on a suspicion the seeds then rejected, or removed us before we rejoined); greeting
-    /// again makes the other end add us back, or tells us to drop our half.
-    pub(super) fn regreet_neighbours(&mut self, now: Millis) {
+    /// again makes the other end add us back, or tells us to drop our half. Unless `all`, a
+    /// neighbour whose own re-greeting we accepted since the last time is skipped: it held the
+    /// link a moment ago, and both ends re-greeting each other doubled the traffic for
+    /// nothing. A link it drops since is greeted at the following refresh.
+    pub(super) fn regreet_neighbours(&mut self, now: Millis, all: bool) {
         let hello = Hello {
             peer: self.me,
             degree: self.degree(),
             incarnation: Some(self.incarnation),
         };
         let deadline = now.after(self.settings.request_timeout_ms);
-        for &to in self.neighbours.keys() {
+        for i in 0..self.neighbours.len() {
+            let Some((&to, link)) = self.neighbours.get_index_mut(i) else {
+                break;
+            };
+            if std::mem::take(&mut link.greeted) && !all {
+                continue;
+            }
             self.outputs.push(Output::Send {
                 to,
                 msg: Message::Hello(Box::new(hello.clone())),
@@ -452,7 +461,9 @@ impl Peer {
     pub(super) fn on_hello(&mut self, conn: ConnId, hello: Hello) {
         let accepted = if hello.peer == self.me || self.seeds.contains(&hello.peer) {
             false
-        } else if self.neighbours.contains_key(&hello.peer) {
+        } else if let Some(link) = self.neighbours.get_mut(&hello.peer) {
+            // A re-greeting: the other end holds the link (see `regreet_neighbours`).
+            link.greeted = true;
             self.remember(hello.peer, hello.incarnation);
             true
         } else if self.neighbours.len() >= self.settings.max_degree as usize {
@@ -462,6 +473,7 @@ impl Peer {
             self.add_neighbour(hello.peer, hello.degree, hello.incarnation);
             true
         };
+
         let ack = HelloAck {
             accepted,
             peer: self.me,

@@ -1095,6 +1095,30 @@ fn regreet_on_refresh_drops_a_refused_link() {
     assert_eq!(h.peer_status().neighbours, vec![b]);
 }
 
+#[test]
+fn a_neighbours_own_hello_spares_it_one_regreeting() {
+    let (a, b) = (ep(7001), ep(7002));
+    let mut h = Harness::bootstrapped(settings(), &[a, b]);
+    let hello = Message::Hello(Box::new(Hello {
+        peer: a,
+        degree: 1,
+        incarnation: Some(1),
+    }));
+    h.request(Millis(1), 1, hello);
+    assert!(matches!(&h.replies()[..], [(_, Message::HelloAck(ack))] if ack.accepted));
+    let greeted = |h: &mut Harness| {
+        let at = h.peer.timers.get(&Timer::Refresh).expect("refresh timer");
+        h.tick(at);
+        h.sends_of("HELLO").iter().map(|s| s.0).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        greeted(&mut h),
+        vec![b],
+        "a greeted us since the last refresh"
+    );
+    assert_eq!(greeted(&mut h), vec![a, b], "silent since: greeted again");
+}
+
 // ----- other requests -------------------------------------------------------------------------
 
 #[test]
