@@ -222,7 +222,7 @@ impl Peer {
             .known
             .keys()
             .enumerate()
-            .filter(|&(_, p)| {
+            .filter(|(_, p)| {
                 while neighbours.next_if(|n| *n < p).is_some() {}
                 neighbours.peek() != Some(&p)
             })
@@ -239,7 +239,7 @@ impl Peer {
         let victim = (0..len).map(|off| (start + off) % len).find(|&i| {
             self.known
                 .key_at(i)
-                .is_some_and(|p| !self.neighbours.contains_key(p))
+                .is_some_and(|p| !self.neighbours.contains_key(&p))
         });
         victim.is_some_and(|i| self.known.remove_index(i))
     }
@@ -260,7 +260,6 @@ impl Peer {
             .known
             .keys()
             .filter(|p| !self.neighbours.contains_key(p))
-            .copied()
             .collect();
         let sample = self
             .rng

@@ -111,8 +111,7 @@ impl Peer {
         let others: Vec<Endpoint> = self
             .known
             .keys()
-            .filter(|&&p| p != suspect && !self.neighbours.contains_key(&p))
-            .copied()
+            .filter(|&p| p != suspect && !self.neighbours.contains_key(&p))
             .collect();
         let k = self.settings.witnesses as usize;
         let witnesses = pick_witnesses(&preferred, &others, k, &mut self.rng);
