@@ -44,7 +44,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use crate::config::SettingsError;
 use crate::msg::{Endpoint, Message, PeerStatus, Pong, RoleStatus, StatusResp};
 use crate::rng::Rng;
-use crate::timers::Timers;
+use crate::timers::FewTimers;
 use crate::{ConnId, Event, Failure, Input, Millis, NodeInit, Output, Settings};
 
 use known::Known;
@@ -214,7 +214,7 @@ pub struct Peer {
     rng: Rng,
     unix_ms_at_zero: u64,
     outputs: Vec<Output>,
-    timers: Timers<Timer>,
+    timers: FewTimers<Timer>,
     counters: Counters,
 
     registered: bool,
@@ -263,7 +263,7 @@ impl Peer {
             rng: Rng::new(init.rng_seed),
             unix_ms_at_zero: init.unix_ms_at_zero,
             outputs: Vec::new(),
-            timers: Timers::default(),
+            timers: FewTimers::default(),
             counters: Counters::default(),
             registered: false,
             incarnation: 0,
