@@ -94,13 +94,11 @@ pub(super) struct PeerList {
     /// XOR of the fingerprints of each bucket's entries: order-independent, and updated in
     /// O(1) by XOR-ing the old fingerprint out and the new one in.
     digests: Vec<u64>,
-    /// The admitted peers, in no particular (but deterministic) order, so a `PEER_LIST_RESP`
-    /// sample costs O(sample), not O(Peer List): every peer refreshes periodically, and a
-    /// scan per request made serving the list quadratic in the cluster's size. Each holds its
-    /// incarnation too, so a sample reads only this array, not the entries' tree.
+    /// The admitted peers with their incarnations, sorted by peer, so a `PEER_LIST_RESP`
+    /// sample costs O(sample), not O(Peer List) (every peer refreshes periodically, and a
+    /// scan per request made serving the list quadratic in the cluster's size), reads only
+    /// this array, and comes out sorted by drawing sorted positions.
     alive: Vec<(Endpoint, u64)>,
-    /// Where each admitted peer stands in `alive`.
-    alive_at: BTreeMap<Endpoint, usize>,
 }
 
 impl Default for PeerList {
@@ -109,7 +107,6 @@ impl Default for PeerList {
             entries: BTreeMap::new(),
             digests: vec![0; SYNC_BUCKETS],
             alive: Vec::new(),
-            alive_at: BTreeMap::new(),
         }
     }
 }
@@ -139,24 +136,24 @@ impl PeerList {
     /// peer. Costs O(k²) when `k` is small against the list (a few dozen), never O(n).
     pub(super) fn sample_alive(&self, k: usize, rng: &mut Rng) -> Vec<(Endpoint, u64)> {
         let n = self.alive.len();
-        let mut listed: Vec<(Endpoint, u64)> = if k.saturating_mul(2) >= n {
-            rng.sample(&self.alive, k)
-        } else {
-            // Distinct positions by rejection; a linear scan of a few dozen beats a tree.
-            let mut chosen: Vec<usize> = Vec::with_capacity(k);
-            while chosen.len() < k {
-                let i = rng.below(n as u64) as usize;
-                if !chosen.contains(&i) {
-                    chosen.push(i);
-                }
+        if k.saturating_mul(2) >= n {
+            let mut listed = rng.sample(&self.alive, k);
+            listed.sort_unstable_by_key(|&(peer, _)| peer);
+            return listed;
+        }
+        // Distinct positions by rejection; a linear scan of a few dozen beats a tree.
+        let mut chosen: Vec<usize> = Vec::with_capacity(k);
+        while chosen.len() < k {
+            let i = rng.below(n as u64) as usize;
+            if !chosen.contains(&i) {
+                chosen.push(i);
             }
-            chosen
-                .into_iter()
-                .filter_map(|i| self.alive.get(i).copied())
-                .collect()
-        };
-        listed.sort_unstable_by_key(|&(peer, _)| peer);
-        listed
+        }
+        chosen.sort_unstable();
+        chosen
+            .into_iter()
+            .filter_map(|i| self.alive.get(i).copied())
+            .collect()
     }
 
     pub(super) fn digests(&self) -> &[u64] {
@@ -183,26 +180,16 @@ impl PeerList {
         true
     }
 
-    /// Keeps `alive` in step with a peer's new rank.
+    /// Keeps `alive` in step with a peer's new rank (admissions and removals are rare
+    /// against samples: an insertion into the sorted array is fine).
     fn track_alive(&mut self, peer: Endpoint, incarnation: u64, alive: bool) {
-        match (self.alive_at.get(&peer).copied(), alive) {
-            (None, true) => {
-                self.alive_at.insert(peer, self.alive.len());
-                self.alive.push((peer, incarnation));
+        match (self.alive.binary_search_by_key(&peer, |&(p, _)| p), alive) {
+            (Err(at), true) => self.alive.insert(at, (peer, incarnation)),
+            (Ok(at), true) => self.alive[at].1 = incarnation,
+            (Ok(at), false) => {
+                self.alive.remove(at);
             }
-            (Some(at), true) => {
-                if let Some(slot) = self.alive.get_mut(at) {
-                    slot.1 = incarnation;
-                }
-            }
-            (Some(at), false) => {
-                self.alive_at.remove(&peer);
-                self.alive.swap_remove(at);
-                if let Some(&(moved, _)) = self.alive.get(at) {
-                    self.alive_at.insert(moved, at);
-                }
-            }
-            (None, false) => {}
+            (Err(_), false) => {}
         }
     }
 
