@@ -69,7 +69,11 @@ impl<K: Ord + Copy> Run<K> {
             .iter()
             .copied()
             .filter(|k| {
-                at += self.keys[at..].partition_point(|old| old < k);
+                // A linear walk: the keys are cold, and a sequential scan is prefetched
+                // where a binary search's jumps each miss.
+                while self.keys.get(at).is_some_and(|old| old < k) {
+                    at += 1;
+                }
                 self.keys.get(at) != Some(k)
             })
             .collect();
@@ -93,7 +97,9 @@ impl<K: Ord + Copy> Run<K> {
         }
         let mut at = 0;
         for &(k, inc) in incs {
-            at += self.keys[at..].partition_point(|old| *old < k);
+            while self.keys.get(at).is_some_and(|old| *old < k) {
+                at += 1;
+            }
             if self.keys.get(at) == Some(&k) {
                 if let Some(slot) = self.incs.get_mut(at) {
                     *slot = (*slot).max(Some(inc));
