@@ -216,18 +216,7 @@ impl Peer {
             return;
         }
         // Positions rather than endpoints: the same draws, without copying the endpoints.
-        // Both sorted: one walk finds the non-neighbours.
-        let mut neighbours = self.neighbours.keys().peekable();
-        let candidates: Vec<usize> = self
-            .known
-            .keys()
-            .enumerate()
-            .filter(|(_, p)| {
-                while neighbours.next_if(|n| *n < p).is_some() {}
-                neighbours.peek() != Some(&p)
-            })
-            .map(|(i, _)| i)
-            .collect();
+        let candidates = self.known.positions_except(self.neighbours.keys());
         let victims = self.rng.sample(&candidates, excess);
         self.known.remove_at(&victims);
     }

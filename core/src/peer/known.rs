@@ -133,6 +133,19 @@ fn v4_endpoint(key: u64) -> Endpoint {
     SocketAddr::V4(SocketAddrV4::new(ip, key as u16))
 }
 
+/// Pushes `offset + i` for every `keys[i]` not in `excluded` (both sorted).
+fn walk_except<K: Ord>(keys: &[K], excluded: &[K], offset: usize, out: &mut Vec<usize>) {
+    let mut j = 0;
+    for (i, k) in keys.iter().enumerate() {
+        while excluded.get(j).is_some_and(|e| e < k) {
+            j += 1;
+        }
+        if excluded.get(j) != Some(k) {
+            out.push(offset + i);
+        }
+    }
+}
+
 /// Sorted, distinct keys of `items`.
 fn sorted<T: Ord>(mut items: Vec<T>) -> Vec<T> {
     if !items.is_sorted() {
@@ -233,6 +246,25 @@ impl Known {
         }
     }
 
+    /// The positions (in endpoint order) of the known peers not in `excluded`, which must be
+    /// sorted (the neighbours are). One walk, comparing keys rather than endpoints.
+    pub(super) fn positions_except<'a>(
+        &self,
+        excluded: impl Iterator<Item = &'a Endpoint>,
+    ) -> Vec<usize> {
+        let (mut ex4, mut ex6) = (Vec::new(), Vec::new());
+        for peer in excluded {
+            match peer {
+                SocketAddr::V4(a) => ex4.push(v4_key(a)),
+                SocketAddr::V6(a) => ex6.push(*a),
+            }
+        }
+        let mut out = Vec::with_capacity(self.len());
+        walk_except(&self.v4.keys, &ex4, 0, &mut out);
+        walk_except(&self.v6.keys, &ex6, self.v4.keys.len(), &mut out);
+        out
+    }
+
     /// Forgets the peer at position `i`; false if there is none.
     pub(super) fn remove_index(&mut self, i: usize) -> bool {
         match i.checked_sub(self.v4.keys.len()) {
@@ -328,6 +360,9 @@ mod tests {
         let at: Vec<Endpoint> = (0..k.len()).filter_map(|i| k.key_at(i)).collect();
         assert_eq!(at, want);
         assert_eq!(k.get(&v6(1)), Some(Some(3)));
+        let except = [want[0], want[2], want[5]];
+        let kept: Vec<usize> = (0..want.len()).filter(|i| ![0, 2, 5].contains(i)).collect();
+        assert_eq!(k.positions_except(except.iter()), kept);
         let last = want.len() - 1;
         k.remove_at(&[0, last]);
         assert_eq!(k.keys().collect::<Vec<_>>(), want[1..last].to_vec());
