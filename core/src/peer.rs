@@ -23,6 +23,8 @@
 //!    (`liveness.rs`).
 //! 6. **Repair and rejoin**: refresh the Peer List periodically and after a drop, reconnect
 //!    while below the minimum degree, and register again if the seeds removed this peer.
+//!    Every refresh checks this peer's own entry; a peer at or above the minimum degree
+//!    merges the listed peers into its known set on one periodic refresh in four.
 //!
 //! This file holds the state and the dispatch of inputs; the decisions worth testing alone
 //! (neighbour choice, witness choice, suspicion verdict) are pure functions in `decide.rs`.
@@ -66,6 +68,10 @@ const ACCUSATION_RETRIES: u32 = 3;
 
 /// Known peers remembered per `peer_list_limit` (a random one is evicted beyond).
 const KNOWN_PER_LIST: usize = 4;
+
+/// A peer at or above the minimum degree merges one periodic Peer List refresh in this many
+/// into its known set (see `periodic_refresh`).
+const MERGE_EVERY: u32 = 4;
 
 /// The peer's periodic and one-shot deadlines.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -226,6 +232,10 @@ pub struct Peer {
     pl_awaiting: BTreeSet<Endpoint>,
     /// A refresh `PEER_LIST_REQ` is in flight.
     refreshing: bool,
+    /// Its answer is to be merged into the known set.
+    refresh_merge: bool,
+    /// Periodic refreshes so far.
+    periodic_refreshes: u32,
     selection: Option<Selection>,
     /// Peers known from Peer Lists and handshakes, with the incarnation last heard of.
     known: Known,
@@ -271,6 +281,8 @@ impl Peer {
             bootstrapped: false,
             pl_awaiting: BTreeSet::new(),
             refreshing: false,
+            refresh_merge: false,
+            periodic_refreshes: 0,
             selection: None,
             known: Known::default(),
             neighbours: Neighbours::default(),
@@ -393,7 +405,7 @@ impl Peer {
                     }
                 }
                 Timer::Refresh => {
-                    self.refresh_peer_list(now);
+                    self.periodic_refresh(now);
                     self.regreet_neighbours(now, false);
                     self.recheck_accusations(now);
                     let at = now.after(self.settings.peer_list_refresh_ms);

@@ -4,6 +4,7 @@
 
 use super::{
     choose_neighbours, count, Peer, PingRole, Registration, Selection, Timer, KNOWN_PER_LIST,
+    MERGE_EVERY,
 };
 use crate::msg::{Endpoint, Hello, HelloAck, Message, PeerListResp, RegisterReq, Status};
 use crate::{quorum, ConnId, Event, Failure, Millis, Output};
@@ -119,14 +120,33 @@ impl Peer {
         self.send(seed, msg, now.after(self.settings.request_timeout_ms));
     }
 
-    /// Asks one random seed for its Peer List, unless a refresh is already in flight.
+    /// Asks one random seed for its Peer List, to be merged into the known set, unless a
+    /// refresh is already in flight (then that one's answer is merged).
     pub(super) fn refresh_peer_list(&mut self, now: Millis) {
+        self.request_peer_list(now, true);
+    }
+
+    /// The periodic refresh: every one checks this peer's own entry (rejoin) and the
+    /// accusations it follows, but while the degree is at least the minimum only one in
+    /// [`MERGE_EVERY`] merges the listed peers into the known set. Merging (and trimming
+    /// back to the cap) walks the whole known set, the costliest thing a settled peer did;
+    /// a healthy peer does not need fresh candidates every period, and any repair merges.
+    pub(super) fn periodic_refresh(&mut self, now: Millis) {
+        let merge = self.neighbours.len() < self.settings.min_degree as usize
+            || self.periodic_refreshes.is_multiple_of(MERGE_EVERY);
+        self.periodic_refreshes = self.periodic_refreshes.wrapping_add(1);
+        self.request_peer_list(now, merge);
+    }
+
+    fn request_peer_list(&mut self, now: Millis, merge: bool) {
         if self.refreshing {
+            self.refresh_merge |= merge;
             return;
         }
         let i = self.rng.below(self.seeds.len() as u64) as usize;
         if let Some(&seed) = self.seeds.get(i) {
             self.refreshing = true;
+            self.refresh_merge = merge;
             self.send_peer_list_req(now, seed);
         }
     }
@@ -138,7 +158,8 @@ impl Peer {
         outcome: Result<Message, Failure>,
     ) {
         if let Ok(Message::PeerListResp(resp)) = outcome {
-            self.merge_peer_list(now, *resp);
+            let merge = self.pl_awaiting.contains(&seed) || !self.refreshing || self.refresh_merge;
+            self.merge_peer_list(now, *resp, merge);
         }
         if self.pl_awaiting.remove(&seed) {
             if self.pl_awaiting.is_empty() && !self.bootstrapped {
@@ -152,18 +173,22 @@ impl Peer {
         }
     }
 
-    pub(super) fn merge_peer_list(&mut self, now: Millis, resp: PeerListResp) {
+    /// Takes a Peer List in: the accusations it settles, this peer's own entry (rejoin),
+    /// and, if `merge`, the listed peers into the known set.
+    pub(super) fn merge_peer_list(&mut self, now: Millis, resp: PeerListResp, merge: bool) {
         let complete = resp.total.is_some_and(|t| t <= resp.peers.len() as u64);
         self.note_listed(&resp.peers, complete);
-        let (me, seeds) = (self.me, &self.seeds);
-        self.known.merge(
-            resp.peers
-                .iter()
-                .copied()
-                .filter(|p| *p != me && !seeds.contains(p)),
-            &resp.incarnations,
-        );
-        self.trim_known();
+        if merge {
+            let (me, seeds) = (self.me, &self.seeds);
+            self.known.merge(
+                resp.peers
+                    .iter()
+                    .copied()
+                    .filter(|p| *p != me && !seeds.contains(p)),
+                &resp.incarnations,
+            );
+            self.trim_known();
+        }
         if let Some((removed, Status::Removed)) = resp.requester_entry {
             if self.registered && removed >= self.incarnation {
                 self.rejoin(now, removed);

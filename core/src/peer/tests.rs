@@ -1096,6 +1096,43 @@ fn regreet_on_refresh_drops_a_refused_link() {
 }
 
 #[test]
+fn a_healthy_peer_merges_one_periodic_refresh_in_four() {
+    let (a, b) = (ep(7001), ep(7002));
+    let mut h = Harness::bootstrapped(settings(), &[a, b]);
+    // Answers the next periodic refresh listing `listed`; whether it was merged.
+    let refresh = |h: &mut Harness, listed: Endpoint| {
+        let at = h.peer.timers.get(&Timer::Refresh).expect("refresh timer");
+        h.tick(at);
+        let (seed, req) = h.sends_of("PEER_LIST_REQ")[0].clone();
+        h.respond(at, seed, req, Ok(peer_list(seed, &[listed], None)));
+        h.peer.known.get(&listed).is_some()
+    };
+    let merged: Vec<bool> = (0..6).map(|i| refresh(&mut h, ep(7100 + i))).collect();
+    assert_eq!(merged, vec![true, false, false, false, true, false]);
+    // A repair asked for while a non-merging refresh is in flight has its answer merged.
+    let at = h.peer.timers.get(&Timer::Refresh).expect("refresh timer");
+    h.tick(at);
+    let (seed, req) = h.sends_of("PEER_LIST_REQ")[0].clone();
+    h.peer.refresh_peer_list(at);
+    assert!(
+        h.peer.drain_outputs().next().is_none(),
+        "one refresh in flight"
+    );
+    h.respond(at, seed, req, Ok(peer_list(seed, &[ep(7200)], None)));
+    assert!(h.peer.known.get(&ep(7200)).is_some());
+    // A refresh that merges nothing still tells a removed peer to rejoin.
+    let at = h.peer.timers.get(&Timer::Refresh).expect("refresh timer");
+    h.tick(at);
+    let (seed, req) = h.sends_of("PEER_LIST_REQ")[0].clone();
+    let removed = peer_list(seed, &[ep(7300)], Some((1, Status::Removed)));
+    h.respond(at, seed, req, Ok(removed));
+    assert!(h.peer.known.get(&ep(7300)).is_none());
+    assert!(h.events().contains(&Event::Rejoining {
+        removed_incarnation: 1
+    }));
+}
+
+#[test]
 fn a_neighbours_own_hello_spares_it_one_regreeting() {
     let (a, b) = (ep(7001), ep(7002));
     let mut h = Harness::bootstrapped(settings(), &[a, b]);
