@@ -14,7 +14,8 @@ pub(super) struct Neighbours {
 
 impl Neighbours {
     fn position(&self, peer: &Endpoint) -> Result<usize, usize> {
-        self.links.binary_search_by(|(p, _)| p.cmp(peer))
+        self.links
+            .binary_search_by(|(p, _)| super::known::cmp_endpoints(p, peer))
     }
 
     pub(super) fn len(&self) -> usize {
