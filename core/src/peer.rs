@@ -245,7 +245,9 @@ pub struct Peer {
     generated: u32,
     seen: SeenSet,
 
-    pings: BTreeMap<Endpoint, PingWaiters>,
+    /// `PING`s in flight, by endpoint: a handful (one per neighbour, candidate or suspect
+    /// probed), looked up by a scan; never iterated, so their order reaches no output.
+    pings: Vec<(Endpoint, PingWaiters)>,
     witness_pending: usize,
     suspicions: BTreeMap<Endpoint, Suspicion>,
     accusations: BTreeMap<Endpoint, Accusation>,
@@ -288,7 +290,7 @@ impl Peer {
             neighbours: Neighbours::default(),
             generated: 0,
             seen,
-            pings: BTreeMap::new(),
+            pings: Vec::new(),
             witness_pending: 0,
             suspicions: BTreeMap::new(),
             accusations: BTreeMap::new(),

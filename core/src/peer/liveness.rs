@@ -2,8 +2,6 @@
 //! detector's side), and probing a suspect on another detector's behalf (the witness's side).
 //! All `PING`s go through one table so roles probing the same endpoint share one probe.
 
-use std::collections::btree_map::Entry;
-
 use super::{
     count, pick_witnesses, verdict, Accusation, Peer, PingRole, PingWaiters, Suspicion, Timer,
     ACCUSATION_RETRIES, MAX_ACCUSATIONS, MAX_PENDING_WITNESS,
@@ -16,9 +14,13 @@ impl Peer {
 
     /// Pings `to` for `role`, sharing a `PING` already in flight to the same endpoint.
     pub(super) fn ping(&mut self, now: Millis, to: Endpoint, role: PingRole) {
-        let (fresh, waiters) = match self.pings.entry(to) {
-            Entry::Vacant(slot) => (true, slot.insert(PingWaiters::default())),
-            Entry::Occupied(slot) => (false, slot.into_mut()),
+        let (fresh, waiters) = match self.pings.iter().position(|(p, _)| *p == to) {
+            Some(i) => (false, &mut self.pings[i].1),
+            None => {
+                self.pings.push((to, PingWaiters::default()));
+                let last = self.pings.len() - 1;
+                (true, &mut self.pings[last].1)
+            }
         };
         match role {
             PingRole::Probe => waiters.probe = true,
@@ -40,9 +42,10 @@ impl Peer {
         to: Endpoint,
         outcome: Result<Message, Failure>,
     ) {
-        let Some(waiters) = self.pings.remove(&to) else {
+        let Some(i) = self.pings.iter().position(|(p, _)| *p == to) else {
             return;
         };
+        let (_, waiters) = self.pings.swap_remove(i);
         let alive = outcome.is_ok();
         if waiters.candidate {
             self.on_candidate_outcome(now, to, &outcome);
