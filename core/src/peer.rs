@@ -15,12 +15,16 @@
 //! 4. **Gossip**: generate a message every interval up to a maximum; forward first-time
 //!    messages to every neighbour but the sender; a bounded seen-set drops repeats
 //!    (`gossip.rs`, `seen.rs`).
-//! 5. **Liveness**: probe neighbours; after enough consecutive misses ask witnesses to probe
+//! 5. **Liveness**: probe neighbours (a round skips a neighbour whose own `PING` arrived since
+//!    the last one, so a link is probed about once per interval, not once from each end);
+//!    after enough consecutive misses ask witnesses to probe
 //!    the suspect; only a peer-level majority (with at least one witness) leads to a
 //!    `DEAD_REPORT` to a quorum of seeds. As a witness, probe and answer later
 //!    (`liveness.rs`).
 //! 6. **Repair and rejoin**: refresh the Peer List periodically and after a drop, reconnect
 //!    while below the minimum degree, and register again if the seeds removed this peer.
+//!    Every refresh checks this peer's own entry; a peer at or above the minimum degree
+//!    merges the listed peers into its known set on one periodic refresh in four.
 //!
 //! This file holds the state and the dispatch of inputs; the decisions worth testing alone
 //! (neighbour choice, witness choice, suspicion verdict) are pure functions in `decide.rs`.
@@ -30,6 +34,7 @@
 mod bootstrap;
 mod decide;
 mod gossip;
+mod known;
 mod liveness;
 mod neighbours;
 mod seen;
@@ -41,9 +46,10 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use crate::config::SettingsError;
 use crate::msg::{Endpoint, Message, PeerStatus, Pong, RoleStatus, StatusResp};
 use crate::rng::Rng;
-use crate::timers::Timers;
+use crate::timers::FewTimers;
 use crate::{ConnId, Event, Failure, Input, Millis, NodeInit, Output, Settings};
 
+use known::Known;
 use neighbours::Neighbours;
 
 pub use decide::{choose_neighbours, pick_witnesses, verdict, Verdict};
@@ -62,6 +68,10 @@ const ACCUSATION_RETRIES: u32 = 3;
 
 /// Known peers remembered per `peer_list_limit` (a random one is evicted beyond).
 const KNOWN_PER_LIST: usize = 4;
+
+/// A peer at or above the minimum degree merges one periodic Peer List refresh in this many
+/// into its known set (see `periodic_refresh`).
+const MERGE_EVERY: u32 = 4;
 
 /// The peer's periodic and one-shot deadlines.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -145,6 +155,13 @@ struct Link {
     misses: u32,
     /// A probe is in flight.
     probing: bool,
+    /// The neighbour's own `PING` arrived since the last probe round: it was up then, so
+    /// the next round may skip probing it (see `probe_neighbours`).
+    heard: bool,
+    /// The neighbour re-greeted us (a `HELLO` on an existing link) since our last periodic
+    /// re-greeting: it holds the link, so the next one may skip it (see
+    /// `regreet_neighbours`).
+    greeted: bool,
 }
 
 /// A suspicion round in progress.
@@ -203,7 +220,7 @@ pub struct Peer {
     rng: Rng,
     unix_ms_at_zero: u64,
     outputs: Vec<Output>,
-    timers: Timers<Timer>,
+    timers: FewTimers<Timer>,
     counters: Counters,
 
     registered: bool,
@@ -215,16 +232,22 @@ pub struct Peer {
     pl_awaiting: BTreeSet<Endpoint>,
     /// A refresh `PEER_LIST_REQ` is in flight.
     refreshing: bool,
+    /// Its answer is to be merged into the known set.
+    refresh_merge: bool,
+    /// Periodic refreshes so far.
+    periodic_refreshes: u32,
     selection: Option<Selection>,
     /// Peers known from Peer Lists and handshakes, with the incarnation last heard of.
-    known: BTreeMap<Endpoint, Option<u64>>,
+    known: Known,
     /// The overlay adjacency.
     neighbours: Neighbours,
 
     generated: u32,
     seen: SeenSet,
 
-    pings: BTreeMap<Endpoint, PingWaiters>,
+    /// `PING`s in flight, by endpoint: a handful (one per neighbour, candidate or suspect
+    /// probed), looked up by a scan; never iterated, so their order reaches no output.
+    pings: Vec<(Endpoint, PingWaiters)>,
     witness_pending: usize,
     suspicions: BTreeMap<Endpoint, Suspicion>,
     accusations: BTreeMap<Endpoint, Accusation>,
@@ -252,7 +275,7 @@ impl Peer {
             rng: Rng::new(init.rng_seed),
             unix_ms_at_zero: init.unix_ms_at_zero,
             outputs: Vec::new(),
-            timers: Timers::default(),
+            timers: FewTimers::default(),
             counters: Counters::default(),
             registered: false,
             incarnation: 0,
@@ -260,12 +283,14 @@ impl Peer {
             bootstrapped: false,
             pl_awaiting: BTreeSet::new(),
             refreshing: false,
+            refresh_merge: false,
+            periodic_refreshes: 0,
             selection: None,
-            known: BTreeMap::new(),
+            known: Known::default(),
             neighbours: Neighbours::default(),
             generated: 0,
             seen,
-            pings: BTreeMap::new(),
+            pings: Vec::new(),
             witness_pending: 0,
             suspicions: BTreeMap::new(),
             accusations: BTreeMap::new(),
@@ -325,7 +350,10 @@ impl Peer {
     fn on_request(&mut self, now: Millis, conn: ConnId, msg: Message) {
         match msg {
             Message::Gossip(g) => self.on_gossip(now, conn, &g),
-            Message::Ping(_) => {
+            Message::Ping(ping) => {
+                if let Some(link) = self.neighbours.get_mut(&ping.sender) {
+                    link.heard = true;
+                }
                 let pong = Pong {
                     responder: self.me,
                     degree: Some(self.degree()),
@@ -381,8 +409,8 @@ impl Peer {
                     }
                 }
                 Timer::Refresh => {
-                    self.refresh_peer_list(now);
-                    self.regreet_neighbours(now);
+                    self.periodic_refresh(now);
+                    self.regreet_neighbours(now, false);
                     self.recheck_accusations(now);
                     let at = now.after(self.settings.peer_list_refresh_ms);
                     self.timers.set(Timer::Refresh, at);

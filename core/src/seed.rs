@@ -804,9 +804,9 @@ impl Core {
             .ok()
             .and_then(|ep| self.pl.rank(&ep));
         let resp = PeerListResp {
-            peers: listed.iter().map(|e| e.peer).collect(),
+            peers: listed.iter().map(|&(peer, _)| peer).collect(),
             seed: self.me,
-            incarnations: listed.iter().map(|e| (e.peer, e.incarnation)).collect(),
+            incarnations: listed,
             total: Some(total as u64),
             requester_entry,
         };

@@ -4,6 +4,7 @@
 
 use super::{
     choose_neighbours, count, Peer, PingRole, Registration, Selection, Timer, KNOWN_PER_LIST,
+    MERGE_EVERY,
 };
 use crate::msg::{Endpoint, Hello, HelloAck, Message, PeerListResp, RegisterReq, Status};
 use crate::{quorum, ConnId, Event, Failure, Millis, Output};
@@ -100,7 +101,7 @@ impl Peer {
         });
         if self.bootstrapped {
             // Rejoined: the links we kept may have been dropped at the other end.
-            self.regreet_neighbours(now);
+            self.regreet_neighbours(now, true);
         } else if self.pl_awaiting.is_empty() && self.selection.is_none() {
             self.pl_awaiting = self.reg.successes.clone();
             let seeds: Vec<Endpoint> = self.pl_awaiting.iter().copied().collect();
@@ -119,14 +120,33 @@ impl Peer {
         self.send(seed, msg, now.after(self.settings.request_timeout_ms));
     }
 
-    /// Asks one random seed for its Peer List, unless a refresh is already in flight.
+    /// Asks one random seed for its Peer List, to be merged into the known set, unless a
+    /// refresh is already in flight (then that one's answer is merged).
     pub(super) fn refresh_peer_list(&mut self, now: Millis) {
+        self.request_peer_list(now, true);
+    }
+
+    /// The periodic refresh: every one checks this peer's own entry (rejoin) and the
+    /// accusations it follows, but while the degree is at least the minimum only one in
+    /// [`MERGE_EVERY`] merges the listed peers into the known set. Merging (and trimming
+    /// back to the cap) walks the whole known set, the costliest thing a settled peer did;
+    /// a healthy peer does not need fresh candidates every period, and any repair merges.
+    pub(super) fn periodic_refresh(&mut self, now: Millis) {
+        let merge = self.neighbours.len() < self.settings.min_degree as usize
+            || self.periodic_refreshes.is_multiple_of(MERGE_EVERY);
+        self.periodic_refreshes = self.periodic_refreshes.wrapping_add(1);
+        self.request_peer_list(now, merge);
+    }
+
+    fn request_peer_list(&mut self, now: Millis, merge: bool) {
         if self.refreshing {
+            self.refresh_merge |= merge;
             return;
         }
         let i = self.rng.below(self.seeds.len() as u64) as usize;
         if let Some(&seed) = self.seeds.get(i) {
             self.refreshing = true;
+            self.refresh_merge = merge;
             self.send_peer_list_req(now, seed);
         }
     }
@@ -138,7 +158,8 @@ impl Peer {
         outcome: Result<Message, Failure>,
     ) {
         if let Ok(Message::PeerListResp(resp)) = outcome {
-            self.merge_peer_list(now, *resp);
+            let merge = self.pl_awaiting.contains(&seed) || !self.refreshing || self.refresh_merge;
+            self.merge_peer_list(now, *resp, merge);
         }
         if self.pl_awaiting.remove(&seed) {
             if self.pl_awaiting.is_empty() && !self.bootstrapped {
@@ -152,20 +173,22 @@ impl Peer {
         }
     }
 
-    pub(super) fn merge_peer_list(&mut self, now: Millis, resp: PeerListResp) {
+    /// Takes a Peer List in: the accusations it settles, this peer's own entry (rejoin),
+    /// and, if `merge`, the listed peers into the known set.
+    pub(super) fn merge_peer_list(&mut self, now: Millis, resp: PeerListResp, merge: bool) {
         let complete = resp.total.is_some_and(|t| t <= resp.peers.len() as u64);
         self.note_listed(&resp.peers, complete);
-        for &peer in &resp.peers {
-            if peer != self.me && !self.seeds.contains(&peer) {
-                self.known.entry(peer).or_insert(None);
-            }
+        if merge {
+            let (me, seeds) = (self.me, &self.seeds);
+            self.known.merge(
+                resp.peers
+                    .iter()
+                    .copied()
+                    .filter(|p| *p != me && !seeds.contains(p)),
+                &resp.incarnations,
+            );
+            self.trim_known();
         }
-        for &(peer, inc) in &resp.incarnations {
-            if let Some(slot) = self.known.get_mut(&peer) {
-                *slot = (*slot).max(Some(inc));
-            }
-        }
-        self.trim_known();
         if let Some((removed, Status::Removed)) = resp.requester_entry {
             if self.registered && removed >= self.incarnation {
                 self.rejoin(now, removed);
@@ -217,30 +240,22 @@ impl Peer {
         if excess == 0 {
             return;
         }
-        let candidates: Vec<Endpoint> = self
-            .known
-            .keys()
-            .filter(|p| !self.neighbours.contains_key(p))
-            .copied()
-            .collect();
-        for victim in self.rng.sample(&candidates, excess) {
-            self.known.remove(&victim);
-        }
+        // Positions rather than endpoints: the same draws, without copying the endpoints.
+        let candidates = self.known.positions_except(self.neighbours.keys());
+        let victims = self.rng.sample(&candidates, excess);
+        self.known.remove_at(&victims);
     }
 
     /// Forgets one random known peer that is not a neighbour; false if there is none.
     pub(super) fn evict_known(&mut self) -> bool {
         let len = self.known.len();
         let start = self.rng.below(len as u64) as usize;
-        let victim = self
-            .known
-            .keys()
-            .cycle()
-            .skip(start)
-            .take(len)
-            .find(|p| !self.neighbours.contains_key(p))
-            .copied();
-        victim.is_some_and(|v| self.known.remove(&v).is_some())
+        let victim = (0..len).map(|off| (start + off) % len).find(|&i| {
+            self.known
+                .key_at(i)
+                .is_some_and(|p| !self.neighbours.contains_key(&p))
+        });
+        victim.is_some_and(|i| self.known.remove_index(i))
     }
 
     // ----- neighbour selection --------------------------------------------------------------
@@ -259,7 +274,6 @@ impl Peer {
             .known
             .keys()
             .filter(|p| !self.neighbours.contains_key(p))
-            .copied()
             .collect();
         let sample = self
             .rng
@@ -407,15 +421,24 @@ impl Peer {
 
     /// `HELLO` again to every neighbour. A link can become one-sided (the other end dropped
     /// us on a suspicion the seeds then rejected, or removed us before we rejoined); greeting
-    /// again makes the other end add us back, or tells us to drop our half.
-    pub(super) fn regreet_neighbours(&mut self, now: Millis) {
+    /// again makes the other end add us back, or tells us to drop our half. Unless `all`, a
+    /// neighbour whose own re-greeting we accepted since the last time is skipped: it held the
+    /// link a moment ago, and both ends re-greeting each other doubled the traffic for
+    /// nothing. A link it drops since is greeted at the following refresh.
+    pub(super) fn regreet_neighbours(&mut self, now: Millis, all: bool) {
         let hello = Hello {
             peer: self.me,
             degree: self.degree(),
             incarnation: Some(self.incarnation),
         };
         let deadline = now.after(self.settings.request_timeout_ms);
-        for &to in self.neighbours.keys() {
+        for i in 0..self.neighbours.len() {
+            let Some((&to, link)) = self.neighbours.get_index_mut(i) else {
+                break;
+            };
+            if std::mem::take(&mut link.greeted) && !all {
+                continue;
+            }
             self.outputs.push(Output::Send {
                 to,
                 msg: Message::Hello(Box::new(hello.clone())),
@@ -451,7 +474,9 @@ impl Peer {
     pub(super) fn on_hello(&mut self, conn: ConnId, hello: Hello) {
         let accepted = if hello.peer == self.me || self.seeds.contains(&hello.peer) {
             false
-        } else if self.neighbours.contains_key(&hello.peer) {
+        } else if let Some(link) = self.neighbours.get_mut(&hello.peer) {
+            // A re-greeting: the other end holds the link (see `regreet_neighbours`).
+            link.greeted = true;
             self.remember(hello.peer, hello.incarnation);
             true
         } else if self.neighbours.len() >= self.settings.max_degree as usize {
@@ -461,6 +486,7 @@ impl Peer {
             self.add_neighbour(hello.peer, hello.degree, hello.incarnation);
             true
         };
+
         let ack = HelloAck {
             accepted,
             peer: self.me,

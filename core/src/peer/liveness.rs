@@ -3,7 +3,7 @@
 //! All `PING`s go through one table so roles probing the same endpoint share one probe.
 
 use super::{
-    count, pick_witnesses, verdict, Accusation, Peer, PingRole, Suspicion, Timer,
+    count, pick_witnesses, verdict, Accusation, Peer, PingRole, PingWaiters, Suspicion, Timer,
     ACCUSATION_RETRIES, MAX_ACCUSATIONS, MAX_PENDING_WITNESS,
 };
 use crate::msg::{DeadReport, Endpoint, Message, Ping, SuspectAck, SuspectReq};
@@ -14,8 +14,14 @@ impl Peer {
 
     /// Pings `to` for `role`, sharing a `PING` already in flight to the same endpoint.
     pub(super) fn ping(&mut self, now: Millis, to: Endpoint, role: PingRole) {
-        let fresh = !self.pings.contains_key(&to);
-        let waiters = self.pings.entry(to).or_default();
+        let (fresh, waiters) = match self.pings.iter().position(|(p, _)| *p == to) {
+            Some(i) => (false, &mut self.pings[i].1),
+            None => {
+                self.pings.push((to, PingWaiters::default()));
+                let last = self.pings.len() - 1;
+                (true, &mut self.pings[last].1)
+            }
+        };
         match role {
             PingRole::Probe => waiters.probe = true,
             PingRole::Candidate => waiters.candidate = true,
@@ -36,9 +42,10 @@ impl Peer {
         to: Endpoint,
         outcome: Result<Message, Failure>,
     ) {
-        let Some(waiters) = self.pings.remove(&to) else {
+        let Some(i) = self.pings.iter().position(|(p, _)| *p == to) else {
             return;
         };
+        let (_, waiters) = self.pings.swap_remove(i);
         let alive = outcome.is_ok();
         if waiters.candidate {
             self.on_candidate_outcome(now, to, &outcome);
@@ -57,17 +64,21 @@ impl Peer {
 
     // ----- liveness: detector ---------------------------------------------------------------
 
+    /// Probes every neighbour with no probe in flight, except one whose own `PING` arrived
+    /// since the last round while nothing was amiss: it was up a moment ago, and both ends of
+    /// a link probing each other every interval doubled the probe traffic for nothing. A
+    /// neighbour that stops pinging is probed again from the next round, so a crash is seen
+    /// at most one interval later; one that has missed a probe is probed every round.
     pub(super) fn probe_neighbours(&mut self, now: Millis) {
-        let due: Vec<Endpoint> = self
-            .neighbours
-            .iter_mut()
-            .filter(|(_, link)| !link.probing)
-            .map(|(peer, link)| {
-                link.probing = true;
-                *peer
-            })
-            .collect();
-        for peer in due {
+        for i in 0..self.neighbours.len() {
+            let Some((&peer, link)) = self.neighbours.get_index_mut(i) else {
+                break;
+            };
+            let heard = std::mem::take(&mut link.heard);
+            if link.probing || (heard && link.misses == 0) {
+                continue;
+            }
+            link.probing = true;
             self.ping(now, peer, PingRole::Probe);
         }
         self.timers
@@ -103,8 +114,7 @@ impl Peer {
         let others: Vec<Endpoint> = self
             .known
             .keys()
-            .filter(|&&p| p != suspect && !self.neighbours.contains_key(&p))
-            .copied()
+            .filter(|&p| p != suspect && !self.neighbours.contains_key(&p))
             .collect();
         let k = self.settings.witnesses as usize;
         let witnesses = pick_witnesses(&preferred, &others, k, &mut self.rng);
@@ -220,7 +230,7 @@ impl Peer {
             text: Some(text.clone()),
             incarnation: match self.accusations.get(&dead) {
                 Some(accusation) => accusation.incarnation,
-                None => self.known.get(&dead).copied().flatten(),
+                None => self.known.get(&dead).flatten(),
             },
             witnesses,
         };

@@ -14,7 +14,8 @@ pub(super) struct Neighbours {
 
 impl Neighbours {
     fn position(&self, peer: &Endpoint) -> Result<usize, usize> {
-        self.links.binary_search_by(|(p, _)| p.cmp(peer))
+        self.links
+            .binary_search_by(|(p, _)| super::known::cmp_endpoints(p, peer))
     }
 
     pub(super) fn len(&self) -> usize {
@@ -58,9 +59,9 @@ impl Neighbours {
         }
     }
 
-    /// The neighbours and their links, in endpoint order.
-    pub(super) fn iter_mut(&mut self) -> impl Iterator<Item = (&Endpoint, &mut Link)> + '_ {
-        self.links.iter_mut().map(|(p, l)| (&*p, l))
+    /// The `i`-th neighbour (in endpoint order) and its link.
+    pub(super) fn get_index_mut(&mut self, i: usize) -> Option<(&Endpoint, &mut Link)> {
+        self.links.get_mut(i).map(|(p, l)| (&*p, l))
     }
 
     /// The neighbours, in endpoint order.
@@ -83,6 +84,11 @@ mod tests {
         if let Some(l) = n.get_mut(&ep(3)) {
             l.misses = 2;
         }
+        assert_eq!(
+            n.get_index_mut(1).map(|(p, l)| (*p, l.misses)),
+            Some((ep(3), 2))
+        );
+        assert!(n.get_index_mut(5).is_none());
         assert!(!n.insert_new(ep(3)), "a re-insert must keep the link");
         assert_eq!(n.get_mut(&ep(3)).map(|l| l.misses), Some(2));
         assert!(n.remove(&ep(7)));

@@ -591,6 +591,48 @@ fn probe_round(h: &mut Harness, dead: Endpoint) -> Millis {
     now.after(100)
 }
 
+/// Who the next probe round pings, each answered `PONG`; the time after the answers.
+fn probed_in_next_round(h: &mut Harness) -> (Vec<Endpoint>, Millis) {
+    let now = h.peer.timers.get(&Timer::Probe).expect("probe timer set");
+    h.tick(now);
+    let pings = h.sends_of("PING");
+    let probed = pings.iter().map(|(to, _)| *to).collect();
+    for (to, req) in pings {
+        h.respond(now.after(100), to, req, Ok(pong(Some(2))));
+    }
+    (probed, now.after(100))
+}
+
+#[test]
+fn a_neighbours_own_ping_spares_it_one_probe_round() {
+    let (a, b, c) = (ep(7001), ep(7002), ep(7003));
+    let mut h = Harness::bootstrapped(settings(), &[a, b]);
+    let (probed, now) = probed_in_next_round(&mut h);
+    assert_eq!(probed, vec![a, b]);
+    // a pings us (it is up); so does c, who is no neighbour.
+    h.request(now, 1, Message::Ping(Ping { sender: a }));
+    h.request(now, 2, Message::Ping(Ping { sender: c }));
+    assert!(matches!(&h.replies()[..], [(_, Message::Pong(_))]));
+    let (probed, _) = probed_in_next_round(&mut h);
+    assert_eq!(probed, vec![b], "a was heard from since the last round");
+    let (probed, _) = probed_in_next_round(&mut h);
+    assert_eq!(probed, vec![a, b], "silent since: probed again");
+    // A neighbour that missed a probe is probed every round, heard from or not.
+    let t = h.peer.timers.get(&Timer::Probe).expect("probe timer set");
+    h.tick(t);
+    for (to, req) in h.sends_of("PING") {
+        let outcome = if to == a {
+            Err(Failure::Timeout)
+        } else {
+            Ok(pong(Some(2)))
+        };
+        h.respond(t.after(100), to, req, outcome);
+    }
+    h.request(t.after(100), 3, Message::Ping(Ping { sender: a }));
+    let (probed, _) = probed_in_next_round(&mut h);
+    assert_eq!(probed, vec![a, b], "a missed a probe: no round skips it");
+}
+
 fn suspected(dead: Endpoint, others: &[Endpoint]) -> (Harness, Millis, Vec<(Endpoint, Message)>) {
     let mut all = vec![dead];
     all.extend_from_slice(others);
@@ -1051,6 +1093,67 @@ fn regreet_on_refresh_drops_a_refused_link() {
         reason: "refused"
     }));
     assert_eq!(h.peer_status().neighbours, vec![b]);
+}
+
+#[test]
+fn a_healthy_peer_merges_one_periodic_refresh_in_four() {
+    let (a, b) = (ep(7001), ep(7002));
+    let mut h = Harness::bootstrapped(settings(), &[a, b]);
+    // Answers the next periodic refresh listing `listed`; whether it was merged.
+    let refresh = |h: &mut Harness, listed: Endpoint| {
+        let at = h.peer.timers.get(&Timer::Refresh).expect("refresh timer");
+        h.tick(at);
+        let (seed, req) = h.sends_of("PEER_LIST_REQ")[0].clone();
+        h.respond(at, seed, req, Ok(peer_list(seed, &[listed], None)));
+        h.peer.known.get(&listed).is_some()
+    };
+    let merged: Vec<bool> = (0..6).map(|i| refresh(&mut h, ep(7100 + i))).collect();
+    assert_eq!(merged, vec![true, false, false, false, true, false]);
+    // A repair asked for while a non-merging refresh is in flight has its answer merged.
+    let at = h.peer.timers.get(&Timer::Refresh).expect("refresh timer");
+    h.tick(at);
+    let (seed, req) = h.sends_of("PEER_LIST_REQ")[0].clone();
+    h.peer.refresh_peer_list(at);
+    assert!(
+        h.peer.drain_outputs().next().is_none(),
+        "one refresh in flight"
+    );
+    h.respond(at, seed, req, Ok(peer_list(seed, &[ep(7200)], None)));
+    assert!(h.peer.known.get(&ep(7200)).is_some());
+    // A refresh that merges nothing still tells a removed peer to rejoin.
+    let at = h.peer.timers.get(&Timer::Refresh).expect("refresh timer");
+    h.tick(at);
+    let (seed, req) = h.sends_of("PEER_LIST_REQ")[0].clone();
+    let removed = peer_list(seed, &[ep(7300)], Some((1, Status::Removed)));
+    h.respond(at, seed, req, Ok(removed));
+    assert!(h.peer.known.get(&ep(7300)).is_none());
+    assert!(h.events().contains(&Event::Rejoining {
+        removed_incarnation: 1
+    }));
+}
+
+#[test]
+fn a_neighbours_own_hello_spares_it_one_regreeting() {
+    let (a, b) = (ep(7001), ep(7002));
+    let mut h = Harness::bootstrapped(settings(), &[a, b]);
+    let hello = Message::Hello(Box::new(Hello {
+        peer: a,
+        degree: 1,
+        incarnation: Some(1),
+    }));
+    h.request(Millis(1), 1, hello);
+    assert!(matches!(&h.replies()[..], [(_, Message::HelloAck(ack))] if ack.accepted));
+    let greeted = |h: &mut Harness| {
+        let at = h.peer.timers.get(&Timer::Refresh).expect("refresh timer");
+        h.tick(at);
+        h.sends_of("HELLO").iter().map(|s| s.0).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        greeted(&mut h),
+        vec![b],
+        "a greeted us since the last refresh"
+    );
+    assert_eq!(greeted(&mut h), vec![a, b], "silent since: greeted again");
 }
 
 // ----- other requests -------------------------------------------------------------------------

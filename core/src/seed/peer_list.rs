@@ -94,12 +94,11 @@ pub(super) struct PeerList {
     /// XOR of the fingerprints of each bucket's entries: order-independent, and updated in
     /// O(1) by XOR-ing the old fingerprint out and the new one in.
     digests: Vec<u64>,
-    /// The admitted peers, in no particular (but deterministic) order, so a `PEER_LIST_RESP`
-    /// sample costs O(sample), not O(Peer List): every peer refreshes periodically, and a
-    /// scan per request made serving the list quadratic in the cluster's size.
-    alive: Vec<Endpoint>,
-    /// Where each admitted peer stands in `alive`.
-    alive_at: BTreeMap<Endpoint, usize>,
+    /// The admitted peers with their incarnations, sorted by peer, so a `PEER_LIST_RESP`
+    /// sample costs O(sample), not O(Peer List) (every peer refreshes periodically, and a
+    /// scan per request made serving the list quadratic in the cluster's size), reads only
+    /// this array, and comes out sorted by drawing sorted positions.
+    alive: Vec<(Endpoint, u64)>,
 }
 
 impl Default for PeerList {
@@ -108,7 +107,6 @@ impl Default for PeerList {
             entries: BTreeMap::new(),
             digests: vec![0; SYNC_BUCKETS],
             alive: Vec::new(),
-            alive_at: BTreeMap::new(),
         }
     }
 }
@@ -134,25 +132,28 @@ impl PeerList {
         self.alive.len()
     }
 
-    /// Up to `k` distinct admitted peers' entries chosen uniformly, sorted by peer. Costs
-    /// O(k log n) when `k` is small against the list.
-    pub(super) fn sample_alive(&self, k: usize, rng: &mut Rng) -> Vec<&Entry> {
+    /// Up to `k` distinct admitted peers chosen uniformly, with their incarnations, sorted by
+    /// peer. Costs O(k²) when `k` is small against the list (a few dozen), never O(n).
+    pub(super) fn sample_alive(&self, k: usize, rng: &mut Rng) -> Vec<(Endpoint, u64)> {
         let n = self.alive.len();
-        let picked: Vec<Endpoint> = if k.saturating_mul(2) >= n {
-            rng.sample(&self.alive, k)
-        } else {
-            let mut chosen = BTreeSet::new();
-            while chosen.len() < k {
-                chosen.insert(rng.below(n as u64) as usize);
+        if k.saturating_mul(2) >= n {
+            let mut listed = rng.sample(&self.alive, k);
+            listed.sort_unstable_by_key(|&(peer, _)| peer);
+            return listed;
+        }
+        // Distinct positions by rejection; a linear scan of a few dozen beats a tree.
+        let mut chosen: Vec<usize> = Vec::with_capacity(k);
+        while chosen.len() < k {
+            let i = rng.below(n as u64) as usize;
+            if !chosen.contains(&i) {
+                chosen.push(i);
             }
-            chosen
-                .into_iter()
-                .filter_map(|i| self.alive.get(i).copied())
-                .collect()
-        };
-        let mut listed: Vec<&Entry> = picked.iter().filter_map(|p| self.entries.get(p)).collect();
-        listed.sort_by_key(|e| e.peer);
-        listed
+        }
+        chosen.sort_unstable();
+        chosen
+            .into_iter()
+            .filter_map(|i| self.alive.get(i).copied())
+            .collect()
     }
 
     pub(super) fn digests(&self) -> &[u64] {
@@ -170,26 +171,25 @@ impl PeerList {
             self.digests[slot] ^= fingerprint(old);
         }
         self.digests[slot] ^= fingerprint(&candidate);
-        self.track_alive(candidate.peer, candidate.status == Status::Alive);
+        self.track_alive(
+            candidate.peer,
+            candidate.incarnation,
+            candidate.status == Status::Alive,
+        );
         self.entries.insert(candidate.peer, candidate);
         true
     }
 
-    /// Keeps `alive` in step with a peer's new status.
-    fn track_alive(&mut self, peer: Endpoint, alive: bool) {
-        match (self.alive_at.get(&peer).copied(), alive) {
-            (None, true) => {
-                self.alive_at.insert(peer, self.alive.len());
-                self.alive.push(peer);
+    /// Keeps `alive` in step with a peer's new rank (admissions and removals are rare
+    /// against samples: an insertion into the sorted array is fine).
+    fn track_alive(&mut self, peer: Endpoint, incarnation: u64, alive: bool) {
+        match (self.alive.binary_search_by_key(&peer, |&(p, _)| p), alive) {
+            (Err(at), true) => self.alive.insert(at, (peer, incarnation)),
+            (Ok(at), true) => self.alive[at].1 = incarnation,
+            (Ok(at), false) => {
+                self.alive.remove(at);
             }
-            (Some(at), false) => {
-                self.alive_at.remove(&peer);
-                self.alive.swap_remove(at);
-                if let Some(&moved) = self.alive.get(at) {
-                    self.alive_at.insert(moved, at);
-                }
-            }
-            _ => {}
+            (Err(_), false) => {}
         }
     }
 
@@ -197,6 +197,10 @@ impl PeerList {
     /// bucket `start` and wrapping, so that when more differ than fit, successive rounds
     /// (with random starts) cover them all rather than resending the same first few.
     pub(super) fn differing(&self, theirs: &[u64], limit: usize, start: usize) -> Vec<Entry> {
+        // In a settled cluster every digest agrees: skip hashing every entry's bucket.
+        if limit == 0 || (0..SYNC_BUCKETS).all(|i| theirs.get(i) == self.digests.get(i)) {
+            return Vec::new();
+        }
         let mut by_bucket: Vec<Vec<&Entry>> = vec![Vec::new(); SYNC_BUCKETS];
         for entry in self.entries.values() {
             let slot = bucket(&entry.peer);
@@ -286,6 +290,7 @@ mod tests {
             admit(&mut pl, port, 1, Status::Removed);
         }
         admit(&mut pl, 100, 2, Status::Alive); // re-registered above its removal
+        admit(&mut pl, 101, 3, Status::Alive); // moved up while admitted: a new incarnation
         let alive: Vec<Endpoint> = pl
             .entries()
             .filter(|e| e.status == Status::Alive)
@@ -294,11 +299,11 @@ mod tests {
         assert_eq!(pl.alive_count(), alive.len());
         let mut rng = Rng::new(5);
         for k in [0, 1, 5, 13, 14, 100] {
-            let sample: Vec<Endpoint> = pl
-                .sample_alive(k, &mut rng)
-                .iter()
-                .map(|e| e.peer)
-                .collect();
+            let drawn = pl.sample_alive(k, &mut rng);
+            for &(peer, inc) in &drawn {
+                assert_eq!(pl.get(&peer).map(|e| e.incarnation), Some(inc), "{peer}");
+            }
+            let sample: Vec<Endpoint> = drawn.iter().map(|&(peer, _)| peer).collect();
             assert_eq!(sample.len(), k.min(alive.len()), "k={k}");
             assert!(
                 sample.windows(2).all(|w| w[0] < w[1]),
