@@ -32,7 +32,7 @@ fn text_hash(bytes: &[u8]) -> u64 {
     mix64(step(h, word))
 }
 
-/// An open-addressing set of `u64` keys with linear probing, at most half full. Keys live in
+/// An open-addressing set of `u64` keys with linear probing, at most 3/4 full. Keys live in
 /// the probed slots themselves, so a lookup costs one cache line where a general-purpose hash
 /// set costs two (control bytes, then the key): with a thousand peers each remembering tens of
 /// thousands of keys, these lookups miss the cache and dominated the simulator's profile.
