@@ -136,6 +136,21 @@ pub fn load_seeds(path: &Path) -> Result<Vec<Endpoint>, String> {
     config::parse_seeds(&text).map_err(|e| format!("config {}: {e}", path.display()))
 }
 
+/// The arguments every launcher (`cluster`, `bench_net`, the test suites) gives a node
+/// program: where it listens, its seed list and the shared output file.
+pub fn node_args(addr: SocketAddr, config: &Path, output: &Path) -> Vec<std::ffi::OsString> {
+    vec![
+        "--ip".into(),
+        addr.ip().to_string().into(),
+        "--port".into(),
+        addr.port().to_string().into(),
+        "--config".into(),
+        config.into(),
+        "--output".into(),
+        output.into(),
+    ]
+}
+
 fn default_rng_seed(me: SocketAddr) -> u64 {
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)

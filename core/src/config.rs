@@ -196,6 +196,14 @@ impl std::fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// Writes a seed list in the format [`parse_seeds`] reads: one `<ip>,<port>` per line.
+pub fn seeds_text(seeds: &[Endpoint]) -> String {
+    seeds
+        .iter()
+        .map(|s| format!("{},{}\n", s.ip(), s.port()))
+        .collect()
+}
+
 /// Parses a seed list: one `<ip>,<port>` per line; blank lines and `#` comments (whole-line or
 /// trailing) allowed, spaces around each part ignored. Returns the seeds in file order.
 ///
@@ -242,6 +250,15 @@ pub fn parse_seeds(text: &str) -> Result<Vec<Endpoint>, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_written_seed_list_reads_back() {
+        let seeds: Vec<Endpoint> = ["127.0.0.1:5001", "10.0.0.7:6000", "[::1]:5002"]
+            .iter()
+            .map(|t| t.parse().expect("endpoint"))
+            .collect();
+        assert_eq!(parse_seeds(&seeds_text(&seeds)), Ok(seeds));
+    }
 
     fn ep(s: &str) -> Endpoint {
         s.parse().unwrap()

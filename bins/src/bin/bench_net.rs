@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use gossip_core::msg::{RoleStatus, Status};
-use gossip_core::{Event, Millis, Settings};
+use gossip_core::{config, Event, Millis, Settings};
 use gossip_driver_mio::{Host, Limits, NodeSpec, Observer, Role};
 
 /// Measures bootstrap latency, memory per node, removal time and gossip throughput.
@@ -110,11 +110,8 @@ fn start_seeds(
     let seeds: Vec<SocketAddr> = (0..3)
         .map(|_| free_addr(IpAddr::V4(Ipv4Addr::LOCALHOST)))
         .collect::<Result<_, _>>()?;
-    let text: String = seeds
-        .iter()
-        .map(|s| format!("{},{}\n", s.ip(), s.port()))
-        .collect();
-    std::fs::write(dir.join("config.txt"), text).map_err(|e| e.to_string())?;
+    std::fs::write(dir.join("config.txt"), config::seeds_text(&seeds))
+        .map_err(|e| e.to_string())?;
     let mut procs = Procs {
         dir,
         children: Vec::new(),
@@ -139,17 +136,14 @@ fn start_seeds(
 
 fn node_cmd(bin: &Path, dir: &Path, addr: SocketAddr, flags: &[String]) -> Command {
     let mut cmd = Command::new(bin);
-    cmd.arg("--ip")
-        .arg(addr.ip().to_string())
-        .arg("--port")
-        .arg(addr.port().to_string())
-        .arg("--config")
-        .arg(dir.join("config.txt"))
-        .arg("--output")
-        .arg(dir.join("outputfile.txt"))
-        .args(flags)
-        .stdin(Stdio::null())
-        .stderr(Stdio::inherit());
+    cmd.args(gossip_bins::node_args(
+        addr,
+        &dir.join("config.txt"),
+        &dir.join("outputfile.txt"),
+    ))
+    .args(flags)
+    .stdin(Stdio::null())
+    .stderr(Stdio::inherit());
     cmd
 }
 

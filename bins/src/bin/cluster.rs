@@ -157,14 +157,7 @@ impl Demo {
     fn spawn(&mut self, role: Role, addr: SocketAddr, name: String) -> Result<(), String> {
         let mut cmd = Command::new(&self.exe);
         cmd.arg(role.to_string())
-            .arg("--ip")
-            .arg(addr.ip().to_string())
-            .arg("--port")
-            .arg(addr.port().to_string())
-            .arg("--config")
-            .arg(&self.config)
-            .arg("--output")
-            .arg(&self.cli.output)
+            .args(gossip_bins::node_args(addr, &self.config, &self.cli.output))
             .arg("--exit-with-parent")
             .arg(std::process::id().to_string())
             .args(["--gossip-interval-ms", &GOSSIP_INTERVAL_MS.to_string()])
@@ -298,11 +291,8 @@ fn run(cli: Cli) -> Result<(), String> {
         let dir = std::env::temp_dir().join(format!("gossip-cluster-{}", std::process::id()));
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         config = dir.join("config.txt");
-        let text: String = seeds
-            .iter()
-            .map(|s| format!("{},{}\n", s.ip(), s.port()))
-            .collect();
-        std::fs::write(&config, text).map_err(|e| format!("{}: {e}", config.display()))?;
+        std::fs::write(&config, gossip_core::config::seeds_text(&seeds))
+            .map_err(|e| format!("{}: {e}", config.display()))?;
     }
     for s in &seeds {
         if !port_free(*s) {

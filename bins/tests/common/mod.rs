@@ -78,25 +78,27 @@ pub struct Net {
 
 static NEXT_DIR: AtomicUsize = AtomicUsize::new(0);
 
+/// A fresh temporary directory for one test's cluster, with a config of `n` seeds on free
+/// ports of 127.0.0.1: `(dir, config, output file, seeds)`.
+pub fn cluster_dir(name: &str, n: usize) -> (PathBuf, PathBuf, PathBuf, Vec<SocketAddr>) {
+    let dir = std::env::temp_dir().join(format!(
+        "gossip-{name}-{}-{}",
+        std::process::id(),
+        NEXT_DIR.fetch_add(1, Ordering::SeqCst)
+    ));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let seeds: Vec<SocketAddr> = (0..n)
+        .map(|_| SocketAddr::from(([127, 0, 0, 1], free_port())))
+        .collect();
+    let config = dir.join("config.txt");
+    std::fs::write(&config, gossip_core::config::seeds_text(&seeds)).expect("write config");
+    (dir.clone(), config, dir.join("outputfile.txt"), seeds)
+}
+
 impl Net {
     /// Writes a config of `n` seeds on free ports and starts them.
     pub fn start(n: usize, peer_flags: &[&str]) -> Net {
-        let dir = std::env::temp_dir().join(format!(
-            "gossip-e2e-{}-{}",
-            std::process::id(),
-            NEXT_DIR.fetch_add(1, Ordering::SeqCst)
-        ));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let seeds: Vec<SocketAddr> = (0..n)
-            .map(|_| SocketAddr::from(([127, 0, 0, 1], free_port())))
-            .collect();
-        let config = dir.join("config.txt");
-        let text: String = seeds
-            .iter()
-            .map(|s| format!("{},{}\n", s.ip(), s.port()))
-            .collect();
-        std::fs::write(&config, text).expect("write config");
-        let output = dir.join("outputfile.txt");
+        let (dir, config, output, seeds) = cluster_dir("e2e", n);
         let mut net = Net {
             dir,
             config,
@@ -124,14 +126,7 @@ impl Net {
             env!("CARGO_BIN_EXE_peer")
         };
         let mut cmd = Command::new(bin);
-        cmd.arg("--ip")
-            .arg(addr.ip().to_string())
-            .arg("--port")
-            .arg(addr.port().to_string())
-            .arg("--config")
-            .arg(&self.config)
-            .arg("--output")
-            .arg(&self.output)
+        cmd.args(gossip_bins::node_args(addr, &self.config, &self.output))
             .arg("--quiet")
             .args(FAST)
             .args(&self.peer_flags)
@@ -226,8 +221,9 @@ pub fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
     }
 }
 
+/// The node's `STATUS_RESP`, if it answers within 2 s.
 pub fn status(addr: SocketAddr) -> Option<StatusResp> {
-    gossip_bins::query_status(addr, Duration::from_millis(1000))
+    gossip_bins::query_status(addr, Duration::from_secs(2))
         .ok()
         .map(|(s, _)| s)
 }

@@ -8,17 +8,16 @@ use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use gossip_core::msg::{Endpoint, Message, RoleStatus, Status, StatusResp};
+use gossip_core::msg::{Endpoint, Message, Status};
 use gossip_core::wire;
 
 // The stateless helpers are the end-to-end suites' own: one port picker (below the
 // ephemeral range), one set of quick timings, one poll loop.
 #[path = "../common/mod.rs"]
 mod common;
-pub use common::{free_port_on, wait_for, FAST};
+pub use common::{cluster_dir, free_port_on, peer_list, status, wait_for, FAST};
 
 /// The programs under test, as cargo built them for this package (`GOSSIP_BIN_DIR` overrides,
 /// to run the suites against another build).
@@ -73,8 +72,6 @@ pub struct Net {
     spawned: usize,
 }
 
-static NEXT_DIR: AtomicUsize = AtomicUsize::new(0);
-
 impl Net {
     /// Writes a config of `n` seeds on free ports and starts them (with `flags` for every
     /// node).
@@ -86,22 +83,7 @@ impl Net {
     /// defaults, slow enough that a loaded machine never makes a live node look dead).
     pub fn start_with(name: &str, n: usize, timing: &[&str], flags: &[&str]) -> Net {
         let (seed_bin, peer_bin) = binaries();
-        let dir = std::env::temp_dir().join(format!(
-            "gossip-{name}-{}-{}",
-            std::process::id(),
-            NEXT_DIR.fetch_add(1, Ordering::SeqCst)
-        ));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let seeds: Vec<SocketAddr> = (0..n)
-            .map(|_| SocketAddr::from(([127, 0, 0, 1], free_port_on([127, 0, 0, 1]))))
-            .collect();
-        let config = dir.join("config.txt");
-        let text: String = seeds
-            .iter()
-            .map(|s| format!("{},{}\n", s.ip(), s.port()))
-            .collect();
-        std::fs::write(&config, text).expect("write config");
-        let output = dir.join("outputfile.txt");
+        let (dir, config, output, seeds) = cluster_dir(name, n);
         let mut net = Net {
             dir,
             config,
@@ -134,14 +116,7 @@ impl Net {
         let err = std::fs::File::create(&stderr).expect("stderr file");
         let bin = if seed { &self.seed_bin } else { &self.peer_bin };
         let child = Command::new(bin)
-            .arg("--ip")
-            .arg(addr.ip().to_string())
-            .arg("--port")
-            .arg(addr.port().to_string())
-            .arg("--config")
-            .arg(&self.config)
-            .arg("--output")
-            .arg(&self.output)
+            .args(gossip_bins::node_args(addr, &self.config, &self.output))
             .arg("--quiet")
             .args(&self.flags)
             .stdin(Stdio::null())
@@ -316,27 +291,6 @@ pub fn ask(to: SocketAddr, msg: &Message, limit: Duration) -> Option<Message> {
     match exchange(to, &line, false, limit) {
         Answer::Reply(m) => Some(m),
         _ => None,
-    }
-}
-
-/// The node's `STATUS_RESP`, if it answers within 2 s.
-pub fn status(to: SocketAddr) -> Option<StatusResp> {
-    match ask(to, &Message::StatusReq, Duration::from_secs(2))? {
-        Message::StatusResp(s) => Some(*s),
-        _ => None,
-    }
-}
-
-/// A seed's Peer List as `(peer, incarnation, status)`, sorted.
-pub fn peer_list(seed: SocketAddr) -> Option<Vec<(Endpoint, u64, Status)>> {
-    match status(seed)?.role {
-        RoleStatus::Seed(s) => Some(
-            s.entries
-                .iter()
-                .map(|e| (e.peer, e.incarnation, e.status))
-                .collect(),
-        ),
-        RoleStatus::Peer(_) => None,
     }
 }
 
