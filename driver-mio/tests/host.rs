@@ -6,14 +6,15 @@
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use gossip_core::{wire, Event, Message, Millis, Settings};
-use gossip_driver_mio::{Host, Limits, NodeSpec, Observer, Role};
+use gossip_core::{Event, Message, Millis};
+use gossip_driver_mio::{Limits, Observer, Role};
 use serde_json::Value;
+
+mod support;
+use support::{line, run_node};
 
 #[derive(Clone, Default)]
 struct Recorder(Arc<Mutex<Vec<Event>>>);
@@ -30,63 +31,6 @@ impl Recorder {
     fn any(&self, f: impl Fn(&Event) -> bool) -> bool {
         self.0.lock().map(|v| v.iter().any(f)).unwrap_or(false)
     }
-}
-
-/// A host running one node in a thread, stopped and joined on drop.
-struct Running {
-    addr: SocketAddr,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-/// Runs a node on `listener`; `seeds` None means "this node is the only seed".
-fn run_node(
-    role: Role,
-    listener: TcpListener,
-    seeds: Option<Vec<SocketAddr>>,
-    limits: Limits,
-    recorder: Recorder,
-) -> Running {
-    let addr = listener.local_addr().expect("addr");
-    let seeds = seeds.unwrap_or_else(|| vec![addr]);
-    let stop = Arc::new(AtomicBool::new(false));
-    let (tx, rx) = mpsc::channel();
-    let flag = stop.clone();
-    let thread = std::thread::spawn(move || {
-        let mut host = Host::new(limits, recorder).expect("host");
-        let spec = NodeSpec {
-            role,
-            seeds,
-            settings: Settings::default(),
-            rng_seed: 7,
-        };
-        host.add_node_on(listener, spec).expect("add node");
-        tx.send(()).expect("started");
-        host.run_until(|_| flag.load(Ordering::SeqCst))
-            .expect("run");
-    });
-    rx.recv_timeout(Duration::from_secs(5))
-        .expect("node started");
-    Running {
-        addr,
-        stop,
-        thread: Some(thread),
-    }
-}
-
-fn line(msg: &Message) -> Vec<u8> {
-    let mut out = Vec::new();
-    wire::encode(msg, 1_767_225_600.0, &mut out);
-    out
 }
 
 fn read_json(reader: &mut BufReader<TcpStream>) -> Value {

@@ -4,16 +4,15 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
-use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use gossip_core::msg::{Message, RegisterReq};
 use gossip_core::ratelimit::RateLimits;
-use gossip_core::{wire, Event, Millis, Settings};
-use gossip_driver_mio::{Host, Limits, NodeSpec, Observer, Role};
+use gossip_core::{wire, Event, Millis};
+use gossip_driver_mio::{Limits, Observer, Role};
+
+mod support;
+use support::{line, run_node, Running};
 
 struct Quiet;
 
@@ -21,54 +20,9 @@ impl Observer for Quiet {
     fn on_event(&mut self, _: Role, _: SocketAddr, _: u64, _: Millis, _: &Event) {}
 }
 
-/// A single seed in a host thread, stopped and joined on drop.
-struct Running {
-    addr: SocketAddr,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
 fn run_seed(limits: Limits) -> Running {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let stop = Arc::new(AtomicBool::new(false));
-    let (tx, rx) = mpsc::channel();
-    let flag = stop.clone();
-    let thread = std::thread::spawn(move || {
-        let mut host = Host::new(limits, Quiet).expect("host");
-        let spec = NodeSpec {
-            role: Role::Seed,
-            seeds: vec![addr],
-            settings: Settings::default(),
-            rng_seed: 7,
-        };
-        host.add_node_on(listener, spec).expect("add node");
-        tx.send(()).expect("started");
-        host.run_until(|_| flag.load(Ordering::SeqCst))
-            .expect("run");
-    });
-    rx.recv_timeout(Duration::from_secs(5))
-        .expect("node started");
-    Running {
-        addr,
-        stop,
-        thread: Some(thread),
-    }
-}
-
-fn line(msg: &Message) -> Vec<u8> {
-    let mut out = Vec::new();
-    wire::encode(msg, 0.0, &mut out);
-    out
+    run_node(Role::Seed, listener, None, limits, Quiet)
 }
 
 fn register(port: u16) -> Vec<u8> {
