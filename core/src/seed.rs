@@ -272,7 +272,20 @@ impl Core {
         if self.certifier.is_seed(&peer) {
             return self.reject(conn, format!("REGISTER_REQ: {peer} is a seed, not a peer"));
         }
-        if let Some(inc) = self.already_registered(&req) {
+        if self.answer_without_new_round(conn, &req) {
+            return;
+        }
+        if self.settings.probe_before_admit {
+            return self.probe_registrant(now, conn, req);
+        }
+        self.propose_registration(now, conn, req);
+    }
+
+    /// Answers `req` at once if the peer is already registered as asked, or joins it to a
+    /// round in flight that would satisfy it (one round serves every such request). False if
+    /// a new round is needed.
+    fn answer_without_new_round(&mut self, conn: ConnId, req: &RegisterReq) -> bool {
+        if let Some(inc) = self.already_registered(req) {
             let done = self.result(
                 ProposalKind::Register,
                 "",
@@ -281,18 +294,20 @@ impl Core {
                 Some(inc),
                 None,
             );
-            return self.reply(conn, done);
+            self.reply(conn, done);
+            return true;
         }
-        if let Some(round) = self.rounds.about(ProposalKind::Register, peer) {
-            // One round serves every request it would satisfy.
-            if round::satisfies(round.incarnation, req.incarnation) {
-                return round.waiting.push(conn);
+        match self
+            .rounds
+            .about(ProposalKind::Register, req.peer)
+            .filter(|r| round::satisfies(r.incarnation, req.incarnation))
+        {
+            Some(round) => {
+                round.waiting.push(conn);
+                true
             }
+            None => false,
         }
-        if self.settings.probe_before_admit {
-            return self.probe_registrant(now, conn, req);
-        }
-        self.propose_registration(now, conn, req);
     }
 
     /// Starts the vote round that admits `req.peer`.
@@ -342,23 +357,7 @@ impl Core {
                 continue;
             }
             // The world may have moved while the probe ran: decide afresh.
-            if let Some(inc) = self.already_registered(&req) {
-                let done = self.result(
-                    ProposalKind::Register,
-                    "",
-                    true,
-                    self.quorum(),
-                    Some(inc),
-                    None,
-                );
-                self.reply(conn, done);
-            } else if let Some(round) = self
-                .rounds
-                .about(ProposalKind::Register, peer)
-                .filter(|r| round::satisfies(r.incarnation, req.incarnation))
-            {
-                round.waiting.push(conn);
-            } else {
+            if !self.answer_without_new_round(conn, &req) {
                 self.propose_registration(now, conn, req);
             }
         }

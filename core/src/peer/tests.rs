@@ -1746,14 +1746,20 @@ fn net_settings() -> Settings {
     }
 }
 
-#[test]
-fn small_network_delivers_every_gossip_once_to_everyone() {
+/// Eight peers on ports 8001–8008 joining 300 ms apart, with [`net_settings`].
+fn staggered_net() -> (MiniNet, Vec<u16>) {
     let mut net = MiniNet::new();
     let ports: Vec<u16> = (8001..8009).collect();
     for (i, &port) in ports.iter().enumerate() {
         net.run_until(Millis(i as u64 * 300));
         net.join(port, net_settings());
     }
+    (net, ports)
+}
+
+#[test]
+fn small_network_delivers_every_gossip_once_to_everyone() {
+    let (mut net, ports) = staggered_net();
     net.run_until(Millis(40_000));
     for &port in &ports {
         let me = ep(port);
@@ -1779,12 +1785,7 @@ fn small_network_delivers_every_gossip_once_to_everyone() {
 
 #[test]
 fn small_network_removes_a_crashed_peer_and_repairs() {
-    let mut net = MiniNet::new();
-    let ports: Vec<u16> = (8001..8009).collect();
-    for (i, &port) in ports.iter().enumerate() {
-        net.run_until(Millis(i as u64 * 300));
-        net.join(port, net_settings());
-    }
+    let (mut net, _) = staggered_net();
     net.run_until(Millis(3_000));
     let victim = ep(8004);
     net.down.insert(victim);
@@ -1832,12 +1833,7 @@ fn assert_symmetric(net: &MiniNet) {
 
 #[test]
 fn small_network_partitioned_peer_is_removed_then_rejoins() {
-    let mut net = MiniNet::new();
-    let ports: Vec<u16> = (8001..8009).collect();
-    for (i, &port) in ports.iter().enumerate() {
-        net.run_until(Millis(i as u64 * 300));
-        net.join(port, net_settings());
-    }
+    let (mut net, _) = staggered_net();
     net.run_until(Millis(3_000));
     assert_symmetric(&net);
     let victim = ep(8004);
