@@ -101,6 +101,12 @@ impl Seed {
         self.0.outputs.drain(..)
     }
 
+    /// Exchanges the buffer outputs are queued in (with its contents) for `buf`.
+    #[inline]
+    pub fn swap_outputs(&mut self, buf: &mut Vec<Output>) {
+        std::mem::swap(&mut self.0.outputs, buf);
+    }
+
     /// When the seed next wants a tick.
     #[inline]
     pub fn next_deadline(&self) -> Option<Millis> {

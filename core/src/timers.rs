@@ -85,11 +85,15 @@ impl<K: Ord + Clone> Timers<K> {
 /// scanned linearly. At that size a scan of a cache line or two beats two trees, and a peer
 /// sets or fires a timer on most of its inputs. Same semantics, same firing order (earliest
 /// first, ties by key).
+///
+/// `repr(C)`, earliest first: a driver asks for the next deadline after every input, and
+/// that read should share a cache line with the node's other hot fields.
 #[derive(Clone, Debug)]
+#[repr(C)]
 pub struct FewTimers<K: Ord + Clone> {
-    slots: Vec<(Millis, K)>,
     /// The earliest deadline of `slots`.
     earliest: Option<Millis>,
+    slots: Vec<(Millis, K)>,
 }
 
 impl<K: Ord + Clone> Default for FewTimers<K> {

@@ -14,6 +14,13 @@ pub trait Actor: Sized {
     fn handle(&mut self, now: Millis, input: Input);
     /// Hands every queued output, in order, to `f`.
     fn drain<F: FnMut(Output)>(&mut self, f: F);
+    /// Feeds one input with `out` (empty) as the buffer its outputs are queued in, so that
+    /// every node writes into the one buffer the simulator keeps in the CPU cache. Outputs
+    /// queued before (at start) stay with the node for [`Actor::drain`].
+    fn handle_into(&mut self, now: Millis, input: Input, out: &mut Vec<Output>) {
+        self.handle(now, input);
+        self.drain(|o| out.push(o));
+    }
     /// When it next wants a tick.
     fn next_deadline(&self) -> Option<Millis>;
     /// A read-only view (used by end-of-phase checks, never on the hot path).
@@ -35,6 +42,13 @@ impl Actor for Node {
 
     fn drain<F: FnMut(Output)>(&mut self, f: F) {
         self.drain_outputs().for_each(f);
+    }
+
+    #[inline]
+    fn handle_into(&mut self, now: Millis, input: Input, out: &mut Vec<Output>) {
+        self.swap_outputs(out);
+        Node::handle(self, now, input);
+        self.swap_outputs(out);
     }
 
     fn next_deadline(&self) -> Option<Millis> {

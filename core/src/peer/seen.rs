@@ -104,8 +104,11 @@ impl KeyTable {
     }
 }
 
-/// Slots of the recent-key cache (see [`SeenSet`]).
-const RECENT: usize = 64;
+/// Slots of the recent-key cache (see [`SeenSet`]): one cache line's worth, kept inside the
+/// peer next to the table headers. In the simulator's 1000 × 10 run, 8 slots catch 90 % of
+/// repeats and 64 slots 98.6 %, but 64 slots lived in a separate allocation whose line missed
+/// the cache on almost every delivery; the extra table lookups of 8 slots cost less.
+const RECENT: usize = 8;
 
 /// Gossip keys seen, bounded: two generations of at most `capacity / 2` keys each. When the
 /// current generation fills it becomes the previous one and the oldest is forgotten, so a key
@@ -117,13 +120,15 @@ const RECENT: usize = 64;
 /// cache, which stays in the CPU cache, instead of the large tables, which do not. A key the
 /// cache holds is reported seen even if the generations have just forgotten it: it is only
 /// remembered longer, never shorter.
-#[derive(Debug, Default)]
+///
+/// `repr(C)`, the cache first: see [`crate::Peer`]'s layout.
+#[derive(Debug)]
+#[repr(C)]
 pub struct SeenSet {
+    recent: [u64; RECENT],
     current: KeyTable,
     previous: KeyTable,
     half: usize,
-    /// `RECENT` slots once the first key arrives (a peer that never gossips pays nothing).
-    recent: Vec<u64>,
 }
 
 impl SeenSet {
@@ -133,7 +138,7 @@ impl SeenSet {
             current: KeyTable::default(),
             previous: KeyTable::default(),
             half: (capacity / 2).max(1),
-            recent: Vec::new(),
+            recent: [EMPTY; RECENT],
         }
     }
 
@@ -144,16 +149,13 @@ impl SeenSet {
 
     /// True if `key` was seen (and is still remembered).
     pub fn contains(&self, key: u64) -> bool {
-        self.recent.get(Self::recent_slot(key)) == Some(&KeyTable::stored(key))
+        self.recent[Self::recent_slot(key)] == KeyTable::stored(key)
             || self.current.contains(key)
             || self.previous.contains(key)
     }
 
     /// Records `key`; true if it was new.
     pub fn insert(&mut self, key: u64) -> bool {
-        if self.recent.is_empty() {
-            self.recent = vec![EMPTY; RECENT];
-        }
         let slot = Self::recent_slot(key);
         if self.recent[slot] == KeyTable::stored(key) {
             return false;

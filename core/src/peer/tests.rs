@@ -487,6 +487,46 @@ fn generates_up_to_max_gossip_at_the_interval() {
 }
 
 #[test]
+fn outputs_go_to_a_lent_buffer_and_the_own_one_comes_back() {
+    let (a, b) = (ep(7001), ep(7002));
+    let mut h = Harness::bootstrapped(settings(), &[a, b]);
+    let mut lent = Vec::with_capacity(16);
+    let lent_at = lent.as_ptr();
+    h.peer.swap_outputs(&mut lent);
+    h.peer.handle(
+        Millis(10),
+        Input::Request {
+            conn: ConnId(1),
+            msg: gossip("1767225600:127.0.0.1:1", 7009, a, 1),
+        },
+    );
+    h.peer.swap_outputs(&mut lent);
+    assert_eq!(
+        lent.as_ptr(),
+        lent_at,
+        "the lent buffer was not handed back"
+    );
+    let kinds: Vec<&str> = lent
+        .iter()
+        .map(|o| match o {
+            Output::Send { .. } => "send",
+            Output::Reply { .. } => "reply",
+            Output::Event(_) => "event",
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        ["reply", "event", "send"],
+        "ack, first receipt, forward to b"
+    );
+    assert_eq!(
+        h.peer.drain_outputs().count(),
+        0,
+        "outputs left in the own buffer"
+    );
+}
+
+#[test]
 fn first_time_forwards_to_all_but_sender_and_duplicate_is_dropped() {
     let (a, b, c) = (ep(7001), ep(7002), ep(7003));
     let mut h = Harness::bootstrapped(settings(), &[a, b, c]);
