@@ -52,15 +52,21 @@ pub struct Queue<E: Copy> {
     in_wheel: usize,
     far: BinaryHeap<Reverse<Far<E>>>,
     seq: u64,
-    /// Emptied slot buffers kept for reuse (at most `SPARE_BUFFERS`), so a busy millisecond
-    /// does not grow a fresh vector from nothing every time the wheel turns.
+    /// Emptied slot buffers kept for reuse, so a busy millisecond does not grow a fresh vector
+    /// from nothing every time the wheel turns, and big buffers are not freed and allocated
+    /// again: freeing one makes glibc sweep its free lists (`malloc_consolidate`). At 1000
+    /// peers bursts of more than 4096 events in a millisecond are common; the old cap of 4096
+    /// freed such a buffer about every 50 simulated milliseconds.
     spare: Vec<Vec<E>>,
+    /// The capacity, in events, of all of `spare` together (at most `SPARE_BUDGET`).
+    spare_events: usize,
 }
 
-/// Slot buffers kept for reuse, and the largest capacity kept (a rare huge burst's buffer is
-/// freed): at most 256 × 4096 events of spare memory.
-const SPARE_BUFFERS: usize = 256;
-const SPARE_CAPACITY: usize = 1 << 12;
+/// Spare buffer capacity kept, in events (at most 32 MiB of the simulator's small events);
+/// beyond it an emptied buffer is freed.
+const SPARE_BUDGET: usize = 1 << 21;
+/// An emptied slot keeps a buffer up to this capacity (most slots only ever hold a few timers).
+const KEPT_CAPACITY: usize = 64;
 
 impl<E: Copy> Default for Queue<E> {
     fn default() -> Self {
@@ -72,6 +78,7 @@ impl<E: Copy> Default for Queue<E> {
             far: BinaryHeap::new(),
             seq: 0,
             spare: Vec::new(),
+            spare_events: 0,
         }
     }
 }
@@ -98,8 +105,12 @@ impl<E: Copy> Queue<E> {
         self.seq += 1;
         if time - self.now < HORIZON_MS {
             let slot = &mut self.slots[(time & MASK) as usize];
-            if slot.capacity() == 0 {
+            // A slot starting to fill takes a spare buffer rather than growing its own from
+            // small (a slot keeps a small buffer when it is emptied): growing reallocates, and
+            // the spares it leaves unused would pile up and be freed, which is what costs.
+            if slot.is_empty() && slot.capacity() <= KEPT_CAPACITY {
                 if let Some(buffer) = self.spare.pop() {
+                    self.spare_events -= buffer.capacity();
                     *slot = buffer;
                 }
             }
@@ -130,9 +141,10 @@ impl<E: Copy> Queue<E> {
             // A slot that held a burst hands its buffer to the spares: slots are reused every
             // `HORIZON_MS`, and keeping every burst's capacity in its slot would hold gigabytes.
             slot.clear();
-            if slot.capacity() > 64 {
+            if slot.capacity() > KEPT_CAPACITY {
                 let buffer = std::mem::take(slot);
-                if self.spare.len() < SPARE_BUFFERS && buffer.capacity() <= SPARE_CAPACITY {
+                if self.spare_events + buffer.capacity() <= SPARE_BUDGET {
+                    self.spare_events += buffer.capacity();
                     self.spare.push(buffer);
                 }
             }
@@ -280,6 +292,32 @@ mod tests {
                 model.push((t, seq, id));
                 q.push(t, id);
             }
+        }
+    }
+
+    #[test]
+    fn spare_buffers_stay_within_the_budget_and_are_reused() {
+        let mut q = Queue::default();
+        // Bursts of 10,000 events in each of 400 milliseconds: far more buffer capacity than
+        // the budget if every emptied buffer were kept.
+        for round in 0..2u32 {
+            for ms in 0..400u64 {
+                for i in 0..10_000u32 {
+                    q.push(q.now() + ms, i);
+                }
+            }
+            let mut popped = 0;
+            while q.pop_until(q.now() + 400).is_some() {
+                popped += 1;
+            }
+            assert_eq!(popped, 4_000_000, "round {round}");
+            let held: usize = q.spare.iter().map(Vec::capacity).sum();
+            assert_eq!(held, q.spare_events, "round {round}: accounting drifted");
+            assert!(
+                held <= SPARE_BUDGET,
+                "round {round}: {held} events of spares"
+            );
+            assert!(!q.spare.is_empty(), "round {round}: nothing kept for reuse");
         }
     }
 }
