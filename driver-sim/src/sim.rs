@@ -1,5 +1,6 @@
 //! The simulator proper: nodes, calls in flight, the network, faults, and the run loop.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::Instant;
 
@@ -58,29 +59,32 @@ enum Outcome {
 
 /// One `Output::Send`, from the send until its single `Input::Response` and the end of every
 /// delivery of the request.
+///
+/// Two cache lines, in this order (`repr(C)`): a delivery reads only the first, the outcome
+/// both. Calls in flight outnumber what the CPU cache holds, so each line read is a miss; the
+/// trace hash's fingerprints are recomputed from the messages rather than stored, as the
+/// nodes read those messages anyway.
 #[derive(Debug, Default)]
+#[repr(C, align(64))]
 struct Call {
-    gen: u32,
-    live: bool,
-    from: u32,
-    from_epoch: u32,
-    to: u32,
-    to_ep: Option<Endpoint>,
-    deadline: u64,
     request: Option<Message>,
-    reply: Option<Message>,
-    /// `fingerprint` of the request and of the reply, taken when each was made (while the
-    /// message is still in the CPU cache) for the trace hash of its later deliveries.
-    request_fp: u64,
-    reply_fp: u64,
+    gen: u32,
+    /// The target's node id, or `NOBODY` (its endpoint is then in `World::unknown_targets`).
+    to: u32,
+    from: u32,
     /// Deliveries of the request still in the queue.
     inflight: u8,
     /// Connections (bit 0: first copy, bit 1: duplicate) delivered and not yet answered.
     pending: u8,
-    replied: bool,
-    timeout_armed: bool,
+    live: bool,
     /// The sender got its response (or is gone).
     done: bool,
+
+    reply: Option<Message>,
+    deadline: u64,
+    from_epoch: u32,
+    replied: bool,
+    timeout_armed: bool,
 }
 
 /// `repr(C)`: the bookkeeping every event reads sits right before the node's own first fields
@@ -116,6 +120,8 @@ struct World {
     q: Queue<Ev>,
     calls: Vec<Call>,
     free: Vec<u32>,
+    /// The endpoint of each live call to an endpoint no node listens on (rare).
+    unknown_targets: BTreeMap<u32, Endpoint>,
     rng: Rng,
     link_salt: u64,
     net: NetConfig,
@@ -261,6 +267,9 @@ impl World {
             c.gen = (c.gen + 1) & GEN_MASK;
             c.request = None;
             c.reply = None;
+            if c.to == NOBODY {
+                self.unknown_targets.remove(&call);
+            }
             self.free.push(call);
         }
     }
@@ -312,14 +321,15 @@ impl World {
         }
         let to = self.addrs.node(&to_ep).unwrap_or(NOBODY);
         let call = self.alloc_call();
+        if to == NOBODY {
+            self.unknown_targets.insert(call, to_ep);
+        }
         let c = &mut self.calls[call as usize];
         c.live = true;
         c.from = from;
         c.from_epoch = from_epoch;
         c.to = to;
-        c.to_ep = Some(to_ep);
         c.deadline = deadline.0.max(now);
-        c.request_fp = fingerprint(&msg);
         c.request = Some(msg);
         c.reply = None;
         c.inflight = 0;
@@ -397,7 +407,6 @@ impl World {
             return;
         }
         let c = &mut self.calls[call as usize];
-        c.reply_fp = fingerprint(&msg);
         c.reply = Some(msg);
         let at = now + self.latency(node, from);
         self.answer_at(call, at, Outcome::Reply);
@@ -474,6 +483,7 @@ impl<A: Actor> Sim<A> {
             seed_list: addrs.seed_list(),
             q: Queue::default(),
             calls: Vec::new(),
+            unknown_targets: BTreeMap::new(),
             free: Vec::new(),
             rng: Rng::new(mix64(cfg.seed ^ 0x7369_6d6e_6574_0001)),
             link_salt: mix64(cfg.seed ^ 0x6c69_6e6b_0002),
@@ -704,8 +714,7 @@ impl<A: Actor> Sim<A> {
                 return;
             };
             let conn = ConnId(u64::from(call) | u64::from(gen) << 32 | u64::from(dup) << 63);
-            let fp = c.request_fp;
-            self.w.hash_event(now, to, fp);
+            self.w.hash_event(now, to, fingerprint(&msg));
             if let Some(actor) = self.nodes[to as usize].actor.as_mut() {
                 let input = Input::Request { conn, msg };
                 actor.handle_into(Millis(now), input, &mut self.outputs);
@@ -753,10 +762,14 @@ impl<A: Actor> Sim<A> {
                 Outcome::Unreachable => Err(Failure::Unreachable),
                 Outcome::Timeout => Err(Failure::Timeout),
             };
-            if let (Some(request), Some(to)) = (request, c.to_ep) {
-                let fp = c.request_fp
+            let to = match c.to {
+                NOBODY => self.w.unknown_targets.get(&call).copied(),
+                node => Some(self.w.addrs.endpoint(node)),
+            };
+            if let (Some(request), Some(to)) = (request, to) {
+                let fp = fingerprint(&request)
                     ^ match &result {
-                        Ok(_) => c.reply_fp << 1,
+                        Ok(reply) => fingerprint(reply) << 1,
                         Err(f) => 0x6661_696c ^ *f as u64,
                     };
                 self.w.hash_event(now, from, fp);
@@ -1154,5 +1167,24 @@ impl<A: Actor> Sim<A> {
     /// Whether the run reached the liveness bound (so promises 6–7 were checked).
     pub fn liveness_checked(&self) -> bool {
         self.w.liveness_checked
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_call_is_two_cache_lines_and_a_delivery_reads_only_the_first() {
+        assert_eq!(std::mem::size_of::<Call>(), 128);
+        assert_eq!(std::mem::align_of::<Call>(), 64);
+        // Everything `deliver` reads lies before the reply, which starts the second line.
+        assert_eq!(std::mem::offset_of!(Call, reply), 64);
+        for end in [
+            std::mem::offset_of!(Call, request) + std::mem::size_of::<Option<Message>>(),
+            std::mem::offset_of!(Call, done) + 1,
+        ] {
+            assert!(end <= 64, "a delivery's field ends at byte {end}");
+        }
     }
 }
