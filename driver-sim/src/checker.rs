@@ -88,8 +88,6 @@ pub struct GossipInfo {
     pub origin_life: u32,
     /// When it was generated.
     pub gen_at: u64,
-    /// Receivers (peer index bitset).
-    pub receivers: Vec<u64>,
 }
 
 /// A crashed peer awaiting removal.
@@ -142,6 +140,12 @@ pub struct Checker {
     gossip_ids: FxMap<Arc<str>, u32>,
     /// Every gossip generated, by dense id.
     pub gossips: Vec<GossipInfo>,
+    /// The receivers of every gossip: a bitset of peer indices per gossip, `words` words each,
+    /// in one array (a first receipt touches one word, not a per-gossip allocation).
+    receivers: Vec<u64>,
+    words: usize,
+    /// Each peer's `adj.len()`, kept dense: read on every first receipt.
+    degrees: Vec<u32>,
     /// Per peer index.
     pub peers: Vec<PeerGhost>,
     /// (peer node, incarnation) removals committed somewhere.
@@ -182,6 +186,9 @@ impl Checker {
             denials: FxSet::default(),
             gossip_ids: FxMap::default(),
             gossips: Vec::new(),
+            receivers: Vec::new(),
+            words: (addrs.peers as usize).div_ceil(64),
+            degrees: vec![0; addrs.peers as usize],
             peers: vec![PeerGhost::default(); addrs.peers as usize],
             removed: FxSet::default(),
             crashes: Vec::new(),
@@ -237,15 +244,14 @@ impl Checker {
             p.life += 1;
             p.incarnation = None;
             p.adj.clear();
+            self.degrees[j] = 0;
             p.connected_since = None;
             p.verdicts.clear();
             if p.life > 1 {
                 // A fresh instance may receive every gossip again.
                 let (w, b) = (j / 64, 1u64 << (j % 64));
-                for g in &mut self.gossips {
-                    if let Some(x) = g.receivers.get_mut(w) {
-                        *x &= !b;
-                    }
+                for row in self.receivers.chunks_exact_mut(self.words) {
+                    row[w] &= !b;
                 }
             }
         } else if let Some(pl) = self.seed_pl.get_mut(node as usize) {
@@ -274,6 +280,7 @@ impl Checker {
             removed_at: None,
         };
         p.adj.clear();
+        self.degrees[j] = 0;
         if rec.incarnation.is_some() {
             self.open_crash.insert(node, self.crashes.len());
         }
@@ -368,6 +375,7 @@ impl Checker {
                     let p = &mut self.peers[j];
                     if !p.adj.contains(&n) {
                         p.adj.push(n);
+                        self.degrees[j] = p.adj.len() as u32;
                     }
                     p.connected_since.get_or_insert(now);
                 }
@@ -375,6 +383,7 @@ impl Checker {
             Event::NeighbourDropped { peer, .. } => {
                 if let (Some(j), Some(n)) = (self.peer_ix(node), self.addrs.node(peer)) {
                     self.peers[j].adj.retain(|&x| x != n);
+                    self.degrees[j] = self.peers[j].adj.len() as u32;
                 }
             }
             Event::RegistrationQuorum { incarnation, .. } => {
@@ -423,7 +432,7 @@ impl Checker {
             );
             return;
         };
-        let deg = self.peers[j].adj.len() as u64;
+        let deg = u64::from(self.degrees[j]);
         self.expected_sends += deg;
         if self.gossip_ids.contains_key(text) {
             return; // the same text again (a restarted peer within the same second): one gossip
@@ -434,8 +443,8 @@ impl Checker {
             origin: node,
             origin_life: self.peers[j].life,
             gen_at: now,
-            receivers: vec![0; (self.addrs.peers as usize).div_ceil(64)],
         });
+        self.receivers.resize(self.receivers.len() + self.words, 0);
     }
 
     #[inline]
@@ -457,9 +466,9 @@ impl Checker {
                 ),
             );
         };
-        let g = &mut self.gossips[id as usize];
         let (w, b) = (j / 64, 1u64 << (j % 64));
-        if g.receivers[w] & b != 0 {
+        let word = &mut self.receivers[id as usize * self.words + w];
+        if *word & b != 0 {
             return self.violation(
                 now,
                 3,
@@ -469,10 +478,10 @@ impl Checker {
                 ),
             );
         }
-        g.receivers[w] |= b;
+        *word |= b;
         self.first_deliveries += 1;
         self.hops_max = self.hops_max.max(hops);
-        self.expected_sends += (self.peers[j].adj.len() as u64).saturating_sub(1);
+        self.expected_sends += u64::from(self.degrees[j]).saturating_sub(1);
     }
 
     fn verdict(
@@ -640,7 +649,14 @@ impl Checker {
 
     /// Degree of peer `j` (current instance).
     pub fn degree(&self, j: usize) -> usize {
-        self.peers.get(j).map_or(0, |p| p.adj.len())
+        self.degrees.get(j).map_or(0, |&d| d as usize)
+    }
+
+    /// The receivers of gossip `id` (`gossips[id]`): a bitset of peer indices.
+    pub fn receivers(&self, id: usize) -> &[u64] {
+        self.receivers
+            .get(id * self.words..(id + 1) * self.words)
+            .unwrap_or(&[])
     }
 }
 
@@ -657,6 +673,41 @@ mod tests {
             c.started(n);
         }
         (c, a)
+    }
+
+    #[test]
+    fn degrees_follow_neighbour_events_crashes_and_restarts() {
+        let (mut c, a) = setup();
+        let (p, q, r) = (3, 4, 5);
+        let link = |c: &mut Checker, from: u32, to: u32, up: bool| {
+            let peer = a.endpoint(to);
+            let ev = if up {
+                Event::NeighbourAdded {
+                    peer,
+                    their_degree: 0,
+                }
+            } else {
+                Event::NeighbourDropped {
+                    peer,
+                    reason: "test",
+                }
+            };
+            c.on_event(1, from, &ev);
+        };
+        link(&mut c, p, q, true);
+        link(&mut c, p, r, true);
+        link(&mut c, p, r, true); // already a neighbour
+        assert_eq!(c.degree(0), 2);
+        link(&mut c, p, q, false);
+        assert_eq!(c.degree(0), 1);
+        c.crashed(2, p);
+        assert_eq!(c.degree(0), 0, "a crashed peer keeps no links");
+        link(&mut c, p, q, true);
+        c.started(p);
+        assert_eq!(c.degree(0), 0, "a restarted peer starts with no links");
+        for j in 0..a.peers as usize {
+            assert_eq!(c.degree(j), c.peers[j].adj.len(), "peer {j}");
+        }
     }
 
     fn vote(c: &mut Checker, a: &Addrs, voter: u32, peer: u32, inc: u64, kind: ProposalKind) {

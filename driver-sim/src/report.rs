@@ -227,7 +227,8 @@ fn dissemination<A: Actor>(
             owed_g -= 1;
         }
         let mut got = 0u64;
-        for (w, &word) in g.receivers.iter().enumerate() {
+        let receivers = ck.receivers(gi);
+        for (w, &word) in receivers.iter().enumerate() {
             let mut bits = word;
             while bits != 0 {
                 let r = w * 64 + bits.trailing_zeros() as usize;
@@ -240,7 +241,7 @@ fn dissemination<A: Actor>(
         if each && got < owed_g {
             for r in 0..n {
                 if eligible(r) {
-                    let has = g.receivers[r / 64] & (1 << (r % 64)) != 0;
+                    let has = receivers[r / 64] & (1 << (r % 64)) != 0;
                     visit(gi, r as u32, has);
                 }
             }
