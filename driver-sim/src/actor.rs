@@ -14,9 +14,9 @@ pub trait Actor: Sized {
     fn handle(&mut self, now: Millis, input: Input);
     /// Hands every queued output, in order, to `f`.
     fn drain<F: FnMut(Output)>(&mut self, f: F);
-    /// Feeds one input with `out` (empty) as the buffer its outputs are queued in, so that
-    /// every node writes into the one buffer the simulator keeps in the CPU cache. Outputs
-    /// queued before (at start) stay with the node for [`Actor::drain`].
+    /// Feeds one input; its outputs end up in `out`. The simulator calls this with `out` empty
+    /// and nothing queued in the node, and `Node` queues straight into `out`: every node
+    /// writes into the one buffer the simulator keeps in the CPU cache.
     fn handle_into(&mut self, now: Millis, input: Input, out: &mut Vec<Output>) {
         self.handle(now, input);
         self.drain(|o| out.push(o));
