@@ -55,8 +55,8 @@ pub struct Queue<E: Copy> {
     /// Emptied slot buffers kept for reuse, so a busy millisecond does not grow a fresh vector
     /// from nothing every time the wheel turns, and big buffers are not freed and allocated
     /// again: freeing one makes glibc sweep its free lists (`malloc_consolidate`). At 1000
-    /// peers bursts of more than 4096 events in a millisecond are common; the old cap of 4096
-    /// freed such a buffer about every 50 simulated milliseconds.
+    /// peers bursts of more than 4096 events in a millisecond are common, so a cap on the size
+    /// of a kept buffer would free one every few tens of simulated milliseconds.
     spare: Vec<Vec<E>>,
     /// The capacity, in events, of all of `spare` together (at most `SPARE_BUDGET`).
     spare_events: usize,
