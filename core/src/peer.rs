@@ -17,10 +17,9 @@
 //!    (`gossip.rs`, `seen.rs`).
 //! 5. **Liveness**: probe neighbours (a round skips a neighbour whose own `PING` arrived since
 //!    the last one, so a link is probed about once per interval, not once from each end);
-//!    after enough consecutive misses ask witnesses to probe
-//!    the suspect; only a peer-level majority (with at least one witness) leads to a
-//!    `DEAD_REPORT` to a quorum of seeds. As a witness, probe and answer later
-//!    (`liveness.rs`).
+//!    after enough consecutive misses ask witnesses to probe the suspect; only a peer-level
+//!    majority (with at least one witness) leads to a `DEAD_REPORT` to a quorum of seeds. As
+//!    a witness, probe and answer later (`liveness.rs`).
 //! 6. **Repair and rejoin**: refresh the Peer List periodically and after a drop, reconnect
 //!    while below the minimum degree, and register again if the seeds removed this peer.
 //!    Every refresh checks this peer's own entry; a peer at or above the minimum degree

@@ -82,10 +82,7 @@ pub fn verdict(dead_witnesses: u32, alive_witnesses: u32) -> Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn ep(port: u16) -> Endpoint {
-        Endpoint::from(([127, 0, 0, 1], port))
-    }
+    use crate::peer::tests::ep;
 
     #[test]
     fn verdict_table() {

@@ -46,6 +46,11 @@ impl<K: Ord + Copy> Run<K> {
         }
     }
 
+    fn get(&self, key: &K) -> Option<Option<u64>> {
+        let i = self.position(key).ok()?;
+        self.incs.get(i).copied()
+    }
+
     fn get_mut(&mut self, key: &K) -> Option<&mut Option<u64>> {
         let i = self.position(key).ok()?;
         self.incs.get_mut(i)
@@ -59,6 +64,10 @@ impl<K: Ord + Copy> Run<K> {
                 self.incs.insert(i, incarnation);
             }
         }
+    }
+
+    fn remove(&mut self, key: &K) -> bool {
+        self.position(key).is_ok_and(|i| self.remove_index(i))
     }
 
     fn remove_index(&mut self, i: usize) -> bool {
@@ -188,14 +197,8 @@ impl Known {
     /// The incarnation last heard of for `peer`, if it is known.
     pub(super) fn get(&self, peer: &Endpoint) -> Option<Option<u64>> {
         match peer {
-            SocketAddr::V4(a) => {
-                let i = self.v4.position(&v4_key(a)).ok()?;
-                self.v4.incs.get(i).copied()
-            }
-            SocketAddr::V6(a) => {
-                let i = self.v6.position(a).ok()?;
-                self.v6.incs.get(i).copied()
-            }
+            SocketAddr::V4(a) => self.v4.get(&v4_key(a)),
+            SocketAddr::V6(a) => self.v6.get(a),
         }
     }
 
@@ -217,11 +220,8 @@ impl Known {
     /// Forgets `peer`; true if it was known.
     pub(super) fn remove(&mut self, peer: &Endpoint) -> bool {
         match peer {
-            SocketAddr::V4(a) => {
-                let key = v4_key(a);
-                (self.v4.position(&key)).is_ok_and(|i| self.v4.remove_index(i))
-            }
-            SocketAddr::V6(a) => (self.v6.position(a)).is_ok_and(|i| self.v6.remove_index(i)),
+            SocketAddr::V4(a) => self.v4.remove(&v4_key(a)),
+            SocketAddr::V6(a) => self.v6.remove(a),
         }
     }
 
@@ -312,10 +312,7 @@ impl Known {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn ep(port: u16) -> Endpoint {
-        Endpoint::from(([127, 0, 0, 1], port))
-    }
+    use crate::peer::tests::ep;
 
     #[test]
     fn merges_in_order_without_duplicates() {

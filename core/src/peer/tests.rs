@@ -12,7 +12,8 @@ use crate::wire::DecodeError;
 
 const UNIX_MS: u64 = 1_767_225_600_000;
 
-fn ep(port: u16) -> Endpoint {
+/// `127.0.0.1:port` (shared with the unit tests of the peer's submodules).
+pub(super) fn ep(port: u16) -> Endpoint {
     Endpoint::from(([127, 0, 0, 1], port))
 }
 
