@@ -27,7 +27,8 @@ impl Peer {
             self.me.ip(),
             msg_no
         ));
-        self.seen.insert(gossip_key(&text, Some(self.me.port())));
+        let key = gossip_key(&text, Some(self.me.port()));
+        self.seen.insert(key, self.unix_secs(now));
         self.counters.gossip_generated += 1;
         self.emit(Event::GossipGenerated {
             text: Arc::clone(&text),
@@ -66,9 +67,8 @@ impl Peer {
 
     /// Incoming gossip, from a neighbour or not (the reference may gossip before `HELLO`).
     pub(super) fn on_gossip(&mut self, now: Millis, conn: ConnId, gossip: &Gossip) {
-        let first = self
-            .seen
-            .insert(gossip_key(&gossip.text, gossip.origin_port));
+        let key = gossip_key(&gossip.text, gossip.origin_port);
+        let first = self.seen.insert(key, self.unix_secs(now));
         self.reply(
             conn,
             Message::GossipAck(GossipAck {

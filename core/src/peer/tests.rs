@@ -1490,7 +1490,7 @@ fn random_schedules_keep_the_promises() {
                         Input::Request { conn: c, msg } => {
                             *c = ConnId(conn);
                             if let Message::Gossip(g) = msg {
-                                key = Some(gossip_key(&g.text, g.origin_port));
+                                key = Some(gossip_key(&g.text, g.origin_port).hash);
                             }
                         }
                         Input::Malformed { conn: c, .. } => *c = ConnId(conn),
