@@ -16,7 +16,7 @@ pub struct GossipKey {
 
 /// The de-dup key of the gossip with this text and origin port. Inlined: it runs for every
 /// gossip delivered.
-#[inline]
+#[inline(always)]
 pub fn gossip_key(text: &str, origin_port: Option<u16>) -> GossipKey {
     let bytes = text.as_bytes();
     GossipKey {
@@ -79,9 +79,10 @@ fn eight_digits(word: u64) -> Option<u64> {
     Some(fours.wrapping_mul(10_000).wrapping_add(fours >> 32) & 0xFFFF_FFFF)
 }
 
-/// A word-at-a-time hash of a gossip text: computed for every delivery, so it reads eight
-/// bytes per step where [`crate::hash::hash64`] reads one. Keys never leave the node, so they
-/// need not match any other build's.
+/// A word-at-a-time hash of a gossip text, not yet finalised (the caller mixes in the port,
+/// then finalises once): computed for every delivery, so it reads eight bytes per step where
+/// [`crate::hash::hash64`] reads one. Keys never leave the node, so they need not match any
+/// other build's.
 fn text_hash(bytes: &[u8]) -> u64 {
     const K: u64 = 0x9e37_79b9_7f4a_7c15;
     let step = |h: u64, word: [u8; 8]| {
@@ -105,7 +106,7 @@ fn text_hash(bytes: &[u8]) -> u64 {
     } else {
         word[..rest].copy_from_slice(chunks.remainder());
     }
-    mix64(step(h, word))
+    step(h, word)
 }
 
 /// An open-addressing set of `u64` keys with linear probing, at most 3/4 full. Keys live in
@@ -275,6 +276,15 @@ pub struct SeenSet {
     general: Generations,
 }
 
+/// The per-second tables, each for at most `limit` keys. Out of line: it runs once per peer.
+#[cold]
+fn second_tables(limit: usize) -> Box<[SecondTable; SECONDS]> {
+    Box::new(std::array::from_fn(|_| SecondTable {
+        limit,
+        ..SecondTable::default()
+    }))
+}
+
 impl SeenSet {
     /// A set remembering at most `capacity` keys (plus the recent cache); at least one per
     /// table.
@@ -327,12 +337,9 @@ impl SeenSet {
             return self.insert_general(hash);
         };
         let per_second = self.per_second;
-        let tables = self.by_second.get_or_insert_with(|| {
-            Box::new(std::array::from_fn(|_| SecondTable {
-                limit: per_second,
-                ..SecondTable::default()
-            }))
-        });
+        let tables = self
+            .by_second
+            .get_or_insert_with(|| second_tables(per_second));
         let t = &mut tables[second as usize % SECONDS];
         if second > t.second && second <= now_secs.saturating_add(AHEAD_SECS) {
             // Take the table over: its keys are SECONDS or more seconds older.
