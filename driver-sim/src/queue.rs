@@ -125,6 +125,12 @@ impl<E: Copy> Queue<E> {
         }
     }
 
+    /// The event `k` places after the next one to pop, if it is due at the current time
+    /// (the simulator reads ahead to start its cache misses early).
+    pub fn peek_now(&self, k: usize) -> Option<&E> {
+        self.slots[(self.now & MASK) as usize].get(self.pos + k)
+    }
+
     /// The next event due at or before `until`, with its time; `None` when none is.
     pub fn pop_until(&mut self, until: u64) -> Option<(u64, E)> {
         loop {
@@ -241,6 +247,21 @@ mod tests {
         assert_eq!(q.pop_until(u64::MAX), Some((10, 2)));
         assert_eq!(q.pop_until(u64::MAX), Some((10, 3)));
         assert_eq!(q.pop_until(u64::MAX), None);
+    }
+
+    #[test]
+    fn peek_now_sees_the_events_after_the_next_at_the_current_time_only() {
+        let mut q = Queue::default();
+        for (t, e) in [(5, 1), (5, 2), (5, 3), (6, 4)] {
+            q.push(t, e);
+        }
+        assert_eq!(q.pop_until(u64::MAX), Some((5, 1)));
+        assert_eq!(q.peek_now(0), Some(&2));
+        assert_eq!(q.peek_now(1), Some(&3));
+        assert_eq!(q.peek_now(2), None, "a later millisecond is not read ahead");
+        assert_eq!(q.pop_until(u64::MAX), Some((5, 2)));
+        assert_eq!(q.peek_now(0), Some(&3));
+        assert_eq!(q.peek_now(1), None);
     }
 
     #[test]
