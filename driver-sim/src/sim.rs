@@ -1214,4 +1214,15 @@ mod tests {
             assert!(end <= 64, "a delivery's field ends at byte {end}");
         }
     }
+
+    /// `gossip_core::Peer` packs its hot fields assuming this: 16 bytes of the slot's own
+    /// bookkeeping, then the node, from the start of a cache line.
+    #[test]
+    fn a_node_starts_16_bytes_into_its_cache_line() {
+        use std::mem::{align_of, offset_of, size_of};
+        assert_eq!(align_of::<Slot<Node>>(), 64);
+        assert_eq!(offset_of!(Slot<Node>, actor), 16);
+        // No tag in front of the peer: `Option<Node>` is the peer's own size.
+        assert_eq!(size_of::<Option<Node>>(), size_of::<gossip_core::Peer>());
+    }
 }

@@ -51,7 +51,7 @@ impl Peer {
 
     /// Sends `gossip` to every neighbour but `except`. Every copy shares the one `Arc`.
     pub(super) fn forward(&mut self, now: Millis, gossip: &Arc<Gossip>, except: Option<Endpoint>) {
-        let deadline = now.after(self.settings.request_timeout_ms);
+        let deadline = now.after(self.request_timeout_ms);
         self.outputs.reserve(self.neighbours.len());
         self.outputs.extend(
             self.neighbours
@@ -78,14 +78,14 @@ impl Peer {
         );
         let from = gossip.sender;
         if !first {
-            self.counters.gossip_duplicate += 1;
+            self.gossip_counts.duplicate += 1;
             self.emit(Event::GossipDuplicate {
                 text: Arc::clone(&gossip.text),
                 from,
             });
             return;
         }
-        self.counters.gossip_first += 1;
+        self.gossip_counts.first += 1;
         self.emit(Event::GossipFirstReceived {
             text: Arc::clone(&gossip.text),
             from,

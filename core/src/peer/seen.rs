@@ -264,7 +264,8 @@ const RECENT: usize = 7;
 /// the cache holds is reported seen even if the tables have just forgotten it: it is only
 /// remembered longer, never shorter.
 ///
-/// `repr(C)`, the cache and the table pointer first: see [`crate::Peer`]'s layout.
+/// `repr(C)`: the cache and the table pointer, which every lookup reads, fill the first 64
+/// bytes (see [`crate::Peer`]'s layout); the rest is read only on the rarer paths.
 #[derive(Debug)]
 #[repr(C)]
 pub struct SeenSet {
@@ -336,10 +337,9 @@ impl SeenSet {
         let Some(second) = key.second else {
             return self.insert_general(hash);
         };
-        let per_second = self.per_second;
         let tables = self
             .by_second
-            .get_or_insert_with(|| second_tables(per_second));
+            .get_or_insert_with(|| second_tables(self.per_second));
         let t = &mut tables[second as usize % SECONDS];
         if second > t.second && second <= now_secs.saturating_add(AHEAD_SECS) {
             // Take the table over: its keys are SECONDS or more seconds older.

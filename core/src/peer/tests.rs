@@ -1543,7 +1543,7 @@ fn random_schedules_keep_the_promises() {
         );
         suspicions += peer.counters.suspicions;
         reports += peer.counters.dead_reports;
-        firsts += peer.counters.gossip_first;
+        firsts += peer.gossip_counts.first;
         bootstrapped += u32::from(peer.bootstrapped);
     }
     // The schedules must reach the interesting states, or the checks above prove nothing.
@@ -1924,4 +1924,32 @@ fn small_network_grows_hubs() {
     assert!(degrees[0] >= 1, "an isolated peer");
     assert!(max >= 5 * median, "no hub: median {median}, max {max}");
     assert_symmetric(&net);
+}
+
+/// The layout [`Peer`]'s doc describes: with the simulator's 16 bytes in front, lines start
+/// at peer offsets 48, 112, 176 and 240.
+#[test]
+fn a_gossip_delivery_reads_the_first_three_lines_and_a_first_receipt_one_more() {
+    use std::mem::{offset_of, size_of};
+    let line = |offset: usize| (offset + 16) / 64;
+    let end = |offset: usize, size: usize| line(offset + size - 1);
+    // Every input: outputs, clock and gossip counters share the simulator's line.
+    assert_eq!(
+        end(offset_of!(Peer, gossip_counts), size_of::<GossipCounts>()),
+        0
+    );
+    assert_eq!(line(offset_of!(Peer, outputs)), 0);
+    assert_eq!(line(offset_of!(Peer, unix_ms_at_zero)), 0);
+    // Then the timers and the neighbours.
+    assert_eq!(line(offset_of!(Peer, timers)), 1);
+    assert_eq!(
+        end(offset_of!(Peer, neighbours), size_of::<Neighbours>()),
+        1
+    );
+    // The seen set's first 64 bytes (recent cache and table pointer) are one line.
+    assert_eq!(line(offset_of!(Peer, seen)), 2);
+    assert_eq!(end(offset_of!(Peer, seen), 64), 2);
+    // A first receipt forwards with `me` and the request deadline.
+    assert_eq!(line(offset_of!(Peer, me)), 4);
+    assert_eq!(end(offset_of!(Peer, request_timeout_ms), 8), 4);
 }
