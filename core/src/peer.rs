@@ -225,9 +225,9 @@ enum PingRole {
 /// simulator keeps 16 bytes of its own just before a node, so line boundaries fall at peer
 /// offsets 48, 112, 176 and 240 there; a test pins the offsets below:
 ///
-/// - 0–48 (with the simulator's bookkeeping): the output buffer, the clock and the gossip
-///   counters: every input;
-/// - 48–112: the timers (every input reads the earliest deadline) and the neighbours;
+/// - 0–48 (with the simulator's bookkeeping): the output buffer and the earliest timer: every
+///   input, the answer to a gossip reads nothing else;
+/// - 48–112: the clock, the gossip counters and the neighbours: every gossip;
 /// - 112–176: the seen set's recent-key cache and its table pointer: every gossip;
 /// - 240–: the endpoint and the request deadline a first receipt forwards with.
 #[derive(Debug)]
@@ -235,9 +235,9 @@ enum PingRole {
 pub struct Peer {
     // ----- touched by every gossip delivery and response -----
     outputs: Vec<Output>,
+    timers: FewTimers<Timer>,
     unix_ms_at_zero: u64,
     gossip_counts: GossipCounts,
-    timers: FewTimers<Timer>,
     /// The overlay adjacency.
     neighbours: Neighbours,
     seen: SeenSet,
