@@ -125,7 +125,7 @@ impl<E: Copy> Queue<E> {
         }
     }
 
-    /// The event `k` places after the next one to pop, if it is due at the current time
+    /// The `k`-th event still to pop (0: the next one), if it is due at the current time
     /// (the simulator reads ahead to start its cache misses early).
     pub fn peek_now(&self, k: usize) -> Option<&E> {
         self.slots[(self.now & MASK) as usize].get(self.pos + k)
@@ -250,7 +250,7 @@ mod tests {
     }
 
     #[test]
-    fn peek_now_sees_the_events_after_the_next_at_the_current_time_only() {
+    fn peek_now_sees_the_events_still_to_pop_at_the_current_time_only() {
         let mut q = Queue::default();
         for (t, e) in [(5, 1), (5, 2), (5, 3), (6, 4)] {
             q.push(t, e);
