@@ -311,19 +311,7 @@ impl SeenSet {
     /// True if `key` was seen (and is still remembered).
     pub fn contains(&self, key: GossipKey) -> bool {
         let hash = stored(key.hash);
-        if self.recent[Self::recent_slot(hash)] == hash {
-            return true;
-        }
-        let table = key
-            .second
-            .zip(self.by_second.as_deref())
-            .map(|(s, tables)| (s, &tables[s as usize % SECONDS]));
-        match table {
-            Some((s, t)) if t.second == s => {
-                t.keys.contains(hash) || (s < t.spilled_below && self.general.contains(hash))
-            }
-            _ => self.general.contains(hash),
-        }
+        self.recent[Self::recent_slot(hash)] == hash || self.remembers(hash, key.second)
     }
 
     /// Records `key`, seen at `now_secs` (unix seconds by the peer's clock); true if it was new.
@@ -334,43 +322,56 @@ impl SeenSet {
             return false;
         }
         self.recent[slot] = hash;
-        let Some(second) = key.second else {
-            return self.insert_general(hash);
-        };
-        let tables = self
-            .by_second
-            .get_or_insert_with(|| second_tables(self.per_second));
-        let t = &mut tables[second as usize % SECONDS];
-        if second > t.second && second <= now_secs.saturating_add(AHEAD_SECS) {
-            // Take the table over: its keys are SECONDS or more seconds older.
-            t.second = second;
-            t.keys.clear();
-        }
-        if t.second != second {
-            // Older than the table, or stamped too far ahead to take it over.
-            if second > t.second {
-                t.spilled_below = t.spilled_below.max(second.saturating_add(1));
+        if let Some(second) = key.second {
+            let tables = self
+                .by_second
+                .get_or_insert_with(|| second_tables(self.per_second));
+            let t = &mut tables[second as usize % SECONDS];
+            if second > t.second && second <= now_secs.saturating_add(AHEAD_SECS) {
+                // Take the table over: its keys are SECONDS or more seconds older.
+                t.second = second;
+                t.keys.clear();
             }
-            return self.insert_general(hash);
         }
-        if t.keys.contains(hash) || (second < t.spilled_below && self.general.contains(hash)) {
+        if self.remembers(hash, key.second) {
             return false;
         }
-        if t.keys.len < t.limit {
-            t.keys.insert_new(hash);
-            return true;
-        }
-        t.spilled_below = t.spilled_below.max(second.saturating_add(1));
-        self.general.insert_new(hash);
+        self.remember(hash, key.second);
         true
     }
 
-    fn insert_general(&mut self, hash: u64) -> bool {
-        if self.general.contains(hash) {
-            return false;
+    /// The table holding the keys stamped `second`, whatever second it holds now.
+    fn table_mut(&mut self, second: u64) -> Option<&mut SecondTable> {
+        Some(&mut self.by_second.as_deref_mut()?[second as usize % SECONDS])
+    }
+
+    /// True if the tables (not the recent cache) hold the stored key `hash`.
+    fn remembers(&self, hash: u64, second: Option<u64>) -> bool {
+        let table = second
+            .zip(self.by_second.as_deref())
+            .map(|(s, tables)| (s, &tables[s as usize % SECONDS]));
+        match table {
+            Some((s, t)) if t.second == s => {
+                t.keys.contains(hash) || (s < t.spilled_below && self.general.contains(hash))
+            }
+            _ => self.general.contains(hash),
+        }
+    }
+
+    /// Stores `hash`, known absent: in its second's table if that holds its second and has
+    /// room, else in the general generations, marking the table so lookups look there too
+    /// (unless the key is older than the table, whose second then never comes back).
+    fn remember(&mut self, hash: u64, second: Option<u64>) {
+        if let Some((s, t)) = second.and_then(|s| Some((s, self.table_mut(s)?))) {
+            if t.second == s && t.keys.len < t.limit {
+                t.keys.insert_new(hash);
+                return;
+            }
+            if s >= t.second {
+                t.spilled_below = t.spilled_below.max(s.saturating_add(1));
+            }
         }
         self.general.insert_new(hash);
-        true
     }
 
     /// Keys remembered by the tables (never more than `capacity`; the recent cache adds at
