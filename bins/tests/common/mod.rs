@@ -4,10 +4,12 @@
 
 #![allow(dead_code)]
 
+use std::collections::BTreeSet;
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use gossip_core::msg::{Endpoint, RoleStatus, Status, StatusResp};
@@ -34,8 +36,14 @@ const PORTS: std::ops::Range<u16> = 20_000..32_000;
 
 static PICKS: AtomicUsize = AtomicUsize::new(0);
 
-/// A port free on `ip` right now (bound, then released), from [`PORTS`], starting at a
-/// point that differs per process and per call so parallel tests do not collide.
+/// Every port this process has handed out. A picked port is released before its node binds
+/// it, so without this two picks (two seeds of one config, or two tests running in
+/// parallel) could get the same port.
+static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+
+/// A port free on `ip` right now (bound, then released) and never handed out before by this
+/// process, from [`PORTS`], starting at a point that differs per process and per call so
+/// parallel test processes rarely probe the same ports.
 pub fn free_port_on(ip: [u8; 4]) -> u16 {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -45,9 +53,11 @@ pub fn free_port_on(ip: [u8; 4]) -> u16 {
         .wrapping_mul(31)
         .wrapping_add(std::process::id() as usize * 7919)
         .wrapping_add(PICKS.fetch_add(1, Ordering::SeqCst) * 104_729);
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
     for _ in 0..span {
         let port = PORTS.start + (at % span) as u16;
-        if TcpListener::bind(SocketAddr::from((ip, port))).is_ok() {
+        if !handed_out.contains(&port) && TcpListener::bind(SocketAddr::from((ip, port))).is_ok() {
+            handed_out.insert(port);
             return port;
         }
         at = at.wrapping_add(1);
