@@ -4,7 +4,8 @@
 //! The state machines speak only these types; [`crate::wire`] turns them into JSON lines and
 //! back. A [`Message`] is moved several times per delivery, so it is kept small (48 bytes):
 //! the hot small ones (`PING`, `PONG`, the gossip ack) are inline, the rare large ones are
-//! boxed, and a gossip is an `Arc<Gossip>` shared by every forwarded copy.
+//! boxed, and a gossip is inline: an `Arc` of its origin's body, shared by every copy, plus
+//! the sender and hop count each hop rewrites.
 //!
 //! Several wire `type`s carry more than one kind of message (a request and its reply share
 //! `REGISTER_COMMIT`, for instance); each kind is its own variant here, and the codec tells
@@ -174,9 +175,10 @@ pub struct HelloAck {
     pub incarnation: Option<u64>,
 }
 
-/// `GOSSIP_MSG` (peer → neighbour). The hot message: cheap to clone.
+/// What a gossip's origin wrote: the same in every copy of it, so every copy in the network
+/// shares one allocation.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Gossip {
+pub struct GossipBody {
     /// wire: `message`: `<timestamp>:<IP>:<Msg#>`
     pub text: Arc<str>,
     /// wire: `origin_ip`
@@ -186,6 +188,15 @@ pub struct Gossip {
     pub origin_port: Option<u16>,
     /// wire: `msg_no`
     pub msg_no: u32,
+}
+
+/// `GOSSIP_MSG` (peer → neighbour). The hot message: the origin's shared body plus the two
+/// fields each hop rewrites, so forwarding a gossip costs a reference count, never an
+/// allocation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Gossip {
+    /// The origin's fields, shared by every copy.
+    pub body: Arc<GossipBody>,
     /// wire: `sender` (`"ip:port"`): the neighbour that forwarded it
     pub sender: Endpoint,
     /// wire: `hops` (extension, optional, default 0): links travelled so far.
@@ -349,7 +360,7 @@ pub enum Message {
     /// `HELLO_ACK`
     HelloAck(Box<HelloAck>),
     /// `GOSSIP_MSG` with `message`
-    Gossip(Arc<Gossip>),
+    Gossip(Gossip),
     /// `GOSSIP_MSG` with `accepted` (reply)
     GossipAck(GossipAck),
     /// `SUSPECT_REQ`

@@ -82,8 +82,8 @@ use serde_json::{Map, Value};
 mod fast;
 
 use crate::msg::{
-    CommitSync, DeadReport, DeadResult, Decision, Endpoint, Entry, Gossip, GossipAck, Hello,
-    HelloAck, Message, PeerListResp, PeerStatus, Ping, Pong, RegisterReq, RegisterResult,
+    CommitSync, DeadReport, DeadResult, Decision, Endpoint, Entry, Gossip, GossipAck, GossipBody,
+    Hello, HelloAck, Message, PeerListResp, PeerStatus, Ping, Pong, RegisterReq, RegisterResult,
     RoleStatus, SeedStatus, SeedSync, Status, StatusResp, SuspectAck, SuspectReq, VoteReq,
     VoteResp,
 };
@@ -291,14 +291,16 @@ fn decode_payload(kind: &'static str, p: &Payload<'_>) -> Result<Message, Decode
         })),
         "GOSSIP_MSG" => {
             if p.has("message") {
-                Message::Gossip(Arc::new(Gossip {
-                    text: Arc::from(p.str_ref("message")?),
-                    origin_ip: p.ip("origin_ip")?,
-                    origin_port: p.opt_port("origin_port")?,
-                    msg_no: p.u32("msg_no")?,
+                Message::Gossip(Gossip {
+                    body: Arc::new(GossipBody {
+                        text: Arc::from(p.str_ref("message")?),
+                        origin_ip: p.ip("origin_ip")?,
+                        origin_port: p.opt_port("origin_port")?,
+                        msg_no: p.u32("msg_no")?,
+                    }),
                     sender: p.endpoint("sender")?,
                     hops: p.opt_u32("hops")?.unwrap_or(0),
-                }))
+                })
             } else if p.has("accepted") || p.has("duplicate") {
                 Message::GossipAck(GossipAck {
                     accepted: p.opt_bool("accepted")?.unwrap_or(true),
@@ -822,10 +824,10 @@ fn write_payload(msg: &Message, w: &mut ObjWriter<'_>) {
             w.opt_u64("incarnation", m.incarnation);
         }
         Message::Gossip(m) => {
-            w.str("message", &m.text);
-            w.ip("origin_ip", m.origin_ip);
-            w.opt_u64("origin_port", m.origin_port.map(u64::from));
-            w.u64("msg_no", m.msg_no.into());
+            w.str("message", &m.body.text);
+            w.ip("origin_ip", m.body.origin_ip);
+            w.opt_u64("origin_port", m.body.origin_port.map(u64::from));
+            w.u64("msg_no", m.body.msg_no.into());
             w.endpoint("sender", m.sender);
             w.u64("hops", m.hops.into());
         }
@@ -1554,14 +1556,16 @@ mod tests {
                     "GOSSIP_MSG",
                     r#"{"message": "1767225600:127.0.0.1:1", "origin_ip": "127.0.0.1", "msg_no": 1, "sender": "127.0.0.1:6001"}"#,
                 ),
-                Message::Gossip(Arc::new(Gossip {
-                    text: "1767225600:127.0.0.1:1".into(),
-                    origin_ip: "127.0.0.1".parse().unwrap(),
-                    origin_port: None,
-                    msg_no: 1,
+                Message::Gossip(Gossip {
+                    body: Arc::new(GossipBody {
+                        text: "1767225600:127.0.0.1:1".into(),
+                        origin_ip: "127.0.0.1".parse().unwrap(),
+                        origin_port: None,
+                        msg_no: 1,
+                    }),
                     sender: ep("127.0.0.1:6001"),
                     hops: 0,
-                })),
+                }),
             ),
             (
                 line("GOSSIP_MSG", r#"{"accepted": true, "duplicate": true}"#),
@@ -1756,27 +1760,31 @@ mod tests {
             incarnation: Some(3),
             witnesses: vec![ep("[::1]:6002")],
         })));
-        roundtrip(&Message::Gossip(Arc::new(Gossip {
-            text: "line\nbreak \"and\" \u{0} nul".into(),
-            origin_ip: "::1".parse().unwrap(),
-            origin_port: Some(65535),
-            msg_no: u32::MAX,
+        roundtrip(&Message::Gossip(Gossip {
+            body: Arc::new(GossipBody {
+                text: "line\nbreak \"and\" \u{0} nul".into(),
+                origin_ip: "::1".parse().unwrap(),
+                origin_port: Some(65535),
+                msg_no: u32::MAX,
+            }),
             sender: ep("[::1]:1"),
             hops: 7,
-        })));
+        }));
     }
 
     #[test]
     fn gossip_line_is_compact_and_exact() {
         let mut out = Vec::new();
-        let m = Message::Gossip(Arc::new(Gossip {
-            text: "1:127.0.0.1:1".into(),
-            origin_ip: "127.0.0.1".parse().unwrap(),
-            origin_port: Some(6001),
-            msg_no: 1,
+        let m = Message::Gossip(Gossip {
+            body: Arc::new(GossipBody {
+                text: "1:127.0.0.1:1".into(),
+                origin_ip: "127.0.0.1".parse().unwrap(),
+                origin_port: Some(6001),
+                msg_no: 1,
+            }),
             sender: ep("127.0.0.1:6002"),
             hops: 1,
-        }));
+        });
         encode(&m, 2.5, &mut out);
         assert_eq!(
             String::from_utf8(out).unwrap(),

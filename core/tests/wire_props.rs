@@ -201,14 +201,16 @@ fn message() -> impl Strategy<Value = Message> {
             any::<u32>()
         )
             .prop_map(|(text, origin_ip, origin_port, msg_no, sender, hops)| {
-                Message::Gossip(Arc::new(Gossip {
-                    text: Arc::from(text),
-                    origin_ip,
-                    origin_port,
-                    msg_no,
+                Message::Gossip(Gossip {
+                    body: Arc::new(GossipBody {
+                        text: Arc::from(text),
+                        origin_ip,
+                        origin_port,
+                        msg_no,
+                    }),
                     sender,
                     hops,
-                }))
+                })
             }),
         (any::<bool>(), any::<bool>()).prop_map(|(accepted, duplicate)| {
             Message::GossipAck(GossipAck {

@@ -165,9 +165,9 @@ fn fingerprint(m: &Message) -> u64 {
     let s = |x: &str| hash64(x.as_bytes());
     match m {
         Message::Gossip(g) => {
-            1 ^ (u64::from(g.msg_no) << 8)
+            1 ^ (u64::from(g.body.msg_no) << 8)
                 ^ (u64::from(g.hops) << 24)
-                ^ ((g.text.len() as u64) << 40)
+                ^ ((g.body.text.len() as u64) << 40)
                 ^ mix64(ep_word(&g.sender))
         }
         Message::GossipAck(a) => 2 ^ (u64::from(a.duplicate) << 8) ^ (u64::from(a.accepted) << 9),

@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use gossip_core::config::SettingsError;
 use gossip_core::msg::{
-    Endpoint, Gossip, GossipAck, PeerStatus, Ping, Pong, RoleStatus, StatusResp, SuspectAck,
+    Endpoint, Gossip, GossipAck, GossipBody, PeerStatus, Ping, Pong, RoleStatus, StatusResp,
+    SuspectAck,
 };
 use gossip_core::{ConnId, Event, Failure, Input, Message, Millis, NodeInit, Output, Settings};
 
@@ -74,7 +75,7 @@ impl Toy {
                 let mut g = g.clone();
                 g.sender = self.me;
                 g.hops += 1;
-                self.send(n, Message::Gossip(Arc::new(g)), now);
+                self.send(n, Message::Gossip(g), now);
             }
         }
     }
@@ -112,10 +113,12 @@ impl Toy {
                 msg_no: self.made,
             }));
             let g = Gossip {
-                text,
-                origin_ip: self.me.ip(),
-                origin_port: Some(PEER_PORT),
-                msg_no: self.made,
+                body: Arc::new(GossipBody {
+                    text,
+                    origin_ip: self.me.ip(),
+                    origin_port: Some(PEER_PORT),
+                    msg_no: self.made,
+                }),
                 sender: self.me,
                 hops: 0,
             };
@@ -184,7 +187,7 @@ impl Actor for Toy {
                         }),
                     }),
                     Message::Gossip(g) => {
-                        let dup = self.seen.contains(&g.text);
+                        let dup = self.seen.contains(&g.body.text);
                         self.outputs.push(Output::Reply {
                             conn,
                             msg: Message::GossipAck(GossipAck {
@@ -193,9 +196,9 @@ impl Actor for Toy {
                             }),
                         });
                         if !dup {
-                            self.seen.push(g.text.clone());
+                            self.seen.push(g.body.text.clone());
                             self.outputs.push(Output::Event(Event::GossipFirstReceived {
-                                text: g.text.clone(),
+                                text: g.body.text.clone(),
                                 from: g.sender,
                                 hops: g.hops,
                             }));

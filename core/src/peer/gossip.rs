@@ -1,11 +1,11 @@
 //! Gossip: generation on a timer and first-time forwarding. This is the simulator's hot
-//! path: no formatting, one allocation per first receipt (the onward message, shared by
-//! every forwarded copy through an `Arc`), and an O(1) seen check.
+//! path: no formatting, no allocation (every copy of a gossip shares its origin's body through
+//! an `Arc`; only the sender and hop count are rewritten), and an O(1) seen check.
 
 use std::sync::Arc;
 
 use super::{gossip_key, Peer, Timer};
-use crate::msg::{Endpoint, Gossip, GossipAck, Message};
+use crate::msg::{Endpoint, Gossip, GossipAck, GossipBody, Message};
 use crate::{ConnId, Event, Millis, Output};
 
 impl Peer {
@@ -34,14 +34,16 @@ impl Peer {
             text: Arc::clone(&text),
             msg_no,
         });
-        let gossip = Arc::new(Gossip {
-            text,
-            origin_ip: self.me.ip(),
-            origin_port: Some(self.me.port()),
-            msg_no,
+        let gossip = Gossip {
+            body: Arc::new(GossipBody {
+                text,
+                origin_ip: self.me.ip(),
+                origin_port: Some(self.me.port()),
+                msg_no,
+            }),
             sender: self.me,
             hops: 1,
-        });
+        };
         self.forward(now, &gossip, None);
         if self.generated < self.settings.max_gossip {
             self.timers
@@ -49,8 +51,8 @@ impl Peer {
         }
     }
 
-    /// Sends `gossip` to every neighbour but `except`. Every copy shares the one `Arc`.
-    pub(super) fn forward(&mut self, now: Millis, gossip: &Arc<Gossip>, except: Option<Endpoint>) {
+    /// Sends `gossip` to every neighbour but `except`. Every copy shares its body.
+    pub(super) fn forward(&mut self, now: Millis, gossip: &Gossip, except: Option<Endpoint>) {
         let deadline = now.after(self.request_timeout_ms);
         self.outputs.reserve(self.neighbours.len());
         self.outputs.extend(
@@ -59,7 +61,7 @@ impl Peer {
                 .filter(|&&to| Some(to) != except)
                 .map(|&to| Output::Send {
                     to,
-                    msg: Message::Gossip(Arc::clone(gossip)),
+                    msg: Message::Gossip(gossip.clone()),
                     deadline,
                 }),
         );
@@ -67,7 +69,8 @@ impl Peer {
 
     /// Incoming gossip, from a neighbour or not (the reference may gossip before `HELLO`).
     pub(super) fn on_gossip(&mut self, now: Millis, conn: ConnId, gossip: &Gossip) {
-        let key = gossip_key(&gossip.text, gossip.origin_port);
+        let body = &gossip.body;
+        let key = gossip_key(&body.text, body.origin_port);
         let first = self.seen.insert(key, self.unix_secs(now));
         self.reply(
             conn,
@@ -80,25 +83,22 @@ impl Peer {
         if !first {
             self.gossip_counts.duplicate += 1;
             self.emit(Event::GossipDuplicate {
-                text: Arc::clone(&gossip.text),
+                text: Arc::clone(&body.text),
                 from,
             });
             return;
         }
         self.gossip_counts.first += 1;
         self.emit(Event::GossipFirstReceived {
-            text: Arc::clone(&gossip.text),
+            text: Arc::clone(&body.text),
             from,
             hops: gossip.hops,
         });
-        let onward = Arc::new(Gossip {
-            text: Arc::clone(&gossip.text),
-            origin_ip: gossip.origin_ip,
-            origin_port: gossip.origin_port,
-            msg_no: gossip.msg_no,
+        let onward = Gossip {
+            body: Arc::clone(body),
             sender: self.me,
             hops: gossip.hops.saturating_add(1),
-        });
+        };
         self.forward(now, &onward, Some(from));
     }
 }

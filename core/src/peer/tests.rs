@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::*;
 use crate::msg::{
-    DeadResult, Gossip, GossipAck, Hello, HelloAck, PeerListResp, Ping, RegisterReq,
+    DeadResult, Gossip, GossipAck, GossipBody, Hello, HelloAck, PeerListResp, Ping, RegisterReq,
     RegisterResult, Status, SuspectAck, SuspectReq,
 };
 use crate::wire::DecodeError;
@@ -203,14 +203,16 @@ fn hello(from: Endpoint) -> Message {
 }
 
 fn gossip(text: &str, origin_port: u16, sender: Endpoint, hops: u32) -> Message {
-    Message::Gossip(Arc::new(Gossip {
-        text: Arc::from(text),
-        origin_ip: ep(origin_port).ip(),
-        origin_port: Some(origin_port),
-        msg_no: 1,
+    Message::Gossip(Gossip {
+        body: Arc::new(GossipBody {
+            text: Arc::from(text),
+            origin_ip: ep(origin_port).ip(),
+            origin_port: Some(origin_port),
+            msg_no: 1,
+        }),
         sender,
         hops,
-    }))
+    })
 }
 
 fn ping() -> Message {
@@ -469,8 +471,11 @@ fn generates_up_to_max_gossip_at_the_interval() {
                 match &sent[0] {
                     (to, Message::Gossip(g)) => {
                         assert_eq!(*to, ep(7001));
-                        assert_eq!((g.hops, g.sender, g.origin_port), (1, ep(ME), Some(ME)));
-                        assert_eq!(&*g.text, text.as_ref());
+                        assert_eq!(
+                            (g.hops, g.sender, g.body.origin_port),
+                            (1, ep(ME), Some(ME))
+                        );
+                        assert_eq!(&*g.body.text, text.as_ref());
                     }
                     other => panic!("{other:?}"),
                 }
@@ -525,6 +530,28 @@ fn outputs_go_to_a_lent_buffer_and_the_own_one_comes_back() {
         0,
         "outputs left in the own buffer"
     );
+}
+
+/// Forwarding rewrites only the sender and hop count: every copy, onward to every
+/// neighbour, shares the body that arrived, so a first receipt allocates nothing.
+#[test]
+fn forwarded_copies_share_the_body_that_arrived() {
+    let (a, b, c) = (ep(7001), ep(7002), ep(7003));
+    let mut h = Harness::bootstrapped(settings(), &[a, b, c]);
+    let incoming = gossip("1767225600:127.0.0.1:1", 7009, a, 2);
+    let Message::Gossip(g) = &incoming else {
+        unreachable!("gossip() builds a gossip")
+    };
+    let body = Arc::clone(&g.body);
+    h.request(Millis(10), 1, incoming);
+    let fwd = h.sends_of("GOSSIP_MSG");
+    assert_eq!(fwd.len(), 2);
+    for (_, m) in &fwd {
+        let Message::Gossip(out) = m else {
+            panic!("not a gossip: {m:?}")
+        };
+        assert!(Arc::ptr_eq(&out.body, &body), "a copy got its own body");
+    }
 }
 
 #[test]
@@ -1284,14 +1311,16 @@ fn gossip_throughput() {
         let start = std::time::Instant::now();
         for text in &texts {
             for &sender in &neighbours {
-                let msg = Message::Gossip(Arc::new(Gossip {
-                    text: Arc::clone(text),
-                    origin_ip: sender.ip(),
-                    origin_port: Some(7001),
-                    msg_no: 1,
+                let msg = Message::Gossip(Gossip {
+                    body: Arc::new(GossipBody {
+                        text: Arc::clone(text),
+                        origin_ip: sender.ip(),
+                        origin_port: Some(7001),
+                        msg_no: 1,
+                    }),
                     sender,
                     hops: 1,
-                }));
+                });
                 h.peer.handle(
                     Millis(1),
                     Input::Request {
@@ -1490,7 +1519,7 @@ fn random_schedules_keep_the_promises() {
                         Input::Request { conn: c, msg } => {
                             *c = ConnId(conn);
                             if let Message::Gossip(g) = msg {
-                                key = Some(gossip_key(&g.text, g.origin_port).hash);
+                                key = Some(gossip_key(&g.body.text, g.body.origin_port).hash);
                             }
                         }
                         Input::Malformed { conn: c, .. } => *c = ConnId(conn),

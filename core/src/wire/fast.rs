@@ -15,7 +15,7 @@
 use std::sync::Arc;
 
 use super::{parse_endpoint, parse_ip};
-use crate::msg::{Endpoint, Gossip, GossipAck, Message, Ping, Pong};
+use crate::msg::{Endpoint, Gossip, GossipAck, GossipBody, Message, Ping, Pong};
 
 /// Decodes `text` if it is one of the hot messages in the scanner's subset of JSON.
 pub(super) fn decode(text: &str) -> Option<Message> {
@@ -42,14 +42,16 @@ pub(super) fn decode(text: &str) -> Option<Message> {
             // The general path's rule: `message` present → the gossip; else `accepted` or
             // `duplicate` present → the ack.
             if message.is_some() {
-                Some(Message::Gossip(Arc::new(Gossip {
-                    text: Arc::from(as_str(message?)?),
-                    origin_ip: parse_ip(as_str(origin_ip?)?)?,
-                    origin_port: opt(origin_port, as_port)?,
-                    msg_no: as_u32(msg_no?)?,
+                Some(Message::Gossip(Gossip {
+                    body: Arc::new(GossipBody {
+                        text: Arc::from(as_str(message?)?),
+                        origin_ip: parse_ip(as_str(origin_ip?)?)?,
+                        origin_port: opt(origin_port, as_port)?,
+                        msg_no: as_u32(msg_no?)?,
+                    }),
                     sender: as_endpoint(sender?)?,
                     hops: opt(hops, as_u32)?.unwrap_or(0),
-                })))
+                }))
             } else if accepted.is_some() || duplicate.is_some() {
                 Some(Message::GossipAck(GossipAck {
                     accepted: opt(accepted, as_bool)?.unwrap_or(true),

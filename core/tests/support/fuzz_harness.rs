@@ -348,10 +348,12 @@ impl World {
     fn gossip(&self, b: &mut Bytes<'_>) -> Gossip {
         let origin = self.endpoint(b);
         Gossip {
-            text: Arc::from(format!("1767225600:{}:{}", origin.ip(), b.u8() % 12).as_str()),
-            origin_ip: origin.ip(),
-            origin_port: b.bool().then(|| origin.port()),
-            msg_no: b.num32(),
+            body: Arc::new(GossipBody {
+                text: Arc::from(format!("1767225600:{}:{}", origin.ip(), b.u8() % 12).as_str()),
+                origin_ip: origin.ip(),
+                origin_port: b.bool().then(|| origin.port()),
+                msg_no: b.num32(),
+            }),
             sender: self.endpoint(b),
             hops: b.num32(),
         }
@@ -417,7 +419,7 @@ impl World {
                 degree: b.num32(),
                 incarnation: self.opt(b),
             })),
-            10 | 11 => Message::Gossip(Arc::new(self.gossip(b))),
+            10 | 11 => Message::Gossip(self.gossip(b)),
             12 => Message::GossipAck(GossipAck {
                 accepted: b.bool(),
                 duplicate: b.bool(),
