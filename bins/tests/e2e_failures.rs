@@ -11,7 +11,7 @@ use gossip_core::msg::Status;
 
 #[test]
 fn killed_peer_is_removed_everywhere_and_no_live_peer_is() {
-    let mut net = Net::start(3, &["--max-gossip", "0"]);
+    let mut net = Net::start("failures", 3, &["--max-gossip", "0"]);
     let peers: Vec<SocketAddr> = (0..5).map(|_| net.add_peer()).collect();
     for p in &peers {
         assert!(
@@ -41,7 +41,7 @@ fn killed_peer_is_removed_everywhere_and_no_live_peer_is() {
 
 #[test]
 fn with_a_seed_down_peers_register_and_the_seed_catches_up_on_restart() {
-    let mut net = Net::start(3, &["--max-gossip", "0"]);
+    let mut net = Net::start("failures", 3, &["--max-gossip", "0"]);
     let early = net.add_peer();
     assert!(wait_for(Duration::from_secs(10), || registered(early)));
 

@@ -19,7 +19,11 @@ const LINK_SETTLE_MS: u64 = 50;
 
 #[test]
 fn peers_register_bootstrap_and_get_every_gossip_exactly_once() {
-    let mut net = Net::start(3, &["--gossip-interval-ms", "400", "--max-gossip", "3"]);
+    let mut net = Net::start(
+        "gossip",
+        3,
+        &["--gossip-interval-ms", "400", "--max-gossip", "3"],
+    );
     let peers: Vec<SocketAddr> = (0..5)
         .map(|i| net.add_peer_on([127, 0, 0, 10 + i]))
         .collect();

@@ -43,7 +43,7 @@ fn answer_every_line_with_error(listener: TcpListener) {
 
 #[test]
 fn one_shot_client_registers_reads_the_peer_list_and_delivers_gossip() {
-    let mut net = Net::start(3, &["--max-gossip", "0"]);
+    let mut net = Net::start("oneshot", 3, &["--max-gossip", "0"]);
     let a = net.add_peer();
     let b = net.add_peer();
     assert!(wait_for(Duration::from_secs(10), || bootstrapped(a)

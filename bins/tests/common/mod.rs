@@ -1,6 +1,7 @@
-//! A local network of real `seed` and `peer` processes for end-to-end tests: free loopback
-//! ports, a temporary config and output file, status queries, and a guard that kills every
-//! child by PID when the test ends (passing, failing or panicking).
+//! A local network of real `seed` and `peer` processes for the end-to-end and hardening
+//! suites: free loopback ports, a temporary config, output file and per-process stderr files
+//! (kept when a test fails), status queries, and a guard that kills every child by PID when
+//! the test ends (passing, failing or panicking).
 
 #![allow(dead_code)]
 
@@ -70,22 +71,6 @@ pub fn free_port() -> u16 {
     free_port_on([127, 0, 0, 1])
 }
 
-pub struct Proc {
-    pub addr: SocketAddr,
-    pub seed: bool,
-    pub child: Option<Child>,
-}
-
-/// Seeds and peers of one test; kills them all when dropped.
-pub struct Net {
-    pub dir: PathBuf,
-    pub config: PathBuf,
-    pub output: PathBuf,
-    pub seeds: Vec<SocketAddr>,
-    pub procs: Vec<Proc>,
-    pub peer_flags: Vec<String>,
-}
-
 static NEXT_DIR: AtomicUsize = AtomicUsize::new(0);
 
 /// A fresh temporary directory for one test's cluster, with a config of `n` seeds on free
@@ -105,65 +90,131 @@ pub fn cluster_dir(name: &str, n: usize) -> (PathBuf, PathBuf, PathBuf, Vec<Sock
     (dir.clone(), config, dir.join("outputfile.txt"), seeds)
 }
 
+/// The programs under test, as cargo built them for this package (`GOSSIP_BIN_DIR` overrides,
+/// to run the suites against another build).
+pub fn binaries() -> (PathBuf, PathBuf) {
+    if let Some(dir) = std::env::var_os("GOSSIP_BIN_DIR") {
+        let dir = PathBuf::from(dir);
+        return (dir.join("seed"), dir.join("peer"));
+    }
+    (
+        env!("CARGO_BIN_EXE_seed").into(),
+        env!("CARGO_BIN_EXE_peer").into(),
+    )
+}
+
+/// One node process.
+pub struct Proc {
+    /// Its endpoint.
+    pub addr: SocketAddr,
+    /// A seed (else a peer).
+    pub seed: bool,
+    /// The running child, `None` once killed.
+    pub child: Option<Child>,
+    /// Its stderr, captured to a file (scanned for panics).
+    pub stderr: PathBuf,
+}
+
+impl Proc {
+    /// The process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// True while the child has not exited.
+    pub fn running(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(c) => matches!(c.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+}
+
+/// Seeds and peers of one test, in a temporary directory; kills them all when dropped.
+pub struct Net {
+    pub dir: PathBuf,
+    pub config: PathBuf,
+    pub output: PathBuf,
+    pub seeds: Vec<SocketAddr>,
+    pub procs: Vec<Proc>,
+    pub flags: Vec<String>,
+    seed_bin: PathBuf,
+    peer_bin: PathBuf,
+    spawned: usize,
+}
+
 impl Net {
-    /// Writes a config of `n` seeds on free ports and starts them.
-    pub fn start(n: usize, peer_flags: &[&str]) -> Net {
-        let (dir, config, output, seeds) = cluster_dir("e2e", n);
+    /// Writes a config of `n` seeds on free ports and starts them (with `flags` for every
+    /// node).
+    pub fn start(name: &str, n: usize, flags: &[&str]) -> Net {
+        Net::start_with(name, n, FAST, flags)
+    }
+
+    /// Like [`Net::start`], with `timing` flags instead of [`FAST`] (`&[]`: the programs'
+    /// defaults, slow enough that a loaded machine never makes a live node look dead).
+    pub fn start_with(name: &str, n: usize, timing: &[&str], flags: &[&str]) -> Net {
+        let (seed_bin, peer_bin) = binaries();
+        let (dir, config, output, seeds) = cluster_dir(name, n);
         let mut net = Net {
             dir,
             config,
             output,
             seeds: seeds.clone(),
             procs: Vec::new(),
-            peer_flags: peer_flags.iter().map(|s| s.to_string()).collect(),
+            flags: timing.iter().chain(flags).map(|s| s.to_string()).collect(),
+            seed_bin,
+            peer_bin,
+            spawned: 0,
         };
         for s in seeds {
             net.spawn(s, true);
         }
         for s in net.seeds.clone() {
-            assert!(
-                wait_for(Duration::from_secs(10), || status(s).is_some()),
-                "seed {s} did not come up"
-            );
+            if !wait_for(Duration::from_secs(10), || status(s).is_some()) {
+                let stderr = net.proc(s).map(|p| p.stderr.clone()).unwrap_or_default();
+                let said = std::fs::read_to_string(stderr).unwrap_or_default();
+                panic!("seed {s} did not come up; its stderr: {said:?}");
+            }
         }
         net
     }
 
-    fn spawn(&mut self, addr: SocketAddr, seed: bool) {
-        let bin = if seed {
-            env!("CARGO_BIN_EXE_seed")
-        } else {
-            env!("CARGO_BIN_EXE_peer")
-        };
-        let mut cmd = Command::new(bin);
-        cmd.args(gossip_bins::node_args(addr, &self.config, &self.output))
+    /// Starts the node at `addr` (again).
+    pub fn spawn(&mut self, addr: SocketAddr, seed: bool) {
+        self.spawned += 1;
+        let stderr = self
+            .dir
+            .join(format!("stderr-{}-{}.txt", addr, self.spawned));
+        let err = std::fs::File::create(&stderr).expect("stderr file");
+        let bin = if seed { &self.seed_bin } else { &self.peer_bin };
+        let child = Command::new(bin)
+            .args(gossip_bins::node_args(addr, &self.config, &self.output))
             .arg("--quiet")
-            .args(FAST)
-            .args(&self.peer_flags)
+            .args(&self.flags)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
-        let child = cmd.spawn().expect("spawn node");
+            .stderr(err)
+            .spawn()
+            .expect("spawn node");
         self.procs.push(Proc {
             addr,
             seed,
             child: Some(child),
+            stderr,
         });
     }
 
-    /// Starts a peer on a free port of 127.0.0.1 and returns its endpoint.
-    pub fn add_peer(&mut self) -> SocketAddr {
-        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
-        self.spawn(addr, false);
-        addr
-    }
-
     /// Starts a peer on a free port of `ip` (a 127.0.0.x address of its own, so its gossip
-    /// texts `<time>:<ip>:<n>` are told apart from other peers').
+    /// texts `<time>:<ip>:<n>` are told apart from other peers') and returns its endpoint.
     pub fn add_peer_on(&mut self, ip: [u8; 4]) -> SocketAddr {
         let addr = SocketAddr::from((ip, free_port_on(ip)));
         self.spawn(addr, false);
         addr
+    }
+
+    /// Starts a peer on a free port of 127.0.0.1 and returns its endpoint.
+    pub fn add_peer(&mut self) -> SocketAddr {
+        self.add_peer_on([127, 0, 0, 1])
     }
 
     /// Starts (again) the seed at `addr`.
@@ -171,18 +222,7 @@ impl Net {
         self.spawn(addr, true);
     }
 
-    /// `kill -9` of the node at `addr` (by PID).
-    pub fn kill(&mut self, addr: SocketAddr) {
-        for p in &mut self.procs {
-            if p.addr == addr {
-                if let Some(mut c) = p.child.take() {
-                    let _ = c.kill();
-                    let _ = c.wait();
-                }
-            }
-        }
-    }
-
+    /// The peers still running.
     pub fn peers(&self) -> Vec<SocketAddr> {
         self.procs
             .iter()
@@ -199,12 +239,60 @@ impl Net {
             .map(str::to_string)
             .collect()
     }
+
+    /// The running process of `addr`.
+    pub fn proc(&mut self, addr: SocketAddr) -> Option<&mut Proc> {
+        self.procs
+            .iter_mut()
+            .rev()
+            .find(|p| p.addr == addr && p.child.is_some())
+    }
+
+    /// `kill -9` of the node at `addr` (by PID); waits for it to be gone.
+    pub fn kill(&mut self, addr: SocketAddr) {
+        if let Some(p) = self.proc(addr) {
+            if let Some(mut c) = p.child.take() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+
+    /// Sends `signal` (e.g. `-STOP`, `-CONT`) to the node at `addr` by PID.
+    pub fn signal(&mut self, addr: SocketAddr, signal: &str) {
+        if let Some(pid) = self.proc(addr).and_then(|p| p.pid()) {
+            let _ = Command::new("kill")
+                .args([signal, &pid.to_string()])
+                .status();
+        }
+    }
+
+    /// Every stderr file that mentions a panic, with the line.
+    pub fn panics(&self) -> Vec<String> {
+        let mut found = Vec::new();
+        for p in &self.procs {
+            let text = std::fs::read_to_string(&p.stderr).unwrap_or_default();
+            for line in text.lines().filter(|l| l.contains("panicked")) {
+                found.push(format!("{}: {line}", p.addr));
+            }
+        }
+        let log = std::fs::read_to_string(&self.output).unwrap_or_default();
+        for line in log.lines().filter(|l| l.contains("panicked")) {
+            found.push(format!("output file: {line}"));
+        }
+        found
+    }
 }
 
 impl Drop for Net {
     fn drop(&mut self) {
         for p in &mut self.procs {
             if let Some(mut c) = p.child.take() {
+                // A stopped process dies of SIGKILL too; CONT anyway so nothing lingers.
+                let _ = Command::new("kill")
+                    .args(["-CONT", &c.id().to_string()])
+                    .stderr(Stdio::null())
+                    .status();
                 let _ = c.kill();
                 let _ = c.wait();
             }
@@ -212,7 +300,7 @@ impl Drop for Net {
         if !std::thread::panicking() {
             let _ = std::fs::remove_dir_all(&self.dir);
         } else {
-            eprintln!("test files kept in {}", self.dir.display());
+            eprintln!("logs kept in {}", self.dir.display());
         }
     }
 }

@@ -1,208 +1,23 @@
-//! Shared by the hardening suites (`hardening_*.rs`): real `seed` and `peer` processes on
-//! loopback with free ports, killed by PID when the test ends; raw-socket clients; status
-//! queries; a process's resident memory.
+//! Shared by the hardening suites (`hardening_*.rs`): the end-to-end suites' network of real
+//! processes (`common`), plus raw-socket clients, the seeds' live peers and a process's
+//! resident memory.
 
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use gossip_core::msg::{Endpoint, Message, Status};
 use gossip_core::wire;
 
-// The stateless helpers are the end-to-end suites' own: one port picker (below the
-// ephemeral range), one set of quick timings, one poll loop.
+// One network of processes for every suite: one port picker (below the ephemeral range),
+// one set of quick timings, one poll loop, one process guard.
 #[path = "../common/mod.rs"]
 mod common;
-pub use common::{cluster_dir, free_port_on, peer_list, status, wait_for, FAST};
-
-/// The programs under test, as cargo built them for this package (`GOSSIP_BIN_DIR` overrides,
-/// to run the suites against another build).
-pub fn binaries() -> (PathBuf, PathBuf) {
-    if let Some(dir) = std::env::var_os("GOSSIP_BIN_DIR") {
-        let dir = PathBuf::from(dir);
-        return (dir.join("seed"), dir.join("peer"));
-    }
-    (
-        env!("CARGO_BIN_EXE_seed").into(),
-        env!("CARGO_BIN_EXE_peer").into(),
-    )
-}
-
-/// One node process.
-pub struct Proc {
-    /// Its endpoint.
-    pub addr: SocketAddr,
-    /// A seed (else a peer).
-    pub seed: bool,
-    /// The running child, `None` once killed.
-    pub child: Option<Child>,
-    /// Its stderr, captured to a file (scanned for panics).
-    pub stderr: PathBuf,
-}
-
-impl Proc {
-    /// The process id while it runs.
-    pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
-    }
-
-    /// True while the child has not exited.
-    pub fn running(&mut self) -> bool {
-        match self.child.as_mut() {
-            Some(c) => matches!(c.try_wait(), Ok(None)),
-            None => false,
-        }
-    }
-}
-
-/// Seeds and peers of one test, in a temporary directory; kills them all when dropped.
-pub struct Net {
-    pub dir: PathBuf,
-    pub config: PathBuf,
-    pub output: PathBuf,
-    pub seeds: Vec<SocketAddr>,
-    pub procs: Vec<Proc>,
-    pub flags: Vec<String>,
-    seed_bin: PathBuf,
-    peer_bin: PathBuf,
-    spawned: usize,
-}
-
-impl Net {
-    /// Writes a config of `n` seeds on free ports and starts them (with `flags` for every
-    /// node).
-    pub fn start(name: &str, n: usize, flags: &[&str]) -> Net {
-        Net::start_with(name, n, FAST, flags)
-    }
-
-    /// Like [`Net::start`], with `timing` flags instead of [`FAST`] (`&[]`: the programs'
-    /// defaults, slow enough that a loaded machine never makes a live node look dead).
-    pub fn start_with(name: &str, n: usize, timing: &[&str], flags: &[&str]) -> Net {
-        let (seed_bin, peer_bin) = binaries();
-        let (dir, config, output, seeds) = cluster_dir(name, n);
-        let mut net = Net {
-            dir,
-            config,
-            output,
-            seeds: seeds.clone(),
-            procs: Vec::new(),
-            flags: timing.iter().chain(flags).map(|s| s.to_string()).collect(),
-            seed_bin,
-            peer_bin,
-            spawned: 0,
-        };
-        for s in seeds {
-            net.spawn(s, true);
-        }
-        for s in net.seeds.clone() {
-            assert!(
-                wait_for(Duration::from_secs(10), || status(s).is_some()),
-                "seed {s} did not come up"
-            );
-        }
-        net
-    }
-
-    /// Starts the node at `addr` (again).
-    pub fn spawn(&mut self, addr: SocketAddr, seed: bool) {
-        self.spawned += 1;
-        let stderr = self
-            .dir
-            .join(format!("stderr-{}-{}.txt", addr, self.spawned));
-        let err = std::fs::File::create(&stderr).expect("stderr file");
-        let bin = if seed { &self.seed_bin } else { &self.peer_bin };
-        let child = Command::new(bin)
-            .args(gossip_bins::node_args(addr, &self.config, &self.output))
-            .arg("--quiet")
-            .args(&self.flags)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(err)
-            .spawn()
-            .expect("spawn node");
-        self.procs.push(Proc {
-            addr,
-            seed,
-            child: Some(child),
-            stderr,
-        });
-    }
-
-    /// Starts a peer on a free port of `ip` and returns its endpoint.
-    pub fn add_peer_on(&mut self, ip: [u8; 4]) -> SocketAddr {
-        let addr = SocketAddr::from((ip, free_port_on(ip)));
-        self.spawn(addr, false);
-        addr
-    }
-
-    /// The running process of `addr`.
-    pub fn proc(&mut self, addr: SocketAddr) -> Option<&mut Proc> {
-        self.procs
-            .iter_mut()
-            .rev()
-            .find(|p| p.addr == addr && p.child.is_some())
-    }
-
-    /// `kill -9` of the node at `addr` (by PID); waits for it to be gone.
-    pub fn kill(&mut self, addr: SocketAddr) {
-        if let Some(p) = self.proc(addr) {
-            if let Some(mut c) = p.child.take() {
-                let _ = c.kill();
-                let _ = c.wait();
-            }
-        }
-    }
-
-    /// Sends `signal` (e.g. `-STOP`, `-CONT`) to the node at `addr` by PID.
-    pub fn signal(&mut self, addr: SocketAddr, signal: &str) {
-        if let Some(pid) = self.proc(addr).and_then(|p| p.pid()) {
-            let _ = Command::new("kill")
-                .args([signal, &pid.to_string()])
-                .status();
-        }
-    }
-
-    /// Every stderr file that mentions a panic, with the line.
-    pub fn panics(&self) -> Vec<String> {
-        let mut found = Vec::new();
-        for p in &self.procs {
-            let text = std::fs::read_to_string(&p.stderr).unwrap_or_default();
-            for line in text.lines().filter(|l| l.contains("panicked")) {
-                found.push(format!("{}: {line}", p.addr));
-            }
-        }
-        let log = std::fs::read_to_string(&self.output).unwrap_or_default();
-        for line in log.lines().filter(|l| l.contains("panicked")) {
-            found.push(format!("output file: {line}"));
-        }
-        found
-    }
-}
-
-impl Drop for Net {
-    fn drop(&mut self) {
-        for p in &mut self.procs {
-            if let Some(mut c) = p.child.take() {
-                // A stopped process dies of SIGKILL too; CONT anyway so nothing lingers.
-                let _ = Command::new("kill")
-                    .args(["-CONT", &c.id().to_string()])
-                    .stderr(Stdio::null())
-                    .status();
-                let _ = c.kill();
-                let _ = c.wait();
-            }
-        }
-        if !std::thread::panicking() {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        } else {
-            eprintln!("logs kept in {}", self.dir.display());
-        }
-    }
-}
+#[allow(unused_imports)] // each suite uses its own part, as with `dead_code` above
+pub use common::{free_port_on, peer_list, status, wait_for, Net, Proc, FAST};
 
 /// What came back on a connection.
 #[derive(Debug)]
