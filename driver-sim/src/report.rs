@@ -26,6 +26,12 @@ pub struct Report {
     pub events_per_sec: f64,
     /// `sim_time_s / wall_s`.
     pub real_time_factor: f64,
+    /// CPU seconds the run's thread used (Linux), over the span `wall_s` covers. On a shared
+    /// machine it stays near the run's own cost while `wall_s` grows with time spent waiting
+    /// for a core.
+    pub cpu_s: Option<f64>,
+    /// `events / cpu_s`.
+    pub events_per_cpu_sec: Option<f64>,
     /// Hash of everything delivered, in order (hex): same seed, same hash.
     pub trace_hash: String,
     /// Gossip messages generated.
@@ -81,6 +87,14 @@ pub struct Report {
     pub converged_ms: Option<u64>,
     /// Peak resident memory of the process (KiB), filled in by the `sim` command.
     pub peak_rss_kib: Option<u64>,
+}
+
+/// CPU time the calling thread has run, in seconds: Linux's `/proc/thread-self/schedstat`
+/// (nanoseconds on the CPU), `None` where there is none.
+pub fn thread_cpu_seconds() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns: u64 = s.split_whitespace().next()?.parse().ok()?;
+    Some(ns as f64 / 1e9)
 }
 
 /// The final overlay among live peers: undirected (a link counts if either side holds it).
@@ -300,7 +314,7 @@ pub fn powerlaw_alpha(degrees: &[u32], d_min: u32) -> Option<f64> {
 }
 
 impl Report {
-    pub(crate) fn build<A: Actor>(sim: &Sim<A>, wall_s: f64) -> Report {
+    pub(crate) fn build<A: Actor>(sim: &Sim<A>, wall_s: f64, cpu_s: Option<f64>) -> Report {
         let cfg = sim.config();
         let ck = sim.checker();
         let ov = Overlay::build(sim);
@@ -327,6 +341,8 @@ impl Report {
             events: sim.events(),
             events_per_sec: sim.events() as f64 / wall,
             real_time_factor: sim_time_s / wall,
+            cpu_s,
+            events_per_cpu_sec: cpu_s.map(|c| sim.events() as f64 / c.max(1e-9)),
             trace_hash: format!("{:016x}", sim.trace_hash()),
             gossip_generated: ck.gossips.len() as u64,
             delivered_ratio: if owed == 0 {
@@ -374,7 +390,7 @@ impl Report {
         let opt = |x: Option<u64>| x.map_or("-".to_string(), |v| v.to_string());
         let mut s = format!(
             "seed {} · {} seeds · {} peers · {:.1} s simulated in {:.2} s ({:.0}× real time)\n\
-             events {} ({:.2} M/s) · trace hash {}\n\
+             events {} ({:.2} M/s{}) · trace hash {}\n\
              gossip: {} generated · delivered {}/{} ({:.4}) · overhead {:.4} · hops max {} (overlay eccentricity {}{})\n\
              overlay: {} live peers · largest component {} · degree mean {:.2} max {} · power-law alpha {}\n\
              failures: {} peers crashed · {} removed by quorum · detection p50 {} ms p99 {} ms · false removals {} · messages lost {}\n",
@@ -386,6 +402,8 @@ impl Report {
             self.real_time_factor,
             self.events,
             self.events_per_sec / 1e6,
+            self.events_per_cpu_sec
+                .map_or(String::new(), |e| format!(", {:.2} M per CPU second", e / 1e6)),
             self.trace_hash,
             self.gossip_generated,
             self.delivered,
@@ -442,6 +460,33 @@ mod tests {
         // A heavier tail gives a smaller exponent.
         let b = powerlaw_alpha(&[2, 2, 3, 50, 200], 2).unwrap();
         assert!(b < a);
+    }
+
+    /// The thread's CPU clock counts work done and not time slept: what makes
+    /// `events_per_cpu_sec` steadier than `events_per_sec` on a shared machine.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_cpu_clock_counts_work_not_sleep() {
+        use std::time::{Duration, Instant};
+        let before_sleep = thread_cpu_seconds().expect("Linux has /proc/thread-self/schedstat");
+        std::thread::sleep(Duration::from_millis(200));
+        let after_sleep = thread_cpu_seconds().expect("still there");
+        assert!(
+            after_sleep - before_sleep < 0.1,
+            "slept 0.2 s, charged {:.3} s",
+            after_sleep - before_sleep
+        );
+        let give_up = Instant::now() + Duration::from_secs(20);
+        let mut x = 0u64;
+        while thread_cpu_seconds().is_some_and(|c| c - after_sleep < 0.05) {
+            assert!(
+                Instant::now() < give_up,
+                "20 s of spinning never charged 0.05 s"
+            );
+            for _ in 0..10_000 {
+                x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(1));
+            }
+        }
     }
 
     #[test]

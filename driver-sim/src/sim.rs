@@ -14,7 +14,7 @@ use crate::addr::{Addrs, LIAR};
 use crate::checker::{Checker, Violation};
 use crate::config::{FaultKind, NetConfig, NodeRef, Partition, PartitionKind, SimConfig, Split};
 use crate::queue::Queue;
-use crate::report::Report;
+use crate::report::{thread_cpu_seconds, Report};
 
 /// Unix time at `Millis(0)` in every simulated node: 2026-01-01T00:00:00Z, fixed so that the
 /// texts nodes make (gossip, dead reports) are the same on every run.
@@ -629,11 +629,15 @@ impl<A: Actor> Sim<A> {
     /// Runs the whole configured run and reports.
     pub fn run(&mut self) -> Report {
         let start = Instant::now();
+        let cpu_start = thread_cpu_seconds();
         let end = self.w.cfg.end_ms();
         self.run_until(end);
         self.finish();
         let wall = start.elapsed().as_secs_f64();
-        Report::build(self, wall)
+        let cpu = cpu_start
+            .zip(thread_cpu_seconds())
+            .map(|(a, b)| (b - a).max(0.0));
+        Report::build(self, wall, cpu)
     }
 
     /// Starts two cache misses of the coming events while this one is handled: the first line
