@@ -441,6 +441,22 @@ fn same_seed_same_trace_hash() {
     assert_ne!(a.0, run(100).0);
 }
 
+/// On Linux a run's report carries the CPU time of the span its wall time covers: never more
+/// than that wall time (give or take the kernel's accounting tick).
+#[cfg(target_os = "linux")]
+#[test]
+fn the_report_counts_the_runs_cpu_time() {
+    let mut sim: Sim = Sim::new(cfg(7, 3, 10)).unwrap();
+    let r = sim.run();
+    let cpu = r.cpu_s.expect("Linux reports CPU time");
+    assert!(
+        (0.0..=r.wall_s + 0.01).contains(&cpu),
+        "cpu {cpu} s, wall {} s",
+        r.wall_s
+    );
+    assert!(r.events > 0 && r.events_per_cpu_sec.is_some_and(|e| e > 0.0));
+}
+
 /// A detector whose first `DEAD_REPORT` rounds all abort (here: a majority of seeds is down
 /// while it reports) must follow up until a seed commits, or the crashed peer stays Alive in
 /// the Peer List forever (promise 6). Found by the simulator, fixed in the peer.
