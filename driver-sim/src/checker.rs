@@ -156,6 +156,12 @@ pub struct Checker {
     deferred_reports: Vec<(u32, Endpoint)>,
     /// Gossip requests sent.
     pub gossip_sends: u64,
+    /// Requests seeds sent, by wire type (membership cost: votes, commit syncs, probes,
+    /// anti-entropy, confirmations).
+    pub seed_sends: BTreeMap<&'static str, u64>,
+    /// When each Peer List change `(peer, incarnation, status)` was first and last applied
+    /// at a seed, and at how many seeds.
+    pub spread: BTreeMap<(Endpoint, u64, Status), (u64, u64, u32)>,
     /// Gossip sends a perfect flood makes: Σ over holders of (degree − 1 if received).
     pub expected_sends: u64,
     /// First-time deliveries.
@@ -195,6 +201,8 @@ impl Checker {
             open_crash: FxMap::default(),
             deferred_reports: Vec::new(),
             gossip_sends: 0,
+            seed_sends: BTreeMap::new(),
+            spread: BTreeMap::new(),
             expected_sends: 0,
             first_deliveries: 0,
             hops_max: 0,
@@ -305,6 +313,9 @@ impl Checker {
         match msg {
             Message::Gossip(_) => self.gossip_sends += 1,
             Message::DeadReport(r) => self.deferred_reports.push((node, r.dead)),
+            _ if self.addrs.is_seed(node) => {
+                *self.seed_sends.entry(msg.type_name()).or_insert(0) += 1;
+            }
             _ => {}
         }
     }
@@ -588,6 +599,12 @@ impl Checker {
             ));
         }
         let new = (incarnation, status);
+        let seen = self
+            .spread
+            .entry((peer, incarnation, status))
+            .or_insert((now, now, 0));
+        seen.1 = now;
+        seen.2 += 1;
         let pl = &mut self.seed_pl[node as usize];
         if let Some(old) = pl.get(&peer) {
             if *old >= new {

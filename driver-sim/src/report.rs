@@ -2,6 +2,7 @@
 
 use std::collections::VecDeque;
 
+use gossip_core::msg::Status;
 use serde::Serialize;
 
 use crate::actor::Actor;
@@ -85,6 +86,17 @@ pub struct Report {
     pub liveness_bound_ms: Option<u64>,
     /// Time from healing until promises 6–7 held, if they did.
     pub converged_ms: Option<u64>,
+    /// Requests the seeds sent, by wire type: the cost of membership.
+    pub seed_sends: std::collections::BTreeMap<String, u64>,
+    /// Distinct admissions `(peer, incarnation)` applied at some seed.
+    pub admissions: u64,
+    /// Distinct removals `(peer, incarnation)` applied at some seed.
+    pub removals: u64,
+    /// Median ms from a Peer List change's first application at a seed to its application
+    /// at the last of the seeds that applied it (changes every seed applied).
+    pub commit_spread_ms_p50: Option<u64>,
+    /// 99th percentile of the same.
+    pub commit_spread_ms_p99: Option<u64>,
     /// Peak resident memory of the process (KiB), filled in by the `sim` command.
     pub peak_rss_kib: Option<u64>,
 }
@@ -291,6 +303,21 @@ pub(crate) fn undelivered<A: Actor>(sim: &Sim<A>, from: u64, to: u64) -> Vec<(St
     out
 }
 
+/// Distinct Peer List changes to `status` applied at some seed.
+fn count_changes(ck: &crate::checker::Checker, status: Status) -> u64 {
+    ck.spread.keys().filter(|(_, _, s)| *s == status).count() as u64
+}
+
+/// For every change all `seeds` applied: ms from its first application to its last, sorted.
+fn commit_spreads(ck: &crate::checker::Checker, seeds: u32) -> Vec<u64> {
+    let mut spread: Vec<u64> = (ck.spread.values())
+        .filter(|(_, _, at)| *at >= seeds)
+        .map(|(first, last, _)| last - first)
+        .collect();
+    spread.sort_unstable();
+    spread
+}
+
 fn percentile(sorted: &[u64], p: f64) -> Option<u64> {
     if sorted.is_empty() {
         return None;
@@ -324,6 +351,7 @@ impl Report {
             .map(|j| ov.adj[j].len() as u32)
             .collect();
         let (ecc, exact) = ov.max_eccentricity();
+        let spread = commit_spreads(ck, cfg.seeds);
         let mut det: Vec<u64> = ck
             .crashes
             .iter()
@@ -381,6 +409,13 @@ impl Report {
             liveness_bound_ms: (cfg.liveness && cfg.heal_at_ms.is_some())
                 .then(|| cfg.liveness_bound_ms()),
             converged_ms: sim.converged_ms(),
+            seed_sends: (ck.seed_sends.iter())
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect(),
+            admissions: count_changes(ck, Status::Alive),
+            removals: count_changes(ck, Status::Removed),
+            commit_spread_ms_p50: percentile(&spread, 0.5),
+            commit_spread_ms_p99: percentile(&spread, 0.99),
             peak_rss_kib: None,
         }
     }
@@ -424,6 +459,15 @@ impl Report {
             opt(self.detection_ms_p99),
             self.false_removals,
             self.messages_lost,
+        );
+        let seed_sends: u64 = self.seed_sends.values().sum();
+        s += &format!(
+            "membership: {} admissions · {} removals · {} seed requests · commit reaches every seed in p50 {} ms p99 {} ms\n",
+            self.admissions,
+            self.removals,
+            seed_sends,
+            opt(self.commit_spread_ms_p50),
+            opt(self.commit_spread_ms_p99),
         );
         if let Some(b) = self.liveness_bound_ms {
             s += &format!(
