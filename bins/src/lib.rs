@@ -74,10 +74,6 @@ pub struct NodeArgs {
     /// Peer: neighbours to connect to [default: 2].
     #[arg(long)]
     pub min_degree: Option<u32>,
-    /// Seed: `PING` a registrant before admitting it and refuse it if nothing answers, so no
-    /// one can fill the Peer List with dead endpoints [default: true].
-    #[arg(long)]
-    pub probe_before_admit: Option<bool>,
     /// Close accepted connections idle this long [default: 60000].
     #[arg(long)]
     pub idle_timeout_ms: Option<u64>,
@@ -114,8 +110,6 @@ impl NodeArgs {
             peer_list_refresh_ms,
             min_degree
         );
-        // On for real nodes: on an open port, registrations name endpoints nobody checked.
-        s.probe_before_admit = self.probe_before_admit.unwrap_or(true);
         s
     }
 

@@ -23,21 +23,25 @@ fn one_shot(to: SocketAddr, line: &str) -> Value {
     serde_json::from_str(&reply).unwrap_or_else(|e| panic!("reply {reply:?}: {e}"))
 }
 
-/// Serves connections one at a time until the test ends, answering each line with `ERROR`.
+/// Serves every connection on a thread of its own (as the reference's threaded server does:
+/// every seed probes a registrant, at once) until the test ends, answering each line with
+/// `ERROR`.
 fn answer_every_line_with_error(listener: TcpListener) {
     for stream in listener.incoming().flatten() {
-        let Ok(mut writer) = stream.try_clone() else {
-            continue;
-        };
-        for line in BufReader::new(stream).lines() {
-            if line.is_err() {
-                break;
+        std::thread::spawn(move || {
+            let Ok(mut writer) = stream.try_clone() else {
+                return;
+            };
+            for line in BufReader::new(stream).lines() {
+                if line.is_err() {
+                    break;
+                }
+                let error = r#"{"type": "ERROR", "payload": {"reason": "unknown type"}, "ts": 0}"#;
+                if writer.write_all(format!("{error}\n").as_bytes()).is_err() {
+                    break;
+                }
             }
-            let error = r#"{"type": "ERROR", "payload": {"reason": "unknown type"}, "ts": 0}"#;
-            if writer.write_all(format!("{error}\n").as_bytes()).is_err() {
-                break;
-            }
-        }
+        });
     }
 }
 

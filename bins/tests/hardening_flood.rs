@@ -72,7 +72,7 @@ fn storm(seeds: Vec<SocketAddr>, stop: Arc<AtomicBool>, sent: Arc<AtomicU64>, ba
 fn idle_connections_and_a_registration_storm_do_not_starve_honest_peers() {
     // Seeds probe registrants before admitting them: the storm's endpoints, where nothing
     // listens, must never enter the Peer List.
-    let mut net = Net::start("flood", 3, &["--probe-before-admit", "true"]);
+    let mut net = Net::start("flood", 3, &[]);
     let seeds = net.seeds.clone();
     let target = seeds[0];
     let pid = net.proc(target).and_then(|p| p.pid()).expect("running");

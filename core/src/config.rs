@@ -44,13 +44,6 @@ pub struct Settings {
     pub max_degree: u32,
     /// Candidates a joining peer asks for their degree before choosing neighbours.
     pub candidate_sample: u32,
-    /// Seeds probe an accused peer themselves before voting for its removal.
-    pub probe_before_vote: bool,
-    /// A seed `PING`s a registrant before it proposes its admission, and refuses it if
-    /// nothing answers (any reply, even `ERROR`, admits): without it, anyone can fill the
-    /// Peer List with endpoints where nothing listens, and no peer ever reports them.
-    /// Needs `probe_timeout_ms + vote_timeout_ms` below the registrant's wait.
-    pub probe_before_admit: bool,
     /// Peers listed in one `PEER_LIST_RESP` at most (a random sample beyond).
     pub peer_list_limit: u32,
     /// Entries in one anti-entropy reply at most.
@@ -78,8 +71,6 @@ impl Default for Settings {
             min_degree: 2,
             max_degree: 256,
             candidate_sample: 16,
-            probe_before_vote: true,
-            probe_before_admit: false,
             peer_list_limit: 64,
             sync_entry_limit: 1_000,
             seen_capacity: 1 << 17,
@@ -129,13 +120,13 @@ impl Settings {
         if self.probe_timeout_ms >= self.suspect_timeout_ms {
             return err("probe_timeout_ms must be below suspect_timeout_ms: a witness probes before it answers");
         }
-        if self.probe_before_vote && self.probe_timeout_ms >= self.vote_timeout_ms {
+        if self.probe_timeout_ms >= self.vote_timeout_ms {
             return err(
                 "probe_timeout_ms must be below vote_timeout_ms: voters probe before they vote",
             );
         }
-        if self.vote_timeout_ms >= self.register_timeout_ms {
-            return err("vote_timeout_ms must be below register_timeout_ms: the seed answers after its round");
+        if self.probe_timeout_ms + self.vote_timeout_ms >= self.register_timeout_ms {
+            return err("probe_timeout_ms + vote_timeout_ms must be below register_timeout_ms: the seed probes the registrant, then runs its round, then answers");
         }
         if self.min_degree == 0 || self.min_degree > self.max_degree {
             return err("need 1 <= min_degree <= max_degree");

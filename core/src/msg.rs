@@ -12,6 +12,7 @@
 //! them apart by the fields present (see [`crate::wire`]).
 
 use std::net::IpAddr;
+use std::num::NonZeroU32;
 use std::sync::Arc;
 
 /// A node's identity: its listening endpoint `ip:port` (never a connection's ephemeral port).
@@ -267,6 +268,58 @@ pub struct Pong {
     /// wire: `degree` (optional): the responder's overlay degree (peers), used for
     /// preferential attachment.
     pub degree: Option<u32>,
+    /// wire: `incarnation` (optional, peers; `1..=`[`crate::seed::MAX_INCARNATION`], `0`
+    /// reads as absent): the incarnation the responder holds or is registering for. A seed
+    /// that probes a registrant reads it to bound the incarnation it votes for: only the peer
+    /// itself, answering at its own address, can raise its claim. (32 bits keep `PONG`, a hot
+    /// message, inline in [`Message`].)
+    pub incarnation: Option<NonZeroU32>,
+}
+
+/// A Peer List change a seed can be asked to vouch for: an entry without its certificate.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Fact {
+    /// wire: `peer` (`"ip:port"`)
+    pub peer: Endpoint,
+    /// wire: `incarnation`
+    pub incarnation: u64,
+    /// wire: `status` (`"ALIVE"` / `"REMOVED"`)
+    pub status: Status,
+}
+
+impl Entry {
+    /// The change this entry certifies.
+    pub fn fact(&self) -> Fact {
+        Fact {
+            peer: self.peer,
+            incarnation: self.incarnation,
+            status: self.status,
+        }
+    }
+}
+
+/// Facts one `SEED_CONFIRM` request carries at most (a seed's batches stay under it; a
+/// longer request is answered `ERROR`).
+pub const MAX_CONFIRM_FACTS: usize = 256;
+
+/// `SEED_CONFIRM` request (extension): "do you vouch for these changes?" A seed that was
+/// handed a change it did not decide (a commit sync, an anti-entropy entry) asks the seeds
+/// named in its certificate, over connections it opens to their configured addresses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfirmReq {
+    /// wire: `seed` (`"ip:port"`): the asking seed (informational)
+    pub seed: Endpoint,
+    /// wire: `facts`: `[{"peer", "incarnation", "status"}]`, at most [`MAX_CONFIRM_FACTS`]
+    pub facts: Vec<Fact>,
+}
+
+/// `SEED_CONFIRM` reply: one answer per fact asked, in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfirmResp {
+    /// wire: `seed` (`"ip:port"`): the answering seed
+    pub seed: Endpoint,
+    /// wire: `vouched`: true where the seed voted yes for exactly that change, or holds it
+    pub vouched: Vec<bool>,
 }
 
 /// Number of buckets the Peer List is split into for anti-entropy digests.
@@ -391,6 +444,10 @@ pub enum Message {
     Pong(Pong),
     /// `SEED_SYNC` (request or reply, see [`SeedSync::reply`])
     SeedSync(Box<SeedSync>),
+    /// `SEED_CONFIRM` with `facts` (request)
+    Confirm(Box<ConfirmReq>),
+    /// `SEED_CONFIRM` with `vouched` (reply)
+    ConfirmResp(Box<ConfirmResp>),
     /// `STATUS_REQ` (no fields)
     StatusReq,
     /// `STATUS_RESP`
@@ -422,6 +479,7 @@ impl Message {
             Message::Ping(_) => "PING",
             Message::Pong(_) => "PONG",
             Message::SeedSync(_) => "SEED_SYNC",
+            Message::Confirm(_) | Message::ConfirmResp(_) => "SEED_CONFIRM",
             Message::StatusReq => "STATUS_REQ",
             Message::StatusResp(_) => "STATUS_RESP",
         }
@@ -442,6 +500,7 @@ impl Message {
             | Message::DeadVote(_)
             | Message::DeadCommit(_)
             | Message::Ping(_)
+            | Message::Confirm(_)
             | Message::StatusReq => true,
             Message::SeedSync(s) => !s.reply,
             Message::RegisterResult(_)
@@ -456,6 +515,7 @@ impl Message {
             | Message::DeadCommitAck
             | Message::Error { .. }
             | Message::Pong(_)
+            | Message::ConfirmResp(_)
             | Message::StatusResp(_) => false,
         }
     }

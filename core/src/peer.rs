@@ -41,6 +41,7 @@ mod seen;
 mod tests;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::num::NonZeroU32;
 
 use crate::config::SettingsError;
 use crate::msg::{Endpoint, Message, PeerStatus, Pong, RoleStatus, StatusResp};
@@ -386,9 +387,13 @@ impl Peer {
                 if let Some(link) = self.neighbours.get_mut(&ping.sender) {
                     link.heard = true;
                 }
+                // What a probing seed may vouch for: the incarnation held, or the one this
+                // peer is registering for (one above a removal the seed may not know yet).
+                let claimed = self.incarnation.max(self.reg.hint.unwrap_or(0));
                 let pong = Pong {
                     responder: self.me,
                     degree: Some(self.degree()),
+                    incarnation: NonZeroU32::new(u32::try_from(claimed).unwrap_or(u32::MAX)),
                 };
                 self.reply(conn, Message::Pong(pong));
             }

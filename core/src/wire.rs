@@ -36,13 +36,20 @@
 //! | `REGISTER_VOTE`, `SEED_DEAD_VOTE` | `action`: `"REQUEST"` → vote request, `"RESPONSE"` → vote reply |
 //! | `GOSSIP_MSG` | `message` present → the gossip; else `accepted` or `duplicate` present → the ack |
 //! | `SEED_SYNC` | `reply` (bool, default `false`) |
+//! | `SEED_CONFIRM` | `facts` present → the request; else `vouched` present → the reply |
 //!
 //! # Extensions of this project
 //!
 //! Message types (a reference node answers them with `ERROR`, which still proves it is up):
 //!
-//! * `PING` `{"sender": "ip:port"}` → `PONG` `{"responder": "ip:port", "degree": n?}`:
-//!   application-level liveness probe; `degree` (optional) feeds preferential attachment.
+//! * `PING` `{"sender": "ip:port"}` → `PONG` `{"responder": "ip:port", "degree": n?,
+//!   "incarnation": n?}`: application-level liveness probe; `degree` (optional) feeds
+//!   preferential attachment, `incarnation` (optional, peers) is what the responder holds or
+//!   registers for.
+//! * `SEED_CONFIRM` `{"seed": "ip:port", "facts": [Fact]}` → `SEED_CONFIRM`
+//!   `{"seed": "ip:port", "vouched": [bool]}`: a seed asks the voters named in a certificate
+//!   whether they vouch for the changes (`Fact` is `{"peer", "incarnation", "status"}`, at
+//!   most 256 per request); one answer per fact, in order.
 //! * `SEED_SYNC` `{"seed": "ip:port", "buckets": [u64; 64], "entries": [Entry], "reply": bool}`:
 //!   seed-to-seed pull anti-entropy of the Peer List. The request carries the sender's bucket
 //!   digests and no entries; the reply (`reply: true`) carries the responder's digests and
@@ -75,6 +82,7 @@
 
 use std::io::Write as _;
 use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
@@ -82,10 +90,10 @@ use serde_json::{Map, Value};
 mod fast;
 
 use crate::msg::{
-    CommitSync, DeadReport, DeadResult, Decision, Endpoint, Entry, Gossip, GossipAck, GossipBody,
-    Hello, HelloAck, Message, PeerListResp, PeerStatus, Ping, Pong, RegisterReq, RegisterResult,
-    RoleStatus, SeedStatus, SeedSync, Status, StatusResp, SuspectAck, SuspectReq, VoteReq,
-    VoteResp,
+    CommitSync, ConfirmReq, ConfirmResp, DeadReport, DeadResult, Decision, Endpoint, Entry, Fact,
+    Gossip, GossipAck, GossipBody, Hello, HelloAck, Message, PeerListResp, PeerStatus, Ping, Pong,
+    RegisterReq, RegisterResult, RoleStatus, SeedStatus, SeedSync, Status, StatusResp, SuspectAck,
+    SuspectReq, VoteReq, VoteResp, MAX_CONFIRM_FACTS,
 };
 
 /// Longest line accepted by default, newline excluded.
@@ -216,6 +224,7 @@ const TYPES: &[&str] = &[
     "PING",
     "PONG",
     "SEED_SYNC",
+    "SEED_CONFIRM",
     "STATUS_REQ",
     "STATUS_RESP",
 ];
@@ -337,7 +346,27 @@ fn decode_payload(kind: &'static str, p: &Payload<'_>) -> Result<Message, Decode
         "PONG" => Message::Pong(Pong {
             responder: p.endpoint("responder")?,
             degree: p.opt_u32("degree")?,
+            incarnation: p.claim("incarnation")?,
         }),
+        "SEED_CONFIRM" => {
+            if p.has("facts") {
+                let facts = p.facts("facts")?;
+                if facts.len() > MAX_CONFIRM_FACTS {
+                    return Err(p.bad("facts", "at most 256 facts"));
+                }
+                Message::Confirm(Box::new(ConfirmReq {
+                    seed: p.endpoint("seed")?,
+                    facts,
+                }))
+            } else if p.has("vouched") {
+                Message::ConfirmResp(Box::new(ConfirmResp {
+                    seed: p.endpoint("seed")?,
+                    vouched: p.bools("vouched")?,
+                }))
+            } else {
+                return Err(p.missing("facts"));
+            }
+        }
         "SEED_SYNC" => Message::SeedSync(Box::new(SeedSync {
             seed: p.endpoint("seed")?,
             buckets: p.u64_list("buckets")?,
@@ -537,6 +566,26 @@ impl<'a> Payload<'a> {
             .ok_or_else(|| self.missing(field))
     }
 
+    fn facts(&self, field: &'static str) -> Result<Vec<Fact>, DecodeError> {
+        self.opt_list(field, FACT_LIST, as_fact)?
+            .ok_or_else(|| self.missing(field))
+    }
+
+    /// An optional incarnation claim: `1..=u32::MAX`, `0` read as no claim.
+    fn claim(&self, field: &'static str) -> Result<Option<NonZeroU32>, DecodeError> {
+        match self.opt_u64(field)? {
+            None => Ok(None),
+            Some(n) => u32::try_from(n)
+                .map(NonZeroU32::new)
+                .map_err(|_| self.bad(field, "an integer in 0..=4294967295")),
+        }
+    }
+
+    fn bools(&self, field: &'static str) -> Result<Vec<bool>, DecodeError> {
+        self.opt_list(field, "a list of booleans", Value::as_bool)?
+            .ok_or_else(|| self.missing(field))
+    }
+
     /// `{"ip:port": n}`, returned sorted by endpoint (JSON object order carries no meaning).
     fn incarnations(&self, field: &'static str) -> Result<Vec<(Endpoint, u64)>, DecodeError> {
         let expected = "an object of \"ip:port\": non-negative integer";
@@ -649,6 +698,7 @@ const PORT: &str = "an integer port in 1..=65535";
 const ENDPOINT: &str = "an \"ip:port\" string with a port in 1..=65535";
 const ENDPOINT_LIST: &str = "a list of \"ip:port\" strings";
 const ENTRY_LIST: &str = "a list of {\"peer\", \"incarnation\", \"status\", \"votes\"} objects";
+const FACT_LIST: &str = "a list of {\"peer\", \"incarnation\", \"status\"} objects";
 
 fn as_u32(v: &Value) -> Option<u32> {
     v.as_u64().and_then(|n| u32::try_from(n).ok())
@@ -730,6 +780,15 @@ fn as_status(v: &Value) -> Option<Status> {
         "REMOVED" => Some(Status::Removed),
         _ => None,
     }
+}
+
+fn as_fact(v: &Value) -> Option<Fact> {
+    let m = v.as_object()?;
+    Some(Fact {
+        peer: as_endpoint(m.get("peer")?)?,
+        incarnation: m.get("incarnation")?.as_u64()?,
+        status: as_status(m.get("status")?)?,
+    })
 }
 
 fn as_entry(v: &Value) -> Option<Entry> {
@@ -868,6 +927,30 @@ fn write_payload(msg: &Message, w: &mut ObjWriter<'_>) {
         Message::Pong(m) => {
             w.endpoint("responder", m.responder);
             w.opt_u64("degree", m.degree.map(u64::from));
+            w.opt_u64("incarnation", m.incarnation.map(|n| u64::from(n.get())));
+        }
+        Message::Confirm(m) => {
+            w.endpoint("seed", m.seed);
+            let mut list = w.list("facts");
+            for f in &m.facts {
+                list.sep();
+                let mut obj = ObjWriter::open(list.out);
+                obj.endpoint("peer", f.peer);
+                obj.u64("incarnation", f.incarnation);
+                obj.str("status", status_name(f.status));
+                obj.close();
+            }
+            list.close();
+        }
+        Message::ConfirmResp(m) => {
+            w.endpoint("seed", m.seed);
+            let mut list = w.list("vouched");
+            for v in &m.vouched {
+                list.sep();
+                list.out
+                    .extend_from_slice(if *v { b"true" } else { b"false" });
+            }
+            list.close();
         }
         Message::SeedSync(m) => {
             w.endpoint("seed", m.seed);
@@ -1686,7 +1769,43 @@ mod tests {
                 Message::Pong(Pong {
                     responder: ep("127.0.0.1:6002"),
                     degree: Some(4),
+                    incarnation: None,
                 }),
+            ),
+            (
+                line(
+                    "PONG",
+                    r#"{"responder": "127.0.0.1:6002", "degree": 4, "incarnation": 7}"#,
+                ),
+                Message::Pong(Pong {
+                    responder: ep("127.0.0.1:6002"),
+                    degree: Some(4),
+                    incarnation: NonZeroU32::new(7),
+                }),
+            ),
+            (
+                line(
+                    "SEED_CONFIRM",
+                    r#"{"seed": "127.0.0.1:5000", "facts": [{"peer": "127.0.0.1:6001", "incarnation": 2, "status": "REMOVED"}]}"#,
+                ),
+                Message::Confirm(Box::new(ConfirmReq {
+                    seed: ep("127.0.0.1:5000"),
+                    facts: vec![Fact {
+                        peer: ep("127.0.0.1:6001"),
+                        incarnation: 2,
+                        status: Status::Removed,
+                    }],
+                })),
+            ),
+            (
+                line(
+                    "SEED_CONFIRM",
+                    r#"{"seed": "127.0.0.1:5001", "vouched": [true, false]}"#,
+                ),
+                Message::ConfirmResp(Box::new(ConfirmResp {
+                    seed: ep("127.0.0.1:5001"),
+                    vouched: vec![true, false],
+                })),
             ),
             (
                 line(
@@ -2213,6 +2332,7 @@ mod tests {
             line("PONG", r#"{"responder": "127.0.0.1:6001", "degree": 3}"#),
             line("PONG", r#"{"responder": "127.0.0.1:6001", "degree": null}"#),
             line("PONG", r#"{"responder": "127.0.0.1:6001"}"#),
+            line("PONG", r#"{"responder": "127.0.0.1:6001", "incarnation": 3}"#),
             line("PING", r#"{"a": 1, "b": 2, "c": 3, "d": 4, "e": 5, "f": 6, "g": 7, "h": 8, "sender": "127.0.0.1:2"}"#),
             " \t{ \"type\" :\"PING\" , \"payload\" : { \"sender\" : \"127.0.0.1:1\" } , \"ts\" : 0 }\r\n ".to_string(),
             r#"{"type":"PING","payload":{"sender":"127.0.0.1:1"},"ts":1767225600.25,"v":true}"#.to_string(),
@@ -2232,6 +2352,7 @@ mod tests {
             Message::Pong(Pong {
                 responder: sender,
                 degree: Some(u32::MAX),
+                incarnation: NonZeroU32::new(u32::MAX),
             }),
         ] {
             let mut out = Vec::new();

@@ -1,5 +1,5 @@
-//! `Settings::probe_before_admit`: a seed `PING`s a registrant before proposing its
-//! admission, so endpoints where nothing listens never enter the Peer List.
+//! Admission: a seed `PING`s a registrant before proposing its admission, so endpoints where
+//! nothing listens never enter the Peer List, and a refusal costs one probe and no round.
 
 use gossip_core::msg::{Message, Ping, Pong, RegisterReq, RoleStatus, Status};
 use gossip_core::{ConnId, Failure, Input, Millis, NodeInit, Output, Seed, Settings};
@@ -8,14 +8,11 @@ fn ep(port: u16) -> std::net::SocketAddr {
     std::net::SocketAddr::from(([127, 0, 0, 1], port))
 }
 
-fn seed(probe: bool) -> Seed {
+fn seed() -> Seed {
     let init = NodeInit {
         me: ep(9001),
         seeds: vec![ep(9001)],
-        settings: Settings {
-            probe_before_admit: probe,
-            ..Settings::default()
-        },
+        settings: Settings::default(),
         rng_seed: 1,
         unix_ms_at_zero: 0,
     };
@@ -90,13 +87,14 @@ fn alive(s: &Seed) -> Vec<std::net::SocketAddr> {
 
 #[test]
 fn a_registrant_that_answers_is_admitted() {
-    let mut s = seed(true);
+    let mut s = seed();
     let outs = register(&mut s, 1, 7001);
     assert_eq!(pings(&outs), vec![ep(7001)]);
     assert!(results(&outs).is_empty(), "answered before the probe");
     let pong = Message::Pong(Pong {
         responder: ep(7001),
         degree: None,
+        incarnation: None,
     });
     let outs = answer_ping(&mut s, 7001, Ok(pong));
     assert_eq!(results(&outs), vec![(1, true, None)]);
@@ -105,7 +103,7 @@ fn a_registrant_that_answers_is_admitted() {
 
 #[test]
 fn a_reference_peer_answering_error_is_admitted() {
-    let mut s = seed(true);
+    let mut s = seed();
     let _ = register(&mut s, 1, 7001);
     let outs = answer_ping(&mut s, 7001, Ok(Message::error("unknown type PING")));
     assert_eq!(results(&outs), vec![(1, true, None)]);
@@ -113,7 +111,7 @@ fn a_reference_peer_answering_error_is_admitted() {
 
 #[test]
 fn a_silent_endpoint_is_refused_and_one_probe_serves_every_request() {
-    let mut s = seed(true);
+    let mut s = seed();
     let first = register(&mut s, 1, 7002);
     let second = register(&mut s, 2, 7002);
     assert_eq!(pings(&first), vec![ep(7002)]);
@@ -135,9 +133,24 @@ fn a_silent_endpoint_is_refused_and_one_probe_serves_every_request() {
 }
 
 #[test]
-fn without_the_setting_nothing_is_probed() {
-    let mut s = seed(false);
-    let outs = register(&mut s, 1, 7003);
-    assert!(pings(&outs).is_empty());
-    assert_eq!(results(&outs), vec![(1, true, None)]);
+fn a_refused_registration_costs_one_probe_and_no_round() {
+    let mut s = seed();
+    let _ = register(&mut s, 1, 7003);
+    let outs = answer_ping(&mut s, 7003, Err(Failure::Unreachable));
+    assert_eq!(results(&outs).len(), 1);
+    let sends = outs
+        .iter()
+        .filter(|o| matches!(o, Output::Send { .. }))
+        .count();
+    assert_eq!(
+        sends, 0,
+        "no vote requested for a registrant that did not answer"
+    );
+    let proposals = s
+        .status()
+        .counters
+        .iter()
+        .find(|(n, _)| n == "proposals")
+        .map(|(_, v)| *v);
+    assert_eq!(proposals, Some(0));
 }

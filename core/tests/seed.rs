@@ -1,7 +1,8 @@
 //! The seed state machine, driven through its public interface by a tiny in-memory network:
 //! each `Send` is routed at once to the seed it names (or answered for a fake peer), each
 //! reply is handed back as a `Response`. Links can lose messages (the send then times out at
-//! its deadline), seeds can crash and restart empty.
+//! its deadline), seeds can crash and restart empty, peers can die (then nothing answers at
+//! their address).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -47,8 +48,11 @@ struct Net {
     cut: BTreeSet<(Endpoint, Endpoint)>,
     /// Message types a seed's sends of which are lost.
     muted: BTreeSet<(usize, &'static str)>,
-    /// Fake peers that answer `PING`.
-    live_peers: BTreeSet<Endpoint>,
+    /// Fake peers that no longer answer (every other non-seed endpoint answers `PING`).
+    dead: BTreeSet<Endpoint>,
+    /// The incarnation each fake peer claims in its `PONG`: the highest it registered for,
+    /// as a real peer does.
+    claims: BTreeMap<Endpoint, u64>,
     /// Entries carried by every `SEED_SYNC` reply so far.
     synced_entries: usize,
 }
@@ -67,7 +71,8 @@ impl Net {
             next_conn: 0,
             cut: BTreeSet::new(),
             muted: BTreeSet::new(),
-            live_peers: BTreeSet::new(),
+            dead: BTreeSet::new(),
+            claims: BTreeMap::new(),
             synced_entries: 0,
         };
         for i in 0..n {
@@ -86,6 +91,19 @@ impl Net {
             unix_ms_at_zero: 0,
         };
         Seed::new(init, self.now).expect("valid init")
+    }
+
+    /// Nothing answers at `peer` any more.
+    fn kill(&mut self, peer: Endpoint) {
+        self.dead.insert(peer);
+    }
+
+    /// Cuts seed `i` off from every other seed, both ways.
+    fn isolate(&mut self, i: usize) {
+        for j in (0..self.seeds.len()).filter(|j| *j != i) {
+            self.cut.insert((seed_ep(i), seed_ep(j)));
+            self.cut.insert((seed_ep(j), seed_ep(i)));
+        }
     }
 
     fn crash(&mut self, i: usize) {
@@ -204,10 +222,12 @@ impl Net {
                 self.queue.push_back((j, Input::Request { conn, msg }));
             }
             Some(_) => self.respond(from, to, msg, Err(Failure::Unreachable)),
-            None if self.live_peers.contains(&to) => {
+            None if !self.dead.contains(&to) && matches!(msg, Message::Ping(_)) => {
+                let claim = self.claims.get(&to).copied().unwrap_or(0);
                 let pong = Message::Pong(gossip_core::msg::Pong {
                     responder: to,
                     degree: Some(1),
+                    incarnation: std::num::NonZeroU32::new(claim as u32),
                 });
                 self.respond(from, to, msg, Ok(pong))
             }
@@ -278,6 +298,8 @@ impl Net {
     }
 
     fn register(&mut self, i: usize, peer: Endpoint, hint: Option<u64>) -> ConnId {
+        let claim = self.claims.entry(peer).or_insert(0);
+        *claim = (*claim).max(hint.unwrap_or(0));
         self.request(
             i,
             Message::RegisterReq(Box::new(RegisterReq {
@@ -315,7 +337,8 @@ impl Net {
         self.events.iter().filter(|(_, e)| pred(e)).count()
     }
 
-    /// Every entry at every live seed is backed by yes-votes the seeds really cast.
+    /// Every entry at every live seed is backed by a quorum of seeds that vouched for exactly
+    /// it: each really voted yes for it, or held it (a change it had itself applied).
     fn assert_certificates_real(&self) {
         let cast: BTreeSet<(Endpoint, Endpoint, u64, ProposalKind)> = (self.events.iter())
             .filter_map(|(who, e)| match e {
@@ -326,6 +349,13 @@ impl Net {
                     yes: true,
                     ..
                 } => Some((*who, *peer, *incarnation, *kind)),
+                Event::EntryChanged { entry, .. } => {
+                    let kind = match entry.status {
+                        Status::Alive => ProposalKind::Register,
+                        Status::Removed => ProposalKind::Removal,
+                    };
+                    Some((*who, entry.peer, entry.incarnation, kind))
+                }
                 _ => None,
             })
             .collect();
@@ -360,13 +390,6 @@ fn report(dead: Endpoint, incarnation: Option<u64>) -> Message {
         incarnation,
         witnesses: Vec::new(),
     }))
-}
-
-fn no_probe() -> Settings {
-    Settings {
-        probe_before_vote: false,
-        ..Settings::default()
-    }
 }
 
 fn commit(kind: ProposalKind, peer: Endpoint, inc: Option<u64>, votes: Vec<Endpoint>) -> Message {
@@ -469,15 +492,15 @@ fn unreachable_seeds_abort_the_round_at_once() {
 }
 
 #[test]
-fn removal_nobody_else_can_confirm_loses_its_quorum() {
-    let mut net = Net::new(3, no_probe());
+fn removal_nobody_else_can_confirm_loses_its_quorum_until_they_catch_up() {
+    let mut net = Net::new(3, Settings::default());
     let p = peer_ep(1);
     // only seed 0 learns of p: its commits are lost
     net.muted.insert((0, "REGISTER_COMMIT"));
     net.register(0, p, None);
-    let conn = net.request(0, report(p, None));
-    assert!(!net.dead_success(conn));
-    assert!(
+    net.kill(p);
+    assert!(!net.report_now(0, report(p, None)));
+    assert_eq!(
         net.count(|e| matches!(
             e,
             Event::Decided {
@@ -485,24 +508,64 @@ fn removal_nobody_else_can_confirm_loses_its_quorum() {
                 decision: Decision::Abort,
                 ..
             }
-        )) == 1
+        )),
+        1
     );
     assert_eq!(net.rank(0, p), Some((1, Status::Alive)));
+    // Anti-entropy brings the admission to the others (its voters vouch for it); then the
+    // removal has its quorum.
+    net.advance(10 * net.settings.anti_entropy_interval_ms);
+    assert_eq!(net.rank(1, p), Some((1, Status::Alive)));
+    assert!(net.report_now(0, report(p, None)));
+    for i in 0..3 {
+        assert_eq!(net.rank(i, p), Some((1, Status::Removed)), "seed {i}");
+    }
+    net.assert_certificates_real();
+}
+
+#[test]
+fn a_dead_peer_only_a_minority_still_lists_is_removed_after_a_majority_restarts() {
+    // 3 seeds: two crash and restart empty. The one left lists a peer that died meanwhile;
+    // nobody can vouch for its admission any more, so the others cannot learn it, but they
+    // hear of it and, probing it themselves, agree to remove it.
+    let mut net = Net::new(3, Settings::default());
+    let p = peer_ep(1);
+    let q = peer_ep(2);
+    assert!(net.register_now(0, p, None).success);
+    assert!(net.register_now(1, q, Some(3)).success);
+    net.kill(p);
+    for i in [0, 1] {
+        net.crash(i);
+        net.restart_empty(i);
+    }
+    net.advance(20 * net.settings.anti_entropy_interval_ms);
+    for i in 0..3 {
+        assert_eq!(
+            net.ranks(i),
+            vec![(p, 1, Status::Removed), (q, 3, Status::Alive)],
+            "seed {i}"
+        );
+    }
+    net.assert_certificates_real();
 }
 
 #[test]
 fn registration_retries_above_an_incarnation_a_voter_knows() {
     let mut net = Net::new(3, Settings::default());
     let p = peer_ep(1);
-    let cert = vec![seed_ep(1), seed_ep(2)];
-    for i in [1, 2] {
-        net.request(i, commit(ProposalKind::Removal, p, Some(4), cert.clone()));
-    }
+    // Seeds 1 and 2 admit and remove p while seed 0 hears nothing.
+    net.isolate(0);
+    assert!(net.register_now(1, p, None).success);
+    net.kill(p);
+    assert!(net.report_now(1, report(p, None)));
+    net.dead.clear();
+    net.cut.clear();
     let r = net.register_now(0, p, None);
-    assert_eq!((r.success, r.incarnation), (true, Some(5)), "{r:?}");
+    assert_eq!((r.success, r.incarnation), (true, Some(2)), "{r:?}");
     for i in 0..3 {
-        assert_eq!(net.rank(i, p), Some((5, Status::Alive)));
+        assert_eq!(net.rank(i, p), Some((2, Status::Alive)));
     }
+    net.assert_certificates_real();
 }
 
 #[test]
@@ -528,29 +591,46 @@ fn a_seed_restarted_empty_catches_up_through_seed_sync() {
     // Replies carry 5 entries at most: catching up on 20 takes several rounds.
     let settings = Settings {
         sync_entry_limit: 5,
-        ..no_probe()
+        ..Settings::default()
     };
     let mut net = Net::new(3, settings);
     for k in 0..20 {
         net.register(k % 3, peer_ep(k), None);
     }
+    net.kill(peer_ep(3));
     assert!(net.report_now(1, report(peer_ep(3), None)));
     net.crash(2);
     net.restart_empty(2);
+    let restarted = net.events.len();
     assert!(net.entries(2).is_empty());
     net.advance(10 * net.settings.anti_entropy_interval_ms);
     assert_eq!(net.ranks(2), net.ranks(0));
     assert_eq!(net.ranks(2).len(), 20);
     assert_eq!(net.rank(2, peer_ep(3)), Some((1, Status::Removed)));
-    assert!(
-        net.count(|e| matches!(
+    // Each entry arrived once: confirmed by the seeds that hold it, or, where the
+    // certificate named seed 2 itself (which forgot its votes), certified again by a round
+    // in which the others vouched and seed 2 probed the peer anew.
+    let since = &net.events[restarted..];
+    let at_2 = |pred: fn(&Event) -> bool| {
+        (since.iter())
+            .filter(|(who, e)| *who == seed_ep(2) && pred(e))
+            .count()
+    };
+    assert_eq!(at_2(|e| matches!(e, Event::EntryChanged { .. })), 20);
+    let recertified = at_2(|e| {
+        matches!(
             e,
-            Event::EntryChanged {
-                via: ChangeSource::AntiEntropy,
+            Event::Decided {
+                reason: "re-certified",
                 ..
             }
-        )) >= 20
+        )
+    });
+    assert!(
+        recertified > 0 && recertified < 20,
+        "{recertified} re-certified"
     );
+    net.assert_certificates_real();
 }
 
 #[test]
@@ -601,9 +681,10 @@ fn commits_without_a_valid_certificate_are_refused() {
 
 #[test]
 fn a_late_duplicate_report_aborts_without_change() {
-    let mut net = Net::new(3, no_probe());
+    let mut net = Net::new(3, Settings::default());
     let p = peer_ep(1);
     net.register(0, p, None);
+    net.kill(p);
     assert!(net.report_now(0, report(p, Some(1))));
     let changes = net.count(|e| matches!(e, Event::EntryChanged { .. }));
     for (i, inc) in [(0, Some(1)), (1, None), (2, Some(1))] {
@@ -638,9 +719,10 @@ fn a_late_duplicate_report_aborts_without_change() {
 
 #[test]
 fn reports_at_two_seeds_end_in_one_removal() {
-    let mut net = Net::new(3, no_probe());
+    let mut net = Net::new(3, Settings::default());
     let p = peer_ep(1);
     net.register(0, p, None);
+    net.kill(p);
     // both reports are queued before either round runs
     let a = net.enqueue(0, report(p, None));
     let b = net.enqueue(1, report(p, None));
@@ -656,16 +738,19 @@ fn reports_at_two_seeds_end_in_one_removal() {
 
 #[test]
 fn a_register_racing_a_removal_converges_to_the_higher() {
-    let mut net = Net::new(3, no_probe());
+    let mut net = Net::new(3, Settings::default());
     let p = peer_ep(1);
     net.register(0, p, None);
-    net.enqueue(0, report(p, Some(1)));
-    let rejoin = RegisterReq {
-        peer: p,
-        incarnation: Some(2),
-    };
-    let b = net.enqueue(1, Message::RegisterReq(Box::new(rejoin)));
-    net.run();
+    // p goes down and is removed, but seed 1 does not hear of it; p restarts, learns of its
+    // removal elsewhere and rejoins at seed 1, which still holds it alive.
+    net.kill(p);
+    net.cut.insert((seed_ep(0), seed_ep(1)));
+    net.cut.insert((seed_ep(2), seed_ep(1)));
+    assert!(net.report_now(0, report(p, Some(1))));
+    assert_eq!(net.rank(1, p), Some((1, Status::Alive)));
+    net.dead.clear();
+    net.cut.clear();
+    let b = net.register(1, p, Some(2));
     assert!(net.register_result(b).success);
     net.advance(5 * net.settings.anti_entropy_interval_ms);
     for i in 0..3 {
@@ -679,7 +764,6 @@ fn an_accused_peer_that_answers_the_seeds_is_not_removed() {
     let mut net = Net::new(3, Settings::default());
     let p = peer_ep(1);
     net.register(0, p, None);
-    net.live_peers.insert(p);
     assert!(!net.report_now(0, report(p, None)));
     assert_eq!(net.rank(1, p), Some((1, Status::Alive)));
     assert_eq!(
@@ -694,7 +778,7 @@ fn an_accused_peer_that_answers_the_seeds_is_not_removed() {
         0
     );
 
-    net.live_peers.remove(&p);
+    net.kill(p);
     assert!(net.report_now(0, report(p, None)));
     for i in 0..3 {
         assert_eq!(net.rank(i, p), Some((1, Status::Removed)));
@@ -706,12 +790,13 @@ fn an_accused_peer_that_answers_the_seeds_is_not_removed() {
 fn peer_list_is_bounded_and_tells_the_requester_its_entry() {
     let settings = Settings {
         peer_list_limit: 3,
-        ..no_probe()
+        ..Settings::default()
     };
     let mut net = Net::new(3, settings);
     for k in 0..6 {
         net.register(0, peer_ep(k), None);
     }
+    net.kill(peer_ep(5));
     net.request(0, report(peer_ep(5), None));
     let ask = |requester: String| Message::PeerListReq { requester };
     let conn = net.request(1, ask(peer_ep(5).to_string()));
@@ -830,12 +915,31 @@ fn only_the_asked_seed_votes_once() {
             })),
         },
     );
-    let asks: Vec<(Endpoint, Message)> = (seed.drain_outputs())
-        .filter_map(|o| match o {
-            Output::Send { to, msg, .. } => Some((to, msg)),
-            _ => None,
-        })
-        .collect();
+    let sends = |seed: &mut Seed| -> Vec<(Endpoint, Message)> {
+        (seed.drain_outputs())
+            .filter_map(|o| match o {
+                Output::Send { to, msg, .. } => Some((to, msg)),
+                _ => None,
+            })
+            .collect()
+    };
+    // First the seed probes the registrant itself; nobody is asked to vote before it answers.
+    let probe = sends(&mut seed);
+    assert!(matches!(probe.as_slice(), [(to, Message::Ping(_))] if *to == p));
+    let pong = Message::Pong(gossip_core::msg::Pong {
+        responder: p,
+        degree: None,
+        incarnation: None,
+    });
+    seed.handle(
+        Millis(1),
+        Input::Response {
+            to: p,
+            request: probe[0].1.clone(),
+            outcome: Ok(pong),
+        },
+    );
+    let asks = sends(&mut seed);
     assert_eq!(asks.len(), 4);
     let yes = |req: &Message, voter: Endpoint| match req {
         Message::RegisterVote(v) => Message::RegisterVoteResp(Box::new(VoteResp {
@@ -917,7 +1021,7 @@ fn pending_rounds_are_bounded() {
 
 #[test]
 fn seeds_in_sync_exchange_digests_only() {
-    let mut net = Net::new(3, no_probe());
+    let mut net = Net::new(3, Settings::default());
     for k in 0..10 {
         net.register(k % 3, peer_ep(k), None);
     }
@@ -975,6 +1079,12 @@ enum Op {
     Advance {
         ms: u64,
     },
+    Kill {
+        peer: usize,
+    },
+    Revive {
+        peer: usize,
+    },
 }
 
 fn op() -> impl proptest::strategy::Strategy<Value = Op> {
@@ -991,6 +1101,8 @@ fn op() -> impl proptest::strategy::Strategy<Value = Op> {
         1 => seed.clone().prop_map(|seed| Op::Crash { seed }),
         1 => seed.prop_map(|seed| Op::Restart { seed }),
         2 => (1..3_000u64).prop_map(|ms| Op::Advance { ms }),
+        2 => (0..4usize).prop_map(|peer| Op::Kill { peer }),
+        1 => (0..4usize).prop_map(|peer| Op::Revive { peer }),
     ]
 }
 
@@ -1014,6 +1126,10 @@ impl Net {
                 }
             }
             Op::Advance { ms } => self.advance(ms),
+            Op::Kill { peer } => self.kill(peer_ep(peer)),
+            Op::Revive { peer } => {
+                self.dead.remove(&peer_ep(peer));
+            }
         }
     }
 }
@@ -1021,8 +1137,10 @@ impl Net {
 proptest::proptest! {
     #![proptest_config(proptest::test_runner::Config { cases: 256, ..Default::default() })]
 
-    /// Under any schedule of cuts, crashes and restarts every entry stays certified by votes
-    /// really cast, and once faults stop every seed holds the same Peer List.
+    /// Under any schedule of cuts, crashes, restarts and peer deaths every entry stays
+    /// certified by seeds that really vouched for it, and once faults stop (and the peers do
+    /// what real ones would: the dead are reported by their neighbours, a live peer removed
+    /// somewhere registers again above its removal) every seed holds the same Peer List.
     #[test]
     fn random_faults_keep_certificates_and_converge(ops in proptest::collection::vec(op(), 1..40)) {
         let mut net = Net::new(5, Settings::default());
@@ -1037,8 +1155,215 @@ proptest::proptest! {
             }
         }
         net.advance(40 * net.settings.anti_entropy_interval_ms);
+        for peer in net.dead.clone() {
+            for i in 0..5 {
+                net.request(i, report(peer, None));
+            }
+        }
+        for k in 0..4 {
+            let peer = peer_ep(k);
+            let top = (0..5).filter_map(|i| net.rank(i, peer)).max();
+            if let (Some((inc, Status::Removed)), false) = (top, net.dead.contains(&peer)) {
+                net.register(k % 5, peer, Some(inc + 1));
+            }
+        }
+        net.advance(40 * net.settings.anti_entropy_interval_ms);
+        net.assert_certificates_real();
         for i in 1..5 {
             proptest::prop_assert_eq!(net.ranks(i), net.ranks(0), "seed {} differs", i);
         }
     }
+}
+
+// ----- trust: certificates certify checked facts, and are checked before they are believed --
+
+/// The counter `name` of seed `i`.
+fn counter(net: &Net, i: usize, name: &str) -> u64 {
+    let status = net.seeds[i].as_ref().expect("seed is up").status();
+    (status.counters.iter())
+        .find(|(n, _)| n == name)
+        .map_or(0, |(_, v)| *v)
+}
+
+#[test]
+fn a_forged_commit_naming_real_seeds_changes_nothing_and_costs_little() {
+    let mut net = Net::new(5, Settings::default());
+    let p = peer_ep(1);
+    assert!(net.register_now(0, p, None).success);
+    net.advance(10 * net.settings.anti_entropy_interval_ms);
+    let before: Vec<_> = (0..5).map(|i| net.ranks(i)).collect();
+    let others: Vec<Endpoint> = (0..4).map(seed_ep).collect();
+    let ghost = peer_ep(77);
+    net.kill(ghost);
+    let (requests, confirmed) = (
+        counter(&net, 4, "confirm_requests"),
+        counter(&net, 4, "confirmed"),
+    );
+    let forged = [
+        // remove a live peer at its incarnation, at the next, at the largest
+        commit(ProposalKind::Removal, p, Some(1), others.clone()),
+        commit(ProposalKind::Removal, p, Some(2), others.clone()),
+        commit(ProposalKind::Removal, p, Some(u64::MAX), others.clone()),
+        // admit an endpoint where nothing listens, and bump a live peer
+        commit(ProposalKind::Register, ghost, Some(1), others.clone()),
+        commit(ProposalKind::Register, p, Some(9), others.clone()),
+    ];
+    for msg in forged.iter().cloned() {
+        let conn = net.request(4, msg);
+        assert!(matches!(
+            net.reply(conn),
+            Some(Message::RegisterCommitAck | Message::DeadCommitAck)
+        ));
+        net.advance(100);
+    }
+    net.advance(10 * net.settings.anti_entropy_interval_ms);
+    for (i, ranks) in before.iter().enumerate() {
+        assert_eq!(&net.ranks(i), ranks, "seed {i}");
+    }
+    // Each forged line cost seed 4 at most q = 3 requests, and confirmed nothing.
+    let cost = counter(&net, 4, "confirm_requests") - requests;
+    assert!(cost <= 3 * forged.len() as u64, "{cost} requests");
+    assert_eq!(counter(&net, 4, "unconfirmed"), forged.len() as u64);
+    assert_eq!(counter(&net, 4, "confirmed"), confirmed);
+    assert_eq!(counter(&net, 4, "confirmations_pending"), 0);
+    net.assert_certificates_real();
+}
+
+#[test]
+fn solicited_votes_certify_only_what_each_voter_checked() {
+    let mut net = Net::new(3, Settings::default());
+    let p = peer_ep(1);
+    assert!(net.register_now(0, p, None).success);
+    let ghost = peer_ep(77);
+    net.kill(ghost);
+    let ask = |kind: ProposalKind, peer: Endpoint, inc: u64| {
+        let req = VoteReq {
+            proposal_id: "forger#1".into(),
+            peer,
+            incarnation: Some(inc),
+            proposer: seed_ep(0), // a real seed's name, claimed by a stranger
+        };
+        match kind {
+            ProposalKind::Register => Message::RegisterVote(Box::new(req)),
+            ProposalKind::Removal => Message::DeadVote(Box::new(req)),
+        }
+    };
+    let vote_of = |net: &Net, conn: ConnId| match net.reply(conn) {
+        Some(Message::RegisterVoteResp(v) | Message::DeadVoteResp(v)) => v.vote,
+        other => panic!("expected a vote, got {other:?}"),
+    };
+    for i in [1, 2] {
+        // nothing listens at the ghost; the live peer answers; the bump is not p's own claim
+        for (kind, peer, inc) in [
+            (ProposalKind::Register, ghost, 1),
+            (ProposalKind::Removal, p, 1),
+            (ProposalKind::Register, p, 2),
+            (ProposalKind::Register, p, 1 << 40),
+        ] {
+            let conn = net.request(i, ask(kind, peer, inc));
+            assert!(!vote_of(&net, conn), "seed {i}: {kind:?} {peer} {inc}");
+        }
+    }
+    // The carried commits name the very seeds asked: they confirm nothing.
+    let cert = vec![seed_ep(1), seed_ep(2)];
+    net.request(
+        0,
+        commit(ProposalKind::Register, ghost, Some(1), cert.clone()),
+    );
+    net.request(0, commit(ProposalKind::Removal, p, Some(1), cert.clone()));
+    for i in 0..3 {
+        assert_eq!(net.ranks(i), vec![(p, 1, Status::Alive)], "seed {i}");
+    }
+    // A true fact, solicited the same way, is certified: p really is dead now.
+    net.kill(p);
+    for i in [1, 2] {
+        let conn = net.request(i, ask(ProposalKind::Removal, p, 1));
+        assert!(vote_of(&net, conn));
+    }
+    net.request(0, commit(ProposalKind::Removal, p, Some(1), cert));
+    assert_eq!(net.rank(0, p), Some((1, Status::Removed)));
+    net.assert_certificates_real();
+}
+
+#[test]
+fn incarnations_move_up_one_step_unless_the_peer_itself_claims_more() {
+    let mut net = Net::new(3, Settings::default());
+    let p = peer_ep(1);
+    assert!(net.register_now(0, p, None).success);
+    // A stranger asks for p at a higher incarnation: p answers the probe, but claims 1.
+    for hint in [2, 1000, u64::MAX] {
+        let conn = net.request(
+            1,
+            Message::RegisterReq(Box::new(RegisterReq {
+                peer: p,
+                incarnation: Some(hint),
+            })),
+        );
+        let r = net.register_result(conn);
+        assert!(!r.success, "hint {hint}: {r:?}");
+    }
+    assert_eq!(net.rank(1, p), Some((1, Status::Alive)));
+    // p itself rejoining above a removal the seeds have not heard of claims it: admitted.
+    let r = net.register_now(2, p, Some(3));
+    assert_eq!((r.success, r.incarnation), (true, Some(3)), "{r:?}");
+    // A fresh endpoint starts at 1, whatever a stranger asks.
+    let q = peer_ep(2);
+    let conn = net.request(
+        0,
+        Message::RegisterReq(Box::new(RegisterReq {
+            peer: q,
+            incarnation: Some(50),
+        })),
+    );
+    assert!(!net.register_result(conn).success);
+    assert!(net.register_now(0, q, None).success);
+    assert_eq!(net.rank(0, q), Some((1, Status::Alive)));
+}
+
+#[test]
+fn changes_whose_voters_restarted_are_certified_again() {
+    // 5 seeds, q = 3. p is admitted with a certificate naming seeds 0, 1 and 2; seeds 3 and
+    // 4 miss it. Then 1 and 2 crash and restart empty: they cannot vouch for their votes.
+    let mut net = Net::new(5, Settings::default());
+    let p = peer_ep(1);
+    for i in [3, 4] {
+        net.isolate(i);
+    }
+    assert!(net.register_now(0, p, Some(2)).success);
+    let cert = net.entries(0)[0].votes.clone();
+    assert_eq!(cert, vec![seed_ep(0), seed_ep(1), seed_ep(2)]);
+    net.cut.clear();
+    for i in [1, 2] {
+        net.crash(i);
+        net.restart_empty(i);
+    }
+    net.advance(20 * net.settings.anti_entropy_interval_ms);
+    for i in 0..5 {
+        assert_eq!(net.ranks(i), vec![(p, 2, Status::Alive)], "seed {i}");
+    }
+    assert!(
+        net.count(|e| matches!(
+            e,
+            Event::Decided {
+                reason: "re-certified",
+                ..
+            }
+        )) >= 1
+    );
+    net.assert_certificates_real();
+    // The same for a removal of a peer that is gone: the seeds that lost it probe it anew.
+    net.kill(p);
+    net.isolate(3);
+    net.isolate(4);
+    assert!(net.report_now(0, report(p, None)));
+    net.cut.clear();
+    for i in [1, 2] {
+        net.crash(i);
+        net.restart_empty(i);
+    }
+    net.advance(20 * net.settings.anti_entropy_interval_ms);
+    for i in 0..5 {
+        assert_eq!(net.ranks(i), vec![(p, 2, Status::Removed)], "seed {i}");
+    }
+    net.assert_certificates_real();
 }

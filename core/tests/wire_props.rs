@@ -97,6 +97,14 @@ fn commit_sync() -> impl Strategy<Value = CommitSync> {
         )
 }
 
+fn fact() -> impl Strategy<Value = Fact> {
+    (endpoint(), any::<u64>(), status()).prop_map(|(peer, incarnation, status)| Fact {
+        peer,
+        incarnation,
+        status,
+    })
+}
+
 fn status_resp() -> impl Strategy<Value = Message> {
     let seed = (vec(entry(), 0..3), any::<u32>())
         .prop_map(|(entries, pending)| RoleStatus::Seed(SeedStatus { entries, pending }));
@@ -264,8 +272,21 @@ fn message() -> impl Strategy<Value = Message> {
         Just(Message::DeadCommitAck),
         text().prop_map(Message::error),
         endpoint().prop_map(|sender| Message::Ping(Ping { sender })),
-        (endpoint(), any::<Option<u32>>())
-            .prop_map(|(responder, degree)| Message::Pong(Pong { responder, degree })),
+        (
+            endpoint(),
+            any::<Option<u32>>(),
+            any::<Option<std::num::NonZeroU32>>()
+        )
+            .prop_map(|(responder, degree, incarnation)| Message::Pong(Pong {
+                responder,
+                degree,
+                incarnation
+            })),
+        (endpoint(), vec(fact(), 0..4))
+            .prop_map(|(seed, facts)| Message::Confirm(Box::new(ConfirmReq { seed, facts }))),
+        (endpoint(), vec(any::<bool>(), 0..4)).prop_map(|(seed, vouched)| {
+            Message::ConfirmResp(Box::new(ConfirmResp { seed, vouched }))
+        }),
         (
             endpoint(),
             vec(any::<u64>(), 0..70),

@@ -3,9 +3,11 @@
 //!
 //! Safety promises of `DESIGN.md`:
 //! 1. every Peer List change (`EntryChanged`) carries a certificate of at least a quorum of
-//!    distinct configured seeds, each of which really cast `VoteCast { yes: true }` for exactly
-//!    that `(peer, incarnation, kind)` (Register ↔ Alive, Removal ↔ Removed); and a seed's entry
-//!    only ever moves up the `(incarnation, status)` order;
+//!    distinct configured seeds, each of which vouched for exactly that change: it really cast
+//!    `VoteCast { yes: true }` for that `(peer, incarnation, kind)` (Register ↔ Alive,
+//!    Removal ↔ Removed), or it had itself applied exactly that entry before (a seed asked to
+//!    confirm a change vouches for one it holds); and a seed's entry only ever moves up the
+//!    `(incarnation, status)` order;
 //! 2. a peer sends `DEAD_REPORT` about `x` only after its own `SuspicionVerdict { consensus }`
 //!    about `x`, whose majority is real (more dead votes than alive, at least one witness) and
 //!    whose every dead witness really answered `SuspectAnswered { alive: false }` to it about `x`;
@@ -133,6 +135,8 @@ pub struct Checker {
     quorum: usize,
     /// Yes votes ever cast: (voter, kind, peer, incarnation).
     votes: FxSet<(u32, ProposalKind, Endpoint, u64)>,
+    /// Entries each seed ever applied: (seed, peer, incarnation, status).
+    held: FxSet<(u32, Endpoint, u64, Status)>,
     /// Each seed's Peer List as its events say (current instance).
     pub seed_pl: Vec<BTreeMap<Endpoint, (u64, Status)>>,
     /// `SuspectAnswered { alive: false }` ever emitted: (witness, requester, suspect).
@@ -188,6 +192,7 @@ impl Checker {
             addrs,
             quorum: gossip_core::quorum(addrs.seeds as usize),
             votes: FxSet::default(),
+            held: FxSet::default(),
             seed_pl: vec![BTreeMap::new(); addrs.seeds as usize],
             denials: FxSet::default(),
             gossip_ids: FxMap::default(),
@@ -581,8 +586,10 @@ impl Checker {
                 Some(s) if self.addrs.is_seed(s) => {
                     if voters.contains(&s) {
                         problems.push(format!("voter {v} listed twice"));
-                    } else if !self.votes.contains(&(s, kind, peer, incarnation)) {
-                        problems.push(format!("{v} never voted yes for it"));
+                    } else if !self.votes.contains(&(s, kind, peer, incarnation))
+                        && !self.held.contains(&(s, peer, incarnation, status))
+                    {
+                        problems.push(format!("{v} never voted yes for it nor held it"));
                     }
                     voters.push(s);
                 }
@@ -598,6 +605,7 @@ impl Checker {
                 self.quorum
             ));
         }
+        self.held.insert((node, peer, incarnation, status));
         let new = (incarnation, status);
         let seen = self
             .spread

@@ -172,7 +172,11 @@ fn fingerprint(m: &Message) -> u64 {
         }
         Message::GossipAck(a) => 2 ^ (u64::from(a.duplicate) << 8) ^ (u64::from(a.accepted) << 9),
         Message::Ping(p) => 3 ^ mix64(ep_word(&p.sender)),
-        Message::Pong(p) => 4 ^ mix64(ep_word(&p.responder)) ^ u64::from(p.degree.unwrap_or(0)),
+        Message::Pong(p) => {
+            4 ^ mix64(ep_word(&p.responder))
+                ^ u64::from(p.degree.unwrap_or(0))
+                ^ (p.incarnation.map_or(0, |n| u64::from(n.get())) << 32)
+        }
         Message::RegisterReq(r) => 5 ^ mix64(ep_word(&r.peer)) ^ r.incarnation.unwrap_or(0),
         Message::RegisterResult(r) => {
             6 ^ s(&r.proposal_id) ^ u64::from(r.success) ^ r.incarnation.unwrap_or(0)
@@ -204,6 +208,12 @@ fn fingerprint(m: &Message) -> u64 {
         }
         Message::StatusReq => 22,
         Message::StatusResp(_) => 23,
+        Message::Confirm(c) => 24 ^ ((c.facts.len() as u64) << 8) ^ mix64(ep_word(&c.seed)),
+        Message::ConfirmResp(c) => {
+            25 ^ ((c.vouched.len() as u64) << 8)
+                ^ ((c.vouched.iter().filter(|v| **v).count() as u64) << 24)
+                ^ mix64(ep_word(&c.seed))
+        }
     }
 }
 

@@ -184,6 +184,7 @@ impl Actor for Toy {
                         msg: Message::Pong(Pong {
                             responder: self.me,
                             degree: Some(self.neighbours.len() as u32),
+                            incarnation: None,
                         }),
                     }),
                     Message::Gossip(g) => {

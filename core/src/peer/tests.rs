@@ -223,6 +223,7 @@ fn pong(degree: Option<u32>) -> Message {
     Message::Pong(Pong {
         responder: ep(1),
         degree,
+        incarnation: None,
     })
 }
 
@@ -1263,7 +1264,8 @@ fn ping_is_answered_with_degree() {
             ConnId(5),
             Message::Pong(Pong {
                 responder: ep(ME),
-                degree: Some(2)
+                degree: Some(2),
+                incarnation: std::num::NonZeroU32::new(1),
             })
         )]
     );

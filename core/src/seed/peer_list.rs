@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::hash::{combine, hash64};
-use crate::msg::{Endpoint, Entry, Status, SYNC_BUCKETS};
+use crate::msg::{Endpoint, Entry, Fact, Status, SYNC_BUCKETS};
 use crate::rng::Rng;
 
 /// Where an entry stands: `Alive < Removed` at one incarnation, a higher incarnation above both.
@@ -120,6 +120,11 @@ impl PeerList {
     /// The rank of `peer`'s entry.
     pub(super) fn rank(&self, peer: &Endpoint) -> Option<Rank> {
         self.get(peer).map(rank)
+    }
+
+    /// True if `fact` ranks above this list's entry for its peer (or the peer is unknown).
+    pub(super) fn would_move_up(&self, fact: &Fact) -> bool {
+        Some((fact.incarnation, fact.status)) > self.rank(&fact.peer)
     }
 
     /// Every entry, sorted by peer.

@@ -17,7 +17,7 @@ pub(super) enum Verdict {
     Lost(&'static str),
 }
 
-/// One vote round this seed proposed.
+/// One vote round this seed proposed: its votes, its deadline, and who waits for its end.
 #[derive(Clone, Debug)]
 pub(super) struct Round {
     pub kind: ProposalKind,
@@ -30,6 +30,11 @@ pub(super) struct Round {
     pub deadline: Millis,
     /// Fresh rounds left above an incarnation a voter reported.
     pub retries_left: u32,
+    /// This seed's probe of the registrant, made before proposing (its own vote reuses it).
+    pub probed: Option<Probed>,
+    /// A round that re-certifies a change another seed holds but whose voters could not
+    /// confirm it (they restarted, say), rather than one a request asked for.
+    pub recertify: bool,
     /// Seeds (this one included) whose vote has not come yet.
     awaiting: BTreeSet<Endpoint>,
     yes: BTreeSet<Endpoint>,
@@ -54,6 +59,8 @@ impl Round {
             waiting,
             deadline,
             retries_left: 0,
+            probed: None,
+            recertify: false,
             awaiting: BTreeSet::new(),
             yes: BTreeSet::new(),
             no: BTreeSet::new(),
@@ -156,7 +163,17 @@ impl Rounds {
     pub(super) fn len(&self) -> usize {
         self.by_id.len()
     }
+
+    /// Re-certification rounds in flight.
+    pub(super) fn recertifying(&self) -> usize {
+        self.by_id.values().filter(|r| r.recertify).count()
+    }
 }
+
+/// The highest incarnation a seed votes for or a peer asks for: far below `u64::MAX`, so no
+/// arithmetic on an incarnation can overflow. Each step up needs a removal and a fresh
+/// registration, so 4 billion of them never run out.
+pub const MAX_INCARNATION: u64 = u32::MAX as u64;
 
 /// The incarnation a registration proposes: at least the peer's hint, and above whatever
 /// this seed knows, so the new entry outranks the old one.
@@ -170,31 +187,103 @@ pub(super) fn satisfies(inc: u64, hint: Option<u64>) -> bool {
     !matches!(hint, Some(hint) if hint > inc)
 }
 
-/// A registration vote: yes unless this seed knows the peer at a rank above `(inc, Alive)`;
-/// a no says which incarnation it knows, so the proposer can retry above it.
-pub(super) fn register_ballot(current: Option<Rank>, inc: u64) -> (bool, Option<u64>) {
+/// What a seed's rules say about a vote before it probes anyone.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(super) enum Check {
+    /// Yes at once: this seed holds exactly that entry, or already voted yes for it (both
+    /// were checked when they happened).
+    Yes,
+    /// No; with the incarnation this seed knows, if any, so a proposer can retry above it.
+    No(Option<u64>),
+    /// The answer depends on this seed's own `PING` of the peer concerned.
+    Probe,
+}
+
+/// What a seed's own `PING` of a peer showed.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(super) struct Probed {
+    /// Anything answered (even `ERROR`: a reference node is up).
+    pub answered: bool,
+    /// The incarnation the peer said it holds or registers for (`PONG.incarnation`).
+    pub claimed: Option<u64>,
+}
+
+/// A registration vote for `(peer, inc, Alive)`, before probing. `voted` is true when this
+/// seed already voted yes for exactly this change.
+pub(super) fn register_check(current: Option<Rank>, inc: u64, voted: bool) -> Check {
+    let wanted = (inc, Status::Alive);
     match current {
-        Some(rank) if rank > (inc, Status::Alive) => (false, Some(rank.0)),
-        _ => (true, None),
+        _ if inc == 0 || inc > MAX_INCARNATION => Check::No(current.map(|(k, _)| k)),
+        Some(rank) if rank > wanted => Check::No(Some(rank.0)),
+        Some(rank) if rank == wanted => Check::Yes,
+        _ if voted => Check::Yes,
+        _ => Check::Probe,
     }
 }
 
-/// A removal vote before any probe.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub(super) enum RemovalBallot {
-    /// Already removed at that incarnation: agreeing changes nothing.
-    Yes,
-    /// Alive at that incarnation: yes if the accused does not answer this seed either.
-    Probe,
-    /// Unknown, or known at another incarnation (which it says).
-    No(Option<u64>),
+/// A registration vote once the registrant was probed: yes only if it answered at its address
+/// and `inc` is within bounds. An entry moves up at most one step from what this seed knows
+/// (one above a removal; a first admission at 1), except where the registrant itself claims
+/// more in its `PONG` (a peer rejoining above a removal this seed has not heard of yet). An
+/// admitted entry moves up only on the peer's own claim: nobody else can bump it.
+pub(super) fn register_after_probe(current: Option<Rank>, inc: u64, probed: Probed) -> Check {
+    match register_check(current, inc, false) {
+        Check::Probe => {}
+        decided => return decided,
+    }
+    let known = current.map(|(k, _)| k);
+    if !probed.answered {
+        return Check::No(known);
+    }
+    let step = match current {
+        None => 1,
+        Some((k, Status::Alive)) => k,
+        Some((k, Status::Removed)) => k.saturating_add(1),
+    };
+    if inc <= step.max(probed.claimed.unwrap_or(0)) {
+        Check::Yes
+    } else {
+        Check::No(known)
+    }
 }
 
-pub(super) fn removal_ballot(current: Option<Rank>, inc: u64) -> RemovalBallot {
+/// A removal vote for `(peer, inc, Removed)`, before probing: yes only if the accused does
+/// not answer this seed's own probe, and this seed holds it alive at exactly that
+/// incarnation. Where this seed's list is behind (it restarted empty, or missed changes),
+/// `heard` (what another seed said it holds, unconfirmed: see `confirm.rs`) at exactly that
+/// incarnation is reason enough to look: a silent peer is removed whoever admitted it, so a
+/// dead peer whose voters lost their state is still removed where it is listed. Hearsay never
+/// makes a yes by itself, and a removal at [`MAX_INCARNATION`] (which no peer could rejoin
+/// above) is refused.
+pub(super) fn removal_check(
+    current: Option<Rank>,
+    heard: Option<Rank>,
+    inc: u64,
+    voted: bool,
+) -> Check {
+    let heard_of = heard.is_some_and(|(k, _)| k == inc) && current < Some((inc, Status::Alive));
     match current {
-        Some((known, Status::Alive)) if known == inc => RemovalBallot::Probe,
-        Some((known, Status::Removed)) if known == inc => RemovalBallot::Yes,
-        other => RemovalBallot::No(other.map(|(known, _)| known)),
+        _ if inc >= MAX_INCARNATION => Check::No(current.map(|(k, _)| k)),
+        Some(rank) if rank > (inc, Status::Removed) => Check::No(Some(rank.0)),
+        Some(rank) if rank == (inc, Status::Removed) => Check::Yes,
+        _ if voted => Check::Yes,
+        Some(rank) if rank == (inc, Status::Alive) => Check::Probe,
+        _ if heard_of => Check::Probe,
+        other => Check::No(other.map(|(k, _)| k)),
+    }
+}
+
+/// A removal vote once the accused was probed.
+pub(super) fn removal_after_probe(
+    current: Option<Rank>,
+    heard: Option<Rank>,
+    inc: u64,
+    probed: Probed,
+) -> Check {
+    match removal_check(current, heard, inc, false) {
+        Check::Probe if probed.answered => Check::No(current.map(|(k, _)| k)),
+        Check::Probe => Check::Yes,
+        decided => decided,
     }
 }
 
@@ -264,19 +353,118 @@ mod tests {
         assert_eq!(registration_incarnation(Some((3, Removed)), Some(2)), 4);
     }
 
+    fn answered(claimed: Option<u64>) -> Probed {
+        Probed {
+            answered: true,
+            claimed,
+        }
+    }
+
+    const SILENT: Probed = Probed {
+        answered: false,
+        claimed: None,
+    };
+
     #[test]
-    fn ballots() {
-        assert_eq!(register_ballot(None, 1), (true, None));
-        assert_eq!(register_ballot(Some((1, Alive)), 1), (true, None));
-        assert_eq!(register_ballot(Some((1, Removed)), 1), (false, Some(1)));
-        assert_eq!(register_ballot(Some((2, Alive)), 1), (false, Some(2)));
-        assert_eq!(removal_ballot(Some((2, Alive)), 2), RemovalBallot::Probe);
-        assert_eq!(removal_ballot(Some((2, Removed)), 2), RemovalBallot::Yes);
+    fn registration_votes() {
+        use Check::{No, Probe, Yes};
+        // (current, inc, voted before) → before probing
+        let before: &[(Option<Rank>, u64, bool, Check)] = &[
+            (None, 1, false, Probe),
+            (None, 1, true, Yes),
+            (Some((1, Alive)), 1, false, Yes),
+            (Some((1, Removed)), 1, false, No(Some(1))),
+            (Some((1, Removed)), 1, true, No(Some(1))),
+            (Some((2, Alive)), 1, false, No(Some(2))),
+            (Some((1, Removed)), 2, false, Probe),
+            (None, 0, false, No(None)),
+            (None, MAX_INCARNATION + 1, true, No(None)),
+            (Some((3, Alive)), u64::MAX, false, No(Some(3))),
+        ];
+        for &(current, inc, voted, want) in before {
+            assert_eq!(
+                register_check(current, inc, voted),
+                want,
+                "{current:?} {inc}"
+            );
+        }
+        // (current, inc, probe) → after probing
+        let after: &[(Option<Rank>, u64, Probed, Check)] = &[
+            (None, 1, answered(None), Yes),
+            (None, 1, SILENT, No(None)),
+            // a first admission is at 1, unless the peer itself claims more
+            (None, 2, answered(None), No(None)),
+            (None, 5, answered(Some(5)), Yes),
+            (None, 6, answered(Some(5)), No(None)),
+            // one above a removal
+            (Some((4, Removed)), 5, answered(None), Yes),
+            (Some((4, Removed)), 6, answered(None), No(Some(4))),
+            (Some((4, Removed)), 6, answered(Some(6)), Yes),
+            // an admitted entry moves up only on the peer's own claim
+            (Some((4, Alive)), 5, answered(None), No(Some(4))),
+            (Some((4, Alive)), 5, answered(Some(4)), No(Some(4))),
+            (Some((4, Alive)), 5, answered(Some(5)), Yes),
+            (Some((4, Alive)), 5, SILENT, No(Some(4))),
+            // decided before any probe
+            (Some((4, Alive)), 4, SILENT, Yes),
+            (None, u64::MAX, answered(Some(u64::MAX)), No(None)),
+        ];
+        for &(current, inc, probed, want) in after {
+            assert_eq!(
+                register_after_probe(current, inc, probed),
+                want,
+                "{current:?} {inc} {probed:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn removal_votes() {
+        use Check::{No, Probe, Yes};
+        // (current, heard, inc, voted) → before probing
+        type Case = (Option<Rank>, Option<Rank>, u64, bool, Check);
+        let before: &[Case] = &[
+            (Some((2, Alive)), None, 2, false, Probe),
+            (Some((2, Removed)), None, 2, false, Yes),
+            (Some((3, Alive)), None, 2, false, No(Some(3))),
+            (Some((3, Alive)), None, 2, true, No(Some(3))),
+            (Some((1, Alive)), None, 2, false, No(Some(1))),
+            (Some((1, Alive)), None, 2, true, Yes),
+            (Some((1, Removed)), None, 2, false, No(Some(1))),
+            (None, None, 2, false, No(None)),
+            // hearsay at exactly that incarnation makes a seed that is behind look
+            (None, Some((2, Alive)), 2, false, Probe),
+            (None, Some((2, Removed)), 2, false, Probe),
+            (Some((1, Removed)), Some((2, Alive)), 2, false, Probe),
+            (None, Some((3, Alive)), 2, false, No(None)),
+            // but never overrides what the list holds
+            (Some((3, Alive)), Some((2, Alive)), 2, false, No(Some(3))),
+            (
+                None,
+                Some((MAX_INCARNATION, Alive)),
+                MAX_INCARNATION,
+                false,
+                No(None),
+            ),
+        ];
+        for &(current, heard, inc, voted, want) in before {
+            assert_eq!(
+                removal_check(current, heard, inc, voted),
+                want,
+                "{current:?} {heard:?} {inc} {voted}"
+            );
+        }
+        assert_eq!(removal_after_probe(Some((2, Alive)), None, 2, SILENT), Yes);
         assert_eq!(
-            removal_ballot(Some((3, Alive)), 2),
-            RemovalBallot::No(Some(3))
+            removal_after_probe(Some((2, Alive)), None, 2, answered(None)),
+            No(Some(2))
         );
-        assert_eq!(removal_ballot(None, 2), RemovalBallot::No(None));
+        assert_eq!(removal_after_probe(None, Some((2, Alive)), 2, SILENT), Yes);
+        assert_eq!(
+            removal_after_probe(None, Some((2, Alive)), 2, answered(None)),
+            No(None)
+        );
+        assert_eq!(removal_after_probe(None, None, 2, SILENT), No(None));
         assert_eq!(removal_target(None, None), Err("unknown peer"));
         assert_eq!(removal_target(Some((2, Alive)), None), Ok(2));
         assert_eq!(

@@ -12,6 +12,7 @@
 //! message, or the same error, either way; `wire`'s tests check that on hand-picked lines, on
 //! generated payloads and on randomly edited lines.
 
+use std::num::NonZeroU32;
 use std::sync::Arc;
 
 use super::{parse_endpoint, parse_ip};
@@ -69,11 +70,13 @@ pub(super) fn decode(text: &str) -> Option<Message> {
             }))
         }
         "PONG" => {
-            let [responder, degree] = s.payload(["responder", "degree"])?;
+            let [responder, degree, incarnation] =
+                s.payload(["responder", "degree", "incarnation"])?;
             s.rest_of_envelope()?;
             Some(Message::Pong(Pong {
                 responder: as_endpoint(responder?)?,
                 degree: opt(degree, as_u32)?,
+                incarnation: opt(incarnation, as_claim)?.flatten(),
             }))
         }
         _ => None,
@@ -126,6 +129,14 @@ fn as_bool(v: Scalar<'_>) -> Option<bool> {
 fn as_u32(v: Scalar<'_>) -> Option<u32> {
     match v {
         Scalar::Int(n) => u32::try_from(n).ok(),
+        _ => None,
+    }
+}
+
+/// An incarnation claim: `0` reads as none (`Some(None)`); above 32 bits, unreadable.
+fn as_claim(v: Scalar<'_>) -> Option<Option<NonZeroU32>> {
+    match v {
+        Scalar::Int(n) => u32::try_from(n).ok().map(NonZeroU32::new),
         _ => None,
     }
 }

@@ -375,7 +375,7 @@ impl World {
 
     /// Any message at all, request or reply, fields drawn from the bytes.
     fn message(&self, b: &mut Bytes<'_>) -> Message {
-        match b.u8() % 27 {
+        match b.u8() % 29 {
             0 => Message::RegisterReq(Box::new(RegisterReq {
                 peer: self.endpoint(b),
                 incarnation: self.opt(b),
@@ -461,7 +461,16 @@ impl World {
             23 => Message::Pong(Pong {
                 responder: self.endpoint(b),
                 degree: b.bool().then(|| b.num32()),
+                incarnation: std::num::NonZeroU32::new(b.num32()),
             }),
+            26 => Message::Confirm(Box::new(ConfirmReq {
+                seed: self.endpoint(b),
+                facts: (0..b.small(6)).map(|_| self.entry(b).fact()).collect(),
+            })),
+            27 => Message::ConfirmResp(Box::new(ConfirmResp {
+                seed: self.endpoint(b),
+                vouched: (0..b.small(6)).map(|_| b.bool()).collect(),
+            })),
             24 => {
                 let reply = b.u8() & 3 == 0;
                 Message::SeedSync(Box::new(self.sync(b, reply)))
@@ -545,7 +554,20 @@ impl World {
             Message::Ping(_) => Message::Pong(Pong {
                 responder: to,
                 degree: b.bool().then(|| b.num32() % 8),
+                incarnation: std::num::NonZeroU32::new(b.num32() % 4),
             }),
+            // Mostly one answer per fact, mostly yes; sometimes the wrong count.
+            Message::Confirm(r) => {
+                let n = if b.u8() < 230 {
+                    r.facts.len()
+                } else {
+                    b.small(6)
+                };
+                Message::ConfirmResp(Box::new(ConfirmResp {
+                    seed: to,
+                    vouched: (0..n).map(|_| b.u8() < 200).collect(),
+                }))
+            }
             Message::SeedSync(_) => {
                 let mut s = self.sync(b, true);
                 s.seed = to;
@@ -580,11 +602,7 @@ pub fn node_inputs(role: Role, data: &[u8]) -> Reached {
     let init = NodeInit {
         me,
         seeds: world.seeds.clone(),
-        settings: Settings {
-            // The top bit of the first byte turns on the seed's admission probe.
-            probe_before_admit: data.first().is_some_and(|b| b & 0x80 != 0),
-            ..settings()
-        },
+        settings: settings(),
         rng_seed: 7,
         unix_ms_at_zero: 1_767_225_600_000,
     };

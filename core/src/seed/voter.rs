@@ -1,0 +1,268 @@
+//! The votes this seed casts, in its own rounds and in others', and what it vouches for.
+//!
+//! Every yes is earned, whoever asks: the rules in `round.rs` say yes at once only for a
+//! change this seed holds or already voted for; otherwise the answer waits for this seed's
+//! own `PING` of the peer concerned (a registrant must answer it, an accused must not). The
+//! proposer named in a vote request is informational: a vote certifies only what this seed
+//! checked, so soliciting one gains nothing. One `PING` per endpoint serves every vote and
+//! registration waiting on it.
+
+use std::collections::BTreeMap;
+
+use super::round::{self, Check, Probed};
+use super::Core;
+use crate::event::{Event, ProposalKind};
+use crate::msg::{
+    ConfirmReq, ConfirmResp, Endpoint, Fact, Message, Ping, RegisterReq, VoteReq, VoteResp,
+};
+use crate::{ConnId, Failure, Millis};
+
+use super::MAX_PENDING;
+
+/// Where a vote goes once cast.
+#[derive(Copy, Clone, Debug)]
+pub(super) enum BallotBox {
+    /// This seed's own round.
+    Own,
+    /// Another seed's round: the reply on this connection.
+    Remote(ConnId),
+}
+
+/// A vote to cast, possibly after probing the peer concerned.
+#[derive(Clone, Debug)]
+pub(super) struct Ballot {
+    pub kind: ProposalKind,
+    pub proposal_id: String,
+    pub peer: Endpoint,
+    pub incarnation: u64,
+    pub proposer: Endpoint,
+    pub to: BallotBox,
+    /// A probe of the peer this seed already made for this vote (a proposer's admission
+    /// probe): no second one is sent.
+    pub probed: Option<Probed>,
+}
+
+impl Ballot {
+    fn fact(&self) -> Fact {
+        Fact {
+            peer: self.peer,
+            incarnation: self.incarnation,
+            status: round::status_of(self.kind),
+        }
+    }
+}
+
+/// Who waits for this seed's `PING` of one endpoint.
+#[derive(Clone, Debug, Default)]
+struct Waiters {
+    ballots: Vec<Ballot>,
+    registrations: Vec<(ConnId, RegisterReq)>,
+}
+
+/// The `PING`s in flight, by endpoint, with what waits on each.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Probes {
+    by_peer: BTreeMap<Endpoint, Waiters>,
+    ballots: usize,
+    registrations: usize,
+}
+
+impl Probes {
+    /// Adds a ballot; true if a `PING` must be sent (nothing waited on `peer` yet).
+    fn add_ballot(&mut self, ballot: Ballot) -> bool {
+        self.ballots += 1;
+        let w = self.by_peer.entry(ballot.peer).or_default();
+        w.ballots.push(ballot);
+        w.ballots.len() + w.registrations.len() == 1
+    }
+
+    /// Adds a registration; true if a `PING` must be sent.
+    fn add_registration(&mut self, conn: ConnId, req: RegisterReq) -> bool {
+        self.registrations += 1;
+        let w = self.by_peer.entry(req.peer).or_default();
+        w.registrations.push((conn, req));
+        w.ballots.len() + w.registrations.len() == 1
+    }
+
+    fn take(&mut self, peer: &Endpoint) -> Waiters {
+        let w = self.by_peer.remove(peer).unwrap_or_default();
+        self.ballots -= w.ballots.len();
+        self.registrations -= w.registrations.len();
+        w
+    }
+}
+
+impl Core {
+    pub(super) fn on_vote_req(
+        &mut self,
+        now: Millis,
+        conn: ConnId,
+        kind: ProposalKind,
+        req: VoteReq,
+    ) {
+        if !self.certifier.is_seed(&req.proposer) {
+            return self.reject(
+                conn,
+                format!("vote request from {}, not a seed", req.proposer),
+            );
+        }
+        if self.certifier.is_seed(&req.peer) {
+            return self.reject(conn, format!("vote request about {}, a seed", req.peer));
+        }
+        // The reference names no incarnation: it means the next one (register) or the
+        // current one (removal).
+        let current = self.pl.rank(&req.peer).map(|(inc, _)| inc);
+        let incarnation = req.incarnation.unwrap_or(match kind {
+            ProposalKind::Register => current.map_or(1, |inc| inc.saturating_add(1)),
+            ProposalKind::Removal => current.unwrap_or(0),
+        });
+        self.vote(
+            now,
+            Ballot {
+                kind,
+                proposal_id: req.proposal_id,
+                peer: req.peer,
+                incarnation,
+                proposer: req.proposer,
+                to: BallotBox::Remote(conn),
+                probed: None,
+            },
+        );
+    }
+
+    /// Casts a vote by the rules every seed applies, proposer included: at once where they
+    /// decide without a probe, else once this seed's own `PING` of the peer ends.
+    pub(super) fn vote(&mut self, now: Millis, ballot: Ballot) {
+        let current = self.pl.rank(&ballot.peer);
+        let heard = self.confirmations.hearsay(&ballot.peer);
+        let voted = self.memory.voted(&ballot.fact());
+        let check = match ballot.kind {
+            ProposalKind::Register => round::register_check(current, ballot.incarnation, voted),
+            ProposalKind::Removal => {
+                round::removal_check(current, heard, ballot.incarnation, voted)
+            }
+        };
+        match (check, ballot.probed) {
+            (Check::Probe, Some(probed)) => self.vote_after_probe(now, ballot, probed),
+            (Check::Probe, None) if self.probes.ballots >= MAX_PENDING => {
+                self.cast(now, ballot, Check::No(None))
+            }
+            (Check::Probe, None) => {
+                let peer = ballot.peer;
+                if self.probes.add_ballot(ballot) {
+                    self.send_ping(now, peer);
+                }
+            }
+            (decided, _) => self.cast(now, ballot, decided),
+        }
+    }
+
+    fn vote_after_probe(&mut self, now: Millis, ballot: Ballot, probed: Probed) {
+        let current = self.pl.rank(&ballot.peer);
+        let heard = self.confirmations.hearsay(&ballot.peer);
+        let check = match ballot.kind {
+            ProposalKind::Register => {
+                round::register_after_probe(current, ballot.incarnation, probed)
+            }
+            ProposalKind::Removal => {
+                round::removal_after_probe(current, heard, ballot.incarnation, probed)
+            }
+        };
+        self.cast(now, ballot, check);
+    }
+
+    /// Holds `req` until this seed's `PING` of the registrant answers or fails.
+    pub(super) fn probe_registrant(&mut self, now: Millis, conn: ConnId, req: RegisterReq) {
+        if self.probes.registrations >= MAX_PENDING {
+            let busy = self.result(ProposalKind::Register, "", false, 0, None, Some("busy"));
+            return self.reply(conn, busy);
+        }
+        let peer = req.peer;
+        if self.probes.add_registration(conn, req) {
+            self.send_ping(now, peer);
+        }
+    }
+
+    fn send_ping(&mut self, now: Millis, peer: Endpoint) {
+        let ping = Message::Ping(Ping { sender: self.me });
+        self.send(peer, ping, now.after(self.settings.probe_timeout_ms));
+    }
+
+    /// This seed's `PING` of `peer` ended: any reply at all, even `ERROR`, shows it is up.
+    pub(super) fn on_probe_result(
+        &mut self,
+        now: Millis,
+        peer: Endpoint,
+        outcome: Result<Message, Failure>,
+    ) {
+        let probed = Probed {
+            answered: outcome.is_ok(),
+            claimed: match &outcome {
+                Ok(Message::Pong(pong)) => pong.incarnation.map(|n| u64::from(n.get())),
+                _ => None,
+            },
+        };
+        let waiters = self.probes.take(&peer);
+        for (conn, req) in waiters.registrations {
+            self.admit_after_probe(now, conn, req, probed);
+        }
+        for ballot in waiters.ballots {
+            self.vote_after_probe(now, ballot, probed);
+        }
+    }
+
+    fn cast(&mut self, now: Millis, ballot: Ballot, check: Check) {
+        let (yes, known) = match check {
+            Check::Yes => (true, None),
+            Check::No(known) => (false, known),
+            // The callers resolve a probe before casting; never a yes without one.
+            Check::Probe => (false, None),
+        };
+        self.count(if yes { "votes_yes" } else { "votes_no" });
+        if yes {
+            self.memory.remember(ballot.fact(), now);
+        }
+        self.emit(Event::VoteCast {
+            kind: ballot.kind,
+            proposal_id: ballot.proposal_id.clone(),
+            peer: ballot.peer,
+            incarnation: ballot.incarnation,
+            yes,
+            proposer: ballot.proposer,
+        });
+        match ballot.to {
+            BallotBox::Own => self.record_vote(now, &ballot.proposal_id, self.me, yes, known),
+            BallotBox::Remote(conn) => {
+                let resp = VoteResp {
+                    proposal_id: ballot.proposal_id,
+                    vote: yes,
+                    voter: self.me,
+                    known_incarnation: known,
+                };
+                self.reply(conn, round::vote_response(ballot.kind, resp));
+            }
+        }
+    }
+
+    /// Answers a `SEED_CONFIRM`: this seed vouches for a change it voted yes for or holds.
+    /// From memory only, so a request costs a lookup per fact and nothing else; anyone may
+    /// ask (what a seed holds is no secret: `STATUS_REQ` shows it).
+    pub(super) fn on_confirm_req(&mut self, conn: ConnId, req: ConfirmReq) {
+        let vouched: Vec<bool> = (req.facts.iter())
+            .map(|f| self.vouches(f))
+            .collect::<Vec<bool>>();
+        let yes = vouched.iter().filter(|v| **v).count() as u64;
+        *self.counters.entry("vouched").or_insert(0) += yes;
+        *self.counters.entry("vouches_refused").or_insert(0) += vouched.len() as u64 - yes;
+        let resp = ConfirmResp {
+            seed: self.me,
+            vouched,
+        };
+        self.reply(conn, Message::ConfirmResp(Box::new(resp)));
+    }
+
+    /// True if this seed voted yes for exactly `fact` or holds exactly it.
+    pub(super) fn vouches(&self, fact: &Fact) -> bool {
+        self.pl.rank(&fact.peer) == Some((fact.incarnation, fact.status)) || self.memory.voted(fact)
+    }
+}
