@@ -57,6 +57,11 @@ pub const KEY_ID_CONTEXT: &[u8] = b"gossip-net key id\n";
 /// Prefix of every MAC's input (the protocol version of the frame format).
 pub const MAC_CONTEXT: &[u8] = b"gossip-net/1\n";
 
+/// Longest cluster-key prefix, `!` to the space before the JSON included (a reader's line
+/// limit grows by this much when keyed, so the limit still counts the JSON).
+pub const MAX_PREFIX: usize =
+    1 + KID_LEN + 1 + MAX_TS_DIGITS + 1 + NONCE_LEN + 1 + NONCE_LEN + 1 + MAC_LEN + 1;
+
 const KID_LEN: usize = 8;
 const NONCE_LEN: usize = 16;
 const MAC_LEN: usize = 64;
