@@ -397,11 +397,11 @@ fn open_line(
     ring: &Keyring,
     replay: Option<&mut ReplayCache>,
     line: &[u8],
-    expect: Expect,
+    (expect, now_unix_ms): (Expect, u64),
     stats: &mut Stats,
 ) -> (Result<Message, DecodeError>, Option<u64>) {
     let refused = match replay {
-        Some(replay) => match auth::open(ring, line, unix_now_ms(), expect, replay) {
+        Some(replay) => match auth::open(ring, line, now_unix_ms, expect, replay) {
             Ok(opened) => return (wire::decode(opened.json), Some(opened.stamp.nonce)),
             Err(refused) => refused,
         },
@@ -494,6 +494,8 @@ pub struct Host<O: Observer> {
     keyring: Option<Keyring>,
     /// The nonce of the next sealed frame (random start, then counting).
     next_nonce: u64,
+    /// With a cluster key: the wall clock (unix ms), read with `now` (not per frame).
+    wall_ms: u64,
 }
 
 impl<O: Observer> Host<O> {
@@ -529,6 +531,7 @@ impl<O: Observer> Host<O> {
             stats: Stats::default(),
             keyring: None,
             next_nonce: nonce_seed(),
+            wall_ms: 0,
         })
     }
 
@@ -562,6 +565,7 @@ impl<O: Observer> Host<O> {
             .map_err(|e| listen_err(me, e))?;
         let mut listener = TcpListener::from_std(listener);
         self.now = self.clock();
+        self.refresh_wall();
         let init = NodeInit {
             me,
             seeds: spec.seeds,
@@ -636,6 +640,7 @@ impl<O: Observer> Host<O> {
     /// or dialled before the first keyring keep the unkeyed line limit.
     pub fn set_keyring(&mut self, keyring: Option<Keyring>) {
         self.keyring = keyring;
+        self.refresh_wall();
     }
 
     /// The cluster key in use, if any.
@@ -671,10 +676,19 @@ impl<O: Observer> Host<O> {
         Millis(self.start.elapsed().as_millis() as u64)
     }
 
+    /// Reads the wall clock for cluster-key timestamps, with a key only (so an unkeyed host
+    /// reads no extra clock); called wherever `now` is read.
+    fn refresh_wall(&mut self) {
+        if self.keyring.is_some() {
+            self.wall_ms = unix_now_ms();
+        }
+    }
+
     /// One turn of the loop: wait for readiness or the next deadline, serve every ready
     /// socket, expire requests, tick nodes whose deadline passed, flush what was written.
     pub fn turn(&mut self) -> io::Result<()> {
         self.now = self.clock();
+        self.refresh_wall();
         let timeout = self.poll_timeout();
         if let Err(e) = self.poll.poll(&mut self.events, Some(timeout)) {
             if e.kind() != io::ErrorKind::Interrupted {
@@ -684,6 +698,7 @@ impl<O: Observer> Host<O> {
         let now = self.clock();
         debug_assert!(now >= self.now);
         self.now = now;
+        self.refresh_wall();
 
         let mut ready = std::mem::take(&mut self.ready);
         ready.extend(self.events.iter().map(|e| Ready {
@@ -695,9 +710,11 @@ impl<O: Observer> Host<O> {
         for &r in &ready {
             // A busy turn can take a while: keep the time fed to the nodes current.
             self.now = self.clock().max(self.now);
+            self.refresh_wall();
             self.on_ready(r);
         }
         self.now = self.clock().max(self.now);
+        self.refresh_wall();
         ready.clear();
         self.ready = ready;
 
@@ -1073,7 +1090,7 @@ impl<O: Observer> Host<O> {
                             ring,
                             self.nodes.get_mut(node.0).map(|n| &mut n.replay),
                             bytes,
-                            Expect::Request,
+                            (Expect::Request, self.wall_ms),
                             &mut self.stats,
                         ),
                     };
@@ -1137,7 +1154,7 @@ impl<O: Observer> Host<O> {
                                 ring,
                                 self.nodes.get_mut(node.0).map(|n| &mut n.replay),
                                 bytes,
-                                Expect::Reply(req.nonce),
+                                (Expect::Reply(req.nonce), self.wall_ms),
                                 &mut self.stats,
                             )
                             .0
@@ -1178,10 +1195,7 @@ impl<O: Observer> Host<O> {
     fn reply(&mut self, idx: NodeIdx, conn: ConnId, msg: Message) {
         let token = Token((conn.0 >> REPLY_SEQ_BITS) as usize);
         let ts = self.wire_ts();
-        let ts_ms = match self.keyring {
-            Some(_) => unix_now_ms(),
-            None => 0,
-        };
+        let ts_ms = self.wall_ms;
         let Some(c) = conn_in(&mut self.sockets, token) else {
             log::debug!("reply on a closed connection dropped: {}", msg.type_name());
             return;
@@ -1343,7 +1357,7 @@ impl<O: Observer> Host<O> {
                 self.next_nonce = nonce.wrapping_add(1);
                 req.nonce = nonce;
                 let stamp = Stamp {
-                    ts_ms: unix_now_ms(),
+                    ts_ms: self.wall_ms,
                     nonce,
                     bind: None,
                 };

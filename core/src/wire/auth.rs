@@ -792,10 +792,26 @@ fn is_lower_hex(b: u8) -> bool {
     lower_hex_value(b).is_some()
 }
 
+/// Value of each byte as a lowercase hex digit, `0xff` if it is none (a table: this runs
+/// for the 80 hex digits of every frame opened).
+const LOWER_HEX_VALUE: [u8; 256] = {
+    let mut t = [0xffu8; 256];
+    let mut i = 0;
+    while i < 10 {
+        t[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        t[b'a' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    t
+};
+
 fn lower_hex_value(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
+    match LOWER_HEX_VALUE.get(usize::from(b)).copied() {
+        Some(v) if v < 16 => Some(v),
         _ => None,
     }
 }
@@ -913,6 +929,39 @@ mod tests {
         assert!(reply
             .windows(34)
             .any(|w| w == b"0000000000000002.00000000000000ff.".as_slice()));
+    }
+
+    #[test]
+    fn the_documented_example_is_what_seal_writes() {
+        // docs/PROTOCOL-EXTENSIONS.md, "Cluster key" (checked there against Python's hmac).
+        let key: Vec<u8> = (0..32).collect();
+        let r = ring(&[&key]);
+        let mut out = Vec::new();
+        let ping = br#"{"type":"PING","payload":{"sender":"127.0.0.1:6001"},"ts":1767225600.0}"#;
+        let request = Stamp {
+            ts_ms: 1_767_225_600_000,
+            nonce: 0x0123_4567_89ab_cdef,
+            bind: None,
+        };
+        seal(&r, request, ping, &mut out);
+        let pong = br#"{"type":"PONG","payload":{"responder":"127.0.0.1:6002","degree":3},"ts":1767225600.004}"#;
+        let reply = Stamp {
+            ts_ms: 1_767_225_600_004,
+            nonce: 0xfedc_ba98_7654_3210,
+            bind: Some(request.nonce),
+        };
+        seal(&r, reply, pong, &mut out);
+        let want = concat!(
+            "!1a6f8aa0.1767225600000.0123456789abcdef.-.",
+            "d194fc84f246768255683c7dfb306fdeaa07477e9555495e0a1fd5c1452d94d8 ",
+            r#"{"type":"PING","payload":{"sender":"127.0.0.1:6001"},"ts":1767225600.0}"#,
+            "\n",
+            "!1a6f8aa0.1767225600004.fedcba9876543210.0123456789abcdef.",
+            "871524e45d9029967106426c819f41a8d592dc1982317d6d959574dbd40f3005 ",
+            r#"{"type":"PONG","payload":{"responder":"127.0.0.1:6002","degree":3},"ts":1767225600.004}"#,
+            "\n",
+        );
+        assert_eq!(String::from_utf8_lossy(&out), want);
     }
 
     #[test]
