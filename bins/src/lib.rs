@@ -1,5 +1,6 @@
 //! Shared parts of the command-line programs: the node flags of `seed` and `peer`, loading
-//! the seed list, running a node, and the client side of the status query.
+//! the seed list and the cluster key file, running a node, and the client side of the status
+//! query (sealed when a cluster key is given).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -11,8 +12,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::Args;
 use gossip_core::msg::{Endpoint, Message, StatusResp};
+use gossip_core::wire::auth::{self, Expect, Keyring, ReplayCache, Stamp};
 use gossip_core::{config, wire, Settings};
-use gossip_driver_mio::{Host, Limits, NodeSpec, OutputLog, Role};
+use gossip_driver_mio::{nonce_seed, unix_now_ms, Host, Limits, NodeSpec, OutputLog, Role};
 
 /// Flags shared by `seed` and `peer`: the spec's four, then timing and limits.
 #[derive(Args, Debug, Clone)]
@@ -77,6 +79,14 @@ pub struct NodeArgs {
     /// Close accepted connections idle this long [default: 60000].
     #[arg(long)]
     pub idle_timeout_ms: Option<u64>,
+    /// Cluster key file: one hex key per line (the first seals what this node sends, every
+    /// one is accepted), readable by its owner only. Every frame then carries an HMAC; frames
+    /// without a valid one get `ERROR`. Re-read when it changes (key rotation).
+    #[arg(long, value_name = "PATH")]
+    pub cluster_key_file: Option<PathBuf>,
+    /// How often to check the cluster key file for changes, in ms.
+    #[arg(long, hide = true, default_value_t = 2000)]
+    pub cluster_key_check_ms: u64,
     /// Exit when the process with this id is no longer our parent (used by `cluster`, so
     /// its children never outlive it).
     #[arg(long, hide = true)]
@@ -130,6 +140,138 @@ pub fn load_seeds(path: &Path) -> Result<Vec<Endpoint>, String> {
     config::parse_seeds(&text).map_err(|e| format!("config {}: {e}", path.display()))
 }
 
+/// Largest cluster key file read (a few hundred keys).
+const MAX_KEY_FILE: u64 = 64 * 1024;
+
+/// Reads a cluster key file: it must be readable and writable by its owner only (on Unix,
+/// `mode & 0o077 == 0`), hold at most 64 KiB, and parse ([`Keyring::parse`]: one hex key per
+/// line, `#` comments). The error is one line naming the file (and the line), never a key.
+pub fn load_keyring(path: &Path) -> Result<Keyring, String> {
+    let shown = path.display();
+    let mut file = std::fs::File::open(path)
+        .map_err(|e| format!("cannot read cluster key file {shown}: {e}"))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| format!("cannot read cluster key file {shown}: {e}"))?;
+    if !meta.is_file() {
+        return Err(format!("cluster key file {shown} is not a regular file"));
+    }
+    check_key_file_mode(path, &meta)?;
+    let mut text = String::new();
+    (&mut file)
+        .take(MAX_KEY_FILE + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| format!("cannot read cluster key file {shown}: {e}"))?;
+    if text.len() as u64 > MAX_KEY_FILE {
+        return Err(format!(
+            "cluster key file {shown} is larger than {MAX_KEY_FILE} bytes"
+        ));
+    }
+    Keyring::parse(&text).map_err(|e| format!("cluster key file {shown}: {e}"))
+}
+
+#[cfg(unix)]
+fn check_key_file_mode(path: &Path, meta: &std::fs::Metadata) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = meta.permissions().mode() & 0o777;
+    let open = mode & 0o077;
+    if open == 0 {
+        return Ok(());
+    }
+    let what = if open & 0o044 != 0 {
+        "readable"
+    } else if open & 0o022 != 0 {
+        "writable"
+    } else {
+        "executable"
+    };
+    let who = if open & 0o007 != 0 {
+        "others"
+    } else {
+        "its group"
+    };
+    let shown = path.display();
+    Err(format!(
+        "cluster key file {shown} is {what} by {who} (mode {mode:04o}): run chmod 600 {shown}"
+    ))
+}
+
+#[cfg(not(unix))]
+fn check_key_file_mode(_: &Path, _: &std::fs::Metadata) -> Result<(), String> {
+    Ok(())
+}
+
+/// What identifies one version of a file: a rewrite changes the modification time, an
+/// atomic replace (write, then rename over it) the inode.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct FileStamp {
+    modified: Option<SystemTime>,
+    len: u64,
+    inode: u64,
+}
+
+fn file_stamp(path: &Path) -> Option<FileStamp> {
+    let meta = std::fs::metadata(path).ok()?;
+    #[cfg(unix)]
+    let inode = std::os::unix::fs::MetadataExt::ino(&meta);
+    #[cfg(not(unix))]
+    let inode = 0;
+    Some(FileStamp {
+        modified: meta.modified().ok(),
+        len: meta.len(),
+        inode,
+    })
+}
+
+/// A cluster key file watched for changes (key rotation without restarting): checked at
+/// most every `every`; when its modification time (or size, or inode) changed, it is read
+/// again.
+#[derive(Debug)]
+pub struct KeyFileWatch {
+    path: PathBuf,
+    stamp: Option<FileStamp>,
+    every: Duration,
+    next: Instant,
+}
+
+impl KeyFileWatch {
+    /// Loads the file ([`load_keyring`]) and starts watching it.
+    pub fn open(path: &Path, every: Duration) -> Result<(KeyFileWatch, Keyring), String> {
+        // The stamp before the read: a change in between is seen again at the next check.
+        let stamp = file_stamp(path);
+        let ring = load_keyring(path)?;
+        let watch = KeyFileWatch {
+            path: path.to_path_buf(),
+            stamp,
+            every,
+            next: Instant::now() + every,
+        };
+        Ok((watch, ring))
+    }
+
+    /// The file watched.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// `None` if it is not time to check or the file did not change; else the new keyring,
+    /// or why the changed file cannot be used (reported once per change; the caller keeps
+    /// its keyring).
+    pub fn poll(&mut self) -> Option<Result<Keyring, String>> {
+        let now = Instant::now();
+        if now < self.next {
+            return None;
+        }
+        self.next = now + self.every;
+        let stamp = file_stamp(&self.path);
+        if stamp == self.stamp {
+            return None;
+        }
+        self.stamp = stamp;
+        Some(load_keyring(&self.path))
+    }
+}
+
 /// The arguments every launcher (`cluster`, `bench_net`, the test suites) gives a node
 /// program: where it listens, its seed list and the shared output file.
 pub fn node_args(addr: SocketAddr, config: &Path, output: &Path) -> Vec<std::ffi::OsString> {
@@ -177,7 +319,18 @@ pub fn run_node(role: Role, args: &NodeArgs) -> Result<(), String> {
         .map_err(|e| format!("invalid timing flags: {e}"))?;
     let log = OutputLog::open(&args.output, !args.quiet)
         .map_err(|e| format!("cannot open output file {}: {e}", args.output.display()))?;
+    let mut watch = None;
+    let keyring = match &args.cluster_key_file {
+        Some(path) => {
+            let every = Duration::from_millis(args.cluster_key_check_ms.max(1));
+            let (w, ring) = KeyFileWatch::open(path, every)?;
+            watch = Some(w);
+            Some(ring)
+        }
+        None => None,
+    };
     let mut host = Host::new(args.limits(), log).map_err(|e| format!("event loop: {e}"))?;
+    host.set_keyring(keyring);
     let spec = NodeSpec {
         role,
         seeds,
@@ -188,7 +341,24 @@ pub fn run_node(role: Role, args: &NodeArgs) -> Result<(), String> {
     log::info!("{role} listening on {me}");
     let parent = args.exit_with_parent;
     let mut next_check = Instant::now();
-    host.run_until(|_| {
+    host.run_until(|host| {
+        if let Some(watch) = &mut watch {
+            match watch.poll() {
+                None => {}
+                Some(Ok(ring)) => {
+                    eprintln!(
+                        "{role} {me}: cluster key file {} reloaded: key ids {} ({} seals)",
+                        watch.path().display(),
+                        ring.key_ids().join(", "),
+                        ring.key_ids().first().map_or("", String::as_str)
+                    );
+                    host.set_keyring(Some(ring));
+                }
+                Some(Err(e)) => {
+                    eprintln!("{role} {me}: {e}; keeping the current keys");
+                }
+            }
+        }
         let Some(pid) = parent else {
             return false;
         };
@@ -219,6 +389,46 @@ const MAX_STATUS_LINE: u64 = 64 * 1024 * 1024;
 /// Asks `addr` for its status: connect, one `STATUS_REQ` line, one reply line, close.
 /// Returns the decoded reply and the raw JSON line.
 pub fn query_status(addr: SocketAddr, timeout: Duration) -> Result<(StatusResp, String), String> {
+    query_status_with(addr, timeout, None)
+}
+
+/// [`query_status`], sealed under `keyring` (the reply must verify and be bound to the
+/// request) when one is given.
+pub fn query_status_with(
+    addr: SocketAddr,
+    timeout: Duration,
+    keyring: Option<&Keyring>,
+) -> Result<(StatusResp, String), String> {
+    let mut line = Vec::new();
+    wire::encode(
+        &Message::StatusReq,
+        unix_now_ms() as f64 / 1000.0,
+        &mut line,
+    );
+    let reply = exchange_line(addr, &line, timeout, keyring, MAX_STATUS_LINE)?;
+    match wire::decode(reply.as_bytes()) {
+        Ok(Message::StatusResp(status)) => Ok((*status, reply)),
+        Ok(Message::Error { reason }) => Err(format!("{addr} answered ERROR: {reason}")),
+        Ok(other) => Err(format!("{addr} answered {}", other.type_name())),
+        Err(e) => Err(format!("{addr}: bad reply: {e}")),
+    }
+}
+
+/// Longest reply read by [`exchange_line`] callers that expect an ordinary message.
+pub const MAX_REPLY_LINE: u64 = 1 << 20;
+
+/// One request, one reply, on a fresh connection: sends the JSON line `json` (sealed under
+/// `keyring`'s sending key with a fresh nonce, if given), reads one reply line of at most
+/// `max` bytes and returns its JSON (opened and checked to be bound to the request, if
+/// keyed). A sealed reply to an unkeyed client, or a keyed reply that does not verify, is an
+/// error that says what the node answered, marked unverified.
+pub fn exchange_line(
+    addr: SocketAddr,
+    json: &[u8],
+    timeout: Duration,
+    keyring: Option<&Keyring>,
+    max: u64,
+) -> Result<String, String> {
     let mut stream = TcpStream::connect_timeout(&addr, timeout)
         .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
     stream
@@ -226,24 +436,76 @@ pub fn query_status(addr: SocketAddr, timeout: Duration) -> Result<(StatusResp, 
         .and_then(|()| stream.set_write_timeout(Some(timeout)))
         .map_err(|e| format!("{addr}: {e}"))?;
     let mut line = Vec::new();
-    let ts = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0);
-    wire::encode(&Message::StatusReq, ts, &mut line);
+    let mut nonce = 0;
+    match keyring {
+        None => {
+            line.extend_from_slice(json);
+            if line.last() != Some(&b'\n') {
+                line.push(b'\n');
+            }
+        }
+        Some(ring) => {
+            nonce = nonce_seed();
+            let stamp = Stamp {
+                ts_ms: unix_now_ms(),
+                nonce,
+                bind: None,
+            };
+            auth::seal(ring, stamp, json, &mut line);
+        }
+    }
     stream
         .write_all(&line)
         .map_err(|e| format!("{addr}: send: {e}"))?;
-    let mut reply = String::new();
-    BufReader::new(stream.take(MAX_STATUS_LINE))
-        .read_line(&mut reply)
+    let mut reply = Vec::new();
+    BufReader::new(stream.take(max))
+        .read_until(b'\n', &mut reply)
         .map_err(|e| format!("{addr}: no reply: {e}"))?;
-    match wire::decode(reply.trim_end().as_bytes()) {
-        Ok(Message::StatusResp(status)) => Ok((*status, reply.trim_end().to_string())),
-        Ok(Message::Error { reason }) => Err(format!("{addr} answered ERROR: {reason}")),
-        Ok(other) => Err(format!("{addr} answered {}", other.type_name())),
-        Err(e) if reply.is_empty() => Err(format!("{addr} closed without a reply ({e})")),
-        Err(e) => Err(format!("{addr}: bad reply: {e}")),
+    if reply.is_empty() {
+        return Err(format!("{addr} closed without a reply"));
+    }
+    let reply = reply.strip_suffix(b"\n").unwrap_or(&reply);
+    let reply = reply.strip_suffix(b"\r").unwrap_or(reply);
+    let json = match keyring {
+        None if reply.first() == Some(&b'!') => {
+            return Err(format!(
+                "{addr} requires a cluster key (--cluster-key-file); it answered {}",
+                unverified(reply)
+            ));
+        }
+        None => reply,
+        Some(ring) => {
+            let mut cache = ReplayCache::default();
+            match auth::open(ring, reply, unix_now_ms(), Expect::Reply(nonce), &mut cache) {
+                Ok(opened) => opened.json,
+                Err(refused) => {
+                    return Err(format!(
+                        "{addr}: reply refused ({}); unverified, it says: {}",
+                        refused.error,
+                        unverified(reply)
+                    ));
+                }
+            }
+        }
+    };
+    Ok(String::from_utf8_lossy(json).into_owned())
+}
+
+/// What a reply that could not be verified says, for an error message: the reason of an
+/// `ERROR`, else its type.
+fn unverified(reply: &[u8]) -> String {
+    let json = match reply.first() {
+        Some(b'!') => reply
+            .iter()
+            .position(|b| *b == b' ')
+            .and_then(|i| reply.get(i + 1..))
+            .unwrap_or_default(),
+        _ => reply,
+    };
+    match wire::decode(json) {
+        Ok(Message::Error { reason }) => format!("ERROR: {reason}"),
+        Ok(other) => other.type_name().to_string(),
+        Err(e) => format!("an undecodable line ({e})"),
     }
 }
 

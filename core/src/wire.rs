@@ -79,6 +79,13 @@
 //! * `error` (string) on the `REGISTER_COMMIT` result (the reference sends it on failure).
 //!
 //! `docs/PROTOCOL-EXTENSIONS.md` shows every message with a JSON example.
+//!
+//! # Cluster key
+//!
+//! Optionally every line carries an HMAC-SHA256 prefix, `!<kid>.<ts_ms>.<nonce>.<bind>.<mac>
+//! <json>`, where `<json>` is exactly the line above: [`auth`] seals and opens such lines
+//! (and its [`auth::AuthError`] becomes [`DecodeError::Auth`]). Without a key nothing
+//! changes: [`encode`] and [`decode`] read and write plain JSON lines.
 
 use std::io::Write as _;
 use std::net::{IpAddr, SocketAddr};
@@ -87,6 +94,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
+pub mod auth;
 mod fast;
 
 use crate::msg::{
@@ -132,6 +140,9 @@ pub enum DecodeError {
         /// What was expected.
         expected: &'static str,
     },
+    /// The line failed the cluster-key check ([`auth::open`]): no MAC, an unknown key, a bad
+    /// MAC, a stale timestamp, a replay, or a reply not bound to its request.
+    Auth(auth::AuthError),
 }
 
 impl std::fmt::Display for DecodeError {
@@ -150,6 +161,7 @@ impl std::fmt::Display for DecodeError {
             } => {
                 write!(f, "{kind}: field {field:?} must be {expected}")
             }
+            DecodeError::Auth(e) => write!(f, "{e}"),
         }
     }
 }

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use gossip_core::config::SettingsError;
 use gossip_core::msg::{Endpoint, Message};
+use gossip_core::wire::auth::{self, Expect, Keyring, ReplayCache, Stamp};
 use gossip_core::wire::{self, DecodeError, LineReader};
 use gossip_core::{ConnId, Event, Failure, Input, Millis, Node, NodeInit, Output, Settings};
 use mio::net::{TcpListener, TcpStream};
@@ -103,6 +104,10 @@ pub struct Stats {
     pub writes: u64,
     /// Requests answered `ERROR` by the per-connection rate limits, never handed to a node.
     pub rate_limited: u64,
+    /// Lines refused by the cluster-key check (no MAC, unknown key, bad MAC, stale, replayed,
+    /// unbound reply, replay cache full): requests are answered `ERROR` through the node,
+    /// replies fail their request with `BadReply`.
+    pub auth_refused: u64,
 }
 
 struct NodeSlot {
@@ -111,6 +116,8 @@ struct NodeSlot {
     me: Endpoint,
     inbound: usize,
     next_deadline: Option<Millis>,
+    /// Nonces of the frames this node accepted inside the window (with a cluster key).
+    replay: ReplayCache,
 }
 
 enum Socket {
@@ -211,6 +218,9 @@ impl OutBuf {
 struct ReplySlot {
     id: u64,
     msg: Option<Message>,
+    /// With a cluster key: the nonce of the request, which the reply is bound to (`None` for
+    /// a request whose MAC did not verify: its `ERROR` is sealed unbound).
+    bind: Option<u64>,
 }
 
 struct Outbound {
@@ -246,6 +256,8 @@ struct Request {
     /// Re-sent once already after its connection went away through no fault of its own.
     retried: bool,
     socket: Option<Token>,
+    /// With a cluster key: the nonce it was last sent with, which its reply must be bound to.
+    nonce: u64,
 }
 
 /// Why a connection is being closed; decides what happens to requests in flight on it.
@@ -379,6 +391,56 @@ impl Requests {
     }
 }
 
+/// Opens a line read under the cluster key and decodes its JSON; on a refusal, counts it
+/// and returns the reason with the nonce an `ERROR` may be bound to (a member's frame only).
+fn open_line(
+    ring: &Keyring,
+    replay: Option<&mut ReplayCache>,
+    line: &[u8],
+    (expect, now_unix_ms): (Expect, u64),
+    stats: &mut Stats,
+) -> (Result<Message, DecodeError>, Option<u64>) {
+    let refused = match replay {
+        Some(replay) => match auth::open(ring, line, now_unix_ms, expect, replay) {
+            Ok(opened) => return (wire::decode(opened.json), Some(opened.stamp.nonce)),
+            Err(refused) => refused,
+        },
+        None => auth::Refused {
+            error: auth::AuthError::Missing,
+            nonce: None,
+        },
+    };
+    stats.auth_refused += 1;
+    log::debug!("cluster key: refused a line: {}", refused.error);
+    (Err(DecodeError::Auth(refused.error)), refused.nonce)
+}
+
+/// Unix time in milliseconds on the wall clock (cluster-key timestamps).
+pub fn unix_now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// A random 64-bit start for cluster-key nonces: 8 bytes of `/dev/urandom`, or (if that
+/// cannot be read) a hash of the wall clock and the process id. Nonces
+/// then count up from it, so they are unique per sender.
+pub fn nonce_seed() -> u64 {
+    let mut bytes = [0u8; 8];
+    let random = std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .is_ok();
+    if random {
+        return u64::from_le_bytes(bytes);
+    }
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    gossip_core::hash::combine(nanos, u64::from(std::process::id()))
+}
+
 /// What a poll event said about a socket.
 #[derive(Copy, Clone)]
 struct Ready {
@@ -428,6 +490,12 @@ pub struct Host<O: Observer> {
     outputs: Vec<Output>,
     next_sweep: Millis,
     stats: Stats,
+    /// The cluster key: with one, every line written is sealed and every line read opened.
+    keyring: Option<Keyring>,
+    /// The nonce of the next sealed frame (random start, then counting).
+    next_nonce: u64,
+    /// With a cluster key: the wall clock (unix ms), read with `now` (not per frame).
+    wall_ms: u64,
 }
 
 impl<O: Observer> Host<O> {
@@ -461,6 +529,9 @@ impl<O: Observer> Host<O> {
             outputs: Vec::new(),
             next_sweep: Millis(SWEEP_EVERY_MS),
             stats: Stats::default(),
+            keyring: None,
+            next_nonce: nonce_seed(),
+            wall_ms: 0,
         })
     }
 
@@ -494,6 +565,7 @@ impl<O: Observer> Host<O> {
             .map_err(|e| listen_err(me, e))?;
         let mut listener = TcpListener::from_std(listener);
         self.now = self.clock();
+        self.refresh_wall();
         let init = NodeInit {
             me,
             seeds: spec.seeds,
@@ -522,6 +594,7 @@ impl<O: Observer> Host<O> {
             me,
             inbound: 0,
             next_deadline: None,
+            replay: ReplayCache::new(auth::WINDOW_MS, self.limits.max_replay_entries),
         });
         self.drain_node(idx);
         self.run_inputs();
@@ -558,6 +631,23 @@ impl<O: Observer> Host<O> {
         &self.stats
     }
 
+    /// Sets (or, with `None`, removes) the cluster key. With a keyring, every line written is
+    /// sealed under its first key (requests unbound, replies bound to their request's nonce)
+    /// and every line read must open under one of its keys ([`auth::open`]): a request that
+    /// does not reaches its node as [`Input::Malformed`] (answered `ERROR`, sealed), a reply
+    /// that does not fails its request with [`Failure::BadReply`]. Replacing the keyring
+    /// (rotation) keeps the replay caches. Set it before adding nodes: connections accepted
+    /// or dialled before the first keyring keep the unkeyed line limit.
+    pub fn set_keyring(&mut self, keyring: Option<Keyring>) {
+        self.keyring = keyring;
+        self.refresh_wall();
+    }
+
+    /// The cluster key in use, if any.
+    pub fn keyring(&self) -> Option<&Keyring> {
+        self.keyring.as_ref()
+    }
+
     /// The time fed to the nodes at the last turn.
     pub fn now(&self) -> Millis {
         self.now
@@ -586,10 +676,19 @@ impl<O: Observer> Host<O> {
         Millis(self.start.elapsed().as_millis() as u64)
     }
 
+    /// Reads the wall clock for cluster-key timestamps, with a key only (so an unkeyed host
+    /// reads no extra clock); called wherever `now` is read.
+    fn refresh_wall(&mut self) {
+        if self.keyring.is_some() {
+            self.wall_ms = unix_now_ms();
+        }
+    }
+
     /// One turn of the loop: wait for readiness or the next deadline, serve every ready
     /// socket, expire requests, tick nodes whose deadline passed, flush what was written.
     pub fn turn(&mut self) -> io::Result<()> {
         self.now = self.clock();
+        self.refresh_wall();
         let timeout = self.poll_timeout();
         if let Err(e) = self.poll.poll(&mut self.events, Some(timeout)) {
             if e.kind() != io::ErrorKind::Interrupted {
@@ -599,6 +698,7 @@ impl<O: Observer> Host<O> {
         let now = self.clock();
         debug_assert!(now >= self.now);
         self.now = now;
+        self.refresh_wall();
 
         let mut ready = std::mem::take(&mut self.ready);
         ready.extend(self.events.iter().map(|e| Ready {
@@ -610,9 +710,11 @@ impl<O: Observer> Host<O> {
         for &r in &ready {
             // A busy turn can take a while: keep the time fed to the nodes current.
             self.now = self.clock().max(self.now);
+            self.refresh_wall();
             self.on_ready(r);
         }
         self.now = self.clock().max(self.now);
+        self.refresh_wall();
         ready.clear();
         self.ready = ready;
 
@@ -715,6 +817,14 @@ impl<O: Observer> Host<O> {
                 outcome,
             },
         ));
+    }
+
+    /// Longest line a new connection reads: the limit, plus the cluster-key prefix if keyed.
+    fn line_limit(&self) -> usize {
+        match self.keyring {
+            None => self.limits.max_line,
+            Some(_) => self.limits.max_line.saturating_add(auth::MAX_PREFIX),
+        }
     }
 
     fn wire_ts(&self) -> f64 {
@@ -827,7 +937,7 @@ impl<O: Observer> Host<O> {
                             ),
                             partial_since: None,
                         }),
-                        reader: LineReader::new(self.limits.max_line),
+                        reader: LineReader::new(self.line_limit()),
                         wbuf: OutBuf::default(),
                         want_write: false,
                         dirty: false,
@@ -965,19 +1075,33 @@ impl<O: Observer> Host<O> {
             } else {
                 conn.reader.next_line()
             };
-            let decoded = match line {
+            let line = match line {
                 None => return true,
-                Some(Ok(bytes)) => wire::decode(bytes),
-                Some(Err(e)) => Err(e),
+                Some(line) => line,
             };
-            let framing_lost = matches!(decoded, Err(DecodeError::TooLong { .. }));
+            let framing_lost = matches!(line, Err(DecodeError::TooLong { .. }));
             let node = conn.node;
             match &mut conn.side {
                 Side::Inbound(ib) => {
+                    let (decoded, bind) = match (line, &self.keyring) {
+                        (Err(e), _) => (Err(e), None),
+                        (Ok(bytes), None) => (wire::decode(bytes), None),
+                        (Ok(bytes), Some(ring)) => open_line(
+                            ring,
+                            self.nodes.get_mut(node.0).map(|n| &mut n.replay),
+                            bytes,
+                            (Expect::Request, self.wall_ms),
+                            &mut self.stats,
+                        ),
+                    };
                     let seq = self.next_reply_seq & ((1 << REPLY_SEQ_BITS) - 1);
                     self.next_reply_seq += 1;
                     let id = ((token.0 as u64) << REPLY_SEQ_BITS) | seq;
-                    ib.replies.push_back(ReplySlot { id, msg: None });
+                    ib.replies.push_back(ReplySlot {
+                        id,
+                        msg: None,
+                        bind,
+                    });
                     if framing_lost {
                         ib.finishing = true;
                     }
@@ -1022,6 +1146,22 @@ impl<O: Observer> Host<O> {
                         None => false,
                     };
                     let req = self.requests.remove(&id);
+                    let decoded = match (line, &self.keyring, &req) {
+                        (Err(e), _, _) => Err(e),
+                        (Ok(bytes), None, _) => wire::decode(bytes),
+                        (Ok(bytes), Some(ring), Some(req)) => {
+                            open_line(
+                                ring,
+                                self.nodes.get_mut(node.0).map(|n| &mut n.replay),
+                                bytes,
+                                (Expect::Reply(req.nonce), self.wall_ms),
+                                &mut self.stats,
+                            )
+                            .0
+                        }
+                        // Nobody waits for it: not worth a MAC check.
+                        (Ok(_), Some(_), None) => Err(DecodeError::Auth(auth::AuthError::Unbound)),
+                    };
                     if framing_lost || one_shot {
                         self.close(token, Close::Collateral);
                     }
@@ -1055,7 +1195,8 @@ impl<O: Observer> Host<O> {
     fn reply(&mut self, idx: NodeIdx, conn: ConnId, msg: Message) {
         let token = Token((conn.0 >> REPLY_SEQ_BITS) as usize);
         let ts = self.wire_ts();
-        let Some(c) = self.conn_mut(token) else {
+        let ts_ms = self.wall_ms;
+        let Some(c) = conn_in(&mut self.sockets, token) else {
             log::debug!("reply on a closed connection dropped: {}", msg.type_name());
             return;
         };
@@ -1074,8 +1215,22 @@ impl<O: Observer> Host<O> {
             }
         }
         while ib.replies.front().is_some_and(|s| s.msg.is_some()) {
-            if let Some(ReplySlot { msg: Some(m), .. }) = ib.replies.pop_front() {
-                wire::encode(&m, ts, c.wbuf.append());
+            let Some(ReplySlot {
+                msg: Some(m), bind, ..
+            }) = ib.replies.pop_front()
+            else {
+                continue;
+            };
+            match &self.keyring {
+                None => wire::encode(&m, ts, c.wbuf.append()),
+                Some(ring) => {
+                    let nonce = self.next_nonce;
+                    self.next_nonce = nonce.wrapping_add(1);
+                    let stamp = Stamp { ts_ms, nonce, bind };
+                    auth::seal_with(ring, stamp, c.wbuf.append(), |out| {
+                        wire::encode(&m, ts, out)
+                    });
+                }
             }
         }
         self.mark_dirty(token);
@@ -1103,6 +1258,7 @@ impl<O: Observer> Host<O> {
             msg,
             retried: false,
             socket: None,
+            nonce: 0,
         };
         if link.unsent.len() >= self.limits.max_queued_per_link {
             log::debug!("queue to {to} full: failing {}", req.msg.type_name());
@@ -1194,7 +1350,23 @@ impl<O: Observer> Host<O> {
         let Some(Some(Socket::Conn(c))) = self.sockets.get_mut(token.0) else {
             return;
         };
-        wire::encode(&req.msg, ts, c.wbuf.append());
+        match &self.keyring {
+            None => wire::encode(&req.msg, ts, c.wbuf.append()),
+            Some(ring) => {
+                let nonce = self.next_nonce;
+                self.next_nonce = nonce.wrapping_add(1);
+                req.nonce = nonce;
+                let stamp = Stamp {
+                    ts_ms: self.wall_ms,
+                    nonce,
+                    bind: None,
+                };
+                let msg = &req.msg;
+                auth::seal_with(ring, stamp, c.wbuf.append(), |out| {
+                    wire::encode(msg, ts, out)
+                });
+            }
+        }
         if let Side::Outbound(ob) = &mut c.side {
             ob.inflight.push_back(id);
             ob.tail_deferrable = deferrable;
@@ -1233,7 +1405,7 @@ impl<O: Observer> Host<O> {
                 tail_deferrable: false,
                 answered: 0,
             }),
-            reader: LineReader::new(self.limits.max_line),
+            reader: LineReader::new(self.line_limit()),
             wbuf: OutBuf::default(),
             want_write: true,
             dirty: false,

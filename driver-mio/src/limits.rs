@@ -40,6 +40,10 @@ pub struct Limits {
     /// Requests waiting for a connection to one destination; beyond it a send fails at once
     /// with `Timeout` (the destination is not keeping up).
     pub max_queued_per_link: usize,
+    /// With a cluster key: nonces each node remembers to refuse replays (those of the frames
+    /// it accepted inside the window); at this many, new frames are refused (`ERROR`) until
+    /// old ones expire, rather than memory growing (about 16 to 32 bytes each).
+    pub max_replay_entries: usize,
     /// Longest single wait in `poll`, so housekeeping (idle sweeps) runs even when idle.
     pub max_poll_wait_ms: u64,
 }
@@ -59,6 +63,7 @@ impl Default for Limits {
             outbound_idle_ms: 30_000,
             sockets_per_link: 8,
             max_queued_per_link: 16 * 1024,
+            max_replay_entries: wire::auth::MAX_REPLAY_ENTRIES,
             max_poll_wait_ms: 250,
         }
     }

@@ -10,6 +10,9 @@
 //!   misses x probe interval + 200 ms, at default timings and with 500 ms probes;
 //! * throughput: 3 seeds and 100 peers hosted by one process (one mio loop); gossip
 //!   messages delivered per second (every `GOSSIP_MSG` a peer received and processed).
+//!
+//! With `--cluster-key-file PATH` every node (and every status query) uses that cluster key,
+//! so the same runs measure its cost.
 
 #![forbid(unsafe_code)]
 
@@ -22,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use gossip_core::msg::{RoleStatus, Status};
+use gossip_core::wire::auth::Keyring;
 use gossip_core::{config, Event, Millis, Settings};
 use gossip_driver_mio::{Host, Limits, NodeSpec, Observer, Role};
 
@@ -44,6 +48,33 @@ struct Cli {
     /// Gossip messages each hosted peer generates in a throughput run.
     #[arg(long, default_value_t = 40)]
     gossip_per_peer: u32,
+    /// Cluster key file (one hex key per line, mode 600): every node seals and verifies
+    /// every frame.
+    #[arg(long, value_name = "PATH")]
+    cluster_key_file: Option<PathBuf>,
+}
+
+/// The cluster key of a run: the file the node programs get, and its keyring.
+struct Key {
+    file: PathBuf,
+    ring: Keyring,
+}
+
+/// The node flags that give a node the key.
+fn key_flags(key: Option<&Key>) -> Vec<String> {
+    key.map_or_else(Vec::new, |k| {
+        vec![
+            "--cluster-key-file".to_string(),
+            k.file.display().to_string(),
+        ]
+    })
+}
+
+fn status_of(
+    addr: SocketAddr,
+    key: Option<&Key>,
+) -> Result<(gossip_core::msg::StatusResp, String), String> {
+    gossip_bins::query_status_with(addr, Duration::from_millis(200), key.map(|k| &k.ring))
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -104,6 +135,7 @@ fn start_seeds(
     bins: &Bins,
     tag: &str,
     flags: &[String],
+    key: Option<&Key>,
 ) -> Result<(Procs, Vec<SocketAddr>), String> {
     let dir = std::env::temp_dir().join(format!("gossip-bench-{}-{tag}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
@@ -124,9 +156,7 @@ fn start_seeds(
         procs.children.push((*s, child));
     }
     for s in &seeds {
-        let up = wait_for(Duration::from_secs(5), || {
-            gossip_bins::query_status(*s, Duration::from_millis(200)).is_ok()
-        });
+        let up = wait_for(Duration::from_secs(5), || status_of(*s, key).is_ok());
         if !up {
             return Err(format!("seed {s} did not come up"));
         }
@@ -178,12 +208,14 @@ fn bootstrap_run(
     bins: &Bins,
     peers: usize,
     run: usize,
+    key: Option<&Key>,
 ) -> Result<(Vec<f64>, Vec<MemoryKb>), String> {
-    let flags: Vec<String> = ["--gossip-interval-ms", "200", "--max-gossip", "3"]
+    let mut flags: Vec<String> = ["--gossip-interval-ms", "200", "--max-gossip", "3"]
         .iter()
         .map(|s| s.to_string())
         .collect();
-    let (mut procs, _) = start_seeds(bins, &format!("boot{run}"), &flags)?;
+    flags.extend(key_flags(key));
+    let (mut procs, _) = start_seeds(bins, &format!("boot{run}"), &flags, key)?;
     let (tx, rx) = mpsc::channel();
     let mut started = Vec::new();
     for i in 0..peers {
@@ -232,8 +264,8 @@ fn bootstrap_run(
 }
 
 /// One removal run: ms from `kill -9` to the peer being removed at every seed.
-fn removal_run(bins: &Bins, probe_ms: u64, run: usize) -> Result<f64, String> {
-    let flags: Vec<String> = [
+fn removal_run(bins: &Bins, probe_ms: u64, run: usize, key: Option<&Key>) -> Result<f64, String> {
+    let mut flags: Vec<String> = [
         "--max-gossip",
         "0",
         "--probe-interval-ms",
@@ -243,7 +275,8 @@ fn removal_run(bins: &Bins, probe_ms: u64, run: usize) -> Result<f64, String> {
     .iter()
     .map(|s| s.to_string())
     .collect();
-    let (mut procs, seeds) = start_seeds(bins, &format!("kill{probe_ms}-{run}"), &flags)?;
+    flags.extend(key_flags(key));
+    let (mut procs, seeds) = start_seeds(bins, &format!("kill{probe_ms}-{run}"), &flags, key)?;
     let mut peers = Vec::new();
     for i in 0..6u8 {
         let addr = free_addr(IpAddr::V4(Ipv4Addr::new(127, 0, 2, 10 + i)))?;
@@ -256,7 +289,7 @@ fn removal_run(bins: &Bins, probe_ms: u64, run: usize) -> Result<f64, String> {
     }
     let all_up = wait_for(Duration::from_secs(10), || {
         peers.iter().all(|p| {
-            gossip_bins::query_status(*p, Duration::from_millis(200)).is_ok_and(|(s, _)| {
+            status_of(*p, key).is_ok_and(|(s, _)| {
                 matches!(s.role, RoleStatus::Peer(ps) if ps.registered && !ps.neighbours.is_empty())
             })
         })
@@ -279,14 +312,12 @@ fn removal_run(bins: &Bins, probe_ms: u64, run: usize) -> Result<f64, String> {
         t
     };
     let removed = |s: &SocketAddr| {
-        gossip_bins::query_status(*s, Duration::from_millis(200)).is_ok_and(|(st, _)| {
-            match st.role {
-                RoleStatus::Seed(ss) => ss
-                    .entries
-                    .iter()
-                    .any(|e| e.peer == victim && e.status == Status::Removed),
-                RoleStatus::Peer(_) => false,
-            }
+        status_of(*s, key).is_ok_and(|(st, _)| match st.role {
+            RoleStatus::Seed(ss) => ss
+                .entries
+                .iter()
+                .any(|e| e.peer == victim && e.status == Status::Removed),
+            RoleStatus::Peer(_) => false,
         })
     };
     let mut pending: Vec<SocketAddr> = seeds.clone();
@@ -367,17 +398,19 @@ fn cpu_seconds() -> f64 {
 }
 
 /// One throughput run: (delivered msg/s, delivered, first-time deliveries, seconds,
-/// delivered per CPU second).
+/// delivered per CPU second, CPU seconds of the window).
 fn throughput_run(
     peers: usize,
     per_peer: u32,
     run: usize,
-) -> Result<(f64, u64, u64, f64, f64), String> {
+    key: Option<&Key>,
+) -> Result<(f64, u64, u64, f64, f64, f64), String> {
     let counter = Counter {
         peers,
         ..Counter::default()
     };
     let mut host = Host::new(Limits::default(), counter).map_err(|e| e.to_string())?;
+    host.set_keyring(key.map(|k| k.ring.clone()));
     let listeners: Vec<TcpListener> = (0..3)
         .map(|_| TcpListener::bind("127.0.0.1:0"))
         .collect::<Result<_, _>>()
@@ -452,25 +485,35 @@ fn throughput_run(
         c.first,
         secs,
         c.in_window as f64 / cpu.max(0.01),
+        cpu,
     ))
 }
 
 fn log_stats(host: &Host<Counter>, t0: Instant) {
     let s = host.stats();
     log::info!(
-        "{:.1}s: requests_in={} replies_in={} failures={} accepted={} dialled={} writes={}",
+        "{:.1}s: requests_in={} replies_in={} failures={} accepted={} dialled={} writes={} auth_refused={}",
         t0.elapsed().as_secs_f64(),
         s.requests_in,
         s.replies_in,
         s.send_failures,
         s.accepted,
         s.dialled,
-        s.writes
+        s.writes,
+        s.auth_refused
     );
 }
 
 fn run(cli: &Cli) -> Result<(), String> {
     let want = |what: &str| cli.only == "all" || cli.only == what;
+    let key = match &cli.cluster_key_file {
+        Some(file) => Some(Key {
+            file: file.clone(),
+            ring: gossip_bins::load_keyring(file)?,
+        }),
+        None => None,
+    };
+    let key = key.as_ref();
     if want("bootstrap") || want("removal") {
         let bins = bins()?;
         if want("bootstrap") {
@@ -478,7 +521,7 @@ fn run(cli: &Cli) -> Result<(), String> {
             let mut worst_rss = 0;
             let mut worst_hwm = 0;
             for run in 0..cli.runs {
-                let (mut times, mem) = bootstrap_run(&bins, cli.peers, run)?;
+                let (mut times, mem) = bootstrap_run(&bins, cli.peers, run, key)?;
                 let m = median(&mut times);
                 let max = times.iter().copied().fold(0.0, f64::max);
                 let rss = mem.iter().map(|m| m.0).max().unwrap_or(0);
@@ -505,7 +548,7 @@ fn run(cli: &Cli) -> Result<(), String> {
                 let bound = misses * probe + 200;
                 let mut times = Vec::new();
                 for run in 0..cli.runs {
-                    let t = removal_run(&bins, probe, run)?;
+                    let t = removal_run(&bins, probe, run, key)?;
                     println!("removal run {run} ({probe} ms probes): {t:.0} ms");
                     times.push(t);
                 }
@@ -521,20 +564,21 @@ fn run(cli: &Cli) -> Result<(), String> {
         let mut rates = Vec::new();
         let mut per_cpu = Vec::new();
         for run in 0..cli.runs {
-            let (rate, delivered, first, secs, cpu_rate) =
-                throughput_run(cli.hosted_peers, cli.gossip_per_peer, run)?;
+            let (rate, delivered, first, secs, cpu_rate, cpu) =
+                throughput_run(cli.hosted_peers, cli.gossip_per_peer, run, key)?;
             println!(
                 "throughput run {run}: {delivered} gossip messages delivered ({first} first-time); \
-                 after all bootstrapped {rate:.0} msg/s over {secs:.2} s ({cpu_rate:.0} per CPU second)"
+                 after all bootstrapped {rate:.0} msg/s over {secs:.2} s ({cpu_rate:.0} per CPU second, {cpu:.2} CPU s)"
             );
             rates.push(rate);
             per_cpu.push(cpu_rate);
         }
         println!(
-            "THROUGHPUT median: {:.0} delivered gossip msg/s wall clock, {:.0} per CPU second, with {} peers in one process (target >= 250000)",
+            "THROUGHPUT median: {:.0} delivered gossip msg/s wall clock, {:.0} per CPU second, with {} peers in one process{} (target >= 250000)",
             median(&mut rates),
             median(&mut per_cpu),
-            cli.hosted_peers
+            cli.hosted_peers,
+            if key.is_some() { ", cluster key on" } else { "" }
         );
     }
     Ok(())

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use clap::{Parser, Subcommand};
 use gossip_bins::NodeArgs;
 use gossip_core::msg::{Endpoint, RoleStatus, Status, StatusResp};
+use gossip_core::wire::auth::Keyring;
 use gossip_driver_mio::Role;
 
 /// Runs a local demo cluster: the seeds of the config plus K peers, then kills one peer and
@@ -47,6 +48,10 @@ struct Cli {
     /// Show every line the nodes log (votes, duplicates, ...), not just the checklist.
     #[arg(long)]
     verbose: bool,
+    /// Cluster key file (one hex key per line, mode 600) given to every node, and used for
+    /// the demo's own status queries.
+    #[arg(long, value_name = "PATH")]
+    cluster_key_file: Option<PathBuf>,
 }
 
 /// The cluster runs its nodes by starting itself again in node mode, so `cargo run --bin
@@ -145,6 +150,7 @@ struct Demo {
     rx: Receiver<Line>,
     tx: Sender<Line>,
     procs: Children,
+    keyring: Option<Keyring>,
     counts: BTreeMap<&'static str, u64>,
     first_seen: BTreeMap<&'static str, Instant>,
 }
@@ -168,6 +174,12 @@ impl Demo {
             .args(["--suspect-timeout-ms", "800"])
             .args(["--anti-entropy-interval-ms", "1000"])
             .args(["--peer-list-refresh-ms", "3000"])
+            .args(
+                self.cli
+                    .cluster_key_file
+                    .iter()
+                    .flat_map(|p| [std::ffi::OsStr::new("--cluster-key-file"), p.as_os_str()]),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
@@ -224,7 +236,7 @@ impl Demo {
     }
 
     fn status(&self, addr: SocketAddr) -> Option<StatusResp> {
-        gossip_bins::query_status(addr, Duration::from_millis(500))
+        gossip_bins::query_status_with(addr, Duration::from_millis(500), self.keyring.as_ref())
             .ok()
             .map(|(s, _)| s)
     }
@@ -280,6 +292,11 @@ fn counter(status: &StatusResp, name: &str) -> u64 {
 
 fn run(cli: Cli) -> Result<(), String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find own executable: {e}"))?;
+    // Checked here, so a bad key file is one clear error rather than every child's.
+    let keyring = match &cli.cluster_key_file {
+        Some(path) => Some(gossip_bins::load_keyring(path)?),
+        None => None,
+    };
     let mut seeds = gossip_bins::load_seeds(&cli.config)?;
     let mut config = cli.config.clone();
     if let Some(base) = cli.base_port {
@@ -315,15 +332,20 @@ fn run(cli: Cli) -> Result<(), String> {
         rx,
         tx,
         procs: Children(Vec::new()),
+        keyring,
         counts: BTreeMap::new(),
         first_seen: BTreeMap::new(),
     };
 
     println!(
-        "== starting {} seeds and {} peers (log: {})",
+        "== starting {} seeds and {} peers (log: {}{})",
         seeds.len(),
         demo.cli.peers,
-        demo.cli.output.display()
+        demo.cli.output.display(),
+        demo.keyring.as_ref().map_or(String::new(), |r| format!(
+            "; cluster key {}",
+            r.key_ids().first().map_or("", String::as_str)
+        ))
     );
     for (i, s) in seeds.iter().enumerate() {
         demo.spawn(Role::Seed, *s, format!("seed{}", i + 1))?;

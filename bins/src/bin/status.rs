@@ -25,6 +25,10 @@ struct Cli {
     /// Give up on a node after this long.
     #[arg(long, default_value_t = 2000)]
     timeout_ms: u64,
+    /// Cluster key file of the nodes asked: the request is sealed with its first key and the
+    /// reply must verify.
+    #[arg(long, value_name = "PATH")]
+    cluster_key_file: Option<PathBuf>,
 }
 
 fn print_human(status: &StatusResp) {
@@ -91,6 +95,16 @@ fn print_human(status: &StatusResp) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let keyring = match &cli.cluster_key_file {
+        Some(path) => match gossip_bins::load_keyring(path) {
+            Ok(ring) => Some(ring),
+            Err(e) => {
+                eprintln!("status: error: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => None,
+    };
     let nodes = if cli.nodes.is_empty() {
         match gossip_bins::load_seeds(&cli.config) {
             Ok(seeds) => seeds,
@@ -115,7 +129,7 @@ fn main() -> ExitCode {
     let timeout = Duration::from_millis(cli.timeout_ms);
     let mut failed = false;
     for addr in nodes {
-        match gossip_bins::query_status(addr, timeout) {
+        match gossip_bins::query_status_with(addr, timeout, keyring.as_ref()) {
             Ok((status, raw)) => {
                 if cli.json {
                     println!("{raw}");

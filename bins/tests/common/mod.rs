@@ -1,7 +1,8 @@
 //! A local network of real `seed` and `peer` processes for the end-to-end and hardening
 //! suites: free loopback ports, a temporary config, output file and per-process stderr files
 //! (kept when a test fails), status queries, and a guard that kills every child by PID when
-//! the test ends (passing, failing or panicking).
+//! the test ends (passing, failing or panicking). A network may run with a cluster key (one
+//! key file per node, rewritten in place for rotation); its status queries are then sealed.
 
 #![allow(dead_code)]
 
@@ -14,6 +15,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use gossip_core::msg::{Endpoint, RoleStatus, Status, StatusResp};
+use gossip_core::wire::auth::Keyring;
 
 /// Timing flags that make a test cluster quick.
 pub const FAST: &[&str] = &[
@@ -138,6 +140,10 @@ pub struct Net {
     pub seeds: Vec<SocketAddr>,
     pub procs: Vec<Proc>,
     pub flags: Vec<String>,
+    /// With a cluster key: the key files' text (new nodes get it too), and the keyring this
+    /// test's status queries seal with.
+    pub key_text: Option<String>,
+    pub keyring: Option<Keyring>,
     seed_bin: PathBuf,
     peer_bin: PathBuf,
     spawned: usize,
@@ -153,6 +159,22 @@ impl Net {
     /// Like [`Net::start`], with `timing` flags instead of [`FAST`] (`&[]`: the programs'
     /// defaults, slow enough that a loaded machine never makes a live node look dead).
     pub fn start_with(name: &str, n: usize, timing: &[&str], flags: &[&str]) -> Net {
+        Net::launch(name, n, timing, flags, None)
+    }
+
+    /// Like [`Net::start`], every node with a cluster key file of its own holding `key_text`
+    /// (one hex key per line), checked for changes every 500 ms.
+    pub fn start_keyed(name: &str, n: usize, flags: &[&str], key_text: &str) -> Net {
+        Net::launch(name, n, FAST, flags, Some(key_text))
+    }
+
+    fn launch(
+        name: &str,
+        n: usize,
+        timing: &[&str],
+        flags: &[&str],
+        key_text: Option<&str>,
+    ) -> Net {
         let (seed_bin, peer_bin) = binaries();
         let (dir, config, output, seeds) = cluster_dir(name, n);
         let mut net = Net {
@@ -162,6 +184,8 @@ impl Net {
             seeds: seeds.clone(),
             procs: Vec::new(),
             flags: timing.iter().chain(flags).map(|s| s.to_string()).collect(),
+            key_text: key_text.map(str::to_string),
+            keyring: key_text.map(|t| Keyring::parse(t).expect("test key text")),
             seed_bin,
             peer_bin,
             spawned: 0,
@@ -170,7 +194,7 @@ impl Net {
             net.spawn(s, true);
         }
         for s in net.seeds.clone() {
-            if !wait_for(Duration::from_secs(10), || status(s).is_some()) {
+            if !wait_for(Duration::from_secs(10), || net.status(s).is_some()) {
                 let stderr = net.proc(s).map(|p| p.stderr.clone()).unwrap_or_default();
                 let said = std::fs::read_to_string(stderr).unwrap_or_default();
                 panic!("seed {s} did not come up; its stderr: {said:?}");
@@ -187,10 +211,22 @@ impl Net {
             .join(format!("stderr-{}-{}.txt", addr, self.spawned));
         let err = std::fs::File::create(&stderr).expect("stderr file");
         let bin = if seed { &self.seed_bin } else { &self.peer_bin };
+        let mut key_flags = Vec::new();
+        if let Some(text) = &self.key_text {
+            let file = self.key_file(addr);
+            if !file.exists() {
+                write_key_file(&file, text);
+            }
+            key_flags.push("--cluster-key-file".to_string());
+            key_flags.push(file.display().to_string());
+            key_flags.push("--cluster-key-check-ms".to_string());
+            key_flags.push("500".to_string());
+        }
         let child = Command::new(bin)
             .args(gossip_bins::node_args(addr, &self.config, &self.output))
             .arg("--quiet")
             .args(&self.flags)
+            .args(&key_flags)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(err)
@@ -202,6 +238,46 @@ impl Net {
             child: Some(child),
             stderr,
         });
+    }
+
+    /// The cluster key file of the node at `addr`.
+    pub fn key_file(&self, addr: SocketAddr) -> PathBuf {
+        self.dir
+            .join(format!("key-{}-{}.txt", addr.ip(), addr.port()))
+    }
+
+    /// The node's `STATUS_RESP` (sealed with this network's keyring, if any), if it answers
+    /// within 2 s.
+    pub fn status(&self, addr: SocketAddr) -> Option<StatusResp> {
+        status_with(addr, self.keyring.as_ref())
+    }
+
+    /// Rewrites every node's key file with `text` (atomically, mode 600), makes it the key
+    /// of nodes started later and of this test's queries, and waits until every running node
+    /// has reloaded it (its stderr says so).
+    pub fn write_keys(&mut self, text: &str) {
+        let ring = Keyring::parse(text).expect("test key text");
+        let before: Vec<(PathBuf, usize)> = self
+            .procs
+            .iter()
+            .filter(|p| p.child.is_some())
+            .map(|p| (p.stderr.clone(), reloads(&p.stderr)))
+            .collect();
+        let mut files: Vec<PathBuf> = self.procs.iter().map(|p| self.key_file(p.addr)).collect();
+        files.sort();
+        files.dedup();
+        for f in files {
+            write_key_file(&f, text);
+        }
+        self.key_text = Some(text.to_string());
+        self.keyring = Some(ring);
+        for (stderr, n) in before {
+            assert!(
+                wait_for(Duration::from_secs(5), || reloads(&stderr) > n),
+                "a node did not reload its key file: {}",
+                std::fs::read_to_string(&stderr).unwrap_or_default()
+            );
+        }
     }
 
     /// Starts a peer on a free port of `ip` (a 127.0.0.x address of its own, so its gossip
@@ -305,6 +381,44 @@ impl Drop for Net {
     }
 }
 
+/// How many times a node's stderr says it reloaded its cluster key file.
+fn reloads(stderr: &std::path::Path) -> usize {
+    std::fs::read_to_string(stderr)
+        .unwrap_or_default()
+        .matches("reloaded: key ids")
+        .count()
+}
+
+/// Writes a key file the way an operator should: a temporary file of mode 600 renamed over
+/// the old one, so a node never reads half a file.
+pub fn write_key_file(path: &std::path::Path, text: &str) {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .expect("key file");
+    f.write_all(text.as_bytes()).expect("write key file");
+    drop(f);
+    std::fs::rename(&tmp, path).expect("rename key file");
+}
+
+/// Sends the JSON line `json` to `addr` sealed under `keyring` (a fresh nonce, unbound) and
+/// returns the reply's JSON, verified and bound to the request; an error says why not.
+pub fn send_sealed(addr: SocketAddr, json: &str, keyring: &Keyring) -> Result<String, String> {
+    gossip_bins::exchange_line(
+        addr,
+        json.as_bytes(),
+        Duration::from_secs(2),
+        Some(keyring),
+        gossip_bins::MAX_REPLY_LINE,
+    )
+}
+
 /// Polls `cond` every 50 ms until it holds or `limit` passes.
 pub fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let end = Instant::now() + limit;
@@ -321,7 +435,12 @@ pub fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
 
 /// The node's `STATUS_RESP`, if it answers within 2 s.
 pub fn status(addr: SocketAddr) -> Option<StatusResp> {
-    gossip_bins::query_status(addr, Duration::from_secs(2))
+    status_with(addr, None)
+}
+
+/// The node's `STATUS_RESP`, asked sealed under `keyring` if given, if it answers within 2 s.
+pub fn status_with(addr: SocketAddr, keyring: Option<&Keyring>) -> Option<StatusResp> {
+    gossip_bins::query_status_with(addr, Duration::from_secs(2), keyring)
         .ok()
         .map(|(s, _)| s)
 }

@@ -1,5 +1,7 @@
-//! What both suites of this crate need: one node hosted in a thread on a real loopback
-//! listener, and the bytes of a request line.
+//! What the suites of this crate need: one node hosted in a thread on a real loopback
+//! listener (with or without a cluster key), and the bytes of a request line.
+
+#![allow(dead_code)] // each suite uses its own part
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -8,6 +10,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use gossip_core::wire::auth::Keyring;
 use gossip_core::{wire, Message, Settings};
 use gossip_driver_mio::{Host, Limits, NodeSpec, Observer, Role};
 
@@ -36,6 +39,18 @@ pub fn run_node<O: Observer + Send + 'static>(
     limits: Limits,
     observer: O,
 ) -> Running {
+    run_keyed_node(role, listener, seeds, limits, observer, None)
+}
+
+/// Like [`run_node`], with a cluster key (or none).
+pub fn run_keyed_node<O: Observer + Send + 'static>(
+    role: Role,
+    listener: TcpListener,
+    seeds: Option<Vec<SocketAddr>>,
+    limits: Limits,
+    observer: O,
+    keyring: Option<Keyring>,
+) -> Running {
     let addr = listener.local_addr().expect("addr");
     let seeds = seeds.unwrap_or_else(|| vec![addr]);
     let stop = Arc::new(AtomicBool::new(false));
@@ -43,6 +58,7 @@ pub fn run_node<O: Observer + Send + 'static>(
     let flag = stop.clone();
     let thread = std::thread::spawn(move || {
         let mut host = Host::new(limits, observer).expect("host");
+        host.set_keyring(keyring);
         let spec = NodeSpec {
             role,
             seeds,
