@@ -32,8 +32,12 @@ pub struct Settings {
     pub vote_timeout_ms: u64,
     /// How long a peer waits for a `REGISTER_COMMIT` (the seed's vote round included).
     pub register_timeout_ms: u64,
-    /// Pause before a peer tries registration again after it failed.
+    /// Pause before a peer tries registration again after it failed the first time; it
+    /// doubles with every failure in a row, up to `register_retry_max_ms`, with jitter.
     pub register_retry_ms: u64,
+    /// The longest pause between registration attempts: refusals (by seeds that cannot
+    /// vouch, or provoked by forged input) never turn into a retry storm.
+    pub register_retry_max_ms: u64,
     /// Seeds pull each other's Peer List this often (anti-entropy).
     pub anti_entropy_interval_ms: u64,
     /// A peer refreshes its Peer List from a seed this often (repair, rejoin).
@@ -66,6 +70,7 @@ impl Default for Settings {
             vote_timeout_ms: 1_200,
             register_timeout_ms: 1_800,
             register_retry_ms: 1_000,
+            register_retry_max_ms: 8_000,
             anti_entropy_interval_ms: 2_000,
             peer_list_refresh_ms: 10_000,
             min_degree: 2,
@@ -127,6 +132,9 @@ impl Settings {
         }
         if self.probe_timeout_ms + self.vote_timeout_ms >= self.register_timeout_ms {
             return err("probe_timeout_ms + vote_timeout_ms must be below register_timeout_ms: the seed probes the registrant, then runs its round, then answers");
+        }
+        if self.register_retry_max_ms < self.register_retry_ms {
+            return err("register_retry_max_ms must be at least register_retry_ms");
         }
         if self.min_degree == 0 || self.min_degree > self.max_degree {
             return err("need 1 <= min_degree <= max_degree");

@@ -44,7 +44,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::num::NonZeroU32;
 
 use crate::config::SettingsError;
-use crate::msg::{Endpoint, Message, PeerStatus, Pong, RoleStatus, StatusResp};
+use crate::msg::{Endpoint, Hello, Message, PeerStatus, Pong, RoleStatus, StatusResp};
 use crate::rng::Rng;
 use crate::timers::FewTimers;
 use crate::{ConnId, Event, Failure, Input, Millis, NodeInit, Output, Settings};
@@ -58,6 +58,10 @@ pub use seen::{gossip_key, SeenSet};
 /// Witness probes a peer keeps pending at most; beyond, `SUSPECT_REQ` is answered `ERROR`
 /// so a flood of requests cannot grow memory.
 pub const MAX_PENDING_WITNESS: usize = 256;
+
+/// New neighbours' `HELLO`s a peer keeps waiting for their checks at most (see [`Greeting`]);
+/// beyond, a new `HELLO` is refused at once.
+pub const MAX_PENDING_GREETINGS: usize = 64;
 
 /// Dead reports a peer keeps following at most (see [`Accusation`]).
 const MAX_ACCUSATIONS: usize = 64;
@@ -197,11 +201,28 @@ struct Accusation {
     retries_left: u32,
 }
 
+/// A `HELLO` from a peer that is not a neighbour yet, answered once it is checked: it must
+/// answer this peer's own `PING` at the endpoint it claims, and be admitted in a seed's Peer
+/// List (known from one, or confirmed by asking one). So nobody can plant a neighbour that
+/// the seeds never admitted, or one that does not listen where it says.
+#[derive(Debug)]
+struct Greeting {
+    /// The `HELLO` (the first, if it came more than once) and every connection to answer.
+    hello: Hello,
+    conns: Vec<ConnId>,
+    /// The `PING` answered (`None`: not yet).
+    answered: Option<bool>,
+    /// A seed lists it as admitted (`None`: asked, no answer yet).
+    admitted: Option<bool>,
+}
+
 /// Who waits for the outcome of the `PING` in flight to one endpoint.
 #[derive(Debug, Default)]
 struct PingWaiters {
     /// The neighbour probe.
     probe: bool,
+    /// Checking a new neighbour's `HELLO`.
+    greeter: bool,
     /// Neighbour selection.
     candidate: bool,
     /// Re-checking an unsettled accusation.
@@ -213,6 +234,7 @@ struct PingWaiters {
 /// Why a `PING` is sent.
 enum PingRole {
     Probe,
+    Greeter,
     Candidate,
     Recheck,
     Witness(ConnId, Endpoint),
@@ -254,6 +276,8 @@ pub struct Peer {
     registered: bool,
     incarnation: u64,
     reg: Registration,
+    /// Registration rounds failed in a row (the backoff's exponent).
+    register_failures: u32,
 
     bootstrapped: bool,
     /// Seeds whose bootstrap `PEER_LIST_RESP` is awaited.
@@ -273,6 +297,8 @@ pub struct Peer {
     /// `PING`s in flight, by endpoint: a handful (one per neighbour, candidate or suspect
     /// probed), looked up by a scan; never iterated, so their order reaches no output.
     pings: Vec<(Endpoint, PingWaiters)>,
+    /// New neighbours' `HELLO`s being checked, by greeter.
+    greetings: BTreeMap<Endpoint, Greeting>,
     witness_pending: usize,
     suspicions: BTreeMap<Endpoint, Suspicion>,
     accusations: BTreeMap<Endpoint, Accusation>,
@@ -307,6 +333,7 @@ impl Peer {
             registered: false,
             incarnation: 0,
             reg: Registration::default(),
+            register_failures: 0,
             bootstrapped: false,
             pl_awaiting: BTreeSet::new(),
             refreshing: false,
@@ -318,6 +345,7 @@ impl Peer {
             generated: 0,
             seen,
             pings: Vec::new(),
+            greetings: BTreeMap::new(),
             witness_pending: 0,
             suspicions: BTreeMap::new(),
             accusations: BTreeMap::new(),
@@ -397,7 +425,7 @@ impl Peer {
                 };
                 self.reply(conn, Message::Pong(pong));
             }
-            Message::Hello(h) => self.on_hello(conn, *h),
+            Message::Hello(h) => self.on_hello(now, conn, *h),
             Message::SuspectReq(r) => self.on_suspect_req(now, conn, *r),
             Message::StatusReq => {
                 let status = self.status();
@@ -424,7 +452,10 @@ impl Peer {
     ) {
         match request {
             Message::RegisterReq(_) => self.on_register_result(now, to, outcome),
-            Message::PeerListReq { .. } => self.on_peer_list(now, to, outcome),
+            Message::PeerListReq { requester } => match requester.parse::<Endpoint>() {
+                Ok(greeter) if greeter != self.me => self.on_greeter_listed(greeter, outcome),
+                _ => self.on_peer_list(now, to, outcome),
+            },
             Message::Ping(_) => self.on_ping_outcome(now, to, outcome),
             Message::Hello(_) => self.on_hello_ack(now, to, outcome),
             Message::SuspectReq(r) => self.on_suspect_ack(now, to, r.suspect, outcome),

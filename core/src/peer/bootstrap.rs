@@ -3,8 +3,8 @@
 //! `HELLO` handshake.
 
 use super::{
-    choose_neighbours, count, Peer, PingRole, Registration, Selection, Timer, KNOWN_PER_LIST,
-    MERGE_EVERY,
+    choose_neighbours, count, Greeting, Peer, PingRole, Registration, Selection, Timer,
+    KNOWN_PER_LIST, MAX_PENDING_GREETINGS, MERGE_EVERY,
 };
 use crate::msg::{Endpoint, Hello, HelloAck, Message, PeerListResp, RegisterReq, Status};
 use crate::{quorum, ConnId, Event, Failure, Millis, Output};
@@ -73,7 +73,8 @@ impl Peer {
         }
         self.ask_seeds(now);
         if self.reg.in_flight.is_empty() {
-            let retry_at = now.after(self.settings.register_retry_ms);
+            let retry_at = now.after(self.registration_backoff());
+            self.register_failures = self.register_failures.saturating_add(1);
             self.timers.set(Timer::RegisterRetry, retry_at);
             self.emit(Event::RegistrationFailed {
                 successes: count(self.reg.successes.len()),
@@ -81,6 +82,18 @@ impl Peer {
                 retry_at,
             });
         }
+    }
+
+    /// The pause before the next registration attempt: `register_retry_ms` doubled for each
+    /// failure in a row, capped at `register_retry_max_ms`, and drawn between half of that and
+    /// all of it, so peers refused together do not retry together.
+    fn registration_backoff(&mut self) -> u64 {
+        let s = &self.settings;
+        let doubled = s
+            .register_retry_ms
+            .saturating_mul(1 << self.register_failures.min(32));
+        let ceiling = doubled.min(s.register_retry_max_ms).max(1);
+        ceiling / 2 + self.rng.below(ceiling - ceiling / 2 + 1)
     }
 
     /// A retry asks again every seed that has not said success.
@@ -94,6 +107,7 @@ impl Peer {
 
     pub(super) fn registration_won(&mut self, now: Millis) {
         self.registered = true;
+        self.register_failures = 0;
         self.incarnation = self.reg.admitted.unwrap_or(self.incarnation);
         self.emit(Event::RegistrationQuorum {
             seeds: self.reg.successes.iter().copied().collect(),
@@ -469,24 +483,106 @@ impl Peer {
         }
     }
 
-    /// Incoming `HELLO`: accept unless full (or it claims to be this peer, or a seed: a seed
-    /// answers probes forever, so a spoofed link to one would never be noticed or repaired).
-    pub(super) fn on_hello(&mut self, conn: ConnId, hello: Hello) {
-        let accepted = if hello.peer == self.me || self.seeds.contains(&hello.peer) {
-            false
-        } else if let Some(link) = self.neighbours.get_mut(&hello.peer) {
+    /// Incoming `HELLO`. A neighbour's re-greeting is accepted at once. A new neighbour is
+    /// refused if full (or if it claims to be this peer, or a seed: a seed answers probes
+    /// forever, so a spoofed link to one would never be noticed or repaired); otherwise it is
+    /// checked first (see [`Greeting`]) and answered when the checks are in.
+    pub(super) fn on_hello(&mut self, now: Millis, conn: ConnId, hello: Hello) {
+        let peer = hello.peer;
+        if let Some(link) = self.neighbours.get_mut(&peer) {
             // A re-greeting: the other end holds the link (see `regreet_neighbours`).
             link.greeted = true;
-            self.remember(hello.peer, hello.incarnation);
-            true
-        } else if self.neighbours.len() >= self.settings.max_degree as usize {
-            self.remember(hello.peer, hello.incarnation);
-            false
-        } else {
-            self.add_neighbour(hello.peer, hello.degree, hello.incarnation);
-            true
-        };
+            self.remember(peer, hello.incarnation);
+            return self.answer_hello(conn, true);
+        }
+        if let Some(greeting) = self.greetings.get_mut(&peer) {
+            return greeting.conns.push(conn);
+        }
+        let refused = peer == self.me
+            || self.seeds.contains(&peer)
+            || self.neighbours.len() >= self.settings.max_degree as usize
+            || self.greetings.len() >= MAX_PENDING_GREETINGS;
+        if refused {
+            return self.answer_hello(conn, false);
+        }
+        // Known from a seed's Peer List: admitted. Else ask a seed, naming the greeter as
+        // the requester: ours answer its entry (`requester_entry`), the reference's list every
+        // admitted peer.
+        let admitted = self.known.get(&peer).is_some().then_some(true);
+        if admitted.is_none() {
+            let i = self.rng.below(self.seeds.len() as u64) as usize;
+            if let Some(&seed) = self.seeds.get(i) {
+                let ask = Message::PeerListReq {
+                    requester: peer.to_string(),
+                };
+                self.send(seed, ask, now.after(self.settings.probe_timeout_ms));
+            }
+        }
+        self.greetings.insert(
+            peer,
+            Greeting {
+                hello,
+                conns: vec![conn],
+                answered: None,
+                admitted,
+            },
+        );
+        self.ping(now, peer, PingRole::Greeter);
+    }
 
+    /// The greeter answered this peer's `PING`, or did not.
+    pub(super) fn on_greeter_probed(&mut self, greeter: Endpoint, answered: bool) {
+        if let Some(greeting) = self.greetings.get_mut(&greeter) {
+            greeting.answered = Some(answered);
+            self.conclude_greeting(greeter);
+        }
+    }
+
+    /// A seed answered whether the greeter is admitted (or could not).
+    pub(super) fn on_greeter_listed(
+        &mut self,
+        greeter: Endpoint,
+        outcome: Result<Message, Failure>,
+    ) {
+        let admitted = match outcome {
+            Ok(Message::PeerListResp(resp)) => {
+                matches!(resp.requester_entry, Some((_, Status::Alive)))
+                    || (resp.requester_entry.is_none() && resp.peers.contains(&greeter))
+            }
+            _ => false,
+        };
+        if let Some(greeting) = self.greetings.get_mut(&greeter) {
+            greeting.admitted = Some(admitted);
+            self.conclude_greeting(greeter);
+        }
+    }
+
+    /// Answers a greeting once its checks are in: accepted if it passed both and there is
+    /// still room.
+    fn conclude_greeting(&mut self, greeter: Endpoint) {
+        let Some(greeting) = self.greetings.get(&greeter) else {
+            return;
+        };
+        let passed = match (greeting.answered, greeting.admitted) {
+            (Some(true), Some(true)) => true,
+            (Some(false), _) | (_, Some(false)) => false,
+            _ => return,
+        };
+        let Some(greeting) = self.greetings.remove(&greeter) else {
+            return;
+        };
+        let room = self.neighbours.len() < self.settings.max_degree as usize;
+        let accepted = passed && (room || self.neighbours.contains_key(&greeter));
+        if accepted {
+            let hello = &greeting.hello;
+            self.add_neighbour(greeter, hello.degree, hello.incarnation);
+        }
+        for conn in greeting.conns {
+            self.answer_hello(conn, accepted);
+        }
+    }
+
+    fn answer_hello(&mut self, conn: ConnId, accepted: bool) {
         let ack = HelloAck {
             accepted,
             peer: self.me,

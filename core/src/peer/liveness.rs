@@ -24,6 +24,7 @@ impl Peer {
         };
         match role {
             PingRole::Probe => waiters.probe = true,
+            PingRole::Greeter => waiters.greeter = true,
             PingRole::Candidate => waiters.candidate = true,
             PingRole::Recheck => waiters.recheck = true,
             PingRole::Witness(conn, requester) => waiters.witnesses.push((conn, requester)),
@@ -59,6 +60,9 @@ impl Peer {
         }
         if waiters.recheck {
             self.on_recheck_outcome(now, to, alive);
+        }
+        if waiters.greeter {
+            self.on_greeter_probed(to, alive);
         }
     }
 

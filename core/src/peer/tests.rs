@@ -167,9 +167,49 @@ impl Harness {
             .iter()
             .any(|e| matches!(e, Event::BootstrapComplete { .. })));
         for (i, &n) in neighbours.iter().enumerate() {
-            h.request(Millis(0), 100 + i as u64, hello(n));
+            h.greet(Millis(0), 100 + i as u64, n);
         }
         h
+    }
+
+    /// `from` greets this peer with `HELLO` on `conn`, and passes its checks: it answers the
+    /// peer's `PING`, and a seed asked about it lists it as admitted. `out` holds every
+    /// output of the exchange.
+    fn greet(&mut self, now: Millis, conn: u64, from: Endpoint) {
+        self.greet_as(now, conn, from, true, Some((1, Status::Alive)));
+    }
+
+    /// As [`Harness::greet`], with the checks' outcomes chosen: whether `from` answers the
+    /// `PING`, and the entry a seed gives it.
+    fn greet_as(
+        &mut self,
+        now: Millis,
+        conn: u64,
+        from: Endpoint,
+        answers: bool,
+        entry: Option<(u64, Status)>,
+    ) {
+        self.request(now, conn, hello(from));
+        let mut all = std::mem::take(&mut self.out);
+        let checks: Vec<(Endpoint, Message)> = (all.iter())
+            .filter_map(|o| match o {
+                Output::Send { to, msg, .. } => Some((*to, msg.clone())),
+                _ => None,
+            })
+            .collect();
+        for (to, req) in checks {
+            let outcome = match &req {
+                Message::Ping(_) if to == from && answers => Ok(pong(Some(1))),
+                Message::Ping(_) if to == from => Err(Failure::Timeout),
+                Message::PeerListReq { requester } if *requester == from.to_string() => {
+                    Ok(peer_list(to, &[], entry))
+                }
+                _ => continue,
+            };
+            self.respond(now, to, req, outcome);
+            all.append(&mut self.out);
+        }
+        self.out = all;
     }
 }
 
@@ -283,26 +323,27 @@ fn too_few_successes_fail_then_retry_the_others() {
     // c refuses: nobody left to ask, b still pending: wait.
     h.respond(Millis(6), c.0, c.1, Ok(register_ok(false, None)));
     assert!(h.sends().is_empty() && h.events().is_empty());
-    // b says yes: 1 < 2 and nothing in flight: failed, retry later.
+    // b says yes: 1 < 2 and nothing in flight: failed, retry later (after half to all of
+    // the first backoff step).
     h.respond(Millis(7), b.0, b.1, Ok(register_ok(true, None)));
-    let ev = h.events();
-    assert_eq!(
-        ev,
-        vec![Event::RegistrationFailed {
+    let retry_at = match &h.events()[..] {
+        [Event::RegistrationFailed {
             successes: 1,
             needed: 2,
-            retry_at: Millis(1_007)
-        }]
-    );
-    assert_eq!(h.peer.next_deadline(), Some(Millis(1_007)));
-    h.tick(Millis(1_000));
+            retry_at,
+        }] => *retry_at,
+        other => panic!("{other:?}"),
+    };
+    assert!((507..=1_007).contains(&retry_at.0), "{retry_at:?}");
+    assert_eq!(h.peer.next_deadline(), Some(retry_at));
+    h.tick(Millis(retry_at.0 - 1));
     assert!(h.sends().is_empty(), "retried too early");
-    h.tick(Millis(1_007));
+    h.tick(retry_at);
     let retry = h.sends_of("REGISTER_REQ");
     assert_eq!(retry.len(), 1, "one more success is enough: {retry:?}");
     assert_ne!(retry[0].0, b.0, "re-asked a seed that already said success");
     let r = retry[0].clone();
-    h.respond(Millis(1_010), r.0, r.1, Ok(register_ok(true, None)));
+    h.respond(retry_at.after(3), r.0, r.1, Ok(register_ok(true, None)));
     assert!(matches!(
         &h.events()[..],
         [Event::RegistrationQuorum { incarnation: 0, .. }]
@@ -431,7 +472,7 @@ fn hello_accepted_until_max_degree() {
     let mut h = Harness::new(s);
     let mut accepted = Vec::new();
     for (i, port) in [7001u16, 7002, 7003].into_iter().enumerate() {
-        h.request(Millis(1), i as u64, hello(ep(port)));
+        h.greet(Millis(1), i as u64, ep(port));
         match &h.replies()[..] {
             [(_, Message::HelloAck(a))] => {
                 assert_eq!(a.peer, ep(ME));
@@ -1661,9 +1702,10 @@ impl MiniNet {
                 let me: Option<Endpoint> = requester.parse().ok();
                 let peers: Vec<Endpoint> =
                     self.pl.keys().copied().filter(|p| Some(*p) != me).collect();
-                let entry = me
-                    .filter(|m| self.removed.contains(m))
-                    .map(|m| (self.pl.get(&m).copied().unwrap_or(0), Status::Removed));
+                let entry = me.and_then(|m| match self.pl.get(&m) {
+                    Some(inc) => Some((*inc, Status::Alive)),
+                    None => self.removed.contains(&m).then_some((0, Status::Removed)),
+                });
                 let mut resp = peer_list(seeds3()[0], &peers, entry);
                 if let Message::PeerListResp(r) = &mut resp {
                     r.incarnations = peers.iter().map(|p| (*p, self.pl[p])).collect();
@@ -1969,4 +2011,88 @@ fn a_gossip_delivery_reads_three_lines_of_the_peer_and_its_answer_one() {
     // A first receipt forwards with `me` and the request deadline.
     assert_eq!(line(offset_of!(Peer, me)), 4);
     assert_eq!(end(offset_of!(Peer, request_timeout_ms), 8), 4);
+}
+
+// ----- trust: registration backoff, new neighbours checked ----------------------------------------
+
+#[test]
+fn refused_registrations_back_off_exponentially_with_jitter_to_a_cap() {
+    let s = settings();
+    let mut h = Harness::new(s.clone());
+    let mut now = Millis(0);
+    let mut pauses = Vec::new();
+    for _ in 0..8 {
+        // Every seed asked refuses, and the next is asked, until none is left.
+        let mut asked = h.sends_of("REGISTER_REQ");
+        let mut retry_at = None;
+        while let Some((to, req)) = asked.pop() {
+            h.respond(now, to, req, Ok(register_ok(false, None)));
+            asked.extend(h.sends_of("REGISTER_REQ"));
+            retry_at = retry_at.or(h.events().iter().find_map(|e| match e {
+                Event::RegistrationFailed { retry_at, .. } => Some(*retry_at),
+                _ => None,
+            }));
+        }
+        let retry_at = retry_at.expect("a failed round");
+        pauses.push(retry_at.since(now));
+        now = retry_at;
+        h.tick(now);
+    }
+    // Doubling from the first step, each drawn between half and all of its ceiling.
+    for (k, pause) in pauses.iter().enumerate() {
+        let ceiling = (s.register_retry_ms << k).min(s.register_retry_max_ms);
+        assert!(
+            (ceiling / 2..=ceiling).contains(pause),
+            "pause {k}: {pause} ms, ceiling {ceiling}: {pauses:?}"
+        );
+    }
+    assert!(pauses[4..]
+        .iter()
+        .all(|p| *p >= s.register_retry_max_ms / 2));
+    // Success resets it.
+    for (to, req) in h.sends_of("REGISTER_REQ") {
+        h.respond(now, to, req, Ok(register_ok(true, Some(1))));
+    }
+    assert!(h.peer_status().registered);
+    assert_eq!(h.peer.register_failures, 0);
+}
+
+#[test]
+fn a_new_neighbour_is_accepted_only_if_it_answers_and_a_seed_admitted_it() {
+    let mut h = Harness::bootstrapped(settings(), &[]);
+    // Passes both checks.
+    h.greet(Millis(1), 1, ep(7001));
+    assert!(matches!(&h.replies()[..], [(ConnId(1), Message::HelloAck(a))] if a.accepted));
+    // Not admitted by any seed (a stranger's HELLO).
+    h.greet_as(Millis(2), 2, ep(7002), true, None);
+    assert!(matches!(&h.replies()[..], [(ConnId(2), Message::HelloAck(a))] if !a.accepted));
+    // Removed by the seeds.
+    h.greet_as(Millis(3), 3, ep(7003), true, Some((1, Status::Removed)));
+    assert!(matches!(&h.replies()[..], [(ConnId(3), Message::HelloAck(a))] if !a.accepted));
+    // Admitted, but nothing answers at the endpoint it claims.
+    h.greet_as(Millis(4), 4, ep(7004), false, Some((1, Status::Alive)));
+    assert!(matches!(&h.replies()[..], [(ConnId(4), Message::HelloAck(a))] if !a.accepted));
+    assert_eq!(h.peer_status().neighbours, vec![ep(7001)]);
+    // A neighbour's re-greeting is answered at once, without checks.
+    h.request(Millis(5), 5, hello(ep(7001)));
+    assert!(h.sends().is_empty());
+    assert!(matches!(&h.replies()[..], [(ConnId(5), Message::HelloAck(a))] if a.accepted));
+}
+
+#[test]
+fn a_greeter_known_from_a_peer_list_needs_no_seed_and_checks_are_bounded() {
+    let mut h = Harness::new(settings());
+    let known = ep(7010);
+    h.register_and_list(Millis(0), &[known]);
+    h.request(Millis(1), 1, hello(known));
+    assert!(
+        h.sends_of("PEER_LIST_REQ").is_empty(),
+        "no seed asked about a peer a seed listed"
+    );
+    // Greetings waiting for their checks are bounded; beyond, refused at once.
+    for i in 0..MAX_PENDING_GREETINGS as u16 {
+        h.request(Millis(2), 100 + u64::from(i), hello(ep(8000 + i)));
+    }
+    h.request(Millis(2), 999, hello(ep(9999)));
+    assert!(matches!(&h.replies()[..], [(ConnId(999), Message::HelloAck(a))] if !a.accepted));
 }
