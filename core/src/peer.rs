@@ -284,6 +284,10 @@ pub struct Peer {
     pl_awaiting: BTreeSet<Endpoint>,
     /// A refresh `PEER_LIST_REQ` is in flight.
     refreshing: bool,
+    /// Seeds still to ask in this cycle of refreshes: every seed in turn, in a random order,
+    /// so a peer hears each seed's view of its own entry within one cycle (seeds may
+    /// disagree for a while about a change only some of them could certify).
+    refresh_order: Vec<Endpoint>,
     /// Its answer is to be merged into the known set.
     refresh_merge: bool,
     /// Periodic refreshes so far.
@@ -337,6 +341,7 @@ impl Peer {
             bootstrapped: false,
             pl_awaiting: BTreeSet::new(),
             refreshing: false,
+            refresh_order: Vec::new(),
             refresh_merge: false,
             periodic_refreshes: 0,
             selection: None,

@@ -290,10 +290,10 @@ pub fn flood_time_ms(_s: &Settings, peers: u32, net: &NetConfig) -> u64 {
 ///          + vote_timeout + request_timeout                    seed round, commit sync
 /// repeat   = 2·detect                                          a first round may fail (a
 ///                                                              witness lost in the faults)
-/// rejoin   = peer_list_refresh + register_timeout + register_retry_max + request_timeout
-///                                                              a falsely removed peer learns
-///                                                              it and registers again (after
-///                                                              at most the longest backoff)
+/// rejoin   = seeds·peer_list_refresh + register_timeout        a falsely removed peer learns
+///            + register_retry_max + request_timeout            it from a seed (it asks each
+///                                                              in turn) and registers again
+///                                                              (after the longest backoff)
 /// converge = (seeds + 1)·anti_entropy_interval                 every seed pulls every other
 ///            · ceil(peers / sync_entry_limit)                  in capped batches
 /// repair   = 2·peer_list_refresh + 2·request_timeout           dropped links are replaced
@@ -302,7 +302,7 @@ pub fn flood_time_ms(_s: &Settings, peers: u32, net: &NetConfig) -> u64 {
 /// bound    = repeat + rejoin + converge + repair + 20·max_latency
 /// ```
 ///
-/// With the default settings, 5 seeds, 50 peers and a 5 ms network this is 70.3 s.
+/// With the default settings, 5 seeds, 50 peers and a 5 ms network this is 110.3 s.
 pub fn liveness_bound_ms(s: &Settings, seeds: u32, peers: u32, net: &NetConfig) -> u64 {
     // One round more than the misses: a neighbour's own PING lets a round skip probing it.
     let detect = (u64::from(s.probe_misses) + 1) * s.probe_interval_ms
@@ -310,7 +310,7 @@ pub fn liveness_bound_ms(s: &Settings, seeds: u32, peers: u32, net: &NetConfig) 
         + s.suspect_timeout_ms
         + s.vote_timeout_ms
         + s.request_timeout_ms;
-    let rejoin = s.peer_list_refresh_ms
+    let rejoin = u64::from(seeds) * s.peer_list_refresh_ms
         + s.register_timeout_ms
         + s.register_retry_max_ms
         + s.request_timeout_ms;
@@ -331,7 +331,7 @@ mod tests {
     #[test]
     fn bound_with_defaults_is_as_documented() {
         let b = liveness_bound_ms(&Settings::default(), 5, 50, &NetConfig::default());
-        assert_eq!(b, 70_300);
+        assert_eq!(b, 110_300);
     }
 
     #[test]

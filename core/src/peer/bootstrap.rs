@@ -157,8 +157,11 @@ impl Peer {
             self.refresh_merge |= merge;
             return;
         }
-        let i = self.rng.below(self.seeds.len() as u64) as usize;
-        if let Some(&seed) = self.seeds.get(i) {
+        if self.refresh_order.is_empty() {
+            self.refresh_order = self.seeds.clone();
+            self.rng.shuffle(&mut self.refresh_order);
+        }
+        if let Some(seed) = self.refresh_order.pop() {
             self.refreshing = true;
             self.refresh_merge = merge;
             self.send_peer_list_req(now, seed);
