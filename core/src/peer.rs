@@ -1,80 +1,57 @@
-//! The peer state machine: bootstrap, overlay, gossip, liveness, repair and rejoin.
+//! The peer state machine: a thin router over the components that own its state.
 //!
 //! A [`Peer`] is driven like every node of this crate (see the crate doc): one
 //! [`Peer::handle`], then [`Peer::drain_outputs`], then [`Peer::next_deadline`].
 //!
-//! Its life, and where each part lives:
-//! 1. **Registration**: `REGISTER_REQ` to a quorum of randomly chosen seeds, more if some
-//!    fail; registered only once a quorum said success. Failed rounds retry later.
-//!    Steps 1-3 and 6 are in `bootstrap.rs`.
-//! 2. **Discovery**: `PEER_LIST_REQ` to the seeds that admitted it; the union is the set of
-//!    known peers (bounded).
-//! 3. **Neighbour selection** (preferential attachment): `PING` a sample of candidates, weight
-//!    each by the degree its `PONG` carries, draw neighbours by weight, `HELLO` them. The
-//!    first round ending is "bootstrap complete", whatever it found.
-//! 4. **Gossip**: generate a message every interval up to a maximum; forward first-time
-//!    messages to every neighbour but the sender; a bounded seen-set drops repeats
-//!    (`gossip.rs`, `seen.rs`).
-//! 5. **Liveness**: probe neighbours (a round skips a neighbour whose own `PING` arrived since
-//!    the last one, so a link is probed about once per interval, not once from each end);
-//!    after enough consecutive misses ask witnesses to probe the suspect; only a peer-level
-//!    majority (with at least one witness) leads to a `DEAD_REPORT` to a quorum of seeds. As
-//!    a witness, probe and answer later (`liveness.rs`).
-//! 6. **Repair and rejoin**: refresh the Peer List periodically and after a drop, reconnect
-//!    while below the minimum degree, and register again if the seeds removed this peer.
-//!    Every refresh checks this peer's own entry; a peer at or above the minimum degree
-//!    merges the listed peers into its known set on one periodic refresh in four.
+//! Its parts, each in its own module with the types it owns:
+//! - **membership** (`membership.rs`, `membership/neighbours.rs`): registration with a quorum
+//!   of seeds (with backoff), Peer List discovery and refresh, rejoin after a removal, the
+//!   known peers, repair, and choosing and greeting neighbours (preferential attachment;
+//!   a new neighbour's `HELLO` is checked before it is accepted);
+//! - **overlay** (`overlay.rs`): the neighbours and what this peer knows about each link;
+//! - **gossip** (`gossip.rs`, `seen.rs`): generation, first-time forwarding, de-duplication;
+//! - **liveness** (`liveness.rs`): probing neighbours, suspicion rounds with witnesses, dead
+//!   reports and following them up, answering as a witness;
+//! - **pings** (`pings.rs`): the `PING`s in flight, shared by every part that probes.
 //!
-//! This file holds the state and the dispatch of inputs; the decisions worth testing alone
-//! (neighbour choice, witness choice, suspicion verdict) are pure functions in `decide.rs`.
-//! All probes go through one table, keyed by endpoint, so a neighbour probe, a candidate
-//! probe and witness probes of the same node share one `PING` and its single response.
+//! The peer routes each input to the part it concerns and carries the few effects that
+//! cross parts (a neighbour found dead is dropped from the overlay and forgotten by
+//! membership). The decisions worth testing alone (neighbour choice, witness choice,
+//! suspicion verdict) are pure functions in `decide.rs`.
 
-mod bootstrap;
 mod decide;
 mod gossip;
 mod known;
 mod liveness;
-mod neighbours;
+mod membership;
+mod overlay;
+mod pings;
 mod seen;
-#[cfg(test)]
-mod tests;
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::num::NonZeroU32;
 
 use crate::config::SettingsError;
-use crate::msg::{Endpoint, Hello, Message, PeerStatus, Pong, RoleStatus, StatusResp};
+use crate::msg::{Endpoint, Message, PeerStatus, Pong, RoleStatus, StatusResp};
 use crate::rng::Rng;
 use crate::timers::FewTimers;
 use crate::{ConnId, Event, Failure, Input, Millis, NodeInit, Output, Settings};
 
-use known::Known;
-use neighbours::Neighbours;
+use gossip::Gossip;
+use liveness::Liveness;
+use membership::Membership;
+use overlay::Overlay;
+use pings::Pings;
 
 pub use decide::{choose_neighbours, pick_witnesses, verdict, Verdict};
+pub use liveness::MAX_PENDING_WITNESS;
+pub use membership::MAX_PENDING_GREETINGS;
 pub use seen::{gossip_key, SeenSet};
-
-/// Witness probes a peer keeps pending at most; beyond, `SUSPECT_REQ` is answered `ERROR`
-/// so a flood of requests cannot grow memory.
-pub const MAX_PENDING_WITNESS: usize = 256;
-
-/// New neighbours' `HELLO`s a peer keeps waiting for their checks at most (see [`Greeting`]);
-/// beyond, a new `HELLO` is refused at once.
-pub const MAX_PENDING_GREETINGS: usize = 64;
-
-/// Dead reports a peer keeps following at most (see [`Accusation`]).
-const MAX_ACCUSATIONS: usize = 64;
-
-/// Re-checks of an unsettled accusation before it is given up, unless a Peer List shows the
-/// accused still listed (then they start over).
-const ACCUSATION_RETRIES: u32 = 3;
 
 /// Known peers remembered per `peer_list_limit` (a random one is evicted beyond).
 const KNOWN_PER_LIST: usize = 4;
 
 /// A peer at or above the minimum degree merges one periodic Peer List refresh in this many
-/// into its known set (see `periodic_refresh`).
+/// into its known set (see `Membership::periodic_refresh`).
 const MERGE_EVERY: u32 = 4;
 
 /// The peer's periodic and one-shot deadlines.
@@ -92,220 +69,60 @@ enum Timer {
     Repair,
 }
 
-/// The two counters every gossip delivery bumps, kept apart from the others (see [`Peer`]'s
-/// layout).
-#[derive(Debug, Default)]
-#[repr(C)]
-struct GossipCounts {
-    duplicate: u64,
-    first: u64,
+/// What every part of a peer uses while it handles one input: who it is, the time, its
+/// settings, its randomness and timers, and where its outputs go.
+struct Cx<'a> {
+    now: Millis,
+    me: Endpoint,
+    seeds: &'a [Endpoint],
+    settings: &'a Settings,
+    unix_ms_at_zero: u64,
+    rng: &'a mut Rng,
+    timers: &'a mut FewTimers<Timer>,
+    out: &'a mut Vec<Output>,
 }
 
-/// Counters shown in `STATUS_RESP`, with the [`GossipCounts`].
-#[derive(Debug, Default)]
-struct Counters {
-    bad_input: u64,
-    dead_reports: u64,
-    gossip_generated: u64,
-    probes_missed: u64,
-    probes_sent: u64,
-    suspicions: u64,
-}
+impl Cx<'_> {
+    /// `now + ms`.
+    fn after(&self, ms: u64) -> Millis {
+        self.now.after(ms)
+    }
 
-impl Counters {
-    /// Named counters, sorted by name.
-    fn sorted(&self, gossip: &GossipCounts) -> Vec<(String, u64)> {
-        [
-            ("bad_input", self.bad_input),
-            ("dead_reports", self.dead_reports),
-            ("gossip_duplicate", gossip.duplicate),
-            ("gossip_first", gossip.first),
-            ("gossip_generated", self.gossip_generated),
-            ("probes_missed", self.probes_missed),
-            ("probes_sent", self.probes_sent),
-            ("suspicions", self.suspicions),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect()
+    /// Wall-clock unix seconds now: the texts the spec fixes carry them.
+    fn unix_secs(&self) -> u64 {
+        self.unix_ms_at_zero.saturating_add(self.now.0) / 1000
+    }
+
+    fn send(&mut self, to: Endpoint, msg: Message, deadline: Millis) {
+        self.out.push(Output::Send { to, msg, deadline });
+    }
+
+    fn reply(&mut self, conn: ConnId, msg: Message) {
+        self.out.push(Output::Reply { conn, msg });
+    }
+
+    fn emit(&mut self, event: Event) {
+        self.out.push(Output::Event(event));
     }
 }
 
-/// One registration attempt (a retry or a rejoin starts from the seeds that said success).
-#[derive(Debug, Default)]
-struct Registration {
-    /// The lowest incarnation asked for (one above a removed one when rejoining).
-    hint: Option<u64>,
-    /// Seeds asked in this round; a failure moves on to one not asked yet.
-    asked: BTreeSet<Endpoint>,
-    /// Seeds whose answer is awaited.
-    in_flight: BTreeSet<Endpoint>,
-    /// Seeds that admitted this peer.
-    successes: BTreeSet<Endpoint>,
-    /// The highest incarnation a seed said it admitted.
-    admitted: Option<u64>,
-}
-
-/// One round of neighbour selection.
-#[derive(Debug, Default)]
-struct Selection {
-    /// Candidates pinged, `PONG` awaited.
-    probing: BTreeSet<Endpoint>,
-    /// Candidates that answered, with their weight (degree, at least 1).
-    answered: Vec<(Endpoint, u32)>,
-    /// Answered candidates in weighted-draw order, not greeted yet.
-    reserve: VecDeque<Endpoint>,
-    /// `HELLO`s awaiting their `HELLO_ACK`.
-    greeting: BTreeSet<Endpoint>,
-}
-
-/// Per-neighbour liveness state.
-#[derive(Debug, Default)]
-struct Link {
-    /// Consecutive missed probes.
-    misses: u32,
-    /// A probe is in flight.
-    probing: bool,
-    /// The neighbour's own `PING` arrived since the last probe round: it was up then, so
-    /// the next round may skip probing it (see `probe_neighbours`).
-    heard: bool,
-    /// The neighbour re-greeted us (a `HELLO` on an existing link) since our last periodic
-    /// re-greeting: it holds the link, so the next one may skip it (see
-    /// `regreet_neighbours`).
-    greeted: bool,
-}
-
-/// A suspicion round in progress.
-#[derive(Debug)]
-struct Suspicion {
-    /// Witnesses whose `SUSPECT_ACK` is awaited.
-    awaiting: BTreeSet<Endpoint>,
-    /// Witnesses that said dead, in answer order.
-    dead: Vec<Endpoint>,
-    /// Witnesses that said alive.
-    alive: u32,
-}
-
-/// A dead report whose outcome is not settled: no seed has committed the removal yet (a
-/// quorum of seeds may have been down). On each refresh the detector probes the accused
-/// again and, if it is still silent, runs a fresh witness round and reports again. It ends
-/// when a seed commits, the accused answers, the witnesses disagree, a complete Peer List no
-/// longer lists it, or the retries run out.
-#[derive(Debug)]
-struct Accusation {
-    /// The incarnation accused, if known.
-    incarnation: Option<u64>,
-    /// Seeds whose answer to the latest report is awaited.
-    awaiting: BTreeSet<Endpoint>,
-    /// Re-checks left.
-    retries_left: u32,
-}
-
-/// A `HELLO` from a peer that is not a neighbour yet, answered once it is checked: it must
-/// answer this peer's own `PING` at the endpoint it claims, and be admitted in a seed's Peer
-/// List (known from one, or confirmed by asking one). So nobody can plant a neighbour that
-/// the seeds never admitted, or one that does not listen where it says.
-#[derive(Debug)]
-struct Greeting {
-    /// The `HELLO` (the first, if it came more than once) and every connection to answer.
-    hello: Hello,
-    conns: Vec<ConnId>,
-    /// The `PING` answered (`None`: not yet).
-    answered: Option<bool>,
-    /// A seed lists it as admitted (`None`: asked, no answer yet).
-    admitted: Option<bool>,
-}
-
-/// Who waits for the outcome of the `PING` in flight to one endpoint.
-#[derive(Debug, Default)]
-struct PingWaiters {
-    /// The neighbour probe.
-    probe: bool,
-    /// Checking a new neighbour's `HELLO`.
-    greeter: bool,
-    /// Neighbour selection.
-    candidate: bool,
-    /// Re-checking an unsettled accusation.
-    recheck: bool,
-    /// Detectors that asked this peer to witness: the connection to answer and who asked.
-    witnesses: Vec<(ConnId, Endpoint)>,
-}
-
-/// Why a `PING` is sent.
-enum PingRole {
-    Probe,
-    Greeter,
-    Candidate,
-    Recheck,
-    Witness(ConnId, Endpoint),
-}
-
 /// A peer node.
-///
-/// `repr(C)` keeps the fields in this order: the ones a gossip delivery touches come first,
-/// packed into as few cache lines as they fit. A simulator hosts thousands of peers and visits
-/// each only now and then, so every separate line a delivery touches is a cache miss. The
-/// simulator keeps 16 bytes of its own just before a node, so line boundaries fall at peer
-/// offsets 48, 112, 176 and 240 there; a test pins the offsets below:
-///
-/// - 0–48 (with the simulator's bookkeeping): the output buffer and the earliest timer: every
-///   input, the answer to a gossip reads nothing else;
-/// - 48–112: the clock, the gossip counters and the neighbours: every gossip;
-/// - 112–176: the seen set's recent-key cache and its table pointer: every gossip;
-/// - 240–: the endpoint and the request deadline a first receipt forwards with.
 #[derive(Debug)]
-#[repr(C)]
 pub struct Peer {
-    // ----- touched by every gossip delivery and response -----
-    outputs: Vec<Output>,
-    timers: FewTimers<Timer>,
-    unix_ms_at_zero: u64,
-    gossip_counts: GossipCounts,
-    /// The overlay adjacency.
-    neighbours: Neighbours,
-    seen: SeenSet,
     me: Endpoint,
-    /// `settings.request_timeout_ms`, copied next to `me` for forwarding.
-    request_timeout_ms: u64,
-
-    counters: Counters,
     seeds: Vec<Endpoint>,
     settings: Settings,
+    unix_ms_at_zero: u64,
     rng: Rng,
-
-    registered: bool,
-    incarnation: u64,
-    reg: Registration,
-    /// Registration rounds failed in a row (the backoff's exponent).
-    register_failures: u32,
-
-    bootstrapped: bool,
-    /// Seeds whose bootstrap `PEER_LIST_RESP` is awaited.
-    pl_awaiting: BTreeSet<Endpoint>,
-    /// A refresh `PEER_LIST_REQ` is in flight.
-    refreshing: bool,
-    /// Seeds still to ask in this cycle of refreshes: every seed in turn, in a random order,
-    /// so a peer hears each seed's view of its own entry within one cycle (seeds may
-    /// disagree for a while about a change only some of them could certify).
-    refresh_order: Vec<Endpoint>,
-    /// Its answer is to be merged into the known set.
-    refresh_merge: bool,
-    /// Periodic refreshes so far.
-    periodic_refreshes: u32,
-    selection: Option<Selection>,
-    /// Peers known from Peer Lists and handshakes, with the incarnation last heard of.
-    known: Known,
-
-    generated: u32,
-
-    /// `PING`s in flight, by endpoint: a handful (one per neighbour, candidate or suspect
-    /// probed), looked up by a scan; never iterated, so their order reaches no output.
-    pings: Vec<(Endpoint, PingWaiters)>,
-    /// New neighbours' `HELLO`s being checked, by greeter.
-    greetings: BTreeMap<Endpoint, Greeting>,
-    witness_pending: usize,
-    suspicions: BTreeMap<Endpoint, Suspicion>,
-    accusations: BTreeMap<Endpoint, Accusation>,
+    timers: FewTimers<Timer>,
+    outputs: Vec<Output>,
+    /// Bad requests answered `ERROR`.
+    bad_input: u64,
+    membership: Membership,
+    overlay: Overlay,
+    gossip: Gossip,
+    liveness: Liveness,
+    pings: Pings,
 }
 
 impl Peer {
@@ -322,54 +139,47 @@ impl Peer {
                 init.me
             )));
         }
-        let seen = SeenSet::new(usize::try_from(init.settings.seen_capacity).unwrap_or(usize::MAX));
         let mut peer = Peer {
             me: init.me,
             seeds: init.seeds,
-            request_timeout_ms: init.settings.request_timeout_ms,
+            gossip: Gossip::new(init.settings.seen_capacity),
             settings: init.settings,
-            rng: Rng::new(init.rng_seed),
             unix_ms_at_zero: init.unix_ms_at_zero,
-            outputs: Vec::new(),
+            rng: Rng::new(init.rng_seed),
             timers: FewTimers::default(),
-            gossip_counts: GossipCounts::default(),
-            counters: Counters::default(),
-            registered: false,
-            incarnation: 0,
-            reg: Registration::default(),
-            register_failures: 0,
-            bootstrapped: false,
-            pl_awaiting: BTreeSet::new(),
-            refreshing: false,
-            refresh_order: Vec::new(),
-            refresh_merge: false,
-            periodic_refreshes: 0,
-            selection: None,
-            known: Known::default(),
-            neighbours: Neighbours::default(),
-            generated: 0,
-            seen,
-            pings: Vec::new(),
-            greetings: BTreeMap::new(),
-            witness_pending: 0,
-            suspicions: BTreeMap::new(),
-            accusations: BTreeMap::new(),
+            outputs: Vec::new(),
+            bad_input: 0,
+            membership: Membership::default(),
+            overlay: Overlay::default(),
+            liveness: Liveness::default(),
+            pings: Pings::default(),
         };
-        peer.start_registration(now, None);
+        let (mut cx, parts) = peer.split(now);
+        parts.membership.start_registration(&mut cx, None);
         Ok(peer)
     }
 
     /// Feeds one input at `now`.
     pub fn handle(&mut self, now: Millis, input: Input) {
+        if let Input::Request {
+            conn,
+            msg: Message::StatusReq,
+        } = input
+        {
+            let status = Message::StatusResp(Box::new(self.status()));
+            self.outputs.push(Output::Reply { conn, msg: status });
+            return;
+        }
+        let (mut cx, mut parts) = self.split(now);
         match input {
-            Input::Request { conn, msg } => self.on_request(now, conn, msg),
-            Input::Malformed { conn, error } => self.reject(conn, error.to_string()),
+            Input::Request { conn, msg } => parts.on_request(&mut cx, conn, msg),
+            Input::Malformed { conn, error } => parts.reject(&mut cx, conn, error.to_string()),
             Input::Response {
                 to,
                 request,
                 outcome,
-            } => self.on_response(now, to, request, outcome),
-            Input::Tick => self.on_tick(now),
+            } => parts.on_response(&mut cx, to, request, outcome),
+            Input::Tick => parts.on_tick(&mut cx),
         }
     }
 
@@ -399,43 +209,85 @@ impl Peer {
 
     /// A read-only view, as answered to `STATUS_REQ`.
     pub fn status(&self) -> StatusResp {
+        let counters = [
+            ("bad_input", self.bad_input),
+            ("dead_reports", self.liveness.dead_reports),
+            ("gossip_duplicate", self.gossip.duplicate),
+            ("gossip_first", self.gossip.first),
+            ("gossip_generated", u64::from(self.gossip.generated())),
+            ("probes_missed", self.liveness.probes_missed),
+            ("probes_sent", self.pings.sent),
+            ("suspicions", self.liveness.suspicions_raised),
+        ];
         StatusResp {
             node: self.me,
             role: RoleStatus::Peer(PeerStatus {
-                registered: self.registered,
-                incarnation: self.incarnation,
-                neighbours: self.neighbours.keys().copied().collect(),
-                known_peers: u32::try_from(self.known.len()).unwrap_or(u32::MAX),
+                registered: self.membership.registered(),
+                incarnation: self.membership.incarnation(),
+                neighbours: self.overlay.keys().copied().collect(),
+                known_peers: count(self.membership.known.len()),
             }),
-            counters: self.counters.sorted(&self.gossip_counts),
+            counters: counters
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
         }
     }
 
-    // ----- dispatch -------------------------------------------------------------------------
+    /// The context of one input and the parts, borrowed apart.
+    fn split(&mut self, now: Millis) -> (Cx<'_>, Parts<'_>) {
+        let cx = Cx {
+            now,
+            me: self.me,
+            seeds: &self.seeds,
+            settings: &self.settings,
+            unix_ms_at_zero: self.unix_ms_at_zero,
+            rng: &mut self.rng,
+            timers: &mut self.timers,
+            out: &mut self.outputs,
+        };
+        let parts = Parts {
+            bad_input: &mut self.bad_input,
+            membership: &mut self.membership,
+            overlay: &mut self.overlay,
+            gossip: &mut self.gossip,
+            liveness: &mut self.liveness,
+            pings: &mut self.pings,
+        };
+        (cx, parts)
+    }
+}
 
-    fn on_request(&mut self, now: Millis, conn: ConnId, msg: Message) {
+/// The parts of a peer, borrowed for one input.
+struct Parts<'a> {
+    bad_input: &'a mut u64,
+    membership: &'a mut Membership,
+    overlay: &'a mut Overlay,
+    gossip: &'a mut Gossip,
+    liveness: &'a mut Liveness,
+    pings: &'a mut Pings,
+}
+
+impl Parts<'_> {
+    fn on_request(&mut self, cx: &mut Cx<'_>, conn: ConnId, msg: Message) {
         match msg {
-            Message::Gossip(g) => self.on_gossip(now, conn, &g),
+            Message::Gossip(g) => self.gossip.on_gossip(cx, self.overlay, conn, &g),
             Message::Ping(ping) => {
-                if let Some(link) = self.neighbours.get_mut(&ping.sender) {
+                if let Some(link) = self.overlay.link_mut(&ping.sender) {
                     link.heard = true;
                 }
-                // What a probing seed may vouch for: the incarnation held, or the one this
-                // peer is registering for (one above a removal the seed may not know yet).
-                let claimed = self.incarnation.max(self.reg.hint.unwrap_or(0));
+                let claimed = self.membership.claimed_incarnation();
                 let pong = Pong {
-                    responder: self.me,
-                    degree: Some(self.degree()),
+                    responder: cx.me,
+                    degree: Some(count(self.overlay.len())),
                     incarnation: NonZeroU32::new(u32::try_from(claimed).unwrap_or(u32::MAX)),
                 };
-                self.reply(conn, Message::Pong(pong));
+                cx.reply(conn, Message::Pong(pong));
             }
-            Message::Hello(h) => self.on_hello(now, conn, *h),
-            Message::SuspectReq(r) => self.on_suspect_req(now, conn, *r),
-            Message::StatusReq => {
-                let status = self.status();
-                self.reply(conn, Message::StatusResp(Box::new(status)));
-            }
+            Message::Hello(h) => self
+                .membership
+                .on_hello(cx, self.overlay, self.pings, conn, *h),
+            Message::SuspectReq(r) => self.liveness.on_suspect_req(cx, self.pings, conn, *r),
             Message::RegisterReq(_)
             | Message::RegisterVote(_)
             | Message::RegisterCommit(_)
@@ -443,74 +295,129 @@ impl Peer {
             | Message::DeadReport(_)
             | Message::DeadVote(_)
             | Message::DeadCommit(_)
-            | Message::SeedSync(_) => self.reject(conn, format!("{}: not a seed", msg.type_name())),
-            other => self.reject(conn, format!("{} is not a request", other.type_name())),
+            | Message::SeedSync(_)
+            | Message::Confirm(_) => {
+                self.reject(cx, conn, format!("{}: not a seed", msg.type_name()))
+            }
+            other => self.reject(cx, conn, format!("{} is not a request", other.type_name())),
         }
     }
 
     fn on_response(
         &mut self,
-        now: Millis,
+        cx: &mut Cx<'_>,
         to: Endpoint,
         request: Message,
         outcome: Result<Message, Failure>,
     ) {
         match request {
-            Message::RegisterReq(_) => self.on_register_result(now, to, outcome),
+            Message::RegisterReq(_) => {
+                self.membership
+                    .on_register_result(cx, self.overlay, to, outcome)
+            }
             Message::PeerListReq { requester } => match requester.parse::<Endpoint>() {
-                Ok(greeter) if greeter != self.me => self.on_greeter_listed(greeter, outcome),
-                _ => self.on_peer_list(now, to, outcome),
+                Ok(greeter) if greeter != cx.me => {
+                    self.membership
+                        .on_greeter_listed(cx, self.overlay, greeter, outcome)
+                }
+                _ => {
+                    if let Ok(Message::PeerListResp(resp)) = &outcome {
+                        let complete = resp.total.is_some_and(|t| t <= resp.peers.len() as u64);
+                        self.liveness.note_listed(&resp.peers, complete);
+                    }
+                    self.membership
+                        .on_peer_list(cx, self.overlay, self.pings, to, outcome)
+                }
             },
-            Message::Ping(_) => self.on_ping_outcome(now, to, outcome),
-            Message::Hello(_) => self.on_hello_ack(now, to, outcome),
-            Message::SuspectReq(r) => self.on_suspect_ack(now, to, r.suspect, outcome),
-            Message::DeadReport(r) => self.on_dead_result(to, r.dead, outcome),
+            Message::Ping(_) => self.on_ping_outcome(cx, to, outcome),
+            Message::Hello(_) => {
+                self.membership
+                    .on_hello_ack(cx, self.overlay, self.pings, to, outcome)
+            }
+            Message::SuspectReq(r) => {
+                let known = &self.membership.known;
+                let dead =
+                    (self.liveness).on_suspect_ack(cx, self.overlay, known, to, r.suspect, outcome);
+                self.bury(cx, dead);
+            }
+            Message::DeadReport(r) => self.liveness.on_dead_result(cx, to, r.dead, outcome),
             // Gossip acks carry nothing we act on: liveness comes from probes.
             _ => {}
         }
     }
 
-    fn on_tick(&mut self, now: Millis) {
-        while let Some(timer) = self.timers.pop_due(now) {
+    /// A `PING` ended: every part that waited for it learns the outcome (any reply at all
+    /// proves the node is up; a failure is a miss).
+    fn on_ping_outcome(
+        &mut self,
+        cx: &mut Cx<'_>,
+        to: Endpoint,
+        outcome: Result<Message, Failure>,
+    ) {
+        let Some(waiters) = self.pings.take(&to) else {
+            return;
+        };
+        let alive = outcome.is_ok();
+        if waiters.candidate {
+            self.membership
+                .on_candidate_outcome(cx, self.overlay, to, &outcome);
+        }
+        for (conn, requester) in waiters.witnesses {
+            self.liveness
+                .on_witness_probe(cx, conn, to, requester, alive);
+        }
+        if waiters.probe {
+            let known = &self.membership.known;
+            let dead = (self.liveness).on_probe_outcome(cx, self.overlay, known, to, alive);
+            self.bury(cx, dead);
+        }
+        if waiters.recheck {
+            let known = &self.membership.known;
+            let dead = (self.liveness).on_recheck_outcome(cx, self.overlay, known, to, alive);
+            self.bury(cx, dead);
+        }
+        if waiters.greeter {
+            self.membership
+                .on_greeter_probed(cx, self.overlay, to, alive);
+        }
+    }
+
+    /// A neighbour found dead by a peer-level consensus (and reported): drop the link, forget
+    /// it, and look for new candidates.
+    fn bury(&mut self, cx: &mut Cx<'_>, dead: Option<Endpoint>) {
+        if let Some(dead) = dead {
+            self.overlay.drop_link(dead, "dead", cx.out);
+            self.membership.forget_dead(cx, &dead);
+        }
+    }
+
+    fn on_tick(&mut self, cx: &mut Cx<'_>) {
+        while let Some(timer) = cx.timers.pop_due(cx.now) {
             match timer {
-                Timer::RegisterRetry => self.retry_registration(now),
-                Timer::Gossip => self.generate_gossip(now),
-                Timer::Probe => self.probe_neighbours(now),
+                Timer::RegisterRetry => self.membership.retry_registration(cx),
+                Timer::Gossip => self.gossip.generate(cx, self.overlay),
+                Timer::Probe => Liveness::probe_neighbours(cx, self.overlay, self.pings),
                 Timer::Repair => {
-                    if self.neighbours.len() < self.settings.min_degree as usize {
-                        self.refresh_peer_list(now);
+                    if self.overlay.len() < cx.settings.min_degree as usize {
+                        self.membership.refresh_peer_list(cx);
                     }
                 }
                 Timer::Refresh => {
-                    self.periodic_refresh(now);
-                    self.regreet_neighbours(now, false);
-                    self.recheck_accusations(now);
-                    let at = now.after(self.settings.peer_list_refresh_ms);
-                    self.timers.set(Timer::Refresh, at);
+                    self.membership.periodic_refresh(cx, self.overlay);
+                    self.membership.regreet_neighbours(cx, self.overlay, false);
+                    self.liveness.recheck_accusations(cx, self.pings);
+                    let at = cx.after(cx.settings.peer_list_refresh_ms);
+                    cx.timers.set(Timer::Refresh, at);
                 }
             }
         }
     }
 
-    // ----- outputs --------------------------------------------------------------------------
-
-    fn send(&mut self, to: Endpoint, msg: Message, deadline: Millis) {
-        self.outputs.push(Output::Send { to, msg, deadline });
-    }
-
-    fn reply(&mut self, conn: ConnId, msg: Message) {
-        self.outputs.push(Output::Reply { conn, msg });
-    }
-
-    fn emit(&mut self, event: Event) {
-        self.outputs.push(Output::Event(event));
-    }
-
     /// Answers a bad request with `ERROR` and records it.
-    fn reject(&mut self, conn: ConnId, reason: String) {
-        self.counters.bad_input += 1;
-        self.reply(conn, Message::error(reason.clone()));
-        self.emit(Event::BadInput { reason });
+    fn reject(&mut self, cx: &mut Cx<'_>, conn: ConnId, reason: String) {
+        *self.bad_input += 1;
+        cx.reply(conn, Message::error(reason.clone()));
+        cx.emit(Event::BadInput { reason });
     }
 }
 

@@ -84,12 +84,9 @@ impl<K: Ord + Clone> Timers<K> {
 /// [`Timers`] for a node with a handful of distinct keys (a peer has five): an unsorted array
 /// scanned linearly. At that size a scan of a cache line or two beats two trees, and a peer
 /// sets or fires a timer on most of its inputs. Same semantics, same firing order (earliest
-/// first, ties by key).
-///
-/// `repr(C)`, earliest first: a driver asks for the next deadline after every input, and
-/// that read should share a cache line with the node's other hot fields.
+/// first, ties by key). The earliest deadline is kept apart, since a driver asks for it after
+/// every input.
 #[derive(Clone, Debug)]
-#[repr(C)]
 pub struct FewTimers<K: Ord + Clone> {
     /// The earliest deadline of `slots`.
     earliest: Option<Millis>,

@@ -82,7 +82,9 @@ pub fn verdict(dead_witnesses: u32, alive_witnesses: u32) -> Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::peer::tests::ep;
+    fn ep(port: u16) -> Endpoint {
+        Endpoint::from(([127, 0, 0, 1], port))
+    }
 
     #[test]
     fn verdict_table() {

@@ -1,78 +1,93 @@
-//! Gossip: generation on a timer and first-time forwarding. This is the simulator's hot
-//! path: no formatting, no allocation (every copy of a gossip shares its origin's body through
-//! an `Arc`; only the sender and hop count are rewritten), and an O(1) seen check.
+//! Gossip: generation on a timer, first-time forwarding to every neighbour but the sender,
+//! and de-duplication. It owns the seen set and the gossip counters; the neighbours it
+//! forwards to are the overlay's.
+//!
+//! This is the busiest path of a peer: no formatting, no allocation on a forward (every copy
+//! of a gossip shares its origin's body through an `Arc`; only the sender and the hop count
+//! are rewritten), and an O(1) seen check.
 
 use std::sync::Arc;
 
-use super::{gossip_key, Peer, Timer};
-use crate::msg::{Endpoint, Gossip, GossipAck, GossipBody, Message};
-use crate::{ConnId, Event, Millis, Output};
+use super::overlay::Overlay;
+use super::seen::{gossip_key, SeenSet};
+use super::{Cx, Timer};
+use crate::msg::{Endpoint, Gossip as GossipMsg, GossipAck, GossipBody, Message};
+use crate::{ConnId, Event, Output};
 
-impl Peer {
-    // ----- gossip (hot path) ----------------------------------------------------------------
+/// The gossip a peer made and saw.
+#[derive(Debug)]
+pub(super) struct Gossip {
+    /// Keys of the gossip seen (made here or received), bounded.
+    seen: SeenSet,
+    /// Gossip made so far (1-based numbers up to `max_gossip`).
+    generated: u32,
+    /// First-time deliveries.
+    pub first: u64,
+    /// Repeats dropped.
+    pub duplicate: u64,
+}
 
-    pub(super) fn unix_secs(&self, now: Millis) -> u64 {
-        self.unix_ms_at_zero.saturating_add(now.0) / 1000
+impl Gossip {
+    pub(super) fn new(seen_capacity: u32) -> Gossip {
+        Gossip {
+            seen: SeenSet::new(usize::try_from(seen_capacity).unwrap_or(usize::MAX)),
+            generated: 0,
+            first: 0,
+            duplicate: 0,
+        }
     }
 
-    pub(super) fn generate_gossip(&mut self, now: Millis) {
-        if self.generated >= self.settings.max_gossip {
+    /// Gossip made so far.
+    pub(super) fn generated(&self) -> u32 {
+        self.generated
+    }
+
+    /// Makes the next gossip `<timestamp>:<IP>:<Msg#>` and sends it to every neighbour;
+    /// arms the next one until `max_gossip` are made.
+    pub(super) fn generate(&mut self, cx: &mut Cx<'_>, overlay: &Overlay) {
+        if self.generated >= cx.settings.max_gossip {
             return;
         }
         self.generated += 1;
         let msg_no = self.generated;
-        let text: Arc<str> = Arc::from(format!(
-            "{}:{}:{}",
-            self.unix_secs(now),
-            self.me.ip(),
-            msg_no
-        ));
-        let key = gossip_key(&text, Some(self.me.port()));
-        self.seen.insert(key, self.unix_secs(now));
-        self.counters.gossip_generated += 1;
-        self.emit(Event::GossipGenerated {
+        let now_secs = cx.unix_secs();
+        let text: Arc<str> = Arc::from(format!("{}:{}:{}", now_secs, cx.me.ip(), msg_no));
+        let key = gossip_key(&text, Some(cx.me.port()));
+        self.seen.insert(key, now_secs);
+        cx.emit(Event::GossipGenerated {
             text: Arc::clone(&text),
             msg_no,
         });
-        let gossip = Gossip {
+        let gossip = GossipMsg {
             body: Arc::new(GossipBody {
                 text,
-                origin_ip: self.me.ip(),
-                origin_port: Some(self.me.port()),
+                origin_ip: cx.me.ip(),
+                origin_port: Some(cx.me.port()),
                 msg_no,
             }),
-            sender: self.me,
+            sender: cx.me,
             hops: 1,
         };
-        self.forward(now, &gossip, None);
-        if self.generated < self.settings.max_gossip {
-            self.timers
-                .set(Timer::Gossip, now.after(self.settings.gossip_interval_ms));
+        forward(cx, overlay, &gossip, None);
+        if self.generated < cx.settings.max_gossip {
+            let at = cx.after(cx.settings.gossip_interval_ms);
+            cx.timers.set(Timer::Gossip, at);
         }
     }
 
-    /// Sends `gossip` to every neighbour but `except`. Every copy shares its body.
-    pub(super) fn forward(&mut self, now: Millis, gossip: &Gossip, except: Option<Endpoint>) {
-        let deadline = now.after(self.request_timeout_ms);
-        self.outputs.reserve(self.neighbours.len());
-        self.outputs.extend(
-            self.neighbours
-                .keys()
-                .filter(|&&to| Some(to) != except)
-                .map(|&to| Output::Send {
-                    to,
-                    msg: Message::Gossip(gossip.clone()),
-                    deadline,
-                }),
-        );
-    }
-
-    /// Incoming gossip, from a neighbour or not (the reference may gossip before `HELLO`).
-    pub(super) fn on_gossip(&mut self, now: Millis, conn: ConnId, gossip: &Gossip) {
+    /// Incoming gossip, from a neighbour or not (the reference may gossip before `HELLO`):
+    /// acknowledged; forwarded if it is the first copy, dropped (and noted) if not.
+    pub(super) fn on_gossip(
+        &mut self,
+        cx: &mut Cx<'_>,
+        overlay: &Overlay,
+        conn: ConnId,
+        gossip: &GossipMsg,
+    ) {
         let body = &gossip.body;
         let key = gossip_key(&body.text, body.origin_port);
-        let first = self.seen.insert(key, self.unix_secs(now));
-        self.reply(
+        let first = self.seen.insert(key, cx.unix_secs());
+        cx.reply(
             conn,
             Message::GossipAck(GossipAck {
                 accepted: true,
@@ -81,24 +96,40 @@ impl Peer {
         );
         let from = gossip.sender;
         if !first {
-            self.gossip_counts.duplicate += 1;
-            self.emit(Event::GossipDuplicate {
+            self.duplicate += 1;
+            cx.emit(Event::GossipDuplicate {
                 text: Arc::clone(&body.text),
                 from,
             });
             return;
         }
-        self.gossip_counts.first += 1;
-        self.emit(Event::GossipFirstReceived {
+        self.first += 1;
+        cx.emit(Event::GossipFirstReceived {
             text: Arc::clone(&body.text),
             from,
             hops: gossip.hops,
         });
-        let onward = Gossip {
+        let onward = GossipMsg {
             body: Arc::clone(body),
-            sender: self.me,
+            sender: cx.me,
             hops: gossip.hops.saturating_add(1),
         };
-        self.forward(now, &onward, Some(from));
+        forward(cx, overlay, &onward, Some(from));
     }
+}
+
+/// Sends `gossip` to every neighbour but `except`. Every copy shares its body.
+fn forward(cx: &mut Cx<'_>, overlay: &Overlay, gossip: &GossipMsg, except: Option<Endpoint>) {
+    let deadline = cx.after(cx.settings.request_timeout_ms);
+    cx.out.reserve(overlay.len());
+    cx.out.extend(
+        overlay
+            .keys()
+            .filter(|&&to| Some(to) != except)
+            .map(|&to| Output::Send {
+                to,
+                msg: Message::Gossip(gossip.clone()),
+                deadline,
+            }),
+    );
 }

@@ -1,81 +1,87 @@
-//! Liveness: neighbour probes, suspicion rounds with witnesses and the dead report (the
-//! detector's side), and probing a suspect on another detector's behalf (the witness's side).
-//! All `PING`s go through one table so roles probing the same endpoint share one probe.
+//! Liveness: probing neighbours, suspicion rounds with witnesses and the dead report (the
+//! detector's side), following a report until a seed commits it, and probing a suspect on
+//! another detector's behalf (the witness's side). It owns the suspicions, the accusations
+//! and the witness backlog; the links it probes are the overlay's, the probes go through the
+//! shared `PING` table.
+//!
+//! One peer alone never gets another removed: a `DEAD_REPORT` follows only a peer-level
+//! majority (the detector's vote and at least one witness's), and the seeds probe the accused
+//! themselves before they vote.
 
-use super::{
-    count, pick_witnesses, verdict, Accusation, Peer, PingRole, PingWaiters, Suspicion, Timer,
-    ACCUSATION_RETRIES, MAX_ACCUSATIONS, MAX_PENDING_WITNESS,
-};
-use crate::msg::{DeadReport, Endpoint, Message, Ping, SuspectAck, SuspectReq};
-use crate::{ConnId, Event, Failure, Millis};
+use std::collections::{BTreeMap, BTreeSet};
 
-impl Peer {
-    // ----- probes ---------------------------------------------------------------------------
+use super::decide::{pick_witnesses, verdict};
+use super::known::Known;
+use super::overlay::Overlay;
+use super::pings::{PingRole, Pings};
+use super::{count, Cx, Timer};
+use crate::msg::{DeadReport, Endpoint, Message, SuspectAck, SuspectReq};
+use crate::{quorum, ConnId, Event, Failure};
 
-    /// Pings `to` for `role`, sharing a `PING` already in flight to the same endpoint.
-    pub(super) fn ping(&mut self, now: Millis, to: Endpoint, role: PingRole) {
-        let (fresh, waiters) = match self.pings.iter().position(|(p, _)| *p == to) {
-            Some(i) => (false, &mut self.pings[i].1),
-            None => {
-                self.pings.push((to, PingWaiters::default()));
-                let last = self.pings.len() - 1;
-                (true, &mut self.pings[last].1)
-            }
-        };
-        match role {
-            PingRole::Probe => waiters.probe = true,
-            PingRole::Greeter => waiters.greeter = true,
-            PingRole::Candidate => waiters.candidate = true,
-            PingRole::Recheck => waiters.recheck = true,
-            PingRole::Witness(conn, requester) => waiters.witnesses.push((conn, requester)),
-        }
-        if fresh {
-            self.counters.probes_sent += 1;
-            let msg = Message::Ping(Ping { sender: self.me });
-            self.send(to, msg, now.after(self.settings.probe_timeout_ms));
-        }
-    }
+/// Witness probes a peer keeps pending at most; beyond, `SUSPECT_REQ` is answered `ERROR`
+/// so a flood of requests cannot grow memory.
+pub const MAX_PENDING_WITNESS: usize = 256;
 
-    /// Any reply at all proves the node is up; a failure is a miss.
-    pub(super) fn on_ping_outcome(
-        &mut self,
-        now: Millis,
-        to: Endpoint,
-        outcome: Result<Message, Failure>,
-    ) {
-        let Some(i) = self.pings.iter().position(|(p, _)| *p == to) else {
-            return;
-        };
-        let (_, waiters) = self.pings.swap_remove(i);
-        let alive = outcome.is_ok();
-        if waiters.candidate {
-            self.on_candidate_outcome(now, to, &outcome);
-        }
-        for (conn, requester) in waiters.witnesses {
-            self.witness_pending = self.witness_pending.saturating_sub(1);
-            self.answer_witness(conn, to, requester, alive);
-        }
-        if waiters.probe {
-            self.on_probe_outcome(now, to, alive);
-        }
-        if waiters.recheck {
-            self.on_recheck_outcome(now, to, alive);
-        }
-        if waiters.greeter {
-            self.on_greeter_probed(to, alive);
-        }
-    }
+/// Dead reports a peer keeps following at most (see [`Accusation`]).
+const MAX_ACCUSATIONS: usize = 64;
 
-    // ----- liveness: detector ---------------------------------------------------------------
+/// Re-checks of an unsettled accusation before it is given up, unless a Peer List shows the
+/// accused still listed (then they start over).
+const ACCUSATION_RETRIES: u32 = 3;
+
+/// A suspicion round in progress.
+#[derive(Debug)]
+struct Suspicion {
+    /// Witnesses whose `SUSPECT_ACK` is awaited.
+    awaiting: BTreeSet<Endpoint>,
+    /// Witnesses that said dead, in answer order.
+    dead: Vec<Endpoint>,
+    /// Witnesses that said alive.
+    alive: u32,
+}
+
+/// A dead report whose outcome is not settled: no seed has committed the removal yet (a
+/// quorum of seeds may have been down). On each refresh the detector probes the accused
+/// again and, if it is still silent, runs a fresh witness round and reports again. It ends
+/// when a seed commits, the accused answers, the witnesses disagree, a complete Peer List no
+/// longer lists it, or the retries run out.
+#[derive(Debug)]
+struct Accusation {
+    /// The incarnation accused, if known.
+    incarnation: Option<u64>,
+    /// Seeds whose answer to the latest report is awaited.
+    awaiting: BTreeSet<Endpoint>,
+    /// Re-checks left.
+    retries_left: u32,
+}
+
+/// The detector's and the witness's state.
+#[derive(Debug, Default)]
+pub(super) struct Liveness {
+    suspicions: BTreeMap<Endpoint, Suspicion>,
+    accusations: BTreeMap<Endpoint, Accusation>,
+    /// Witness probes in flight for other detectors.
+    witness_pending: usize,
+    /// Probes of neighbours that got no answer.
+    pub probes_missed: u64,
+    /// Suspicion rounds started.
+    pub suspicions_raised: u64,
+    /// `DEAD_REPORT`s sent (one per round, to a quorum of seeds).
+    pub dead_reports: u64,
+}
+
+impl Liveness {
+    // ----- detector: probes and suspicion ---------------------------------------------------
 
     /// Probes every neighbour with no probe in flight, except one whose own `PING` arrived
     /// since the last round while nothing was amiss: it was up a moment ago, and both ends of
     /// a link probing each other every interval doubled the probe traffic for nothing. A
     /// neighbour that stops pinging is probed again from the next round, so a crash is seen
     /// at most one interval later; one that has missed a probe is probed every round.
-    pub(super) fn probe_neighbours(&mut self, now: Millis) {
-        for i in 0..self.neighbours.len() {
-            let Some((&peer, link)) = self.neighbours.get_index_mut(i) else {
+    pub(super) fn probe_neighbours(cx: &mut Cx<'_>, overlay: &mut Overlay, pings: &mut Pings) {
+        let deadline = cx.after(cx.settings.probe_timeout_ms);
+        for i in 0..overlay.len() {
+            let Some((&peer, link)) = overlay.get_index_mut(i) else {
                 break;
             };
             let heard = std::mem::take(&mut link.heard);
@@ -83,47 +89,57 @@ impl Peer {
                 continue;
             }
             link.probing = true;
-            self.ping(now, peer, PingRole::Probe);
+            pings.ping(cx.me, peer, PingRole::Probe, deadline, cx.out);
         }
-        self.timers
-            .set(Timer::Probe, now.after(self.settings.probe_interval_ms));
+        let next = cx.after(cx.settings.probe_interval_ms);
+        cx.timers.set(Timer::Probe, next);
     }
 
-    pub(super) fn on_probe_outcome(&mut self, now: Millis, peer: Endpoint, alive: bool) {
-        let Some(link) = self.neighbours.get_mut(&peer) else {
-            return;
-        };
+    /// A neighbour's probe ended. Enough misses in a row raise a suspicion. Returns the
+    /// neighbour if it was found dead (see [`Liveness::conclude`]).
+    pub(super) fn on_probe_outcome(
+        &mut self,
+        cx: &mut Cx<'_>,
+        overlay: &mut Overlay,
+        known: &Known,
+        peer: Endpoint,
+        alive: bool,
+    ) -> Option<Endpoint> {
+        let link = overlay.link_mut(&peer)?;
         link.probing = false;
         if alive {
             link.misses = 0;
-            self.withdraw_suspicion(peer);
-            return;
+            self.withdraw_suspicion(cx, peer);
+            return None;
         }
         link.misses = link.misses.saturating_add(1);
-        self.counters.probes_missed += 1;
+        self.probes_missed += 1;
         let misses = link.misses;
-        if misses >= self.settings.probe_misses && !self.suspicions.contains_key(&peer) {
-            self.raise_suspicion(now, peer, misses);
+        if misses >= cx.settings.probe_misses && !self.suspicions.contains_key(&peer) {
+            return self.raise_suspicion(cx, overlay, known, peer, misses);
         }
+        None
     }
 
-    /// Asks witnesses (other neighbours first) to probe `suspect` themselves.
-    pub(super) fn raise_suspicion(&mut self, now: Millis, suspect: Endpoint, misses: u32) {
-        let preferred: Vec<Endpoint> = self
-            .neighbours
+    /// Asks witnesses (other neighbours first) to probe `suspect` themselves. With no
+    /// witness at all the round ends at once (without a consensus).
+    fn raise_suspicion(
+        &mut self,
+        cx: &mut Cx<'_>,
+        overlay: &mut Overlay,
+        known: &Known,
+        suspect: Endpoint,
+        misses: u32,
+    ) -> Option<Endpoint> {
+        let preferred: Vec<Endpoint> = overlay.keys().filter(|&&p| p != suspect).copied().collect();
+        let others: Vec<Endpoint> = known
             .keys()
-            .filter(|&&p| p != suspect)
-            .copied()
+            .filter(|&p| p != suspect && !overlay.contains(&p))
             .collect();
-        let others: Vec<Endpoint> = self
-            .known
-            .keys()
-            .filter(|&p| p != suspect && !self.neighbours.contains_key(&p))
-            .collect();
-        let k = self.settings.witnesses as usize;
-        let witnesses = pick_witnesses(&preferred, &others, k, &mut self.rng);
-        self.counters.suspicions += 1;
-        self.emit(Event::SuspicionRaised {
+        let k = cx.settings.witnesses as usize;
+        let witnesses = pick_witnesses(&preferred, &others, k, cx.rng);
+        self.suspicions_raised += 1;
+        cx.emit(Event::SuspicionRaised {
             suspect,
             misses,
             witnesses: witnesses.clone(),
@@ -134,26 +150,26 @@ impl Peer {
             alive: 0,
         };
         if witnesses.is_empty() {
-            self.conclude(now, suspect, round);
-            return;
+            return self.conclude(cx, overlay, known, suspect, round);
         }
         self.suspicions.insert(suspect, round);
-        let deadline = now.after(self.settings.suspect_timeout_ms);
+        let deadline = cx.after(cx.settings.suspect_timeout_ms);
         for w in witnesses {
             let req = SuspectReq {
                 suspect,
-                requester: self.me,
+                requester: cx.me,
             };
-            self.send(w, Message::SuspectReq(Box::new(req)), deadline);
+            cx.send(w, Message::SuspectReq(Box::new(req)), deadline);
         }
+        None
     }
 
     /// The suspect answered the detector's own probe while its witnesses were still out: the
     /// detector's vote turns to alive, so no report can follow. Later witness answers find no
     /// round and are ignored.
-    pub(super) fn withdraw_suspicion(&mut self, suspect: Endpoint) {
+    fn withdraw_suspicion(&mut self, cx: &mut Cx<'_>, suspect: Endpoint) {
         if let Some(round) = self.suspicions.remove(&suspect) {
-            self.emit(Event::SuspicionVerdict {
+            cx.emit(Event::SuspicionVerdict {
                 suspect,
                 dead_votes: count(round.dead.len()),
                 alive_votes: round.alive.saturating_add(1),
@@ -163,19 +179,20 @@ impl Peer {
         }
     }
 
-    /// A witness's answer is a vote; a failure or any other reply is no vote.
+    /// A witness's answer is a vote; a failure or any other reply is no vote. Returns the
+    /// suspect if the round ended with it found dead.
     pub(super) fn on_suspect_ack(
         &mut self,
-        now: Millis,
+        cx: &mut Cx<'_>,
+        overlay: &mut Overlay,
+        known: &Known,
         witness: Endpoint,
         suspect: Endpoint,
         outcome: Result<Message, Failure>,
-    ) {
-        let Some(round) = self.suspicions.get_mut(&suspect) else {
-            return;
-        };
+    ) -> Option<Endpoint> {
+        let round = self.suspicions.get_mut(&suspect)?;
         if !round.awaiting.remove(&witness) {
-            return;
+            return None;
         }
         if let Ok(Message::SuspectAck(ack)) = outcome {
             if ack.suspect == suspect {
@@ -187,16 +204,24 @@ impl Peer {
             }
         }
         if round.awaiting.is_empty() {
-            if let Some(round) = self.suspicions.remove(&suspect) {
-                self.conclude(now, suspect, round);
-            }
+            let round = self.suspicions.remove(&suspect)?;
+            return self.conclude(cx, overlay, known, suspect, round);
         }
+        None
     }
 
-    /// Tallies a finished round; on consensus reports, drops the neighbour and repairs.
-    pub(super) fn conclude(&mut self, now: Millis, suspect: Endpoint, round: Suspicion) {
+    /// Tallies a finished round. On a consensus the suspect is reported to a quorum of seeds
+    /// and returned: the peer drops the link, forgets it and refreshes its Peer List.
+    fn conclude(
+        &mut self,
+        cx: &mut Cx<'_>,
+        overlay: &mut Overlay,
+        known: &Known,
+        suspect: Endpoint,
+        round: Suspicion,
+    ) -> Option<Endpoint> {
         let v = verdict(count(round.dead.len()), round.alive);
-        self.emit(Event::SuspicionVerdict {
+        cx.emit(Event::SuspicionVerdict {
             suspect,
             dead_votes: v.dead_votes,
             alive_votes: v.alive_votes,
@@ -204,59 +229,63 @@ impl Peer {
             consensus: v.consensus,
         });
         if !v.consensus {
-            if let Some(link) = self.neighbours.get_mut(&suspect) {
+            if let Some(link) = overlay.link_mut(&suspect) {
                 link.misses = 0;
             }
             self.accusations.remove(&suspect);
-            return;
+            return None;
         }
-        self.report_dead(now, suspect, round.dead);
-        self.drop_neighbour(suspect, "dead");
-        self.known.remove(&suspect);
-        self.refresh_peer_list(now);
+        self.report_dead(cx, known, suspect, round.dead);
+        Some(suspect)
     }
 
     /// `DEAD_REPORT` to a quorum of random seeds, naming the incarnation accused if known.
-    pub(super) fn report_dead(&mut self, now: Millis, dead: Endpoint, witnesses: Vec<Endpoint>) {
-        let timestamp = self.unix_secs(now);
+    fn report_dead(
+        &mut self,
+        cx: &mut Cx<'_>,
+        known: &Known,
+        dead: Endpoint,
+        witnesses: Vec<Endpoint>,
+    ) {
+        let timestamp = cx.unix_secs();
         let text = format!(
             "Dead Node:{}:{}:{}:{}",
             dead.ip(),
             dead.port(),
             timestamp,
-            self.me.ip()
+            cx.me.ip()
         );
         let report = DeadReport {
             dead,
-            self_ip: self.me.ip(),
+            self_ip: cx.me.ip(),
             timestamp,
-            reporter: self.me,
+            reporter: cx.me,
             text: Some(text.clone()),
             incarnation: match self.accusations.get(&dead) {
                 Some(accusation) => accusation.incarnation,
-                None => self.known.get(&dead).flatten(),
+                None => known.get(&dead).flatten(),
             },
             witnesses,
         };
-        let seeds = self.rng.sample(&self.seeds, self.quorum());
+        let seeds = cx.rng.sample(cx.seeds, quorum(cx.seeds.len()));
         self.follow_accusation(dead, report.incarnation, &seeds);
-        let deadline = now.after(self.settings.register_timeout_ms);
+        let deadline = cx.after(cx.settings.register_timeout_ms);
         for &seed in &seeds {
-            self.send(
+            cx.send(
                 seed,
                 Message::DeadReport(Box::new(report.clone())),
                 deadline,
             );
         }
-        self.counters.dead_reports += 1;
-        self.emit(Event::DeadReported {
+        self.dead_reports += 1;
+        cx.emit(Event::DeadReported {
             suspect: dead,
             text,
             seeds,
         });
     }
 
-    // ----- liveness: following a report until a seed commits it ---------------------------
+    // ----- detector: following a report until a seed commits it ----------------------------
 
     /// Remembers what a report was sent to, so an unsettled one can be retried.
     fn follow_accusation(&mut self, dead: Endpoint, incarnation: Option<u64>, seeds: &[Endpoint]) {
@@ -276,13 +305,14 @@ impl Peer {
     /// A seed answered a `DEAD_REPORT` (or could not): a commit settles the accusation.
     pub(super) fn on_dead_result(
         &mut self,
+        cx: &mut Cx<'_>,
         seed: Endpoint,
         dead: Endpoint,
         outcome: Result<Message, Failure>,
     ) {
         let success = matches!(&outcome, Ok(Message::DeadResult(r)) if r.success);
         if let Ok(Message::DeadResult(_)) = outcome {
-            self.emit(Event::DeadReportOutcome {
+            cx.emit(Event::DeadReportOutcome {
                 suspect: dead,
                 seed,
                 success,
@@ -296,7 +326,7 @@ impl Peer {
     }
 
     /// On each refresh: probe again every accused peer whose last report no seed committed.
-    pub(super) fn recheck_accusations(&mut self, now: Millis) {
+    pub(super) fn recheck_accusations(&mut self, cx: &mut Cx<'_>, pings: &mut Pings) {
         let mut due = Vec::new();
         self.accusations.retain(|&dead, accusation| {
             if !accusation.awaiting.is_empty() {
@@ -309,21 +339,32 @@ impl Peer {
             due.push(dead);
             true
         });
+        let deadline = cx.after(cx.settings.probe_timeout_ms);
         for dead in due {
-            self.ping(now, dead, PingRole::Recheck);
+            pings.ping(cx.me, dead, PingRole::Recheck, deadline, cx.out);
         }
     }
 
     /// The accused answered: it is alive after all. Still silent: ask witnesses again.
-    fn on_recheck_outcome(&mut self, now: Millis, dead: Endpoint, alive: bool) {
+    /// Returns it if a round ended at once with it found dead.
+    pub(super) fn on_recheck_outcome(
+        &mut self,
+        cx: &mut Cx<'_>,
+        overlay: &mut Overlay,
+        known: &Known,
+        dead: Endpoint,
+        alive: bool,
+    ) -> Option<Endpoint> {
         if !self.accusations.contains_key(&dead) {
-            return;
+            return None;
         }
         if alive {
             self.accusations.remove(&dead);
         } else if !self.suspicions.contains_key(&dead) {
-            self.raise_suspicion(now, dead, self.settings.probe_misses);
+            let misses = cx.settings.probe_misses;
+            return self.raise_suspicion(cx, overlay, known, dead, misses);
         }
+        None
     }
 
     /// A Peer List still listing an accused peer renews its retries; a complete one that no
@@ -340,22 +381,45 @@ impl Peer {
         }
     }
 
-    // ----- liveness: witness ----------------------------------------------------------------
+    // ----- witness ----------------------------------------------------------------------------
 
     /// Probes the suspect and answers when the probe's outcome is in (deferred reply).
-    pub(super) fn on_suspect_req(&mut self, now: Millis, conn: ConnId, req: SuspectReq) {
-        if req.suspect == self.me {
-            self.answer_witness(conn, req.suspect, req.requester, true);
+    pub(super) fn on_suspect_req(
+        &mut self,
+        cx: &mut Cx<'_>,
+        pings: &mut Pings,
+        conn: ConnId,
+        req: SuspectReq,
+    ) {
+        if req.suspect == cx.me {
+            self.answer_witness(cx, conn, req.suspect, req.requester, true);
         } else if self.witness_pending >= MAX_PENDING_WITNESS {
-            self.reply(conn, Message::error("busy: too many suspicions pending"));
+            cx.reply(conn, Message::error("busy: too many suspicions pending"));
         } else {
             self.witness_pending += 1;
-            self.ping(now, req.suspect, PingRole::Witness(conn, req.requester));
+            let deadline = cx.after(cx.settings.probe_timeout_ms);
+            let role = PingRole::Witness(conn, req.requester);
+            pings.ping(cx.me, req.suspect, role, deadline, cx.out);
         }
     }
 
-    pub(super) fn answer_witness(
+    /// This peer's probe of a suspect, made as a witness, ended: answer the detector.
+    pub(super) fn on_witness_probe(
         &mut self,
+        cx: &mut Cx<'_>,
+        conn: ConnId,
+        suspect: Endpoint,
+        requester: Endpoint,
+        alive: bool,
+    ) {
+        self.witness_pending = self.witness_pending.saturating_sub(1);
+        self.answer_witness(cx, conn, suspect, requester, alive);
+    }
+
+    /// Answers a detector with what this peer's own probe of the suspect showed.
+    fn answer_witness(
+        &mut self,
+        cx: &mut Cx<'_>,
         conn: ConnId,
         suspect: Endpoint,
         requester: Endpoint,
@@ -364,10 +428,10 @@ impl Peer {
         let ack = SuspectAck {
             suspect,
             alive,
-            confirmer: self.me,
+            confirmer: cx.me,
         };
-        self.reply(conn, Message::SuspectAck(Box::new(ack)));
-        self.emit(Event::SuspectAnswered {
+        cx.reply(conn, Message::SuspectAck(Box::new(ack)));
+        cx.emit(Event::SuspectAnswered {
             suspect,
             requester,
             alive,

@@ -263,11 +263,7 @@ const RECENT: usize = 7;
 /// reaches a peer once per neighbour within a short wave, so most repeats hit the cache. A key
 /// the cache holds is reported seen even if the tables have just forgotten it: it is only
 /// remembered longer, never shorter.
-///
-/// `repr(C)`: the cache and the table pointer, which every lookup reads, fill the first 64
-/// bytes (see [`crate::Peer`]'s layout); the rest is read only on the rarer paths.
 #[derive(Debug)]
-#[repr(C)]
 pub struct SeenSet {
     recent: [u64; RECENT],
     /// The per-second tables, indexed by second mod [`SECONDS`]; allocated with the first

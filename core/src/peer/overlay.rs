@@ -1,0 +1,122 @@
+//! The overlay adjacency: this peer's neighbours and what it knows about each link.
+//!
+//! A sorted vector, not a tree: a peer has a handful of neighbours (at most `max_degree`)
+//! and walks all of them for every gossip it forwards; a contiguous array makes that walk a
+//! few cache lines, and binary search keeps lookups O(log d). Iteration is in endpoint order,
+//! as a `BTreeMap`'s would be. Membership adds and drops links, gossip forwards along them,
+//! liveness probes them.
+
+use crate::event::Event;
+use crate::msg::Endpoint;
+use crate::Output;
+
+/// What this peer knows about one link.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Link {
+    /// Consecutive missed probes.
+    pub misses: u32,
+    /// A probe is in flight.
+    pub probing: bool,
+    /// The neighbour's own `PING` arrived since the last probe round: it was up then, so
+    /// the next round may skip probing it.
+    pub heard: bool,
+    /// The neighbour re-greeted us (a `HELLO` on an existing link) since our last periodic
+    /// re-greeting: it holds the link, so the next one may skip it.
+    pub greeted: bool,
+}
+
+#[derive(Debug, Default)]
+pub(super) struct Overlay {
+    /// Sorted by endpoint, no duplicates.
+    links: Vec<(Endpoint, Link)>,
+}
+
+impl Overlay {
+    fn position(&self, peer: &Endpoint) -> Result<usize, usize> {
+        self.links
+            .binary_search_by(|(p, _)| super::known::cmp_endpoints(p, peer))
+    }
+
+    /// The degree.
+    pub(super) fn len(&self) -> usize {
+        self.links.len()
+    }
+
+    pub(super) fn contains(&self, peer: &Endpoint) -> bool {
+        self.position(peer).is_ok()
+    }
+
+    pub(super) fn link_mut(&mut self, peer: &Endpoint) -> Option<&mut Link> {
+        let i = self.position(peer).ok()?;
+        Some(&mut self.links[i].1)
+    }
+
+    /// Adds `peer` with a fresh link (an existing one keeps its state: a re-greeting must not
+    /// hide missed probes); true if it is new, and then its `NeighbourAdded` is emitted.
+    pub(super) fn add(&mut self, peer: Endpoint, their_degree: u32, out: &mut Vec<Output>) -> bool {
+        match self.position(&peer) {
+            Ok(_) => false,
+            Err(i) => {
+                self.links.insert(i, (peer, Link::default()));
+                out.push(Output::Event(Event::NeighbourAdded { peer, their_degree }));
+                true
+            }
+        }
+    }
+
+    /// Drops the link to `peer`, if there is one, emitting `NeighbourDropped`.
+    pub(super) fn drop_link(
+        &mut self,
+        peer: Endpoint,
+        reason: &'static str,
+        out: &mut Vec<Output>,
+    ) {
+        if let Ok(i) = self.position(&peer) {
+            self.links.remove(i);
+            out.push(Output::Event(Event::NeighbourDropped { peer, reason }));
+        }
+    }
+
+    /// The `i`-th neighbour (in endpoint order) and its link.
+    pub(super) fn get_index_mut(&mut self, i: usize) -> Option<(&Endpoint, &mut Link)> {
+        self.links.get_mut(i).map(|(p, l)| (&*p, l))
+    }
+
+    /// The neighbours, in endpoint order.
+    pub(super) fn keys(&self) -> impl Iterator<Item = &Endpoint> + '_ {
+        self.links.iter().map(|(p, _)| p)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stays_sorted_and_keeps_links() {
+        let ep = |port: u16| Endpoint::from(([127, 0, 0, 1], port));
+        let mut n = Overlay::default();
+        let mut out = Vec::new();
+        for port in [7, 3, 9, 1, 5] {
+            assert!(n.add(ep(port), 1, &mut out));
+        }
+        assert_eq!(out.len(), 5, "one NeighbourAdded each");
+        if let Some(l) = n.link_mut(&ep(3)) {
+            l.misses = 2;
+        }
+        assert_eq!(
+            n.get_index_mut(1).map(|(p, l)| (*p, l.misses)),
+            Some((ep(3), 2))
+        );
+        assert!(n.get_index_mut(5).is_none());
+        assert!(!n.add(ep(3), 1, &mut out), "a re-add must keep the link");
+        assert_eq!(n.link_mut(&ep(3)).map(|l| l.misses), Some(2));
+        n.drop_link(ep(7), "dead", &mut out);
+        n.drop_link(ep(7), "dead", &mut out);
+        assert_eq!(out.len(), 6, "one NeighbourDropped");
+        let order: Vec<u16> = n.keys().map(|e| e.port()).collect();
+        assert_eq!(order, vec![1, 3, 5, 9]);
+        assert_eq!(n.len(), 4);
+        assert!(n.contains(&ep(9)) && !n.contains(&ep(7)));
+    }
+}
