@@ -48,8 +48,8 @@ use peer_list::{Certifier, PeerList};
 use round::Rounds;
 use voter::Probes;
 
-pub use confirm::MAX_CONFIRMING;
-pub use memory::{MEMORY_CAP, MEMORY_TTL_MS};
+pub use confirm::{MAX_CONFIRMING, MAX_ORPHANS};
+pub use memory::{vote_lifetime_ms, MEMORY_CAP};
 pub use round::MAX_INCARNATION;
 
 /// Rounds in flight (and registrations and votes waiting for a probe) at most. Beyond,
@@ -172,6 +172,7 @@ impl Core {
             )));
         }
         let certifier = Certifier::new(&init.seeds);
+        let lifetime = memory::vote_lifetime_ms(&init.settings);
         let mut seed = Core {
             me: init.me,
             others: init
@@ -188,7 +189,7 @@ impl Core {
             rounds: Rounds::default(),
             next_round: 0,
             probes: Probes::default(),
-            memory: VoteMemory::default(),
+            memory: VoteMemory::new(lifetime),
             timers: Timers::default(),
             counters: COUNTERS.iter().map(|name| (*name, 0)).collect(),
             outputs: Vec::new(),
@@ -246,7 +247,7 @@ impl Core {
                 self.on_commit(now, conn, ProposalKind::Register, *sync)
             }
             Message::DeadCommit(sync) => self.on_commit(now, conn, ProposalKind::Removal, *sync),
-            Message::Confirm(req) => self.on_confirm_req(conn, *req),
+            Message::Confirm(req) => self.on_confirm_req(now, conn, *req),
             Message::PeerListReq { requester } => self.on_peer_list_req(conn, requester),
             Message::SeedSync(sync) if !sync.reply => self.on_sync_req(conn, *sync),
             Message::Ping(_) => self.reply(
@@ -297,6 +298,15 @@ impl Core {
                 Timer::Round(id) => self.end_round(now, &id, round::Verdict::Lost("deadline")),
             }
         }
+    }
+
+    /// What another seed said it holds for `peer` and a quorum could not confirm, while this
+    /// seed still has room for removals it takes part in on hearsay alone.
+    fn hearsay(&self, peer: &Endpoint) -> Option<peer_list::Rank> {
+        if self.pl.orphans() >= confirm::MAX_ORPHANS {
+            return None;
+        }
+        self.confirmations.hearsay(peer)
     }
 
     // ----- outputs -----

@@ -1367,3 +1367,32 @@ fn changes_whose_voters_restarted_are_certified_again() {
     }
     net.assert_certificates_real();
 }
+
+#[test]
+fn a_hoarded_removal_vote_no_longer_vouches_once_the_peer_answers_again() {
+    let mut net = Net::new(3, Settings::default());
+    let p = peer_ep(1);
+    assert!(net.register_now(0, p, None).success);
+    // While p is briefly silent, a stranger collects real removal votes from seeds 1 and 2.
+    net.kill(p);
+    for i in [1, 2] {
+        let ask = Message::DeadVote(Box::new(VoteReq {
+            proposal_id: "hoard#1".into(),
+            peer: p,
+            incarnation: Some(1),
+            proposer: seed_ep(0),
+        }));
+        let conn = net.request(i, ask);
+        assert!(matches!(net.reply(conn), Some(Message::DeadVoteResp(v)) if v.vote));
+    }
+    // p answers again; long after the votes the stranger carries a commit naming them.
+    net.dead.clear();
+    let lifetime = gossip_core::seed::vote_lifetime_ms(&net.settings);
+    net.advance(lifetime + 1);
+    let cert = vec![seed_ep(1), seed_ep(2)];
+    net.request(0, commit(ProposalKind::Removal, p, Some(1), cert));
+    net.advance(5 * net.settings.anti_entropy_interval_ms);
+    for i in 0..3 {
+        assert_eq!(net.rank(i, p), Some((1, Status::Alive)), "seed {i}");
+    }
+}

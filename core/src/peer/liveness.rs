@@ -75,9 +75,10 @@ impl Liveness {
 
     /// Probes every neighbour with no probe in flight, except one whose own `PING` arrived
     /// since the last round while nothing was amiss: it was up a moment ago, and both ends of
-    /// a link probing each other every interval doubled the probe traffic for nothing. A
-    /// neighbour that stops pinging is probed again from the next round, so a crash is seen
-    /// at most one interval later; one that has missed a probe is probed every round.
+    /// a link probing each other every interval doubled the probe traffic for nothing. Never
+    /// two rounds in a row, though: a `PING`'s sender is only what it says, and pings
+    /// spoofed in a dead neighbour's name must not hide its crash. So a crash is seen at most
+    /// one interval later; a neighbour that has missed a probe is probed every round.
     pub(super) fn probe_neighbours(cx: &mut Cx<'_>, overlay: &mut Overlay, pings: &mut Pings) {
         let deadline = cx.after(cx.settings.probe_timeout_ms);
         for i in 0..overlay.len() {
@@ -85,9 +86,14 @@ impl Liveness {
                 break;
             };
             let heard = std::mem::take(&mut link.heard);
-            if link.probing || (heard && link.misses == 0) {
+            if link.probing {
                 continue;
             }
+            if heard && link.misses == 0 && !link.skipped {
+                link.skipped = true;
+                continue;
+            }
+            link.skipped = false;
             link.probing = true;
             pings.ping(cx.me, peer, PingRole::Probe, deadline, cx.out);
         }

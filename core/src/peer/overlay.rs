@@ -20,6 +20,9 @@ pub(super) struct Link {
     /// The neighbour's own `PING` arrived since the last probe round: it was up then, so
     /// the next round may skip probing it.
     pub heard: bool,
+    /// The last probe round skipped it: the next one probes it whatever it heard (a `PING`
+    /// names its sender, and anyone can write any name).
+    pub skipped: bool,
     /// The neighbour re-greeted us (a `HELLO` on an existing link) since our last periodic
     /// re-greeting: it holds the link, so the next one may skip it.
     pub greeted: bool,

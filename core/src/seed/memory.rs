@@ -1,10 +1,14 @@
 //! What this seed voted yes for, so it can vouch for its votes when another seed asks
 //! (`SEED_CONFIRM`) before the change reaches its own Peer List.
 //!
-//! Once this seed holds a change, holding it vouches for it, so a vote is forgotten as soon as
-//! the seed's entry for that peer reaches or passes it. Votes for rounds that never committed
-//! are forgotten after [`MEMORY_TTL_MS`], and at most [`MEMORY_CAP`] are kept (the oldest go
-//! first): a forgotten vote only means its change needs re-certifying if it ever turns up.
+//! A vote vouches only for a short while: long enough for its round to end and its commit to
+//! reach every seed (see [`vote_lifetime_ms`]), not longer. A yes to a removal says the peer
+//! did not answer *then*; kept for long, a stranger could collect such votes while a peer was
+//! briefly unreachable and carry a commit naming them once it answers again. Once this seed
+//! holds a change, holding it vouches for it, so a vote is also forgotten as soon as the
+//! seed's entry for that peer reaches or passes it. At most [`MEMORY_CAP`] are kept (the
+//! oldest go first): a forgotten vote only means its change needs re-certifying if it ever
+//! turns up.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -15,12 +19,18 @@ use crate::Millis;
 /// Yes-votes remembered at most.
 pub const MEMORY_CAP: usize = 65_536;
 
-/// How long a yes-vote is remembered if its change never reaches this seed's Peer List.
-pub const MEMORY_TTL_MS: u64 = 10 * 60 * 1000;
+/// How long a yes-vote vouches: the round's deadline, then the commit sync's and a
+/// confirmation's request deadlines.
+pub fn vote_lifetime_ms(s: &crate::Settings) -> u64 {
+    s.vote_timeout_ms
+        .saturating_add(s.request_timeout_ms.saturating_mul(2))
+}
 
 /// The yes-votes this seed cast for changes it does not hold (yet).
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub(super) struct VoteMemory {
+    /// How long a vote vouches (see [`vote_lifetime_ms`]).
+    lifetime_ms: u64,
     /// Fact → when the vote was cast.
     votes: BTreeMap<Fact, Millis>,
     /// Votes in casting order; an entry whose fact was forgotten or voted again since is
@@ -29,6 +39,14 @@ pub(super) struct VoteMemory {
 }
 
 impl VoteMemory {
+    pub(super) fn new(lifetime_ms: u64) -> VoteMemory {
+        VoteMemory {
+            lifetime_ms,
+            votes: BTreeMap::new(),
+            order: VecDeque::new(),
+        }
+    }
+
     /// Remembers a yes-vote for `fact`.
     pub(super) fn remember(&mut self, fact: Fact, now: Millis) {
         self.votes.insert(fact, now);
@@ -39,15 +57,15 @@ impl VoteMemory {
         }
     }
 
-    /// True if this seed voted yes for exactly `fact` (and has not forgotten it).
-    pub(super) fn voted(&self, fact: &Fact) -> bool {
-        self.votes.contains_key(fact)
+    /// True if this seed voted yes for exactly `fact` recently enough to vouch for it.
+    pub(super) fn voted(&self, fact: &Fact, now: Millis) -> bool {
+        (self.votes.get(fact)).is_some_and(|at| now.since(*at) <= self.lifetime_ms)
     }
 
     /// Forgets votes past their time.
     pub(super) fn expire(&mut self, now: Millis) {
         while let Some(&(at, _)) = self.order.front() {
-            if now.since(at) < MEMORY_TTL_MS {
+            if now.since(at) <= self.lifetime_ms {
                 break;
             }
             self.pop_oldest();
@@ -99,9 +117,11 @@ mod tests {
         }
     }
 
+    const LIFETIME: u64 = 3_200;
+
     #[test]
     fn votes_are_forgotten_once_held_or_old() {
-        let mut m = VoteMemory::default();
+        let mut m = VoteMemory::new(LIFETIME);
         let a1 = fact(1, 1, Status::Alive);
         let r1 = fact(1, 1, Status::Removed);
         let a2 = fact(1, 2, Status::Alive);
@@ -110,28 +130,31 @@ mod tests {
             m.remember(f, Millis(0));
         }
         m.settled(a1.peer, (1, Status::Removed));
-        assert!(!m.voted(&a1) && !m.voted(&r1));
-        assert!(m.voted(&a2) && m.voted(&other));
+        assert!(!m.voted(&a1, Millis(0)) && !m.voted(&r1, Millis(0)));
+        assert!(m.voted(&a2, Millis(0)) && m.voted(&other, Millis(LIFETIME)));
+        // A vote no longer vouches once its lifetime is over, expired or not.
+        assert!(!m.voted(&a2, Millis(LIFETIME + 1)));
         // Voted again later: the old record does not make it expire early.
-        m.remember(other, Millis(MEMORY_TTL_MS / 2));
-        m.expire(Millis(MEMORY_TTL_MS));
-        assert!(!m.voted(&a2));
-        assert!(m.voted(&other));
-        m.expire(Millis(MEMORY_TTL_MS * 2));
+        m.remember(other, Millis(LIFETIME / 2));
+        m.expire(Millis(LIFETIME + 1));
+        assert!(!m.voted(&a2, Millis(LIFETIME + 1)));
+        assert!(m.voted(&other, Millis(LIFETIME + 1)));
+        m.expire(Millis(LIFETIME * 2));
         assert_eq!(m.len(), 0);
     }
 
     #[test]
     fn memory_is_bounded() {
-        let mut m = VoteMemory::default();
+        let mut m = VoteMemory::new(u64::MAX);
         for i in 0..(MEMORY_CAP as u64 + 10) {
             m.remember(fact(1, i + 1, Status::Alive), Millis(i));
         }
         assert_eq!(m.len(), MEMORY_CAP);
+        let now = Millis(MEMORY_CAP as u64 + 10);
         assert!(
-            !m.voted(&fact(1, 1, Status::Alive)),
+            !m.voted(&fact(1, 1, Status::Alive), now),
             "the oldest went first"
         );
-        assert!(m.voted(&fact(1, MEMORY_CAP as u64 + 10, Status::Alive)));
+        assert!(m.voted(&fact(1, MEMORY_CAP as u64 + 10, Status::Alive), now));
     }
 }

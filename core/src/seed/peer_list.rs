@@ -99,6 +99,10 @@ pub(super) struct PeerList {
     /// scan per request made serving the list quadratic in the cluster's size), reads only
     /// this array, and comes out sorted by drawing sorted positions.
     alive: Vec<(Endpoint, u64)>,
+    /// Peers this list holds removed without ever having held them admitted. A seed takes
+    /// part in such removals only on hearsay (see `round::removal_check`), so their number is
+    /// what a lying seed could make it hold for endpoints nobody registered: it is bounded.
+    orphans: BTreeSet<Endpoint>,
 }
 
 impl Default for PeerList {
@@ -107,6 +111,7 @@ impl Default for PeerList {
             entries: BTreeMap::new(),
             digests: vec![0; SYNC_BUCKETS],
             alive: Vec::new(),
+            orphans: BTreeSet::new(),
         }
     }
 }
@@ -186,8 +191,22 @@ impl PeerList {
             candidate.incarnation,
             candidate.status == Status::Alive,
         );
+        match (self.entries.contains_key(&candidate.peer), candidate.status) {
+            (false, Status::Removed) => {
+                self.orphans.insert(candidate.peer);
+            }
+            (_, Status::Alive) => {
+                self.orphans.remove(&candidate.peer);
+            }
+            (true, Status::Removed) => {}
+        }
         self.entries.insert(candidate.peer, candidate);
         true
+    }
+
+    /// How many peers it holds removed without ever having held them admitted.
+    pub(super) fn orphans(&self) -> usize {
+        self.orphans.len()
     }
 
     /// Keeps `alive` in step with a peer's new rank (admissions and removals are rare

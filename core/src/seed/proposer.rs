@@ -25,7 +25,7 @@ impl Core {
         if self.certifier.is_seed(&peer) {
             return self.reject(conn, format!("REGISTER_REQ: {peer} is a seed, not a peer"));
         }
-        if req.incarnation.is_some_and(|inc| inc > MAX_INCARNATION) {
+        if req.incarnation.is_some_and(|inc| inc >= MAX_INCARNATION) {
             return self.refuse_registration(conn, "incarnation out of range".into());
         }
         if self.answer_without_new_round(conn, &req) {
@@ -163,7 +163,7 @@ impl Core {
     /// The incarnation hearsay holds `peer` alive at, above this seed's list, if it is the
     /// one `accused` (when named).
     fn heard_alive(&self, peer: Endpoint, accused: Option<u64>) -> Option<u64> {
-        match self.confirmations.hearsay(&peer) {
+        match self.hearsay(&peer) {
             Some((k, Status::Alive))
                 if (accused.is_none() || accused == Some(k))
                     && self.pl.rank(&peer) < Some((k, Status::Alive)) =>
@@ -333,7 +333,7 @@ impl Core {
             Verdict::Lost(reason) => match round.retry_incarnation() {
                 // A voter knows a higher incarnation: try again above it, same requesters,
                 // same deadline, the same probe of the registrant.
-                Some(inc) if round.deadline > now && inc <= MAX_INCARNATION => {
+                Some(inc) if round.deadline > now && inc < MAX_INCARNATION => {
                     let mut next =
                         Round::new(round.kind, round.peer, inc, round.deadline, round.waiting);
                     next.retries_left = round.retries_left - 1;

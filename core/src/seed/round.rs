@@ -170,9 +170,10 @@ impl Rounds {
     }
 }
 
-/// The highest incarnation a seed votes for or a peer asks for: far below `u64::MAX`, so no
-/// arithmetic on an incarnation can overflow. Each step up needs a removal and a fresh
-/// registration, so 4 billion of them never run out.
+/// No incarnation reaches this: a seed admits below it and removes below it, so whatever is
+/// admitted can be removed, and far below `u64::MAX`, so no arithmetic on an incarnation can
+/// overflow. Each step up needs a removal and a fresh registration, so 4 billion of them
+/// never run out.
 pub const MAX_INCARNATION: u64 = u32::MAX as u64;
 
 /// The incarnation a registration proposes: at least the peer's hint, and above whatever
@@ -213,7 +214,8 @@ pub(super) struct Probed {
 pub(super) fn register_check(current: Option<Rank>, inc: u64, voted: bool) -> Check {
     let wanted = (inc, Status::Alive);
     match current {
-        _ if inc == 0 || inc > MAX_INCARNATION => Check::No(current.map(|(k, _)| k)),
+        // Below the largest, so whatever is admitted can still be removed.
+        _ if inc == 0 || inc >= MAX_INCARNATION => Check::No(current.map(|(k, _)| k)),
         Some(rank) if rank > wanted => Check::No(Some(rank.0)),
         Some(rank) if rank == wanted => Check::Yes,
         _ if voted => Check::Yes,
@@ -379,6 +381,7 @@ mod tests {
             (Some((1, Removed)), 2, false, Probe),
             (None, 0, false, No(None)),
             (None, MAX_INCARNATION + 1, true, No(None)),
+            (None, MAX_INCARNATION, true, No(None)),
             (Some((3, Alive)), u64::MAX, false, No(Some(3))),
         ];
         for &(current, inc, voted, want) in before {

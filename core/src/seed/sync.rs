@@ -67,7 +67,7 @@ impl Core {
             return;
         }
         let mut vouched = BTreeSet::new();
-        if self.memory.voted(&fact) {
+        if self.memory.voted(&fact, now) {
             vouched.insert(self.me);
         }
         vouched.extend(holder);

@@ -134,8 +134,8 @@ impl Core {
     /// decide without a probe, else once this seed's own `PING` of the peer ends.
     pub(super) fn vote(&mut self, now: Millis, ballot: Ballot) {
         let current = self.pl.rank(&ballot.peer);
-        let heard = self.confirmations.hearsay(&ballot.peer);
-        let voted = self.memory.voted(&ballot.fact());
+        let heard = self.hearsay(&ballot.peer);
+        let voted = self.memory.voted(&ballot.fact(), now);
         let check = match ballot.kind {
             ProposalKind::Register => round::register_check(current, ballot.incarnation, voted),
             ProposalKind::Removal => {
@@ -159,7 +159,7 @@ impl Core {
 
     fn vote_after_probe(&mut self, now: Millis, ballot: Ballot, probed: Probed) {
         let current = self.pl.rank(&ballot.peer);
-        let heard = self.confirmations.hearsay(&ballot.peer);
+        let heard = self.hearsay(&ballot.peer);
         let check = match ballot.kind {
             ProposalKind::Register => {
                 round::register_after_probe(current, ballot.incarnation, probed)
@@ -247,9 +247,9 @@ impl Core {
     /// Answers a `SEED_CONFIRM`: this seed vouches for a change it voted yes for or holds.
     /// From memory only, so a request costs a lookup per fact and nothing else; anyone may
     /// ask (what a seed holds is no secret: `STATUS_REQ` shows it).
-    pub(super) fn on_confirm_req(&mut self, conn: ConnId, req: ConfirmReq) {
+    pub(super) fn on_confirm_req(&mut self, now: Millis, conn: ConnId, req: ConfirmReq) {
         let vouched: Vec<bool> = (req.facts.iter())
-            .map(|f| self.vouches(f))
+            .map(|f| self.vouches(f, now))
             .collect::<Vec<bool>>();
         let yes = vouched.iter().filter(|v| **v).count() as u64;
         *self.counters.entry("vouched").or_insert(0) += yes;
@@ -261,8 +261,9 @@ impl Core {
         self.reply(conn, Message::ConfirmResp(Box::new(resp)));
     }
 
-    /// True if this seed voted yes for exactly `fact` or holds exactly it.
-    pub(super) fn vouches(&self, fact: &Fact) -> bool {
-        self.pl.rank(&fact.peer) == Some((fact.incarnation, fact.status)) || self.memory.voted(fact)
+    /// True if this seed holds exactly `fact`, or voted yes for exactly it a moment ago.
+    fn vouches(&self, fact: &Fact, now: Millis) -> bool {
+        self.pl.rank(&fact.peer) == Some((fact.incarnation, fact.status))
+            || self.memory.voted(fact, now)
     }
 }
