@@ -4,12 +4,12 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
-use std::hash::{BuildHasherDefault, Hasher};
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use gossip_core::config::SettingsError;
+use gossip_core::hash::FxHashMap;
 use gossip_core::msg::{Endpoint, Message};
 use gossip_core::wire::auth::{self, Expect, Keyring, ReplayCache, Stamp};
 use gossip_core::wire::{self, DecodeError, LineReader};
@@ -295,52 +295,6 @@ fn conn_in(sockets: &mut [Option<Socket>], token: Token) -> Option<&mut Conn> {
     }
 }
 
-/// A fast, non-cryptographic hasher for the host's own keys (node index and endpoint): the
-/// keys come from the local nodes, not from the network, so flooding is not a concern, and
-/// SipHash showed up in profiles of the hot path.
-#[derive(Default)]
-struct FxHasher(u64);
-
-impl Hasher for FxHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.write_u64(u64::from_le_bytes(word));
-        }
-    }
-
-    fn write_u64(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-
-    fn write_u8(&mut self, word: u8) {
-        self.write_u64(u64::from(word));
-    }
-
-    fn write_u16(&mut self, word: u16) {
-        self.write_u64(u64::from(word));
-    }
-
-    fn write_u32(&mut self, word: u32) {
-        self.write_u64(u64::from(word));
-    }
-
-    fn write_usize(&mut self, word: usize) {
-        self.write_u64(word as u64);
-    }
-
-    fn write_isize(&mut self, word: isize) {
-        self.write_u64(word as u64);
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
-
 /// Requests in flight, in a slab: an id is `slot | generation << 32`, so a stale id (a
 /// deadline entry of a request already answered) finds nothing.
 #[derive(Default)]
@@ -474,7 +428,10 @@ pub struct Host<O: Observer> {
     nodes: Vec<NodeSlot>,
     sockets: Vec<Option<Socket>>,
     free_tokens: Vec<usize>,
-    links: FxMap<(NodeIdx, Endpoint), Link>,
+    /// Keyed by FxHash rather than SipHash: the keys are the host's own (node index and a
+    /// destination its node chose), flooding is not a concern, and SipHash showed up in
+    /// profiles of the hot path.
+    links: FxHashMap<(NodeIdx, Endpoint), Link>,
     requests: Requests,
     /// Deadlines of requests, lazily cleaned: an entry whose request is gone is skipped.
     deadlines: BinaryHeap<Reverse<(Millis, u64)>>,
@@ -516,7 +473,7 @@ impl<O: Observer> Host<O> {
             nodes: Vec::new(),
             sockets: Vec::new(),
             free_tokens: Vec::new(),
-            links: FxMap::default(),
+            links: FxHashMap::default(),
             requests: Requests::default(),
             deadlines: BinaryHeap::new(),
             next_reply_seq: 0,
