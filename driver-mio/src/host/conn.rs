@@ -451,6 +451,8 @@ impl<O: Observer> Host<O> {
         }
     }
 
+    /// Takes the connection at `token` out of the socket table; its side then settles what
+    /// it leaves behind.
     pub(super) fn close(&mut self, token: Token, why: Close) {
         let Some(slot) = self.sockets.get_mut(token.0) else {
             return;
@@ -461,56 +463,8 @@ impl<O: Observer> Host<O> {
         self.free_tokens.push(token.0);
         let _ = self.poll.registry().deregister(&mut c.stream);
         match c.side {
-            Side::Inbound(ib) => {
-                if let Some(n) = self.nodes.get_mut(c.node.0) {
-                    n.inbound = n.inbound.saturating_sub(1);
-                }
-                self.release_ip(c.node.0, ib.remote);
-            }
-            Side::Outbound(ob) => {
-                let key = (c.node, ob.dest);
-                let answered = ob.answered > 0;
-                let mut retry = Vec::new();
-                if let Some(link) = self.links.get_mut(&key) {
-                    link.sockets.retain(|&t| t != token);
-                    if why == Close::Remote && answered && !link.proven {
-                        // It answered, then closed: it serves one request per connection.
-                        link.one_shot = true;
-                    }
-                }
-                for id in ob.inflight {
-                    let Some(req) = self.requests.get_mut(&id) else {
-                        continue;
-                    };
-                    req.socket = None;
-                    let innocent = why != Close::Remote || answered;
-                    if innocent && !req.retried {
-                        req.retried = true;
-                        retry.push(id);
-                    } else if let Some(req) = self.requests.remove(&id) {
-                        self.respond(req, Err(Failure::Unreachable));
-                    }
-                }
-                match self.links.get_mut(&key) {
-                    Some(link) => {
-                        for id in retry.into_iter().rev() {
-                            link.unsent.push_front(id);
-                        }
-                        if link.sockets.is_empty() && link.unsent.is_empty() && !link.proven {
-                            self.links.remove(&key);
-                        } else {
-                            self.pump_link(key);
-                        }
-                    }
-                    None => {
-                        for id in retry {
-                            if let Some(req) = self.requests.remove(&id) {
-                                self.respond(req, Err(Failure::Unreachable));
-                            }
-                        }
-                    }
-                }
-            }
+            Side::Inbound(ib) => self.inbound_closed(c.node, ib),
+            Side::Outbound(ob) => self.outbound_closed(token, why, c.node, ob),
         }
     }
 

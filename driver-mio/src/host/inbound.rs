@@ -24,7 +24,7 @@ pub(super) struct Inbound {
     /// The remote closed its side (or framing was lost): close once every reply is out.
     pub(super) finishing: bool,
     /// The remote's address, for the per-IP connection count.
-    pub(super) remote: std::net::IpAddr,
+    remote: std::net::IpAddr,
     /// Rate limits of this connection's expensive requests.
     pub(super) rate: gossip_core::ratelimit::ConnRate,
     /// Since when (as seen by the idle sweep) part of a line has waited for its end.
@@ -171,8 +171,17 @@ impl<O: Observer> Host<O> {
         }
     }
 
+    /// An accepted connection of `node` is gone: it no longer counts against the limits of
+    /// the node and of its remote's address.
+    pub(super) fn inbound_closed(&mut self, node: NodeIdx, ib: Inbound) {
+        if let Some(n) = self.nodes.get_mut(node.0) {
+            n.inbound = n.inbound.saturating_sub(1);
+        }
+        self.release_ip(node.0, ib.remote);
+    }
+
     /// One accepted connection from `ip` to node `node` is gone.
-    pub(super) fn release_ip(&mut self, node: usize, ip: std::net::IpAddr) {
+    fn release_ip(&mut self, node: usize, ip: std::net::IpAddr) {
         if let std::collections::hash_map::Entry::Occupied(mut e) =
             self.inbound_by_ip.entry((node, ip))
         {

@@ -48,8 +48,8 @@ pub(super) struct Request {
     pub(super) to: Endpoint,
     pub(super) msg: Message,
     /// Re-sent once already after its connection went away through no fault of its own.
-    pub(super) retried: bool,
-    pub(super) socket: Option<Token>,
+    retried: bool,
+    socket: Option<Token>,
     /// With a cluster key: the nonce it was last sent with, which its reply must be bound to.
     pub(super) nonce: u64,
 }
@@ -90,7 +90,7 @@ impl Requests {
         self.slots.get(i).and_then(|s| s.1.as_ref())
     }
 
-    pub(super) fn get_mut(&mut self, id: &u64) -> Option<&mut Request> {
+    fn get_mut(&mut self, id: &u64) -> Option<&mut Request> {
         let i = self.locate(*id)?;
         self.slots.get_mut(i).and_then(|s| s.1.as_mut())
     }
@@ -346,7 +346,7 @@ impl<O: Observer> Host<O> {
         }
     }
 
-    pub(super) fn respond(&mut self, req: Request, outcome: Result<Message, Failure>) {
+    fn respond(&mut self, req: Request, outcome: Result<Message, Failure>) {
         if outcome.is_err() {
             self.stats.send_failures += 1;
         }
@@ -358,5 +358,60 @@ impl<O: Observer> Host<O> {
                 outcome,
             },
         ));
+    }
+
+    /// A dialled connection of `node` is gone (`token` is already out of the socket table),
+    /// closed for `why`: each request in flight on it is sent again once if the close was not
+    /// its fault, else failed `Unreachable`; a remote that answered, then closed, is marked
+    /// one-shot.
+    pub(super) fn outbound_closed(
+        &mut self,
+        token: Token,
+        why: Close,
+        node: NodeIdx,
+        ob: Outbound,
+    ) {
+        let key = (node, ob.dest);
+        let answered = ob.answered > 0;
+        let mut retry = Vec::new();
+        if let Some(link) = self.links.get_mut(&key) {
+            link.sockets.retain(|&t| t != token);
+            if why == Close::Remote && answered && !link.proven {
+                // It answered, then closed: it serves one request per connection.
+                link.one_shot = true;
+            }
+        }
+        for id in ob.inflight {
+            let Some(req) = self.requests.get_mut(&id) else {
+                continue;
+            };
+            req.socket = None;
+            let innocent = why != Close::Remote || answered;
+            if innocent && !req.retried {
+                req.retried = true;
+                retry.push(id);
+            } else if let Some(req) = self.requests.remove(&id) {
+                self.respond(req, Err(Failure::Unreachable));
+            }
+        }
+        match self.links.get_mut(&key) {
+            Some(link) => {
+                for id in retry.into_iter().rev() {
+                    link.unsent.push_front(id);
+                }
+                if link.sockets.is_empty() && link.unsent.is_empty() && !link.proven {
+                    self.links.remove(&key);
+                } else {
+                    self.pump_link(key);
+                }
+            }
+            None => {
+                for id in retry {
+                    if let Some(req) = self.requests.remove(&id) {
+                        self.respond(req, Err(Failure::Unreachable));
+                    }
+                }
+            }
+        }
     }
 }
