@@ -2,7 +2,9 @@
 //!
 //! A [`Host`] is one single-threaded [mio] event loop that runs one node (the `seed` and
 //! `peer` programs) or many (the benchmark hosts a hundred peers in one process). It owns
-//! every socket; the nodes own every decision.
+//! every socket; the nodes own every decision. Its code is in `src/host/` (the [`host`]
+//! module doc says which file owns what); [`Limits`], [`OutputLog`] and the log lines
+//! ([`render`]) have a file each.
 //!
 //! ## The loop
 //!

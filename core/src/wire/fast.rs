@@ -15,7 +15,7 @@
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
-use super::{parse_endpoint, parse_ip};
+use super::decode::{parse_endpoint, parse_ip};
 use crate::msg::{Endpoint, Gossip, GossipAck, GossipBody, Message, Ping, Pong};
 
 /// Decodes `text` if it is one of the hot messages in the scanner's subset of JSON.

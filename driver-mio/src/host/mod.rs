@@ -1,0 +1,537 @@
+//! [`Host`]: one mio event loop running one or many nodes on real TCP sockets.
+//!
+//! See the crate documentation for the shape of the loop and the promises it keeps. This
+//! module owns the host: its public API, the turn (poll, serve ready sockets, expire, tick,
+//! flush), the clocks, and feeding nodes and draining their outputs. The sockets live in
+//! `conn.rs` (the socket table, reading, flushing, closing, the idle sweep), `inbound.rs`
+//! (accepted connections) and `outbound.rs` (dialled connections and the requests on them);
+//! `cluster_key.rs` opens keyed lines.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::io;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use gossip_core::config::SettingsError;
+use gossip_core::hash::FxHashMap;
+use gossip_core::msg::Endpoint;
+use gossip_core::wire::auth::{self, Keyring, ReplayCache};
+use gossip_core::{Event, Input, Millis, Node, NodeInit, Output, Settings};
+use mio::net::TcpListener;
+use mio::{Events, Interest, Poll, Token};
+
+use crate::limits::Limits;
+use crate::render::Role;
+
+mod cluster_key;
+mod conn;
+mod inbound;
+mod outbound;
+
+pub use cluster_key::{nonce_seed, unix_now_ms};
+
+use conn::{Side, Socket};
+use outbound::{Link, Requests};
+
+#[cfg(doc)]
+use gossip_core::Failure;
+
+/// Receives every event of every node the host runs (to log it, count it, assert on it).
+pub trait Observer {
+    /// `event` happened at node `me` (a `role`) at `now`, which is `unix_ms` on the wall clock.
+    fn on_event(&mut self, role: Role, me: SocketAddr, unix_ms: u64, now: Millis, event: &Event);
+}
+
+/// An observer that ignores everything.
+impl Observer for () {
+    fn on_event(&mut self, _: Role, _: SocketAddr, _: u64, _: Millis, _: &Event) {}
+}
+
+/// A node's index in its [`Host`], in the order added.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NodeIdx(pub usize);
+
+/// What a node is, where it listens and how it is tuned.
+#[derive(Clone, Debug)]
+pub struct NodeSpec {
+    /// Seed or peer.
+    pub role: Role,
+    /// The seeds of the config, in config order.
+    pub seeds: Vec<Endpoint>,
+    /// Timing and limits of the protocol.
+    pub settings: Settings,
+    /// Seeds the node's random generator.
+    pub rng_seed: u64,
+}
+
+/// Why a node could not be added.
+#[derive(Debug)]
+pub enum AddNodeError {
+    /// The listening socket could not be bound or set up.
+    Listen {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// The core refused the settings (or a seed's address is not among the seeds).
+    Settings(SettingsError),
+}
+
+impl std::fmt::Display for AddNodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AddNodeError::Listen { addr, source } if source.kind() == io::ErrorKind::AddrInUse => {
+                write!(
+                    f,
+                    "cannot listen on {addr}: address already in use (is another node running there?)"
+                )
+            }
+            AddNodeError::Listen { addr, source }
+                if source.kind() == io::ErrorKind::AddrNotAvailable =>
+            {
+                write!(
+                    f,
+                    "cannot listen on {addr}: address not available on this machine"
+                )
+            }
+            AddNodeError::Listen { addr, source } => write!(f, "cannot listen on {addr}: {source}"),
+            AddNodeError::Settings(e) => write!(f, "invalid settings: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for AddNodeError {}
+
+/// Counters of the driver's own work, summed over all nodes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Requests read from accepted connections and handed to nodes (malformed ones included).
+    pub requests_in: u64,
+    /// Replies read on dialled connections and handed back to nodes.
+    pub replies_in: u64,
+    /// Sends that ended in a failure (`Unreachable`, `Timeout`, `BadReply`).
+    pub send_failures: u64,
+    /// Connections accepted.
+    pub accepted: u64,
+    /// Connections dialled.
+    pub dialled: u64,
+    /// `write` calls that moved bytes.
+    pub writes: u64,
+    /// Requests answered `ERROR` by the per-connection rate limits, never handed to a node.
+    pub rate_limited: u64,
+    /// Lines refused by the cluster-key check (no MAC, unknown key, bad MAC, stale, replayed,
+    /// unbound reply, replay cache full): requests are answered `ERROR` through the node,
+    /// replies fail their request with `BadReply`.
+    pub auth_refused: u64,
+}
+
+struct NodeSlot {
+    node: Node,
+    role: Role,
+    me: Endpoint,
+    inbound: usize,
+    next_deadline: Option<Millis>,
+    /// Nonces of the frames this node accepted inside the window (with a cluster key).
+    replay: ReplayCache,
+}
+
+/// What a poll event said about a socket.
+#[derive(Copy, Clone)]
+struct Ready {
+    token: Token,
+    readable: bool,
+    writable: bool,
+    /// End of stream or an error is already known: read until `read` says so.
+    closed: bool,
+}
+
+const READ_CHUNK: usize = 64 * 1024;
+const SWEEP_EVERY_MS: u64 = 1_000;
+
+/// One single-threaded mio event loop hosting one or many nodes.
+pub struct Host<O: Observer> {
+    poll: Poll,
+    events: Events,
+    limits: Limits,
+    observer: O,
+    start: Instant,
+    unix_ms_at_zero: u64,
+    now: Millis,
+    nodes: Vec<NodeSlot>,
+    sockets: Vec<Option<Socket>>,
+    free_tokens: Vec<usize>,
+    /// Keyed by FxHash rather than SipHash: the keys are the host's own (node index and a
+    /// destination its node chose), flooding is not a concern, and SipHash showed up in
+    /// profiles of the hot path.
+    links: FxHashMap<(NodeIdx, Endpoint), Link>,
+    requests: Requests,
+    /// Deadlines of requests, lazily cleaned: an entry whose request is gone is skipped.
+    deadlines: BinaryHeap<Reverse<(Millis, u64)>>,
+    /// Counts requests read, for reply ids (see [`REPLY_SEQ_BITS`](inbound::REPLY_SEQ_BITS)).
+    next_reply_seq: u64,
+    inputs: VecDeque<(NodeIdx, Input)>,
+    dirty: Vec<Token>,
+    resume: Vec<Token>,
+    read_buf: Vec<u8>,
+    /// Accepted connections open per (node, remote IP).
+    inbound_by_ip: HashMap<(usize, std::net::IpAddr), usize>,
+    ready: Vec<Ready>,
+    outputs: Vec<Output>,
+    next_sweep: Millis,
+    stats: Stats,
+    /// The cluster key: with one, every line written is sealed and every line read opened.
+    keyring: Option<Keyring>,
+    /// The nonce of the next sealed frame (random start, then counting).
+    next_nonce: u64,
+    /// With a cluster key: the wall clock (unix ms), read with `now` (not per frame).
+    wall_ms: u64,
+}
+
+impl<O: Observer> Host<O> {
+    /// An empty host; its clock starts now.
+    pub fn new(limits: Limits, observer: O) -> io::Result<Host<O>> {
+        let unix_ms_at_zero = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        Ok(Host {
+            poll: Poll::new()?,
+            events: Events::with_capacity(256),
+            limits,
+            observer,
+            start: Instant::now(),
+            unix_ms_at_zero,
+            now: Millis(0),
+            nodes: Vec::new(),
+            sockets: Vec::new(),
+            free_tokens: Vec::new(),
+            links: FxHashMap::default(),
+            requests: Requests::default(),
+            deadlines: BinaryHeap::new(),
+            next_reply_seq: 0,
+            inputs: VecDeque::new(),
+            dirty: Vec::new(),
+            resume: Vec::new(),
+            read_buf: vec![0; READ_CHUNK],
+            inbound_by_ip: HashMap::new(),
+            ready: Vec::new(),
+            outputs: Vec::new(),
+            next_sweep: Millis(SWEEP_EVERY_MS),
+            stats: Stats::default(),
+            keyring: None,
+            next_nonce: nonce_seed(),
+            wall_ms: 0,
+        })
+    }
+
+    /// Binds `listen` and starts a node there. Port 0 picks a free port; the node's identity
+    /// is the address actually bound.
+    pub fn add_node(
+        &mut self,
+        listen: SocketAddr,
+        spec: NodeSpec,
+    ) -> Result<NodeIdx, AddNodeError> {
+        let listener =
+            std::net::TcpListener::bind(listen).map_err(|source| AddNodeError::Listen {
+                addr: listen,
+                source,
+            })?;
+        self.add_node_on(listener, spec)
+    }
+
+    /// Starts a node on a listener the caller bound (so it can learn ports before it writes
+    /// a seed list).
+    pub fn add_node_on(
+        &mut self,
+        listener: std::net::TcpListener,
+        spec: NodeSpec,
+    ) -> Result<NodeIdx, AddNodeError> {
+        let listen_err = |addr, source| AddNodeError::Listen { addr, source };
+        let fallback: SocketAddr = ([0, 0, 0, 0], 0).into();
+        let me = listener.local_addr().map_err(|e| listen_err(fallback, e))?;
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| listen_err(me, e))?;
+        let mut listener = TcpListener::from_std(listener);
+        self.now = self.clock();
+        self.refresh_wall();
+        let init = NodeInit {
+            me,
+            seeds: spec.seeds,
+            settings: spec.settings,
+            rng_seed: spec.rng_seed,
+            unix_ms_at_zero: self.unix_ms_at_zero,
+        };
+        let node = match spec.role {
+            Role::Seed => Node::seed(init, self.now),
+            Role::Peer => Node::peer(init, self.now),
+        }
+        .map_err(AddNodeError::Settings)?;
+        let idx = NodeIdx(self.nodes.len());
+        let token = self.alloc_token();
+        self.poll
+            .registry()
+            .register(&mut listener, token, Interest::READABLE)
+            .map_err(|e| listen_err(me, e))?;
+        self.sockets[token.0] = Some(Socket::Listener {
+            node: idx,
+            listener,
+        });
+        self.nodes.push(NodeSlot {
+            node,
+            role: spec.role,
+            me,
+            inbound: 0,
+            next_deadline: None,
+            replay: ReplayCache::new(auth::WINDOW_MS, self.limits.max_replay_entries),
+        });
+        self.drain_node(idx);
+        self.run_inputs();
+        Ok(idx)
+    }
+
+    /// The node at `idx`.
+    pub fn node(&self, idx: NodeIdx) -> Option<&Node> {
+        self.nodes.get(idx.0).map(|s| &s.node)
+    }
+
+    /// How many nodes run here.
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// The listening endpoint (identity) of the node at `idx`.
+    pub fn endpoint(&self, idx: NodeIdx) -> Option<Endpoint> {
+        self.nodes.get(idx.0).map(|s| s.me)
+    }
+
+    /// The observer.
+    pub fn observer(&self) -> &O {
+        &self.observer
+    }
+
+    /// The observer, mutably.
+    pub fn observer_mut(&mut self) -> &mut O {
+        &mut self.observer
+    }
+
+    /// The driver's counters.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Sets (or, with `None`, removes) the cluster key. With a keyring, every line written is
+    /// sealed under its first key (requests unbound, replies bound to their request's nonce)
+    /// and every line read must open under one of its keys ([`auth::open`]): a request that
+    /// does not reaches its node as [`Input::Malformed`] (answered `ERROR`, sealed), a reply
+    /// that does not fails its request with [`Failure::BadReply`]. Replacing the keyring
+    /// (rotation) keeps the replay caches. Set it before adding nodes: connections accepted
+    /// or dialled before the first keyring keep the unkeyed line limit.
+    pub fn set_keyring(&mut self, keyring: Option<Keyring>) {
+        self.keyring = keyring;
+        self.refresh_wall();
+    }
+
+    /// The cluster key in use, if any.
+    pub fn keyring(&self) -> Option<&Keyring> {
+        self.keyring.as_ref()
+    }
+
+    /// The time fed to the nodes at the last turn.
+    pub fn now(&self) -> Millis {
+        self.now
+    }
+
+    /// Wall-clock unix milliseconds at `Millis(0)`.
+    pub fn unix_ms_at_zero(&self) -> u64 {
+        self.unix_ms_at_zero
+    }
+
+    /// Runs turns until `stop` says so (checked before every turn).
+    pub fn run_until(&mut self, mut stop: impl FnMut(&mut Self) -> bool) -> io::Result<()> {
+        while !stop(self) {
+            self.turn()?;
+        }
+        Ok(())
+    }
+
+    /// Runs turns for `duration` at least.
+    pub fn run_for(&mut self, duration: Duration) -> io::Result<()> {
+        let end = Instant::now() + duration;
+        self.run_until(|_| Instant::now() >= end)
+    }
+
+    fn clock(&self) -> Millis {
+        Millis(self.start.elapsed().as_millis() as u64)
+    }
+
+    /// Reads the wall clock for cluster-key timestamps, with a key only (so an unkeyed host
+    /// reads no extra clock); called wherever `now` is read.
+    fn refresh_wall(&mut self) {
+        if self.keyring.is_some() {
+            self.wall_ms = unix_now_ms();
+        }
+    }
+
+    /// One turn of the loop: wait for readiness or the next deadline, serve every ready
+    /// socket, expire requests, tick nodes whose deadline passed, flush what was written.
+    pub fn turn(&mut self) -> io::Result<()> {
+        self.now = self.clock();
+        self.refresh_wall();
+        let timeout = self.poll_timeout();
+        if let Err(e) = self.poll.poll(&mut self.events, Some(timeout)) {
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+        let now = self.clock();
+        debug_assert!(now >= self.now);
+        self.now = now;
+        self.refresh_wall();
+
+        let mut ready = std::mem::take(&mut self.ready);
+        ready.extend(self.events.iter().map(|e| Ready {
+            token: e.token(),
+            readable: e.is_readable() || e.is_read_closed() || e.is_error(),
+            writable: e.is_writable() || e.is_write_closed() || e.is_error(),
+            closed: e.is_read_closed() || e.is_error(),
+        }));
+        for &r in &ready {
+            // A busy turn can take a while: keep the time fed to the nodes current.
+            self.now = self.clock().max(self.now);
+            self.refresh_wall();
+            self.on_ready(r);
+        }
+        self.now = self.clock().max(self.now);
+        self.refresh_wall();
+        ready.clear();
+        self.ready = ready;
+
+        self.expire_requests();
+        self.tick_nodes();
+        self.run_inputs();
+        self.flush_all();
+        if self.now >= self.next_sweep {
+            self.sweep_idle();
+            self.next_sweep = self.now.after(SWEEP_EVERY_MS);
+        }
+        Ok(())
+    }
+
+    fn poll_timeout(&self) -> Duration {
+        if !self.inputs.is_empty() || !self.dirty.is_empty() || !self.resume.is_empty() {
+            return Duration::ZERO;
+        }
+        let mut wake = self
+            .now
+            .after(self.limits.max_poll_wait_ms)
+            .min(self.next_sweep);
+        for slot in &self.nodes {
+            if let Some(d) = slot.next_deadline {
+                wake = wake.min(d);
+            }
+        }
+        if let Some(Reverse((d, _))) = self.deadlines.peek() {
+            wake = wake.min(*d);
+        }
+        let at = self.start + Duration::from_millis(wake.0);
+        at.saturating_duration_since(Instant::now())
+    }
+
+    /// Feeds one input now (outside any drain), then everything it led to.
+    fn feed(&mut self, idx: NodeIdx, input: Input) {
+        if let Some(slot) = self.nodes.get_mut(idx.0) {
+            slot.node.handle(self.now, input);
+            self.drain_node(idx);
+        }
+        self.run_inputs();
+    }
+
+    fn run_inputs(&mut self) {
+        while let Some((idx, input)) = self.inputs.pop_front() {
+            let Some(slot) = self.nodes.get_mut(idx.0) else {
+                continue;
+            };
+            slot.node.handle(self.now, input);
+            self.drain_node(idx);
+        }
+    }
+
+    /// Carries out every output the node queued. Never feeds a node: failures found here
+    /// are queued as inputs, so a node is never re-entered while its outputs are drained.
+    fn drain_node(&mut self, idx: NodeIdx) {
+        let Some(slot) = self.nodes.get_mut(idx.0) else {
+            return;
+        };
+        // The outputs are moved to a scratch vector first: carrying them out needs the
+        // whole host, and the node stays borrowed while its own drain iterator lives.
+        let mut outputs = std::mem::take(&mut self.outputs);
+        outputs.extend(slot.node.drain_outputs());
+        let (role, me) = (slot.role, slot.me);
+        for out in outputs.drain(..) {
+            match out {
+                Output::Send { to, msg, deadline } => self.send(idx, to, msg, deadline),
+                Output::Reply { conn, msg } => self.reply(idx, conn, msg),
+                Output::Event(event) => {
+                    let unix_ms = self.unix_ms_at_zero + self.now.0;
+                    self.observer.on_event(role, me, unix_ms, self.now, &event);
+                }
+            }
+        }
+        self.outputs = outputs;
+        if let Some(slot) = self.nodes.get_mut(idx.0) {
+            slot.next_deadline = slot.node.next_deadline();
+        }
+    }
+
+    fn tick_nodes(&mut self) {
+        for (i, slot) in self.nodes.iter().enumerate() {
+            if slot.next_deadline.is_some_and(|d| d <= self.now) {
+                self.inputs.push_back((NodeIdx(i), Input::Tick));
+            }
+        }
+    }
+
+    /// Longest line a new connection reads: the limit, plus the cluster-key prefix if keyed.
+    fn line_limit(&self) -> usize {
+        match self.keyring {
+            None => self.limits.max_line,
+            Some(_) => self.limits.max_line.saturating_add(auth::MAX_PREFIX),
+        }
+    }
+
+    fn wire_ts(&self) -> f64 {
+        (self.unix_ms_at_zero + self.now.0) as f64 / 1000.0
+    }
+
+    fn on_ready(&mut self, ready: Ready) {
+        let Ready {
+            token,
+            readable,
+            writable,
+            closed,
+        } = ready;
+        match self.sockets.get(token.0) {
+            Some(Some(Socket::Listener { node, .. })) => {
+                let node = *node;
+                self.accept_all(token, node);
+            }
+            Some(Some(Socket::Conn(c))) => {
+                if let Side::Outbound(ob) = &c.side {
+                    if !ob.connected && !self.finish_connect(token) {
+                        return;
+                    }
+                }
+                if writable {
+                    self.flush(token);
+                }
+                if readable {
+                    self.read_ready(token, !closed);
+                }
+            }
+            _ => {}
+        }
+    }
+}
