@@ -37,8 +37,6 @@ mod known;
 mod liveness;
 mod neighbours;
 mod seen;
-#[cfg(test)]
-mod tests;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::num::NonZeroU32;
@@ -246,7 +244,7 @@ enum PingRole {
 /// packed into as few cache lines as they fit. A simulator hosts thousands of peers and visits
 /// each only now and then, so every separate line a delivery touches is a cache miss. The
 /// simulator keeps 16 bytes of its own just before a node, so line boundaries fall at peer
-/// offsets 48, 112, 176 and 240 there; a test pins the offsets below:
+/// offsets 48, 112, 176 and 240 there:
 ///
 /// - 0–48 (with the simulator's bookkeeping): the output buffer and the earliest timer: every
 ///   input, the answer to a gossip reads nothing else;

@@ -82,7 +82,11 @@ pub fn verdict(dead_witnesses: u32, alive_witnesses: u32) -> Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::peer::tests::ep;
+
+    /// `127.0.0.1:port`.
+    fn ep(port: u16) -> Endpoint {
+        Endpoint::from(([127, 0, 0, 1], port))
+    }
 
     #[test]
     fn verdict_table() {

@@ -312,7 +312,11 @@ impl Known {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::peer::tests::ep;
+
+    /// `127.0.0.1:port`.
+    fn ep(port: u16) -> Endpoint {
+        Endpoint::from(([127, 0, 0, 1], port))
+    }
 
     #[test]
     fn merges_in_order_without_duplicates() {

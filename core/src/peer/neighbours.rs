@@ -26,12 +26,6 @@ impl Neighbours {
         self.position(peer).is_ok()
     }
 
-    #[cfg(test)]
-    pub(super) fn get(&self, peer: &Endpoint) -> Option<&Link> {
-        let i = self.position(peer).ok()?;
-        Some(&self.links[i].1)
-    }
-
     pub(super) fn get_mut(&mut self, peer: &Endpoint) -> Option<&mut Link> {
         let i = self.position(peer).ok()?;
         Some(&mut self.links[i].1)
