@@ -269,7 +269,12 @@ struct Round {
 impl Harness {
     /// A new peer (`rng_seed` 7) and the outputs it queued at birth.
     fn new(settings: Settings) -> (Harness, Outs) {
-        let (peer, born) = start(init_with(settings.clone(), 7), Millis(0)).expect("valid");
+        Harness::with_rng_seed(settings, 7)
+    }
+
+    fn with_rng_seed(settings: Settings, rng_seed: u64) -> (Harness, Outs) {
+        let init = init_with(settings.clone(), rng_seed);
+        let (peer, born) = start(init, Millis(0)).expect("valid");
         let h = Harness {
             peer,
             settings,
@@ -450,7 +455,9 @@ impl Harness {
     }
 
     /// As [`Harness::greet`], with the checks' outcomes chosen: whether `from` answers the
-    /// `PING`, and the entry a seed gives it.
+    /// `PING`, and the entry a seed gives it. A failing `PING` is answered after the seed,
+    /// otherwise the seed after the `PING`: the check that fails comes last, so the other
+    /// passing cannot decide alone.
     fn greet_as(
         &mut self,
         now: Millis,
@@ -460,7 +467,9 @@ impl Harness {
         entry: Option<(u64, Status)>,
     ) -> Outs {
         let mut all = self.request(now, conn, hello(from));
-        for (to, req) in all.sends() {
+        let mut checks = all.sends();
+        checks.sort_by_key(|(_, req)| matches!(req, Message::Ping(_)) != answers);
+        for (to, req) in checks {
             let outcome = match &req {
                 Message::Ping(_) if to == from && answers => Ok(pong(Some(1))),
                 Message::Ping(_) if to == from => Err(Failure::Timeout),
@@ -501,10 +510,10 @@ fn registers_with_a_quorum_of_seeds() {
     assert_eq!(reqs.len(), 2, "quorum(3) seeds asked at once: {reqs:?}");
     assert_ne!(reqs[0].0, reqs[1].0);
     let (a, b) = (reqs[0].clone(), reqs[1].clone());
-    let out = h.respond(Millis(10), a.0, a.1, Ok(register_ok(true, Some(3))));
+    let out = h.respond(Millis(10), a.0, a.1, Ok(register_ok(true, Some(5))));
     assert!(out.events().is_empty(), "one success is no quorum");
     assert!(!h.status().registered);
-    let out = h.respond(Millis(20), b.0, b.1, Ok(register_ok(true, Some(5))));
+    let out = h.respond(Millis(20), b.0, b.1, Ok(register_ok(true, Some(3))));
     let ev = out.events();
     assert!(
         matches!(&ev[..], [Event::RegistrationQuorum { seeds, incarnation: 5 }] if seeds.len() == 2),
@@ -653,6 +662,34 @@ fn selection_greets_weighted_candidates_and_falls_back() {
     );
 }
 
+/// Preferential attachment: a candidate is drawn with a weight of the degree its `PONG`
+/// carries. Over many peers choosing one of two, the better-linked one wins most draws, and
+/// the other still some (a weighted draw, not the maximum).
+#[test]
+fn selection_prefers_candidates_with_higher_degree() {
+    let (light, heavy) = (ep(7001), ep(7002));
+    let s = Settings {
+        min_degree: 1,
+        ..settings()
+    };
+    let mut chosen = BTreeMap::new();
+    for rng_seed in 0..200 {
+        let (mut h, born) = Harness::with_rng_seed(s.clone(), rng_seed);
+        let out = h.register_and_list(Millis(0), &born, &[light, heavy]);
+        let mut hellos = Vec::new();
+        for (to, req) in out.sends_of("PING") {
+            let degree = if to == heavy { 9 } else { 1 };
+            let out = h.respond(Millis(1), to, req, Ok(pong(Some(degree))));
+            hellos.extend(out.targets("HELLO"));
+        }
+        assert_eq!(hellos.len(), 1, "one link wanted: {hellos:?}");
+        *chosen.entry(hellos[0]).or_insert(0) += 1;
+    }
+    // Expected 9 in 10 for the heavy one.
+    let (h, l) = (chosen.get(&heavy), chosen.get(&light));
+    assert!(h > Some(&160) && l > Some(&5), "{chosen:?}");
+}
+
 // ----- HELLO -----------------------------------------------------------------------------------
 
 #[test]
@@ -666,6 +703,9 @@ fn hello_accepted_until_max_degree() {
     let mut accepted = Vec::new();
     for (i, port) in [7001u16, 7002, 7003].into_iter().enumerate() {
         let out = h.greet(Millis(1), i as u64, ep(port));
+        if i == 2 {
+            assert!(out.sends().is_empty(), "full, yet checked the greeter");
+        }
         match &out.replies()[..] {
             [(_, Message::HelloAck(a))] => {
                 assert_eq!(a.peer, ep(ME));
@@ -679,11 +719,21 @@ fn hello_accepted_until_max_degree() {
     }
     assert_eq!(accepted, vec![true, true, false]);
     assert_eq!(h.status().neighbours, vec![ep(7001), ep(7002)]);
-    let out = h.request(Millis(1), 9, hello(ep(ME)));
-    assert!(matches!(
-        &out.replies()[..],
-        [(_, Message::HelloAck(ack))] if !ack.accepted
-    ));
+}
+
+/// A `HELLO` claiming to come from this peer or from a seed is refused at once, room or not.
+#[test]
+fn hello_from_itself_or_a_seed_is_refused() {
+    let (mut h, _) = Harness::new(settings());
+    for (conn, from) in [(1, ep(ME)), (2, seeds3()[1])] {
+        let out = h.request(Millis(1), conn, hello(from));
+        assert!(out.sends().is_empty(), "checked {from}");
+        assert!(
+            matches!(&out.replies()[..], [(_, Message::HelloAck(ack))] if !ack.accepted),
+            "{from}: {out:?}"
+        );
+    }
+    assert!(h.status().neighbours.is_empty());
 }
 
 // ----- gossip ---------------------------------------------------------------------------------
