@@ -690,6 +690,21 @@ fn selection_prefers_candidates_with_higher_degree() {
     assert!(h > Some(&160) && l > Some(&5), "{chosen:?}");
 }
 
+/// The known set is bounded: four Peer Lists' worth (`4 × peer_list_limit`); offered more,
+/// it forgets peers at random down to that, and draws candidates from what it kept.
+#[test]
+fn known_peers_are_capped() {
+    let s = Settings {
+        peer_list_limit: 2,
+        ..settings()
+    };
+    let listed: Vec<Endpoint> = (7001..7021).map(ep).collect();
+    let (h, out) = Harness::joined(s, &listed);
+    assert_eq!(h.status().known_peers, 8);
+    let pinged = out.targets("PING");
+    assert_eq!(pinged.len(), 8, "candidates beyond the kept: {pinged:?}");
+}
+
 // ----- HELLO -----------------------------------------------------------------------------------
 
 #[test]
@@ -2157,7 +2172,12 @@ struct MiniNet {
     queue: VecDeque<(Endpoint, Input)>,
     events: Vec<(Endpoint, Event)>,
     now: Millis,
+    /// Inputs fed so far.
+    fed: u64,
 }
+
+/// Inputs a mini network feeds at most: a message storm fails the test instead of hanging it.
+const MAX_FED: u64 = 2_000_000;
 
 impl MiniNet {
     fn new() -> MiniNet {
@@ -2172,6 +2192,7 @@ impl MiniNet {
             queue: VecDeque::new(),
             events: Vec::new(),
             now: Millis(0),
+            fed: 0,
         }
     }
 
@@ -2282,6 +2303,8 @@ impl MiniNet {
 
     /// Feeds `input` to the peer at `to` and carries out what it asks.
     fn feed(&mut self, to: Endpoint, input: Input) {
+        self.fed += 1;
+        assert!(self.fed <= MAX_FED, "a message storm at {:?}", self.now);
         if let Some(peer) = self.peers.get_mut(&to) {
             let outs = step(peer, self.now, input);
             self.route(to, outs);
@@ -2450,7 +2473,10 @@ fn small_network_grows_hubs() {
     degrees.sort_unstable();
     let max = degrees.last().copied().unwrap_or(0);
     let median = degrees[degrees.len() / 2];
-    eprintln!("degrees: min {} median {median} max {max}", degrees[0]);
+    eprintln!(
+        "degrees: min {} median {median} max {max}; {} inputs",
+        degrees[0], net.fed
+    );
     assert!(degrees[0] >= 1, "an isolated peer");
     assert!(max >= 5 * median, "no hub: median {median}, max {max}");
     assert_symmetric(&net);
