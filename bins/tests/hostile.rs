@@ -19,9 +19,9 @@
 //! member or an on-path replayer can do with membership frames.
 //!
 //! The attack on `HELLO` (a peer must refuse a neighbour no seed lists) has a test of its
-//! own, so that it fails alone until the peer checks it. The last three tests, `#[ignore]`d,
-//! reproduce the findings of `docs/SECURITY.md`: each asserts the behaviour we want and fails
-//! today (`cargo test -p gossip-bins --release --test hostile -- --ignored --nocapture`).
+//! own, so that it fails alone until the peer checks it. The `#[ignore]`d tests reproduce the
+//! findings of `docs/SECURITY.md`: each asserts the behaviour we want and fails today
+//! (`cargo test -p gossip-bins --release --test hostile -- --ignored --nocapture`).
 
 mod common;
 
@@ -1654,10 +1654,9 @@ fn replayed_genuine_frames_change_nothing() {
         );
     }
     assert!(everywhere(&seeds, None, c, (back, Status::Alive)));
-    tally.notes.push(
-        "no seed committed anything during the replays; the rejoined peer stays at incarnation 2"
-            .into(),
-    );
+    tally.notes.push(format!(
+        "no seed committed anything during the replays; the rejoined peer stays at incarnation {back}"
+    ));
     finish(
         "attack 5: replays of genuine frames (no cluster key)",
         &net,
