@@ -76,6 +76,11 @@ pub struct NodeArgs {
     /// Peer: neighbours to connect to [default: 2].
     #[arg(long)]
     pub min_degree: Option<u32>,
+    /// Seed: removed entries for peers it never held admitted it keeps at most before it stops
+    /// removing peers it only heard of (a bound on what a lying seed can make it record)
+    /// [default: 1024].
+    #[arg(long)]
+    pub max_hearsay_removals: Option<u32>,
     /// Close accepted connections idle this long [default: 60000].
     #[arg(long)]
     pub idle_timeout_ms: Option<u64>,
@@ -118,7 +123,8 @@ impl NodeArgs {
             register_timeout_ms,
             anti_entropy_interval_ms,
             peer_list_refresh_ms,
-            min_degree
+            min_degree,
+            max_hearsay_removals
         );
         s
     }

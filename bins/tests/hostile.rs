@@ -19,9 +19,8 @@
 //! member or an on-path replayer can do with membership frames.
 //!
 //! The attack on `HELLO` (a peer must refuse a neighbour no seed lists) has a test of its
-//! own, so that it fails alone until the peer checks it. The `#[ignore]`d tests reproduce the
-//! findings of `docs/SECURITY.md`: each asserts the behaviour we want and fails today
-//! (`cargo test -p gossip-bins --release --test hostile -- --ignored --nocapture`).
+//! own. The last tests reproduce the findings of `docs/SECURITY.md` this suite made, each
+//! now fixed (or, for finding 4, bounded) and kept as a regression test.
 
 mod common;
 
@@ -777,7 +776,13 @@ fn mute_listener() -> (SocketAddr, TcpListener) {
 
 /// Three seeds and `n` registered, bootstrapped peers; the peers' (endpoint, rank).
 fn network(name: &str, n: usize) -> (Net, Vec<(Endpoint, Rank)>) {
-    let mut net = Net::start_with(name, 3, &[], FLAGS);
+    network_with(name, n, &[])
+}
+
+/// [`network`], with more flags for every node.
+fn network_with(name: &str, n: usize, extra: &[&str]) -> (Net, Vec<(Endpoint, Rank)>) {
+    let flags: Vec<&str> = FLAGS.iter().chain(extra).copied().collect();
+    let mut net = Net::start_with(name, 3, &[], &flags);
     let peers: Vec<SocketAddr> = (0..n).map(|_| net.add_peer()).collect();
     let seeds = net.seeds.clone();
     let all_alive = || {
@@ -1983,30 +1988,35 @@ fn lying_dead_reports_from_a_colluding_minority_remove_no_live_peer() {
 /// is ever admitted. But see finding 4: such an endpoint ends up listed as `REMOVED`.
 #[test]
 fn a_lying_minority_seed_admits_nothing_and_moves_no_live_peer() {
-    lying_seed("attack 8: a lying minority seed", true);
+    lying_seed("attack 8: a lying minority seed", None);
 }
 
-/// Finding 4: the re-certification of an admission that lost its round turns, when another
-/// seed said it holds the peer, into a removal round in which a seed that never listed the
-/// peer votes yes if the peer is silent (so that a dead peer that only a minority still
-/// lists after a majority restarted empty is removed: `core/tests/seed.rs`
+/// Finding 4, bounded: the re-certification of an admission that lost its round turns, when
+/// another seed said it holds the peer, into a removal round in which a seed that never
+/// listed the peer votes yes if the peer is silent (so that a dead peer that only a minority
+/// still lists after a majority restarted empty is removed: `core/tests/seed.rs`
 /// `a_dead_peer_only_a_minority_still_lists_is_removed_after_a_majority_restarts`). A lying
-/// seed uses it: every endpoint it serves as alive, where nothing answers, ends up certified
-/// `REMOVED` by the liar and an honest seed, at every honest seed, though it never
-/// registered. A tombstone is harmless to membership (a later registration there takes
-/// incarnation 2), but a liar can serve thousands a round: the Peer Lists of every honest
-/// seed grow without bound. Wanted: no entry for an endpoint that never registered.
+/// seed can use it to make honest seeds list an endpoint nobody registered as `REMOVED` (a
+/// tombstone: harmless to membership, a later registration there takes incarnation 2). It
+/// cannot be told from an honest seed that alone still holds a dead peer, so instead the
+/// number of such entries a seed keeps is bounded (`--max-hearsay-removals`, 1,024 by
+/// default; 1 here, with 3 endpoints invented): each honest seed lists at most that many.
 #[test]
-#[ignore = "finding 4 (docs/SECURITY.md): a lying seed makes honest seeds list endpoints nobody registered as REMOVED; fails until fixed"]
-fn a_lying_minority_seed_lists_no_endpoint_that_never_registered() {
-    lying_seed("finding 4: a lying seed's tombstones", false);
+fn a_lying_minority_seed_makes_honest_seeds_list_few_tombstones() {
+    lying_seed("finding 4: a lying seed's tombstones, bounded", Some(1));
 }
 
-/// The scenario of attack 8; `tombstones`: tolerate entries `(1, REMOVED)` for the endpoints
-/// the liar invented (counted and shown).
-fn lying_seed(test: &str, tombstones: bool) {
+/// The scenario of attack 8. Entries `(1, REMOVED)` for the endpoints the liar invented are
+/// tolerated (counted and shown); with `bound`, the seeds run with `--max-hearsay-removals`
+/// set to it, and each honest seed must list at most that many.
+fn lying_seed(test: &str, bound: Option<u32>) {
     let started = Instant::now();
-    let (mut net, peers) = network("hostile-lying-seed", 2);
+    let bound_flag = bound.map(|b| b.to_string());
+    let extra: Vec<&str> = match &bound_flag {
+        Some(b) => vec!["--max-hearsay-removals", b.as_str()],
+        None => Vec::new(),
+    };
+    let (mut net, peers) = network_with("hostile-lying-seed", 2, &extra);
     let all = net.seeds.clone();
     let (liar, honest) = (all[2], vec![all[0], all[1]]);
     let ((a, (ia, _)), (b, (ib, _))) = (peers[0], peers[1]);
@@ -2033,9 +2043,7 @@ fn lying_seed(test: &str, tombstones: bool) {
     net.kill(liar);
     let fake = FakePeer::lying_seed(liar, entries.clone());
     let mut allowed = peers.clone();
-    if tombstones {
-        allowed.extend(ghosts.iter().map(|&g| (g, (1, Status::Removed))));
-    }
+    allowed.extend(ghosts.iter().map(|&g| (g, (1, Status::Removed))));
     let watch = Watch::polling(&honest, &all, None, &allowed);
     let before = lists(&honest, None);
     let mut tally = Tally::new(&net);
@@ -2105,8 +2113,19 @@ fn lying_seed(test: &str, tombstones: bool) {
     ));
     drop(fake);
     // The tombstones, tolerated, still count as entries that differ from before.
-    let diff = if tombstones { diff - tombs } else { diff };
-    finish(test, &net, watch, &tally, diff, started);
+    finish(test, &net, watch, &tally, diff - tombs, started);
+    if let Some(bound) = bound {
+        for &s in &honest {
+            let at_s = listed
+                .iter()
+                .filter(|(x, r)| *x == s && r.is_some())
+                .count();
+            assert!(
+                at_s <= bound as usize,
+                "{s} lists {at_s} invented endpoints, over the bound {bound}: {listed:?}"
+            );
+        }
+    }
     assert!(
         listed
             .iter()
@@ -2191,19 +2210,19 @@ fn a_strangers_hello_naming_an_unlisted_endpoint_is_refused() {
 }
 
 // ---------------------------------------------------------------------------------------
-// Findings: reproductions of known gaps (docs/SECURITY.md, "Findings"). Each asserts the
-// behaviour we want and fails today; run them with `-- --ignored`.
+// Findings (docs/SECURITY.md, "Findings"): each reproduced a gap, now fixed; they stay as
+// regression tests.
 // ---------------------------------------------------------------------------------------
 
-/// Finding 1: a seed remembers a yes-vote for 10 minutes (`MEMORY_TTL_MS`) and vouches for
-/// it to whoever carries the change, without looking again. A stranger who asks two seeds
+/// Finding 1 (fixed: a yes-vote now vouches only for its round's lifetime,
+/// `seed::vote_lifetime_ms`, 3.2 s by default): a seed remembered a yes-vote for 10 minutes
+/// and vouched for it to whoever carried the change, without looking again. A stranger who asks two seeds
 /// for removal votes (in a real seed's name) while a peer stalls for a moment (a pause, a
 /// slow disk, an overloaded host: here `SIGSTOP` for about a second) gets two yes-votes; it
 /// keeps them, and seconds or minutes later, while the peer answers every probe, carries a
 /// `SEED_DEAD_COMMIT` naming those two seeds to the third: they vouch, the live peer is
 /// removed everywhere (it then rejoins one incarnation up).
 #[test]
-#[ignore = "finding 1 (docs/SECURITY.md): a hoarded removal vote removes a peer that answers again; fails until fixed"]
 fn a_hoarded_removal_vote_does_not_remove_a_peer_that_answers_again() {
     let started = Instant::now();
     let (mut net, peers) = network("hostile-hoard", 2);
@@ -2250,14 +2269,14 @@ fn a_hoarded_removal_vote_does_not_remove_a_peer_that_answers_again() {
     );
 }
 
-/// Finding 2: a removal at `MAX_INCARNATION` is refused (nobody could rejoin above it), but
+/// Finding 2 (fixed: nothing is admitted at `MAX_INCARNATION` either): a removal at
+/// `MAX_INCARNATION` is refused (nobody could rejoin above it), but
 /// an admission at it is not: an endpoint that claims it in its own `PONG` is admitted at
 /// 4294967295, and once it is gone, no report removes it. Whoever controls an endpoint for a
 /// moment (any port of its own host) can leave an entry that stays alive in every Peer List
 /// for good. Wanted: no seed holds a dead endpoint alive at a rank it refuses to remove
 /// (either such an admission is refused, or the dead entry is removed).
 #[test]
-#[ignore = "finding 2 (docs/SECURITY.md): an entry admitted at MAX_INCARNATION is never removed; fails until fixed"]
 fn an_endpoint_admitted_at_the_largest_incarnation_can_be_removed_once_dead() {
     let (net, peers) = network("hostile-immortal", 2);
     let seeds = net.seeds.clone();
@@ -2291,7 +2310,8 @@ fn an_endpoint_admitted_at_the_largest_incarnation_can_be_removed_once_dead() {
     );
 }
 
-/// Finding 3: a peer skips its next probe of a neighbour whose own `PING` arrived since the
+/// Finding 3 (fixed: a probe round never skips a neighbour twice in a row): a peer skipped
+/// its next probe of a neighbour whose own `PING` arrived since the
 /// last round (and that has missed none), trusting the `PING`'s `sender` field. A stranger
 /// who sends each of a dead peer's neighbours a `PING` in its name once per probe interval
 /// keeps it from ever being probed, so it is never suspected, reported or removed (without
@@ -2299,7 +2319,6 @@ fn an_endpoint_admitted_at_the_largest_incarnation_can_be_removed_once_dead() {
 /// (a spoofed `PING` may delay detection by one probe interval, not forever). With
 /// `HOSTILE_NO_SPOOF=1` it sends no `PING` and passes: the control.
 #[test]
-#[ignore = "finding 3 (docs/SECURITY.md): PINGs spoofed in a dead peer's name hide its crash; fails until fixed"]
 fn pings_spoofed_in_a_dead_peers_name_do_not_hide_its_crash() {
     let spoof = std::env::var_os("HOSTILE_NO_SPOOF").is_none();
     let (mut net, peers) = network("hostile-spoofed-ping", 3);

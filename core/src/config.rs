@@ -52,6 +52,11 @@ pub struct Settings {
     pub peer_list_limit: u32,
     /// Entries in one anti-entropy reply at most.
     pub sync_entry_limit: u32,
+    /// Seed: removed entries for peers it never held admitted that a seed keeps at most
+    /// before it stops taking part in removals on hearsay. Such removals let a dead peer that
+    /// only a minority of seeds still lists be removed everywhere; a lying seed can abuse them
+    /// to make honest seeds record endpoints nobody registered, so their number is bounded.
+    pub max_hearsay_removals: u32,
     /// Gossip hashes a peer remembers (two generations of half this each).
     pub seen_capacity: u32,
 }
@@ -78,6 +83,7 @@ impl Default for Settings {
             candidate_sample: 16,
             peer_list_limit: 64,
             sync_entry_limit: 1_000,
+            max_hearsay_removals: 1_024,
             seen_capacity: 1 << 17,
         }
     }

@@ -48,7 +48,7 @@ use peer_list::{Certifier, PeerList};
 use round::Rounds;
 use voter::Probes;
 
-pub use confirm::{MAX_CONFIRMING, MAX_ORPHANS};
+pub use confirm::MAX_CONFIRMING;
 pub use memory::{vote_lifetime_ms, MEMORY_CAP};
 pub use round::MAX_INCARNATION;
 
@@ -62,7 +62,7 @@ pub const MAX_PENDING: usize = 1024;
 pub const MAX_RECERTIFYING: usize = 64;
 
 /// Every counter the status shows, sorted by name (so all appear, even at zero).
-const COUNTERS: [&str; 17] = [
+const COUNTERS: [&str; 18] = [
     "aborts",
     "admissions_refused",
     "bad_input",
@@ -71,6 +71,7 @@ const COUNTERS: [&str; 17] = [
     "confirmations_dropped",
     "confirmed",
     "entries_merged",
+    "orphans_refused",
     "peer_lists_served",
     "proposals",
     "recertifications",
@@ -303,7 +304,7 @@ impl Core {
     /// What another seed said it holds for `peer` and a quorum could not confirm, while this
     /// seed still has room for removals it takes part in on hearsay alone.
     fn hearsay(&self, peer: &Endpoint) -> Option<peer_list::Rank> {
-        if self.pl.orphans() >= confirm::MAX_ORPHANS {
+        if self.pl.orphans() >= self.settings.max_hearsay_removals as usize {
             return None;
         }
         self.confirmations.hearsay(peer)

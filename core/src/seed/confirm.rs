@@ -37,10 +37,6 @@ pub const REFUTED_MS: u64 = 60_000;
 /// Peers with hearsay at most (the oldest is forgotten beyond).
 pub const MAX_HEARSAY: usize = 4096;
 
-/// Removed entries for peers it never held admitted a seed keeps at most before it stops
-/// taking part in removals on hearsay (see `PeerList::orphans`).
-pub const MAX_ORPHANS: usize = 1024;
-
 /// How a fact's confirmation ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) enum Outcome {

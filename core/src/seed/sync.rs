@@ -19,7 +19,7 @@ use super::Timer;
 use crate::event::{ChangeSource, Event, ProposalKind};
 use crate::msg::{
     CommitSync, ConfirmReq, Decision, Endpoint, Entry, Fact, Message, PeerListResp, SeedSync,
-    SYNC_BUCKETS,
+    Status, SYNC_BUCKETS,
 };
 use crate::{ConnId, Failure, Millis};
 
@@ -155,9 +155,16 @@ impl Core {
         }
     }
 
-    /// Applies `entry` if it supersedes this seed's; true if it did.
+    /// Applies `entry` if it supersedes this seed's; true if it did. A removal of a peer this
+    /// seed never held is refused once it holds `max_hearsay_removals` of them: only hearsay
+    /// leads to one, and a lying seed could feed it without end.
     pub(super) fn merge(&mut self, entry: Entry, via: ChangeSource) -> bool {
         let (peer, rank) = (entry.peer, (entry.incarnation, entry.status));
+        let orphan = entry.status == Status::Removed && self.pl.get(&peer).is_none();
+        if orphan && self.pl.orphans() >= self.settings.max_hearsay_removals as usize {
+            self.count("orphans_refused");
+            return false;
+        }
         if !self.pl.apply(entry, &self.certifier) {
             return false;
         }
