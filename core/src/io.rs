@@ -40,9 +40,33 @@ pub enum Failure {
     BadReply,
 }
 
+/// Why a driver did not hand a node the request that came in on a connection.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Refusal {
+    /// The line did not decode (or, with a cluster key, did not authenticate).
+    Undecodable(DecodeError),
+    /// The connection sent more requests of this type than its rate allows (see
+    /// [`crate::ratelimit`]).
+    RateLimited(&'static str),
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::Undecodable(error) => error.fmt(f),
+            Refusal::RateLimited(kind) => {
+                write!(f, "rate limited: too many {kind} on this connection")
+            }
+        }
+    }
+}
+
 /// Everything a driver feeds a node.
 #[derive(Clone, Debug)]
 pub enum Input {
+    /// The node begins: the first input, exactly once (a peer asks seeds to register it, a
+    /// seed arms its anti-entropy).
+    Start,
     /// A request arrived on `conn`. The node answers it with exactly one
     /// [`Output::Reply`] on `conn`, now or later.
     Request {
@@ -51,15 +75,16 @@ pub enum Input {
         /// The decoded request.
         msg: Message,
     },
-    /// A line arrived on `conn` that did not decode. The node answers with `ERROR`.
-    Malformed {
+    /// A line arrived on `conn` that the driver did not hand over as a request. The node
+    /// answers with `ERROR`.
+    Refused {
         /// Where to answer.
         conn: ConnId,
-        /// What was wrong with it.
-        error: DecodeError,
+        /// Why.
+        why: Refusal,
     },
-    /// The outcome of an earlier [`Output::Send`]: the request as it was sent, and the reply
-    /// or why there was none.
+    /// The outcome of an earlier [`Output::Send`] that wanted one: the request as it was
+    /// sent, and the reply or why there was none.
     Response {
         /// The endpoint the request was sent to.
         to: Endpoint,
@@ -76,8 +101,9 @@ pub enum Input {
 /// Everything a node asks its driver to do or to know.
 #[derive(Clone, Debug)]
 pub enum Output {
-    /// Send a request to `to` and report the outcome as one [`Input::Response`]: the reply,
-    /// or a [`Failure`] at `deadline` at the latest.
+    /// Send a request to `to`. If `wants_response`, report the outcome as one
+    /// [`Input::Response`]: the reply, or a [`Failure`] at `deadline` at the latest;
+    /// otherwise the reply (still read, to keep the connection in step) is dropped.
     Send {
         /// The listening endpoint of the node to send to.
         to: Endpoint,
@@ -85,6 +111,8 @@ pub enum Output {
         msg: Message,
         /// When to give up waiting for the reply.
         deadline: Millis,
+        /// The node acts on the reply: hand it back.
+        wants_response: bool,
     },
     /// Answer the request that came in on `conn`. If the connection is gone, drop it.
     Reply {

@@ -17,20 +17,24 @@
 //! ## How a driver calls a node
 //!
 //! ```text
-//! let mut node = Node::seed(init, now)?;           // or Node::peer(..)
+//! let mut node = Node::seed(init)?;                // or Node::peer(..)
+//! let mut out = Vec::new();
+//! node.handle(now, Input::Start, &mut out);        // the first input, once
 //! loop {
-//!     for out in node.drain_outputs() { carry out: Send / Reply / Event }
+//!     for o in out.drain(..) { carry out: Send / Reply / Event }
 //!     wait until an input arrives or `node.next_deadline()` passes
-//!     node.handle(now, input)                      // Input::Tick when the deadline passed
+//!     node.handle(now, input, &mut out)            // Input::Tick when the deadline passed
 //! }
 //! ```
 //!
-//! One mutation, then drain every output, then ask for the next deadline. `now` must never go
-//! backwards. Every [`Output::Send`] is a request: the driver answers it with exactly one
-//! [`Input::Response`], carrying the reply or why none came by the send's deadline. Every
-//! [`Input::Request`] is answered by the node with exactly one [`Output::Reply`] on the same
-//! connection, at once or (after a vote round or a probe) later, but always before the
-//! deadlines the reference implementation waits for.
+//! The caller lends the buffer the outputs go to: one mutation, then carry out every output,
+//! then ask for the next deadline. There is no other way out of a node. `now` must never go
+//! backwards. Every [`Output::Send`] is a request; when it `wants_response`, the driver
+//! answers it with exactly one [`Input::Response`], carrying the reply or why none came by
+//! the send's deadline. Every [`Input::Request`] (or [`Input::Refused`]) is answered by the
+//! node with exactly one [`Output::Reply`] on the same connection, at once or (after a vote
+//! round or a probe: [`Message::may_defer`]) later, but always before the deadlines the
+//! reference implementation waits for.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -51,7 +55,7 @@ pub mod wire;
 
 pub use config::{quorum, Settings};
 pub use event::Event;
-pub use io::{ConnId, Failure, Input, Millis, NodeInit, Output};
+pub use io::{ConnId, Failure, Input, Millis, NodeInit, Output, Refusal};
 pub use msg::{Endpoint, Message};
 pub use node::Node;
 pub use peer::Peer;

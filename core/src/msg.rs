@@ -520,6 +520,20 @@ impl Message {
         }
     }
 
+    /// True for requests whose reply may come late, after the receiver asked others (a vote
+    /// round, a probe): a driver keeps them off connections other requests wait on.
+    pub fn may_defer(&self) -> bool {
+        matches!(
+            self,
+            Message::RegisterReq(_)
+                | Message::DeadReport(_)
+                | Message::SuspectReq(_)
+                | Message::RegisterVote(_)
+                | Message::DeadVote(_)
+                | Message::Hello(_)
+        )
+    }
+
     /// An `ERROR` reply with a reason.
     pub fn error(reason: impl Into<String>) -> Message {
         Message::Error {

@@ -5,9 +5,8 @@ use crate::msg::{Endpoint, StatusResp};
 use crate::{Input, Millis, NodeInit, Output, Peer, Seed};
 
 /// A seed or a peer.
-// Both roles are large (a ChaCha generator alone is 320 bytes) and their sizes move as they
-// grow; a driver holds one `Node` per hosted node and touches it on every event, so an extra
-// box per access buys nothing.
+// A seed keeps its state behind a box (see [`Seed`]); a peer is inline: it is the one a
+// simulator hosts by the thousand and touches on every gossip.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Node {
@@ -19,44 +18,21 @@ pub enum Node {
 
 impl Node {
     /// A seed. Fails if the settings do not validate or `init.me` is not among `init.seeds`.
-    pub fn seed(init: NodeInit, now: Millis) -> Result<Node, SettingsError> {
-        Seed::new(init, now).map(Node::Seed)
+    pub fn seed(init: NodeInit) -> Result<Node, SettingsError> {
+        Seed::new(init).map(Node::Seed)
     }
 
-    /// A peer. Its first outputs (registration requests) are queued at once.
-    pub fn peer(init: NodeInit, now: Millis) -> Result<Node, SettingsError> {
-        Peer::new(init, now).map(Node::Peer)
+    /// A peer. Fails if the settings do not validate or `init.me` is a seed.
+    pub fn peer(init: NodeInit) -> Result<Node, SettingsError> {
+        Peer::new(init).map(Node::Peer)
     }
 
-    /// Feeds one input at `now`.
+    /// Feeds one input at `now`; the outputs it leads to are appended to `out`, in order.
     #[inline]
-    pub fn handle(&mut self, now: Millis, input: Input) {
+    pub fn handle(&mut self, now: Millis, input: Input, out: &mut Vec<Output>) {
         match self {
-            Node::Seed(s) => s.handle(now, input),
-            Node::Peer(p) => p.handle(now, input),
-        }
-    }
-
-    /// Takes every output queued since the last call, in order.
-    #[must_use = "outputs are what the node asks the driver to do"]
-    #[inline]
-    pub fn drain_outputs(&mut self) -> std::vec::Drain<'_, Output> {
-        match self {
-            Node::Seed(s) => s.drain_outputs(),
-            Node::Peer(p) => p.drain_outputs(),
-        }
-    }
-
-    /// Exchanges the buffer the node queues outputs in (with its contents) for `buf`.
-    ///
-    /// For a driver hosting many nodes: lending each node one buffer around
-    /// [`Node::handle`] and taking it back has every node write its outputs into memory
-    /// that is already in the CPU cache, where each node's own buffer would not be.
-    #[inline]
-    pub fn swap_outputs(&mut self, buf: &mut Vec<Output>) {
-        match self {
-            Node::Seed(s) => s.swap_outputs(buf),
-            Node::Peer(p) => p.swap_outputs(buf),
+            Node::Seed(s) => s.handle(now, input, out),
+            Node::Peer(p) => p.handle(now, input, out),
         }
     }
 

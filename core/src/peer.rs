@@ -1,7 +1,7 @@
 //! The peer state machine: a thin router over the components that own its state.
 //!
 //! A [`Peer`] is driven like every node of this crate (see the crate doc): one
-//! [`Peer::handle`], then [`Peer::drain_outputs`], then [`Peer::next_deadline`].
+//! [`Peer::handle`] into a buffer the caller lends, then [`Peer::next_deadline`].
 //!
 //! Its parts, each in its own module with the types it owns:
 //! - **membership** (`membership.rs`, `membership/neighbours.rs`): registration with a quorum
@@ -94,7 +94,12 @@ impl Cx<'_> {
     }
 
     fn send(&mut self, to: Endpoint, msg: Message, deadline: Millis) {
-        self.out.push(Output::Send { to, msg, deadline });
+        self.out.push(Output::Send {
+            to,
+            msg,
+            deadline,
+            wants_response: true,
+        });
     }
 
     fn reply(&mut self, conn: ConnId, msg: Message) {
@@ -115,7 +120,6 @@ pub struct Peer {
     unix_ms_at_zero: u64,
     rng: Rng,
     timers: FewTimers<Timer>,
-    outputs: Vec<Output>,
     /// Bad requests answered `ERROR`.
     bad_input: u64,
     membership: Membership,
@@ -126,9 +130,9 @@ pub struct Peer {
 }
 
 impl Peer {
-    /// A peer for `init`; its registration requests are queued at once. Fails if the settings
+    /// A peer for `init`: it registers once started ([`Input::Start`]). Fails if the settings
     /// do not validate, no seed is given, or `init.me` is one of the seeds.
-    pub fn new(init: NodeInit, now: Millis) -> Result<Peer, SettingsError> {
+    pub fn new(init: NodeInit) -> Result<Peer, SettingsError> {
         init.settings.validate()?;
         if init.seeds.is_empty() {
             return Err(SettingsError("a peer needs at least one seed".into()));
@@ -139,7 +143,7 @@ impl Peer {
                 init.me
             )));
         }
-        let mut peer = Peer {
+        let peer = Peer {
             me: init.me,
             seeds: init.seeds,
             gossip: Gossip::new(init.settings.seen_capacity),
@@ -147,33 +151,31 @@ impl Peer {
             unix_ms_at_zero: init.unix_ms_at_zero,
             rng: Rng::new(init.rng_seed),
             timers: FewTimers::default(),
-            outputs: Vec::new(),
             bad_input: 0,
             membership: Membership::default(),
             overlay: Overlay::default(),
             liveness: Liveness::default(),
             pings: Pings::default(),
         };
-        let (mut cx, parts) = peer.split(now);
-        parts.membership.start_registration(&mut cx, None);
         Ok(peer)
     }
 
-    /// Feeds one input at `now`.
-    pub fn handle(&mut self, now: Millis, input: Input) {
+    /// Feeds one input at `now`; the outputs it leads to are appended to `out`, in order.
+    pub fn handle(&mut self, now: Millis, input: Input, out: &mut Vec<Output>) {
         if let Input::Request {
             conn,
             msg: Message::StatusReq,
         } = input
         {
             let status = Message::StatusResp(Box::new(self.status()));
-            self.outputs.push(Output::Reply { conn, msg: status });
+            out.push(Output::Reply { conn, msg: status });
             return;
         }
-        let (mut cx, mut parts) = self.split(now);
+        let (mut cx, mut parts) = self.split(now, out);
         match input {
+            Input::Start => parts.membership.start_registration(&mut cx, None),
             Input::Request { conn, msg } => parts.on_request(&mut cx, conn, msg),
-            Input::Malformed { conn, error } => parts.reject(&mut cx, conn, error.to_string()),
+            Input::Refused { conn, why } => parts.reject(&mut cx, conn, why.to_string()),
             Input::Response {
                 to,
                 request,
@@ -181,19 +183,6 @@ impl Peer {
             } => parts.on_response(&mut cx, to, request, outcome),
             Input::Tick => parts.on_tick(&mut cx),
         }
-    }
-
-    /// Takes every queued output, in order.
-    #[must_use = "outputs are what the node asks the driver to do"]
-    #[inline]
-    pub fn drain_outputs(&mut self) -> std::vec::Drain<'_, Output> {
-        self.outputs.drain(..)
-    }
-
-    /// Exchanges the buffer outputs are queued in (with its contents) for `buf`.
-    #[inline]
-    pub fn swap_outputs(&mut self, buf: &mut Vec<Output>) {
-        std::mem::swap(&mut self.outputs, buf);
     }
 
     /// When the peer next wants [`Input::Tick`].
@@ -235,7 +224,7 @@ impl Peer {
     }
 
     /// The context of one input and the parts, borrowed apart.
-    fn split(&mut self, now: Millis) -> (Cx<'_>, Parts<'_>) {
+    fn split<'a>(&'a mut self, now: Millis, out: &'a mut Vec<Output>) -> (Cx<'a>, Parts<'a>) {
         let cx = Cx {
             now,
             me: self.me,
@@ -244,7 +233,7 @@ impl Peer {
             unix_ms_at_zero: self.unix_ms_at_zero,
             rng: &mut self.rng,
             timers: &mut self.timers,
-            out: &mut self.outputs,
+            out,
         };
         let parts = Parts {
             bad_input: &mut self.bad_input,

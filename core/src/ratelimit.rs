@@ -6,8 +6,8 @@
 //! The core never sees connections come and go, so the state lives with the driver: one
 //! [`ConnRate`] per accepted connection, dropped with it. Before handing a decoded request to
 //! the node, the driver asks [`ConnRate::admit`]; a request over its rate is not given to the
-//! node but answered `ERROR` (the driver feeds it as [`crate::Input::Malformed`] with
-//! [`crate::wire::DecodeError::Syntax`] `"rate limited"`, so the node logs it and replies).
+//! node but answered `ERROR` (the driver feeds it as [`crate::Input::Refused`] with
+//! [`crate::Refusal::RateLimited`], so the node logs it and replies).
 //!
 //! Pure and deterministic like the rest of the core: time is the driver's [`Millis`].
 

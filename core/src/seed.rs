@@ -101,26 +101,17 @@ pub struct Seed(Box<Core>);
 
 impl Seed {
     /// A seed for `init`. Fails if the settings do not validate or `init.me` is not a seed.
-    pub fn new(init: NodeInit, now: Millis) -> Result<Seed, SettingsError> {
-        Core::new(init, now).map(|core| Seed(Box::new(core)))
+    pub fn new(init: NodeInit) -> Result<Seed, SettingsError> {
+        Core::new(init).map(|core| Seed(Box::new(core)))
     }
 
-    /// Feeds one input at `now`.
-    pub fn handle(&mut self, now: Millis, input: Input) {
-        self.0.handle(now, input)
-    }
-
-    /// Takes every queued output.
-    #[must_use = "outputs are what the seed asks the driver to do"]
-    #[inline]
-    pub fn drain_outputs(&mut self) -> std::vec::Drain<'_, Output> {
-        self.0.outputs.drain(..)
-    }
-
-    /// Exchanges the buffer outputs are queued in (with its contents) for `buf`.
-    #[inline]
-    pub fn swap_outputs(&mut self, buf: &mut Vec<Output>) {
-        std::mem::swap(&mut self.0.outputs, buf);
+    /// Feeds one input at `now`; the outputs it leads to are appended to `out`, in order.
+    pub fn handle(&mut self, now: Millis, input: Input, out: &mut Vec<Output>) {
+        // The seed writes into the caller's buffer for the length of the call: between
+        // calls it holds none.
+        std::mem::swap(&mut self.0.outputs, out);
+        self.0.handle(now, input);
+        std::mem::swap(&mut self.0.outputs, out);
     }
 
     /// When the seed next wants a tick.
@@ -164,7 +155,7 @@ struct Core {
 }
 
 impl Core {
-    fn new(init: NodeInit, now: Millis) -> Result<Core, SettingsError> {
+    fn new(init: NodeInit) -> Result<Core, SettingsError> {
         init.settings.validate()?;
         if !init.seeds.contains(&init.me) {
             return Err(SettingsError(format!(
@@ -174,7 +165,7 @@ impl Core {
         }
         let certifier = Certifier::new(&init.seeds);
         let lifetime = memory::vote_lifetime_ms(&init.settings);
-        let mut seed = Core {
+        let seed = Core {
             me: init.me,
             others: init
                 .seeds
@@ -195,17 +186,19 @@ impl Core {
             counters: COUNTERS.iter().map(|name| (*name, 0)).collect(),
             outputs: Vec::new(),
         };
-        // A random first sync, so seeds started together do not sync in lockstep.
-        let interval = seed.settings.anti_entropy_interval_ms;
-        let first = now.after(1 + seed.rng.below(interval));
-        seed.timers.set(Timer::AntiEntropy, first);
         Ok(seed)
     }
 
     fn handle(&mut self, now: Millis, input: Input) {
         match input {
+            Input::Start => {
+                // A random first sync, so seeds started together do not sync in lockstep.
+                let interval = self.settings.anti_entropy_interval_ms;
+                let first = now.after(1 + self.rng.below(interval));
+                self.timers.set(Timer::AntiEntropy, first);
+            }
             Input::Request { conn, msg } => self.on_request(now, conn, msg),
-            Input::Malformed { conn, error } => self.reject(conn, error.to_string()),
+            Input::Refused { conn, why } => self.reject(conn, why.to_string()),
             Input::Response {
                 to,
                 request,
@@ -317,14 +310,23 @@ impl Core {
     }
 
     fn send(&mut self, to: Endpoint, msg: Message, deadline: Millis) {
-        self.outputs.push(Output::Send { to, msg, deadline });
+        self.outputs.push(Output::Send {
+            to,
+            msg,
+            deadline,
+            wants_response: true,
+        });
     }
 
+    /// Sends `msg` to every other seed. The acks of a commit sync carry nothing to act on
+    /// (anti-entropy covers a loss), so only vote requests want their responses.
     fn send_to_others(&mut self, msg: &Message, deadline: Millis) {
+        let wants_response = matches!(msg, Message::RegisterVote(_) | Message::DeadVote(_));
         let sends = self.others.iter().map(|&to| Output::Send {
             to,
             msg: msg.clone(),
             deadline,
+            wants_response,
         });
         self.outputs.extend(sends);
     }

@@ -16,12 +16,13 @@ fn seed() -> Seed {
         rng_seed: 1,
         unix_ms_at_zero: 0,
     };
-    let mut s = Seed::new(init, Millis(0)).expect("valid");
-    let _ = s.drain_outputs().count();
+    let mut s = Seed::new(init).expect("valid");
+    s.handle(Millis(0), Input::Start, &mut Vec::new());
     s
 }
 
 fn register(s: &mut Seed, conn: u64, port: u16) -> Vec<Output> {
+    let mut out = Vec::new();
     s.handle(
         Millis(10),
         Input::Request {
@@ -31,8 +32,9 @@ fn register(s: &mut Seed, conn: u64, port: u16) -> Vec<Output> {
                 incarnation: None,
             })),
         },
+        &mut out,
     );
-    s.drain_outputs().collect()
+    out
 }
 
 fn pings(outs: &[Output]) -> Vec<std::net::SocketAddr> {
@@ -62,6 +64,7 @@ fn results(outs: &[Output]) -> Vec<(u64, bool, Option<String>)> {
 }
 
 fn answer_ping(s: &mut Seed, port: u16, outcome: Result<Message, Failure>) -> Vec<Output> {
+    let mut out = Vec::new();
     s.handle(
         Millis(20),
         Input::Response {
@@ -69,8 +72,9 @@ fn answer_ping(s: &mut Seed, port: u16, outcome: Result<Message, Failure>) -> Ve
             request: Message::Ping(Ping { sender: ep(9001) }),
             outcome,
         },
+        &mut out,
     );
-    s.drain_outputs().collect()
+    out
 }
 
 fn alive(s: &Seed) -> Vec<std::net::SocketAddr> {

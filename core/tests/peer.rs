@@ -20,22 +20,23 @@ use gossip_core::peer::{gossip_key, MAX_PENDING_GREETINGS, MAX_PENDING_WITNESS};
 use gossip_core::rng::Rng;
 use gossip_core::wire::DecodeError;
 use gossip_core::{
-    ConnId, Endpoint, Event, Failure, Input, Message, Millis, NodeInit, Output, Peer, Settings,
+    ConnId, Endpoint, Event, Failure, Input, Message, Millis, NodeInit, Output, Peer, Refusal,
+    Settings,
 };
 
 // ----- the driver's side: the one place that calls the peer's driving API --------------------
 
-/// A peer for `init`, started at `now`, and the outputs it queued at birth.
+/// A peer for `init`, started at `now`, and the outputs its start caused.
 fn start(init: NodeInit, now: Millis) -> Result<(Peer, Vec<Output>), SettingsError> {
-    let mut peer = Peer::new(init, now)?;
-    let born = peer.drain_outputs().collect();
+    let mut peer = Peer::new(init)?;
+    let mut born = Vec::new();
+    peer.handle(now, Input::Start, &mut born);
     Ok((peer, born))
 }
 
 /// Feeds `input` to `peer` at `now` and appends every output it caused to `out`, in order.
 fn step_into(peer: &mut Peer, now: Millis, input: Input, out: &mut Vec<Output>) {
-    peer.handle(now, input);
-    out.extend(peer.drain_outputs());
+    peer.handle(now, input, out);
 }
 
 /// Feeds `input` to `peer` at `now`; every output it caused, in order.
@@ -1628,9 +1629,9 @@ fn a_neighbours_own_hello_spares_it_one_regreeting() {
 #[test]
 fn malformed_and_misdirected_requests_get_error() {
     let (mut h, _) = Harness::new(settings());
-    let malformed = Input::Malformed {
+    let malformed = Input::Refused {
         conn: ConnId(1),
-        error: DecodeError::Syntax("not json".into()),
+        why: Refusal::Undecodable(DecodeError::Syntax("not json".into())),
     };
     let out = h.input(Millis(1), malformed);
     assert!(matches!(
@@ -1917,9 +1918,9 @@ fn random_request(rng: &mut Rng, pool: &[Endpoint]) -> Input {
         })),
         7 => pong(None),
         _ => {
-            return Input::Malformed {
+            return Input::Refused {
                 conn: ConnId(0),
-                error: DecodeError::Syntax("junk".into()),
+                why: Refusal::Undecodable(DecodeError::Syntax("junk".into())),
             }
         }
     };
@@ -2082,7 +2083,7 @@ fn random_schedules_keep_the_promises() {
                                 key = Some(gossip_key(&g.body.text, g.body.origin_port).hash);
                             }
                         }
-                        Input::Malformed { conn: c, .. } => *c = ConnId(conn),
+                        Input::Refused { conn: c, .. } => *c = ConnId(conn),
                         _ => {}
                     }
                     run.open.insert(conn);

@@ -37,8 +37,9 @@ struct Net {
     settings: Settings,
     seeds: Vec<Option<Seed>>,
     queue: VecDeque<(usize, Input)>,
-    /// Requests delivered to a seed and not answered yet: conn → (sender, to, request).
-    inflight: BTreeMap<ConnId, (usize, Endpoint, Message)>,
+    /// Requests delivered to a seed and not answered yet: conn → (sender, to, request, whether
+    /// the sender wants the response).
+    inflight: BTreeMap<ConnId, (usize, Endpoint, Message, bool)>,
     lost: Vec<Lost>,
     /// Answers to the requests the test itself made.
     replies: BTreeMap<ConnId, Message>,
@@ -78,7 +79,9 @@ impl Net {
         for i in 0..n {
             let seed = net.boot(i, n);
             net.seeds.push(Some(seed));
+            net.queue.push_back((i, Input::Start));
         }
+        net.run();
         net
     }
 
@@ -90,7 +93,7 @@ impl Net {
             rng_seed: 1000 + i as u64 + self.now.0,
             unix_ms_at_zero: 0,
         };
-        Seed::new(init, self.now).expect("valid init")
+        Seed::new(init).expect("valid init")
     }
 
     /// Nothing answers at `peer` any more.
@@ -110,11 +113,11 @@ impl Net {
         self.seeds[i] = None;
         let gone = seed_ep(i);
         let orphaned: Vec<ConnId> = (self.inflight.iter())
-            .filter(|(_, (_, to, _))| *to == gone)
+            .filter(|(_, (_, to, _, _))| *to == gone)
             .map(|(c, _)| *c)
             .collect();
         for conn in orphaned {
-            if let Some((from, to, request)) = self.inflight.remove(&conn) {
+            if let Some((from, to, request, true)) = self.inflight.remove(&conn) {
                 self.respond(from, to, request, Err(Failure::Unreachable));
             }
         }
@@ -125,6 +128,8 @@ impl Net {
     fn restart_empty(&mut self, i: usize) {
         let n = self.seeds.len();
         self.seeds[i] = Some(self.boot(i, n));
+        self.queue.push_back((i, Input::Start));
+        self.run();
     }
 
     fn conn(&mut self) -> ConnId {
@@ -174,8 +179,8 @@ impl Net {
             let Some(seed) = self.seeds[i].as_mut() else {
                 continue;
             };
-            seed.handle(self.now, input);
-            let outputs: Vec<Output> = seed.drain_outputs().collect();
+            let mut outputs = Vec::new();
+            seed.handle(self.now, input, &mut outputs);
             for out in outputs {
                 self.route(i, out);
             }
@@ -186,13 +191,15 @@ impl Net {
         match out {
             Output::Event(e) => self.events.push((seed_ep(from), e)),
             Output::Reply { conn, msg } => match self.inflight.remove(&conn) {
-                Some((sender, to, request)) if matches!(msg, Message::SeedSync(_)) => {
+                // A reply its sender declined (a commit sync's ack) goes nowhere.
+                Some((_, _, _, false)) => {}
+                Some((sender, to, request, true)) if matches!(msg, Message::SeedSync(_)) => {
                     if let Message::SeedSync(sync) = &msg {
                         self.synced_entries += sync.entries.len();
                     }
                     self.respond(sender, to, request, Ok(msg))
                 }
-                Some((sender, to, request)) => self.respond(sender, to, request, Ok(msg)),
+                Some((sender, to, request, true)) => self.respond(sender, to, request, Ok(msg)),
                 None => {
                     assert!(
                         self.replies.insert(conn, msg).is_none(),
@@ -200,27 +207,36 @@ impl Net {
                     );
                 }
             },
-            Output::Send { to, msg, deadline } => self.deliver(from, to, msg, deadline),
+            Output::Send {
+                to,
+                msg,
+                deadline,
+                wants_response,
+            } => self.deliver(from, to, msg, deadline, wants_response),
         }
     }
 
-    fn deliver(&mut self, from: usize, to: Endpoint, msg: Message, deadline: Millis) {
+    fn deliver(&mut self, from: usize, to: Endpoint, msg: Message, deadline: Millis, wants: bool) {
         assert!(deadline > self.now, "a send's deadline must lie ahead");
         if self.cut.contains(&(seed_ep(from), to)) || self.muted.contains(&(from, msg.type_name()))
         {
-            return self.lost.push(Lost {
-                deadline,
-                from,
-                to,
-                msg,
-            });
+            if wants {
+                self.lost.push(Lost {
+                    deadline,
+                    from,
+                    to,
+                    msg,
+                });
+            }
+            return;
         }
         match (0..self.seeds.len()).find(|j| seed_ep(*j) == to) {
             Some(j) if self.seeds[j].is_some() => {
                 let conn = self.conn();
-                self.inflight.insert(conn, (from, to, msg.clone()));
+                self.inflight.insert(conn, (from, to, msg.clone(), wants));
                 self.queue.push_back((j, Input::Request { conn, msg }));
             }
+            Some(_) if !wants => {}
             Some(_) => self.respond(from, to, msg, Err(Failure::Unreachable)),
             None if !self.dead.contains(&to) && matches!(msg, Message::Ping(_)) => {
                 let claim = self.claims.get(&to).copied().unwrap_or(0);
@@ -832,9 +848,9 @@ fn bad_requests_get_error() {
     let conn = net.conn();
     net.queue.push_back((
         0,
-        Input::Malformed {
+        Input::Refused {
             conn,
-            error: DecodeError::Syntax("not json".into()),
+            why: gossip_core::Refusal::Undecodable(DecodeError::Syntax("not json".into())),
         },
     ));
     net.run();
@@ -903,7 +919,10 @@ fn only_the_asked_seed_votes_once() {
         rng_seed: 1,
         unix_ms_at_zero: 0,
     };
-    let mut seed = Seed::new(init, Millis(0)).expect("valid");
+    let mut seed = Seed::new(init).expect("valid");
+    let mut out = Vec::new();
+    seed.handle(Millis(0), Input::Start, &mut out);
+    out.clear();
     let p = peer_ep(1);
     seed.handle(
         Millis(1),
@@ -914,9 +933,10 @@ fn only_the_asked_seed_votes_once() {
                 incarnation: None,
             })),
         },
+        &mut out,
     );
-    let sends = |seed: &mut Seed| -> Vec<(Endpoint, Message)> {
-        (seed.drain_outputs())
+    let sends = |out: &mut Vec<Output>| -> Vec<(Endpoint, Message)> {
+        (out.drain(..))
             .filter_map(|o| match o {
                 Output::Send { to, msg, .. } => Some((to, msg)),
                 _ => None,
@@ -924,7 +944,7 @@ fn only_the_asked_seed_votes_once() {
             .collect()
     };
     // First the seed probes the registrant itself; nobody is asked to vote before it answers.
-    let probe = sends(&mut seed);
+    let probe = sends(&mut out);
     assert!(matches!(probe.as_slice(), [(to, Message::Ping(_))] if *to == p));
     let pong = Message::Pong(gossip_core::msg::Pong {
         responder: p,
@@ -938,8 +958,9 @@ fn only_the_asked_seed_votes_once() {
             request: probe[0].1.clone(),
             outcome: Ok(pong),
         },
+        &mut out,
     );
-    let asks = sends(&mut seed);
+    let asks = sends(&mut out);
     assert_eq!(asks.len(), 4);
     let yes = |req: &Message, voter: Endpoint| match req {
         Message::RegisterVote(v) => Message::RegisterVoteResp(Box::new(VoteResp {
@@ -951,6 +972,7 @@ fn only_the_asked_seed_votes_once() {
         other => panic!("expected a vote request, got {other:?}"),
     };
     let answer = |seed: &mut Seed, to: Endpoint, req: &Message, voter: Endpoint| {
+        let mut out = Vec::new();
         seed.handle(
             Millis(2),
             Input::Response {
@@ -958,8 +980,9 @@ fn only_the_asked_seed_votes_once() {
                 request: req.clone(),
                 outcome: Ok(yes(req, voter)),
             },
+            &mut out,
         );
-        seed.drain_outputs().any(|o| {
+        out.into_iter().any(|o| {
             matches!(
                 o,
                 Output::Reply {

@@ -17,7 +17,7 @@
 //! 3. serves every ready socket: accepts until `WouldBlock`; reads until `WouldBlock`, or
 //!    until a read that does not fill the buffer (readiness is edge-triggered: later bytes
 //!    bring a new event), into a [`wire::LineReader`] (bounded line length); each line is decoded and handed to its node
-//!    at once, as [`Input::Request`] / [`Input::Malformed`] on an accepted connection or as
+//!    at once, as [`Input::Request`] / [`Input::Refused`] on an accepted connection or as
 //!    [`Input::Response`] on a dialled one. Readiness may be spurious; every read and write
 //!    tolerates `WouldBlock`;
 //! 4. fails requests whose deadline passed ([`Failure::Timeout`]) and sends [`Input::Tick`]
@@ -60,7 +60,7 @@
 //! reads is opened ([`wire::auth::open`]: the nonce of each request sent is kept with it, to
 //! check its reply's binding; each node has its own replay cache, bounded by
 //! [`Limits::max_replay_entries`]). A request that fails reaches its node as
-//! [`Input::Malformed`] with [`wire::DecodeError::Auth`], so the node answers `ERROR` (sealed;
+//! [`Input::Refused`] with [`wire::DecodeError::Auth`], so the node answers `ERROR` (sealed;
 //! bound only to a frame whose MAC verified) and changes nothing; a reply that fails fails
 //! its request with [`Failure::BadReply`]. [`Stats::auth_refused`] counts both. Without a
 //! key none of this runs: lines are encoded and decoded as before, with no extra allocation

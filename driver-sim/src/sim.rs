@@ -142,8 +142,7 @@ struct World {
 /// A simulated cluster. See the crate documentation for the model.
 pub struct Sim<A: Actor = Node> {
     nodes: Vec<Slot<A>>,
-    /// The buffer every node queues its outputs in while it handles an input (see
-    /// [`Actor::handle_into`]): one buffer stays in the CPU cache, a thousand would not.
+    /// The buffer the simulator lends every node for its outputs (see [`Actor::handle`]).
     outputs: Vec<Output>,
     w: World,
     /// The node the next event to dispatch is for (`NOBODY` if none or unknown): see
@@ -317,7 +316,10 @@ impl World {
         }
     }
 
-    /// Carries out `Output::Send` from `from` (in `from_epoch`).
+    /// Carries out `Output::Send` from `from` (in `from_epoch`). A send that wants no response
+    /// is done from the start: its request is delivered, its reply dropped, and no timeout
+    /// or refusal travels back.
+    #[allow(clippy::too_many_arguments)]
     fn send(
         &mut self,
         now: u64,
@@ -326,6 +328,7 @@ impl World {
         to_ep: Endpoint,
         msg: Message,
         deadline: Millis,
+        wants_response: bool,
     ) {
         if from != EXTERNAL {
             // Counts gossip sends (statistics) and queues the DEAD_REPORT check (reported only
@@ -349,18 +352,23 @@ impl World {
         c.pending = 0;
         c.replied = false;
         c.timeout_armed = false;
-        c.done = false;
+        c.done = !wants_response;
         let gen = c.gen;
         let deadline = c.deadline;
         if to == NOBODY {
-            let at = now + self.net.latency_min_ms.max(1);
-            self.answer_at(call, at, Outcome::Unreachable);
+            if wants_response {
+                let at = now + self.net.latency_min_ms.max(1);
+                self.answer_at(call, at, Outcome::Unreachable);
+            } else {
+                self.free_if_finished(call);
+            }
             return;
         }
         if self.blocked(from, to, false) || self.lost() {
             self.checker.link_lost(from, to);
             self.messages_lost += 1;
             self.arm_timeout(call);
+            self.free_if_finished(call);
             return;
         }
         let at = now + self.latency(from, to);
@@ -429,7 +437,12 @@ impl World {
     #[inline]
     fn output(&mut self, now: u64, node: u32, epoch: u32, o: Output) {
         match o {
-            Output::Send { to, msg, deadline } => self.send(now, node, epoch, to, msg, deadline),
+            Output::Send {
+                to,
+                msg,
+                deadline,
+                wants_response,
+            } => self.send(now, node, epoch, to, msg, deadline, wants_response),
             Output::Reply { conn, msg } => self.reply(now, node, conn, msg),
             Output::Event(ev) => self.event(now, node, &ev),
         }
@@ -684,7 +697,7 @@ impl<A: Actor> Sim<A> {
                     return;
                 };
                 self.w.hash_event(now, node, 0x7469_636b);
-                actor.handle_into(Millis(now), Input::Tick, &mut self.outputs);
+                actor.handle(Millis(now), Input::Tick, &mut self.outputs);
                 self.after(now, node, true);
             }
             Ev::Deliver { call, gen, dup } => self.deliver(now, call, gen, dup),
@@ -758,7 +771,7 @@ impl<A: Actor> Sim<A> {
             self.w.hash_event(now, to, fingerprint(&msg));
             if let Some(actor) = self.nodes[to as usize].actor.as_mut() {
                 let input = Input::Request { conn, msg };
-                actor.handle_into(Millis(now), input, &mut self.outputs);
+                actor.handle(Millis(now), input, &mut self.outputs);
             }
             self.after(now, to, false);
             let c = &self.w.calls[call as usize];
@@ -820,7 +833,7 @@ impl<A: Actor> Sim<A> {
                         request,
                         outcome: result,
                     };
-                    actor.handle_into(Millis(now), input, &mut self.outputs);
+                    actor.handle(Millis(now), input, &mut self.outputs);
                 }
                 self.after(now, from, false);
             }
@@ -846,11 +859,11 @@ impl<A: Actor> Sim<A> {
             unix_ms_at_zero: UNIX_MS_AT_ZERO,
         };
         self.w.checker.started(node);
-        match A::start(self.w.addrs.is_seed(node), init, Millis(now)) {
+        match A::start(self.w.addrs.is_seed(node), init) {
             Ok(a) => {
                 let actor = slot.actor.insert(a);
                 slot.timer_at = NONE;
-                actor.drain(|o| self.outputs.push(o)); // its first requests
+                actor.handle(Millis(now), Input::Start, &mut self.outputs);
                 self.after(now, node, false);
             }
             Err(e) => {
@@ -874,14 +887,18 @@ impl<A: Actor> Sim<A> {
         self.start_node(now, node);
     }
 
-    /// Lets `f` act on node `r` (if up) as if it had just handled an input now; its outputs are
-    /// then carried out. For tests that need a node to do something on cue.
-    pub fn with_node<R>(&mut self, r: NodeRef, f: impl FnOnce(&mut A) -> R) -> Option<R> {
+    /// Lets `f` act on node `r` (if up) as if it were handling an input now, with its outputs
+    /// going to `f`'s second argument; they are then carried out. For tests that need a node
+    /// to do something on cue.
+    pub fn with_node<R>(
+        &mut self,
+        r: NodeRef,
+        f: impl FnOnce(&mut A, &mut Vec<Output>) -> R,
+    ) -> Option<R> {
         let now = self.now();
         let node = self.id(r);
         let actor = self.nodes.get_mut(node as usize)?.actor.as_mut()?;
-        let res = f(actor);
-        actor.drain(|o| self.outputs.push(o));
+        let res = f(actor, &mut self.outputs);
         self.after(now, node, false);
         Some(res)
     }
@@ -1019,7 +1036,7 @@ impl<A: Actor> Sim<A> {
         }));
         let deadline = Millis(now + self.w.cfg.settings.register_timeout_ms);
         self.w
-            .send(now, EXTERNAL, 0, a.endpoint(seed), msg, deadline);
+            .send(now, EXTERNAL, 0, a.endpoint(seed), msg, deadline, true);
     }
 
     fn heal(&mut self, now: u64) {

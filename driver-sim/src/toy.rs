@@ -66,7 +66,12 @@ impl Toy {
         self.counts.sends += 1;
         self.outstanding.push((to, msg.type_name()));
         let deadline = Millis(now + self.settings.request_timeout_ms);
-        self.outputs.push(Output::Send { to, msg, deadline });
+        self.outputs.push(Output::Send {
+            to,
+            msg,
+            deadline,
+            wants_response: true,
+        });
     }
 
     fn gossip_out(&mut self, g: &Gossip, except: Option<Endpoint>, now: u64) {
@@ -133,48 +138,21 @@ impl Toy {
     }
 }
 
-impl Actor for Toy {
-    fn start(seed: bool, init: NodeInit, now: Millis) -> Result<Self, SettingsError> {
-        let a = addrs();
-        let me_id = a
-            .node(&init.me)
-            .ok_or_else(|| SettingsError("not a toy address".into()))?;
-        let mut neighbours = Vec::new();
-        let mut outputs = Vec::new();
-        if !seed {
-            let j = me_id - a.seeds;
-            for k in [j.wrapping_sub(1), j + 1] {
-                if k < a.peers {
-                    let ep = a.endpoint(a.seeds + k);
-                    neighbours.push(ep);
-                    outputs.push(Output::Event(Event::NeighbourAdded {
-                        peer: ep,
+impl Toy {
+    /// One input; its outputs queue in `self.outputs`.
+    fn take(&mut self, now: u64, input: Input) {
+        match input {
+            Input::Start => {
+                self.started = now;
+                self.next_gossip = now + self.settings.gossip_interval_ms;
+                self.next_probe = now + self.settings.probe_interval_ms;
+                for &peer in &self.neighbours {
+                    self.outputs.push(Output::Event(Event::NeighbourAdded {
+                        peer,
                         their_degree: 2,
                     }));
                 }
             }
-        }
-        Ok(Toy {
-            me: init.me,
-            seed,
-            unix0: init.unix_ms_at_zero,
-            neighbours,
-            outputs,
-            next_gossip: now.0 + init.settings.gossip_interval_ms,
-            next_probe: now.0 + init.settings.probe_interval_ms,
-            settings: init.settings,
-            made: 0,
-            seen: Vec::new(),
-            deferred: Vec::new(),
-            outstanding: Vec::new(),
-            counts: Counts::default(),
-            started: now.0,
-        })
-    }
-
-    fn handle(&mut self, now: Millis, input: Input) {
-        let now = now.0;
-        match input {
             Input::Tick => self.tick(now),
             Input::Request { conn, msg } => {
                 self.counts.requests += 1;
@@ -235,15 +213,50 @@ impl Actor for Toy {
                     Err(_) => self.counts.timeouts += 1,
                 }
             }
-            Input::Malformed { conn, .. } => self.outputs.push(Output::Reply {
+            Input::Refused { conn, .. } => self.outputs.push(Output::Reply {
                 conn,
                 msg: Message::error("bad"),
             }),
         }
     }
+}
 
-    fn drain<F: FnMut(Output)>(&mut self, f: F) {
-        self.outputs.drain(..).for_each(f);
+impl Actor for Toy {
+    fn start(seed: bool, init: NodeInit) -> Result<Self, SettingsError> {
+        let a = addrs();
+        let me_id = a
+            .node(&init.me)
+            .ok_or_else(|| SettingsError("not a toy address".into()))?;
+        let mut neighbours = Vec::new();
+        if !seed {
+            let j = me_id - a.seeds;
+            for k in [j.wrapping_sub(1), j + 1] {
+                if k < a.peers {
+                    neighbours.push(a.endpoint(a.seeds + k));
+                }
+            }
+        }
+        Ok(Toy {
+            me: init.me,
+            seed,
+            unix0: init.unix_ms_at_zero,
+            neighbours,
+            outputs: Vec::new(),
+            next_gossip: u64::MAX,
+            next_probe: u64::MAX,
+            settings: init.settings,
+            made: 0,
+            seen: Vec::new(),
+            deferred: Vec::new(),
+            outstanding: Vec::new(),
+            counts: Counts::default(),
+            started: 0,
+        })
+    }
+
+    fn handle(&mut self, now: Millis, input: Input, out: &mut Vec<Output>) {
+        self.take(now.0, input);
+        out.append(&mut self.outputs);
     }
 
     fn next_deadline(&self) -> Option<Millis> {
@@ -470,7 +483,10 @@ mod tests {
         sim.run_until(200);
         let target = sim.endpoint(NodeRef::Peer(6));
         let now = sim.now();
-        sim.with_node(NodeRef::Peer(5), |t: &mut Toy| t.suspect_req(target, now));
+        sim.with_node(NodeRef::Peer(5), |t: &mut Toy, out| {
+            t.suspect_req(target, now);
+            out.append(&mut t.outputs);
+        });
         sim.run_until(now + 20); // delivered (5 ms), reply deferred by 50 ms
         let before = toy(&sim, 5).counts.unreachable;
         sim.crash(NodeRef::Peer(6));

@@ -118,7 +118,8 @@ impl Gossip {
     }
 }
 
-/// Sends `gossip` to every neighbour but `except`. Every copy shares its body.
+/// Sends `gossip` to every neighbour but `except`. Every copy shares its body. The acks are
+/// not wanted: liveness comes from probes, and a lost copy is a duplicate's business.
 fn forward(cx: &mut Cx<'_>, overlay: &Overlay, gossip: &GossipMsg, except: Option<Endpoint>) {
     let deadline = cx.after(cx.settings.request_timeout_ms);
     cx.out.reserve(overlay.len());
@@ -130,6 +131,7 @@ fn forward(cx: &mut Cx<'_>, overlay: &Overlay, gossip: &GossipMsg, except: Optio
                 to,
                 msg: Message::Gossip(gossip.clone()),
                 deadline,
+                wants_response: false,
             }),
     );
 }

@@ -70,7 +70,12 @@ impl Pings {
         if fresh {
             self.sent += 1;
             let msg = Message::Ping(Ping { sender: me });
-            out.push(Output::Send { to, msg, deadline });
+            out.push(Output::Send {
+                to,
+                msg,
+                deadline,
+                wants_response: true,
+            });
         }
     }
 

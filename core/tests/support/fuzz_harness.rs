@@ -23,7 +23,9 @@ use std::sync::Arc;
 
 use gossip_core::msg::*;
 use gossip_core::wire::{self, DecodeError, LineReader};
-use gossip_core::{quorum, ConnId, Failure, Input, Millis, Node, NodeInit, Output, Settings};
+use gossip_core::{
+    quorum, ConnId, Failure, Input, Millis, Node, NodeInit, Output, Refusal, Settings,
+};
 
 /// Inputs one run feeds a node at most: keeps one fuzz iteration in the millisecond range.
 pub const MAX_OPS: usize = 1_500;
@@ -607,8 +609,8 @@ pub fn node_inputs(role: Role, data: &[u8]) -> Reached {
         unix_ms_at_zero: 1_767_225_600_000,
     };
     let mut node = match role {
-        Role::Seed => Node::seed(init, Millis(0)),
-        Role::Peer => Node::peer(init, Millis(0)),
+        Role::Seed => Node::seed(init),
+        Role::Peer => Node::peer(init),
     }
     .unwrap_or_else(|e| panic!("harness settings rejected: {e}"));
     let mut run = Run {
@@ -620,7 +622,7 @@ pub fn node_inputs(role: Role, data: &[u8]) -> Reached {
         pl: BTreeMap::new(),
         reached: Reached::default(),
     };
-    run.check(&mut node);
+    run.feed(&mut node, Input::Start);
 
     let mut b = Bytes::new(data);
     let mut ops = 0;
@@ -637,7 +639,10 @@ pub fn node_inputs(role: Role, data: &[u8]) -> Reached {
                 let conn = run.conn();
                 match wire::decode(line) {
                     Ok(msg) => Input::Request { conn, msg },
-                    Err(error) => Input::Malformed { conn, error },
+                    Err(error) => Input::Refused {
+                        conn,
+                        why: Refusal::Undecodable(error),
+                    },
                 }
             }
             4..=6 if !run.pending.is_empty() => {
@@ -665,7 +670,11 @@ pub fn node_inputs(role: Role, data: &[u8]) -> Reached {
                     1 => DecodeError::UnknownType("NOPE".into()),
                     _ => DecodeError::Syntax("junk".into()),
                 };
-                Input::Malformed { conn, error }
+                let why = match b.u8() % 4 {
+                    0 => Refusal::RateLimited("REGISTER_REQ"),
+                    _ => Refusal::Undecodable(error),
+                };
+                Input::Refused { conn, why }
             }
             _ => {
                 let step = u64::from(b.u16() % 2_000);
@@ -678,8 +687,7 @@ pub fn node_inputs(role: Role, data: &[u8]) -> Reached {
                 Input::Tick
             }
         };
-        node.handle(run.now, input);
-        run.check(&mut node);
+        run.feed(&mut node, input);
     }
     run.quiesce(&mut node);
     run.reached
@@ -713,9 +721,15 @@ impl Run {
         }
     }
 
-    /// Drains and checks the node's outputs and state.
-    fn check(&mut self, node: &mut Node) {
-        let outs: Vec<Output> = node.drain_outputs().collect();
+    /// Feeds `input` to the node now and checks its outputs and state.
+    fn feed(&mut self, node: &mut Node, input: Input) {
+        let mut outs = Vec::new();
+        node.handle(self.now, input, &mut outs);
+        self.check(node, outs);
+    }
+
+    /// Checks the outputs of one input and the node's state.
+    fn check(&mut self, node: &mut Node, outs: Vec<Output>) {
         assert!(
             outs.len() <= MAX_OUTPUTS_PER_INPUT,
             "{} outputs for one input",
@@ -723,7 +737,12 @@ impl Run {
         );
         for out in outs {
             match out {
-                Output::Send { to, msg, deadline } => {
+                Output::Send {
+                    to,
+                    msg,
+                    deadline,
+                    wants_response,
+                } => {
                     assert!(msg.is_request(), "sent a reply: {msg:?}");
                     assert_ne!(to, self.world.me, "sent to itself: {msg:?}");
                     assert!(deadline >= self.now, "deadline in the past: {msg:?}");
@@ -732,7 +751,10 @@ impl Run {
                         eprintln!("{:>6} send {to} {}", self.now.0, msg.type_name());
                     }
                     self.reached.sends += 1;
-                    self.pending.push((to, msg));
+                    // A send that wants no response gets none (the driver's contract).
+                    if wants_response {
+                        self.pending.push((to, msg));
+                    }
                 }
                 Output::Reply { conn, msg } => {
                     assert!(
@@ -806,22 +828,18 @@ impl Run {
                 return;
             }
             for (to, request) in std::mem::take(&mut self.pending) {
-                node.handle(
-                    self.now,
-                    Input::Response {
-                        to,
-                        request,
-                        outcome: Err(Failure::Timeout),
-                    },
-                );
-                self.check(node);
+                let input = Input::Response {
+                    to,
+                    request,
+                    outcome: Err(Failure::Timeout),
+                };
+                self.feed(node, input);
             }
             self.now = node
                 .next_deadline()
                 .unwrap_or(self.now)
                 .max(self.now.after(50));
-            node.handle(self.now, Input::Tick);
-            self.check(node);
+            self.feed(node, Input::Tick);
         }
         assert!(
             self.open.is_empty(),

@@ -7,7 +7,7 @@ use std::io::{self, Read, Write};
 
 use gossip_core::wire::auth::{self, Expect};
 use gossip_core::wire::{self, DecodeError, LineReader};
-use gossip_core::{ConnId, Failure, Input, Millis};
+use gossip_core::{ConnId, Failure, Input, Millis, Refusal};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Token};
 
@@ -267,16 +267,16 @@ impl<O: Observer> Host<O> {
                         // Over its rate: the node never sees it, and answers `ERROR`.
                         Ok(msg) if !ib.rate.admit(now, &rate_limits, &msg) => {
                             self.stats.rate_limited += 1;
-                            Input::Malformed {
+                            Input::Refused {
                                 conn,
-                                error: DecodeError::Syntax(format!(
-                                    "rate limited: too many {} on this connection",
-                                    msg.type_name()
-                                )),
+                                why: Refusal::RateLimited(msg.type_name()),
                             }
                         }
                         Ok(msg) => Input::Request { conn, msg },
-                        Err(error) => Input::Malformed { conn, error },
+                        Err(error) => Input::Refused {
+                            conn,
+                            why: Refusal::Undecodable(error),
+                        },
                     };
                     self.feed(node, input);
                 }
@@ -301,7 +301,9 @@ impl<O: Observer> Host<O> {
                         }
                         None => false,
                     };
-                    let req = self.requests.remove(&id);
+                    // A reply nobody waits for (its node declined it, or its request was
+                    // already failed) is read off the connection and dropped unread.
+                    let req = self.requests.remove(&id).filter(|r| r.wants_response);
                     let decoded = match (line, &self.keyring, &req) {
                         (Err(e), _, _) => Err(e),
                         (Ok(bytes), None, _) => wire::decode(bytes),

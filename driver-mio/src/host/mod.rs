@@ -265,8 +265,8 @@ impl<O: Observer> Host<O> {
             unix_ms_at_zero: self.unix_ms_at_zero,
         };
         let node = match spec.role {
-            Role::Seed => Node::seed(init, self.now),
-            Role::Peer => Node::peer(init, self.now),
+            Role::Seed => Node::seed(init),
+            Role::Peer => Node::peer(init),
         }
         .map_err(AddNodeError::Settings)?;
         let idx = NodeIdx(self.nodes.len());
@@ -287,8 +287,7 @@ impl<O: Observer> Host<O> {
             next_deadline: None,
             replay: ReplayCache::new(auth::WINDOW_MS, self.limits.max_replay_entries),
         });
-        self.drain_node(idx);
-        self.run_inputs();
+        self.feed(idx, Input::Start);
         Ok(idx)
     }
 
@@ -325,7 +324,7 @@ impl<O: Observer> Host<O> {
     /// Sets (or, with `None`, removes) the cluster key. With a keyring, every line written is
     /// sealed under its first key (requests unbound, replies bound to their request's nonce)
     /// and every line read must open under one of its keys ([`auth::open`]): a request that
-    /// does not reaches its node as [`Input::Malformed`] (answered `ERROR`, sealed), a reply
+    /// does not reaches its node as [`Input::Refused`] (answered `ERROR`, sealed), a reply
     /// that does not fails its request with [`Failure::BadReply`]. Replacing the keyring
     /// (rotation) keeps the replay caches. Set it before adding nodes: connections accepted
     /// or dialled before the first keyring keep the unkeyed line limit.
@@ -442,37 +441,35 @@ impl<O: Observer> Host<O> {
 
     /// Feeds one input now (outside any drain), then everything it led to.
     fn feed(&mut self, idx: NodeIdx, input: Input) {
-        if let Some(slot) = self.nodes.get_mut(idx.0) {
-            slot.node.handle(self.now, input);
-            self.drain_node(idx);
-        }
+        self.handle(idx, input);
         self.run_inputs();
     }
 
     fn run_inputs(&mut self) {
         while let Some((idx, input)) = self.inputs.pop_front() {
-            let Some(slot) = self.nodes.get_mut(idx.0) else {
-                continue;
-            };
-            slot.node.handle(self.now, input);
-            self.drain_node(idx);
+            self.handle(idx, input);
         }
     }
 
-    /// Carries out every output the node queued. Never feeds a node: failures found here
-    /// are queued as inputs, so a node is never re-entered while its outputs are drained.
-    fn drain_node(&mut self, idx: NodeIdx) {
+    /// One input to the node at `idx`, then every output it led to carried out. Never feeds
+    /// a node while carrying out: failures found then are queued as inputs, so a node is
+    /// never re-entered.
+    fn handle(&mut self, idx: NodeIdx, input: Input) {
         let Some(slot) = self.nodes.get_mut(idx.0) else {
             return;
         };
-        // The outputs are moved to a scratch vector first: carrying them out needs the
-        // whole host, and the node stays borrowed while its own drain iterator lives.
+        // A scratch buffer kept across calls: carrying the outputs out needs the whole host.
         let mut outputs = std::mem::take(&mut self.outputs);
-        outputs.extend(slot.node.drain_outputs());
+        slot.node.handle(self.now, input, &mut outputs);
         let (role, me) = (slot.role, slot.me);
         for out in outputs.drain(..) {
             match out {
-                Output::Send { to, msg, deadline } => self.send(idx, to, msg, deadline),
+                Output::Send {
+                    to,
+                    msg,
+                    deadline,
+                    wants_response,
+                } => self.send(idx, to, msg, deadline, wants_response),
                 Output::Reply { conn, msg } => self.reply(idx, conn, msg),
                 Output::Event(event) => {
                     let unix_ms = self.unix_ms_at_zero + self.now.0;

@@ -52,6 +52,8 @@ pub(super) struct Request {
     socket: Option<Token>,
     /// With a cluster key: the nonce it was last sent with, which its reply must be bound to.
     pub(super) nonce: u64,
+    /// The node wants the outcome back (see `Output::Send`).
+    pub(super) wants_response: bool,
 }
 
 /// Requests in flight, in a slab: an id is `slot | generation << 32`, so a stale id (a
@@ -104,22 +106,15 @@ impl Requests {
     }
 }
 
-/// Whether `msg` may be answered only after the remote does other work (a vote round, a
-/// probe). Nothing is pipelined behind such a request, so a quick request (a probe, a
-/// gossip) never waits behind a slow reply on the same connection.
-fn may_defer(msg: &Message) -> bool {
-    matches!(
-        msg,
-        Message::RegisterReq(_)
-            | Message::DeadReport(_)
-            | Message::SuspectReq(_)
-            | Message::RegisterVote(_)
-            | Message::DeadVote(_)
-    )
-}
-
 impl<O: Observer> Host<O> {
-    pub(super) fn send(&mut self, idx: NodeIdx, to: Endpoint, msg: Message, deadline: Millis) {
+    pub(super) fn send(
+        &mut self,
+        idx: NodeIdx,
+        to: Endpoint,
+        msg: Message,
+        deadline: Millis,
+        wants_response: bool,
+    ) {
         let key = (idx, to);
         let link = self.links.entry(key).or_default();
         let req = Request {
@@ -129,6 +124,7 @@ impl<O: Observer> Host<O> {
             retried: false,
             socket: None,
             nonce: 0,
+            wants_response,
         };
         if link.unsent.len() >= self.limits.max_queued_per_link {
             log::debug!("queue to {to} full: failing {}", req.msg.type_name());
@@ -157,7 +153,9 @@ impl<O: Observer> Host<O> {
                 }
                 continue;
             };
-            let deferrable = may_defer(&req.msg);
+            // Nothing is pipelined behind a request whose reply may come late, so a quick
+            // request (a probe, a gossip) never waits behind a slow reply.
+            let deferrable = req.msg.may_defer();
             let mut empty = None;
             let mut pipelined = None;
             for &t in &link.sockets {
@@ -349,6 +347,9 @@ impl<O: Observer> Host<O> {
     fn respond(&mut self, req: Request, outcome: Result<Message, Failure>) {
         if outcome.is_err() {
             self.stats.send_failures += 1;
+        }
+        if !req.wants_response {
+            return;
         }
         self.inputs.push_back((
             req.node,
