@@ -3,13 +3,12 @@
 //! Every Peer List refresh merges a whole `PEER_LIST_RESP` (up to `peer_list_limit` peers)
 //! into it and trims it back under its cap, and every re-greeting looks a neighbour up in it.
 //! The set is cold in the cache by then (a cluster holds one per peer), so what it costs is
-//! the memory it touches: as a tree that was a search and a node allocation per listed peer,
-//! the peer's costliest step. Here an IPv4 endpoint is one order-preserving `u64` (address,
-//! then port), kept apart from the incarnations: a lookup or a merge walks 8 bytes per peer,
-//! not a 32-byte `SocketAddr` and its value. IPv6 endpoints (rare) have their own run.
-//! Iteration is in endpoint order (every IPv4 endpoint before every IPv6 one, as
-//! `SocketAddr`'s order has it), as a `BTreeMap`'s would be, so every choice drawn from it is
-//! the same as before.
+//! the memory it touches: a tree would cost a search and a node allocation per listed peer.
+//! Here an IPv4 endpoint is one order-preserving `u64` (address, then port), kept apart from
+//! the incarnations: a lookup or a merge walks 8 bytes per peer, not a 32-byte `SocketAddr`
+//! and its value. IPv6 endpoints (rare) have their own run. Iteration is in endpoint order
+//! (every IPv4 endpoint before every IPv6 one, as `SocketAddr`'s order has it), as a
+//! `BTreeMap`'s would be, so the choices drawn from it are deterministic.
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 

@@ -236,10 +236,9 @@ struct SecondTable {
 }
 
 /// Slots of the recent-key cache (see [`SeenSet`]): with the pointer to the per-second
-/// tables, one cache line, kept inside the peer. In the simulator's 1000 × 10 run, 8 slots
-/// catch 90 % of repeats and 64 slots 98.6 %, but 64 slots lived in a separate allocation
-/// whose line missed the cache on almost every delivery; the extra table lookups of a few
-/// slots cost less.
+/// tables, one cache line. A few slots catch most repeats (a gossip reaches a peer once per
+/// neighbour within a short wave); more would not fit the line, and a line of its own would
+/// miss the cache on most deliveries.
 const RECENT: usize = 7;
 
 /// Gossip keys seen, bounded by `capacity`. Lookups are O(1). Never iterated, so its order
@@ -248,9 +247,9 @@ const RECENT: usize = 7;
 /// A key is kept by the second its gossip is stamped with: one small table per second, for
 /// the last [`SECONDS`] seconds stamped, holding up to `capacity / (2 · SECONDS)` keys each.
 /// A gossip reaches every peer within a few seconds of being made, so the keys a peer looks
-/// up at any moment sit in one or two small tables. With a thousand peers, one table for all
-/// of a peer's keys made every first receipt a miss to main memory, the simulator's largest
-/// cost; the small tables in use fit the CPU's last-level cache. A table is taken over, and
+/// up at any moment sit in one or two small tables, which fit the CPU's last-level cache even
+/// across thousands of peers; one table for all of a peer's keys would make every first
+/// receipt a miss to main memory. A table is taken over, and
 /// its keys forgotten, by the first gossip stamped [`SECONDS`] later, but never by one stamped
 /// more than [`AHEAD_SECS`] past the peer's clock, so a lying stamp cannot evict current keys.
 ///
