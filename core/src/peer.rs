@@ -63,6 +63,8 @@ enum Timer {
     Gossip,
     /// Probe the neighbours.
     Probe,
+    /// Probe again, half a round early, the neighbours that missed a probe.
+    Reprobe,
     /// Refresh the Peer List from a seed (repair, rejoin).
     Refresh,
     /// Still below the minimum degree after a selection round: refresh early.
@@ -343,10 +345,10 @@ impl Parts<'_> {
         to: Endpoint,
         outcome: Result<Message, Failure>,
     ) {
-        let Some(waiters) = self.pings.take(&to) else {
+        let alive = outcome.is_ok();
+        let Some(waiters) = self.pings.settle(&to, alive) else {
             return;
         };
-        let alive = outcome.is_ok();
         if waiters.candidate {
             self.membership
                 .on_candidate_outcome(cx, self.overlay, to, &outcome);
@@ -357,7 +359,8 @@ impl Parts<'_> {
         }
         if waiters.probe {
             let known = &self.membership.known;
-            let dead = (self.liveness).on_probe_outcome(cx, self.overlay, known, to, alive);
+            let dead =
+                (self.liveness).on_probe_outcome(cx, self.overlay, self.pings, known, to, alive);
             self.bury(cx, dead);
         }
         if waiters.recheck {
@@ -386,6 +389,7 @@ impl Parts<'_> {
                 Timer::RegisterRetry => self.membership.retry_registration(cx),
                 Timer::Gossip => self.gossip.generate(cx, self.overlay),
                 Timer::Probe => Liveness::probe_neighbours(cx, self.overlay, self.pings),
+                Timer::Reprobe => Liveness::reprobe_missed(cx, self.overlay, self.pings),
                 Timer::Repair => {
                     if self.overlay.len() < cx.settings.min_degree as usize {
                         self.membership.refresh_peer_list(cx);

@@ -93,13 +93,17 @@ fn alive(s: &Seed) -> Vec<std::net::SocketAddr> {
 fn a_registrant_that_answers_is_admitted() {
     let mut s = seed();
     let outs = register(&mut s, 1, 7001);
-    assert_eq!(pings(&outs), vec![ep(7001)]);
+    // Two PINGs at once: one lost message does not decide.
+    assert_eq!(pings(&outs), vec![ep(7001), ep(7001)]);
     assert!(results(&outs).is_empty(), "answered before the probe");
     let pong = Message::Pong(Pong {
         responder: ep(7001),
         degree: None,
         incarnation: None,
     });
+    // One PING lost, the other answered: admitted.
+    let outs = answer_ping(&mut s, 7001, Err(Failure::Timeout));
+    assert!(results(&outs).is_empty(), "one silence does not decide");
     let outs = answer_ping(&mut s, 7001, Ok(pong));
     assert_eq!(results(&outs), vec![(1, true, None)]);
     assert_eq!(alive(&s), vec![ep(7001)]);
@@ -118,11 +122,13 @@ fn a_silent_endpoint_is_refused_and_one_probe_serves_every_request() {
     let mut s = seed();
     let first = register(&mut s, 1, 7002);
     let second = register(&mut s, 2, 7002);
-    assert_eq!(pings(&first), vec![ep(7002)]);
+    assert_eq!(pings(&first), vec![ep(7002), ep(7002)]);
     assert!(
         pings(&second).is_empty(),
         "a second probe of the same endpoint"
     );
+    let outs = answer_ping(&mut s, 7002, Err(Failure::Timeout));
+    assert!(results(&outs).is_empty(), "one silence does not decide");
     let outs = answer_ping(&mut s, 7002, Err(Failure::Timeout));
     let got = results(&outs);
     assert_eq!(got.len(), 2, "{got:?}");
@@ -133,13 +139,14 @@ fn a_silent_endpoint_is_refused_and_one_probe_serves_every_request() {
     assert!(alive(&s).is_empty());
     // It may try again once it listens.
     let outs = register(&mut s, 3, 7002);
-    assert_eq!(pings(&outs), vec![ep(7002)]);
+    assert_eq!(pings(&outs), vec![ep(7002), ep(7002)]);
 }
 
 #[test]
 fn a_refused_registration_costs_one_probe_and_no_round() {
     let mut s = seed();
     let _ = register(&mut s, 1, 7003);
+    let _ = answer_ping(&mut s, 7003, Err(Failure::Unreachable));
     let outs = answer_ping(&mut s, 7003, Err(Failure::Unreachable));
     assert_eq!(results(&outs).len(), 1);
     let sends = outs

@@ -302,11 +302,14 @@ pub fn flood_time_ms(_s: &Settings, peers: u32, net: &NetConfig) -> u64 {
 /// bound    = repeat + rejoin + converge + repair + 20·max_latency
 /// ```
 ///
-/// With the default settings, 5 seeds, 50 peers and a 5 ms network this is 110.3 s.
+/// With the default settings, 5 seeds, 50 peers and a 5 ms network this is 113.3 s.
 pub fn liveness_bound_ms(s: &Settings, seeds: u32, peers: u32, net: &NetConfig) -> u64 {
-    // One round more than the misses: a neighbour's own PING lets a round skip probing it.
-    let detect = (u64::from(s.probe_misses) + 1) * s.probe_interval_ms
-        + s.probe_timeout_ms
+    // The first probe comes within two rounds (a neighbour's own PING lets one round skip
+    // it); each miss is two silent tries, and a miss is probed again within half a round.
+    let misses = u64::from(s.probe_misses.max(1));
+    let detect = 2 * s.probe_interval_ms
+        + 2 * s.probe_timeout_ms
+        + (misses - 1) * (s.probe_interval_ms / 2 + 2 * s.probe_timeout_ms)
         + s.suspect_timeout_ms
         + s.vote_timeout_ms
         + s.request_timeout_ms;
@@ -331,7 +334,7 @@ mod tests {
     #[test]
     fn bound_with_defaults_is_as_documented() {
         let b = liveness_bound_ms(&Settings::default(), 5, 50, &NetConfig::default());
-        assert_eq!(b, 110_300);
+        assert_eq!(b, 113_300);
     }
 
     #[test]

@@ -17,6 +17,8 @@ pub(super) struct Link {
     pub misses: u32,
     /// A probe is in flight.
     pub probing: bool,
+    /// The probe in flight is this round's second try (the first got no answer).
+    pub retrying: bool,
     /// The neighbour's own `PING` arrived since the last probe round: it was up then, so
     /// the next round may skip probing it.
     pub heard: bool,

@@ -2,8 +2,11 @@
 //!
 //! A neighbour probe (liveness), a candidate's degree (membership), a re-check of an
 //! accusation, a witness's probe for another detector, and the check of a new neighbour's
-//! `HELLO` may all want to know whether the same endpoint answers: they share one `PING` and
-//! its single response.
+//! `HELLO` may all want to know whether the same endpoint answers: they share one probe.
+//!
+//! A probe is one `PING`, or two at once for a witness (whose single answer decides a vote
+//! another peer counts, with no time for a second try): any answer decides it answered;
+//! silence is decided only when every `PING` of it failed.
 
 use crate::msg::{Endpoint, Message, Ping};
 use crate::{ConnId, Millis, Output};
@@ -22,7 +25,7 @@ pub(super) enum PingRole {
     Witness(ConnId, Endpoint),
 }
 
-/// Who waits for the outcome of the `PING` in flight to one endpoint.
+/// Who waits for the outcome of the probe in flight to one endpoint.
 #[derive(Debug, Default)]
 pub(super) struct Waiters {
     pub probe: bool,
@@ -33,17 +36,31 @@ pub(super) struct Waiters {
     pub witnesses: Vec<(ConnId, Endpoint)>,
 }
 
+impl Waiters {
+    fn is_empty(&self) -> bool {
+        !(self.probe || self.candidate || self.recheck || self.greeter) && self.witnesses.is_empty()
+    }
+}
+
+/// One endpoint's probe: who waits, and how many of its `PING`s are still out.
+#[derive(Debug)]
+struct Probe {
+    to: Endpoint,
+    waiters: Waiters,
+    outstanding: u8,
+}
+
 /// The table: a handful of entries (one per neighbour, candidate or suspect probed), looked
 /// up by a scan; never iterated, so their order reaches no output.
 #[derive(Debug, Default)]
 pub(super) struct Pings {
-    in_flight: Vec<(Endpoint, Waiters)>,
+    in_flight: Vec<Probe>,
     /// `PING`s sent, for the status counters.
     pub sent: u64,
 }
 
 impl Pings {
-    /// Pings `to` for `role`, sharing a `PING` already in flight to the same endpoint.
+    /// Probes `to` for `role`, sharing a probe already in flight to the same endpoint.
     pub(super) fn ping(
         &mut self,
         me: Endpoint,
@@ -52,14 +69,26 @@ impl Pings {
         deadline: Millis,
         out: &mut Vec<Output>,
     ) {
-        let (fresh, waiters) = match self.in_flight.iter().position(|(p, _)| *p == to) {
-            Some(i) => (false, &mut self.in_flight[i].1),
+        let tries: u8 = match role {
+            PingRole::Witness(..) => 2,
+            _ => 1,
+        };
+        let i = match self.in_flight.iter().position(|p| p.to == to) {
+            Some(i) => i,
             None => {
-                self.in_flight.push((to, Waiters::default()));
-                let last = self.in_flight.len() - 1;
-                (true, &mut self.in_flight[last].1)
+                self.in_flight.push(Probe {
+                    to,
+                    waiters: Waiters::default(),
+                    outstanding: 0,
+                });
+                self.in_flight.len() - 1
             }
         };
+        let probe = &mut self.in_flight[i];
+        // A new probe, or one whose outcome was decided while `PING`s of it are still out:
+        // send this role's tries (the late answers of the old ones count for it too).
+        let fresh = probe.waiters.is_empty();
+        let waiters = &mut probe.waiters;
         match role {
             PingRole::Probe => waiters.probe = true,
             PingRole::Candidate => waiters.candidate = true,
@@ -68,20 +97,31 @@ impl Pings {
             PingRole::Witness(conn, requester) => waiters.witnesses.push((conn, requester)),
         }
         if fresh {
-            self.sent += 1;
-            let msg = Message::Ping(Ping { sender: me });
-            out.push(Output::Send {
-                to,
-                msg,
-                deadline,
-                wants_response: true,
-            });
+            probe.outstanding += tries;
+            for _ in 0..tries {
+                self.sent += 1;
+                let msg = Message::Ping(Ping { sender: me });
+                out.push(Output::Send {
+                    to,
+                    msg,
+                    deadline,
+                    wants_response: true,
+                });
+            }
         }
     }
 
-    /// The `PING` to `to` ended: who waited for it.
-    pub(super) fn take(&mut self, to: &Endpoint) -> Option<Waiters> {
-        let i = self.in_flight.iter().position(|(p, _)| p == to)?;
-        Some(self.in_flight.swap_remove(i).1)
+    /// A `PING` to `to` ended, answered or not: who waited for the probe, once its outcome is
+    /// decided (an answer decides at once, silence when every `PING` of it failed).
+    pub(super) fn settle(&mut self, to: &Endpoint, answered: bool) -> Option<Waiters> {
+        let i = self.in_flight.iter().position(|p| p.to == *to)?;
+        let probe = &mut self.in_flight[i];
+        probe.outstanding = probe.outstanding.saturating_sub(1);
+        let decided = answered || probe.outstanding == 0;
+        let waiters = decided.then(|| std::mem::take(&mut probe.waiters));
+        if probe.outstanding == 0 {
+            self.in_flight.swap_remove(i);
+        }
+        waiters.filter(|w| !w.is_empty())
     }
 }

@@ -249,14 +249,15 @@ const RECENT: usize = 7;
 /// A gossip reaches every peer within a few seconds of being made, so the keys a peer looks
 /// up at any moment sit in one or two small tables, which fit the CPU's last-level cache even
 /// across thousands of peers; one table for all of a peer's keys would make every first
-/// receipt a miss to main memory. A table is taken over, and
-/// its keys forgotten, by the first gossip stamped [`SECONDS`] later, but never by one stamped
-/// more than [`AHEAD_SECS`] past the peer's clock, so a lying stamp cannot evict current keys.
+/// receipt a miss to main memory. A table is taken over by the first gossip stamped
+/// [`SECONDS`] later (never by one stamped more than [`AHEAD_SECS`] past the peer's clock,
+/// so a lying stamp cannot evict current keys); its keys then move to the general
+/// generations.
 ///
 /// Everything else goes to two general generations of `capacity / 4` keys each: gossips with
-/// no stamp, one older than its table's second or too far ahead, and keys beyond a second's
-/// share. A gossip is therefore remembered until its table is taken over or, in the
-/// generations, for at least `capacity / 4` further keys there.
+/// no stamp, one older than its table's second or too far ahead, keys beyond a second's
+/// share, and the keys of a table taken over. A gossip is therefore remembered while its
+/// table holds its second and then for at least `capacity / 4` further keys.
 ///
 /// In front of all of it sits a small direct-mapped cache of recently seen keys. A gossip
 /// reaches a peer once per neighbour within a short wave, so most repeats hit the cache. A key
@@ -323,8 +324,13 @@ impl SeenSet {
                 .get_or_insert_with(|| second_tables(self.per_second));
             let t = &mut tables[second as usize % SECONDS];
             if second > t.second && second <= now_secs.saturating_add(AHEAD_SECS) {
-                // Take the table over: its keys are SECONDS or more seconds older.
+                // Take the table over. Its keys, SECONDS or more seconds older, move to the
+                // general generations: a late copy of one of those gossips is still known
+                // there (for at least `capacity / 4` further keys), not delivered again.
                 t.second = second;
+                for &old in t.keys.slots.iter().filter(|&&k| k != EMPTY) {
+                    self.general.insert_new(old);
+                }
                 t.keys.clear();
             }
         }
@@ -531,7 +537,7 @@ mod tests {
     }
 
     #[test]
-    fn a_second_is_forgotten_only_when_a_stamp_seconds_later_takes_its_table() {
+    fn a_table_taken_over_hands_its_keys_to_the_generations() {
         let now = 1_767_225_600;
         let mut s = SeenSet::new(1 << 10);
         assert!(s.insert(stamped(1, now), now));
@@ -553,9 +559,10 @@ mod tests {
         );
         assert!(!s.insert(stamped(2, ahead), ahead));
         assert!(s.contains(stamped(3, ahead)));
+        // The old second's keys moved to the generations: a replay of it is no news.
         assert!(
-            !s.contains(stamped(1, now)),
-            "the old second was not forgotten"
+            !s.insert(stamped(1, now), ahead),
+            "a key of the taken-over second was delivered again"
         );
         // A gossip older than its table's second is still de-duplicated (in the generations).
         assert!(s.insert(stamped(4, now), ahead));

@@ -4,8 +4,8 @@
 //! change this seed holds or already voted for; otherwise the answer waits for this seed's
 //! own `PING` of the peer concerned (a registrant must answer it, an accused must not). The
 //! proposer named in a vote request is informational: a vote certifies only what this seed
-//! checked, so soliciting one gains nothing. One `PING` per endpoint serves every vote and
-//! registration waiting on it.
+//! checked, so soliciting one gains nothing. One probe per endpoint (two `PING`s at once, so
+//! a lost message does not decide) serves every vote and registration waiting on it.
 
 use std::collections::BTreeMap;
 
@@ -52,14 +52,22 @@ impl Ballot {
     }
 }
 
-/// Who waits for this seed's `PING` of one endpoint.
+/// `PING`s a seed sends at once to probe an endpoint: one lost `PING` or `PONG` must not decide
+/// an admission or a removal, and two tries at once cost no more time than one.
+const TRIES: u8 = 2;
+
+/// Who waits for this seed's probe of one endpoint, and how it stands.
 #[derive(Clone, Debug, Default)]
 struct Waiters {
     ballots: Vec<Ballot>,
     registrations: Vec<(ConnId, RegisterReq)>,
+    /// `PING`s of this probe whose outcome has not come.
+    outstanding: u8,
+    /// What the probe showed once any `PING` was answered (the rest are then only awaited).
+    answered: Option<Probed>,
 }
 
-/// The `PING`s in flight, by endpoint, with what waits on each.
+/// The probes in flight, by endpoint, with what waits on each.
 #[derive(Clone, Debug, Default)]
 pub(super) struct Probes {
     by_peer: BTreeMap<Endpoint, Waiters>,
@@ -67,28 +75,61 @@ pub(super) struct Probes {
     registrations: usize,
 }
 
+/// What adding a waiter to a probe calls for.
+enum Wait {
+    /// A probe is in flight: wait for it.
+    Joined,
+    /// No probe in flight: start one.
+    Start,
+    /// The probe in flight was answered already: this is what it showed.
+    Known(Probed),
+}
+
 impl Probes {
-    /// Adds a ballot; true if a `PING` must be sent (nothing waited on `peer` yet).
-    fn add_ballot(&mut self, ballot: Ballot) -> bool {
-        self.ballots += 1;
-        let w = self.by_peer.entry(ballot.peer).or_default();
-        w.ballots.push(ballot);
-        w.ballots.len() + w.registrations.len() == 1
+    /// The state of the probe of `peer`, creating it (and noting its `PING`s sent) if none.
+    fn join(&mut self, peer: Endpoint) -> (&mut Waiters, Wait) {
+        let fresh = !self.by_peer.contains_key(&peer);
+        let w = self.by_peer.entry(peer).or_default();
+        let wait = match (fresh, w.answered) {
+            (true, _) => {
+                w.outstanding = TRIES;
+                Wait::Start
+            }
+            (false, Some(probed)) => Wait::Known(probed),
+            (false, None) => Wait::Joined,
+        };
+        (w, wait)
     }
 
-    /// Adds a registration; true if a `PING` must be sent.
-    fn add_registration(&mut self, conn: ConnId, req: RegisterReq) -> bool {
-        self.registrations += 1;
-        let w = self.by_peer.entry(req.peer).or_default();
-        w.registrations.push((conn, req));
-        w.ballots.len() + w.registrations.len() == 1
-    }
-
-    fn take(&mut self, peer: &Endpoint) -> Waiters {
-        let w = self.by_peer.remove(peer).unwrap_or_default();
-        self.ballots -= w.ballots.len();
-        self.registrations -= w.registrations.len();
-        w
+    /// One `PING` of `peer` ended: the waiters to resolve, and what the probe showed, once it
+    /// is decided (any answer decides at once; silence only when every try failed).
+    fn settle(&mut self, peer: &Endpoint, probed: Probed) -> Option<(Waiters, Probed)> {
+        let w = self.by_peer.get_mut(peer)?;
+        w.outstanding = w.outstanding.saturating_sub(1);
+        let decided = match (w.answered, probed.answered) {
+            (Some(_), _) => None,
+            (None, true) => Some(probed),
+            (None, false) if w.outstanding == 0 => Some(probed),
+            (None, false) => None,
+        };
+        let taken = decided.map(|probed| {
+            w.answered = probed.answered.then_some(probed);
+            let waiters = Waiters {
+                ballots: std::mem::take(&mut w.ballots),
+                registrations: std::mem::take(&mut w.registrations),
+                outstanding: 0,
+                answered: None,
+            };
+            (waiters, probed)
+        });
+        if w.outstanding == 0 {
+            self.by_peer.remove(peer);
+        }
+        if let Some((w, _)) = &taken {
+            self.ballots -= w.ballots.len();
+            self.registrations -= w.registrations.len();
+        }
+        taken
     }
 }
 
@@ -149,8 +190,16 @@ impl Core {
             }
             (Check::Probe, None) => {
                 let peer = ballot.peer;
-                if self.probes.add_ballot(ballot) {
-                    self.send_ping(now, peer);
+                let (waiters, wait) = self.probes.join(peer);
+                match wait {
+                    Wait::Known(probed) => self.vote_after_probe(now, ballot, probed),
+                    Wait::Start | Wait::Joined => {
+                        waiters.ballots.push(ballot);
+                        self.probes.ballots += 1;
+                        if matches!(wait, Wait::Start) {
+                            self.send_pings(now, peer);
+                        }
+                    }
                 }
             }
             (decided, _) => self.cast(now, ballot, decided),
@@ -178,14 +227,24 @@ impl Core {
             return self.reply(conn, busy);
         }
         let peer = req.peer;
-        if self.probes.add_registration(conn, req) {
-            self.send_ping(now, peer);
+        let (waiters, wait) = self.probes.join(peer);
+        match wait {
+            Wait::Known(probed) => self.admit_after_probe(now, conn, req, probed),
+            Wait::Start | Wait::Joined => {
+                waiters.registrations.push((conn, req));
+                self.probes.registrations += 1;
+                if matches!(wait, Wait::Start) {
+                    self.send_pings(now, peer);
+                }
+            }
         }
     }
 
-    fn send_ping(&mut self, now: Millis, peer: Endpoint) {
-        let ping = Message::Ping(Ping { sender: self.me });
-        self.send(peer, ping, now.after(self.settings.probe_timeout_ms));
+    fn send_pings(&mut self, now: Millis, peer: Endpoint) {
+        for _ in 0..TRIES {
+            let ping = Message::Ping(Ping { sender: self.me });
+            self.send(peer, ping, now.after(self.settings.probe_timeout_ms));
+        }
     }
 
     /// This seed's `PING` of `peer` ended: any reply at all, even `ERROR`, shows it is up.
@@ -202,7 +261,9 @@ impl Core {
                 _ => None,
             },
         };
-        let waiters = self.probes.take(&peer);
+        let Some((waiters, probed)) = self.probes.settle(&peer, probed) else {
+            return;
+        };
         for (conn, req) in waiters.registrations {
             self.admit_after_probe(now, conn, req, probed);
         }
