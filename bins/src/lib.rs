@@ -1,6 +1,7 @@
 //! Shared parts of the command-line programs: the node flags of `seed` and `peer`, loading
-//! the seed list and the cluster key file, running a node, and the client side of the status
-//! query (sealed when a cluster key is given).
+//! the seed list and the cluster key file, running a node, the client side of the status
+//! query (sealed when a cluster key is given), and the live overlay drawn from it
+//! ([`overlay`]).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -15,6 +16,8 @@ use gossip_core::msg::{DeadReport, DeadResult, Endpoint, Message, StatusResp};
 use gossip_core::wire::auth::{self, Expect, Keyring, ReplayCache, Stamp};
 use gossip_core::{config, wire, Settings};
 use gossip_driver_mio::{nonce_seed, unix_now_ms, Host, Limits, NodeSpec, OutputLog, Role};
+
+pub mod overlay;
 
 /// Flags shared by `seed` and `peer`: the spec's four, then timing and limits.
 #[derive(Args, Debug, Clone)]
@@ -509,7 +512,12 @@ pub fn exchange_line(
     let mut reply = Vec::new();
     BufReader::new(stream.take(max))
         .read_until(b'\n', &mut reply)
-        .map_err(|e| format!("{addr}: no reply: {e}"))?;
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
+                format!("{addr}: no reply within {} ms", timeout.as_millis())
+            }
+            _ => format!("{addr}: no reply: {e}"),
+        })?;
     if reply.is_empty() {
         return Err(format!("{addr} closed without a reply"));
     }
