@@ -1,6 +1,7 @@
 //! Shared parts of the command-line programs: the node flags of `seed` and `peer`, loading
-//! the seed list and the cluster key file, running a node, and the client side of the status
-//! query (sealed when a cluster key is given).
+//! the seed list and the cluster key file, running a node, the client side of the status
+//! query (sealed when a cluster key is given), and the live overlay drawn from it
+//! ([`overlay`]).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -11,10 +12,12 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::Args;
-use gossip_core::msg::{Endpoint, Message, StatusResp};
+use gossip_core::msg::{DeadReport, DeadResult, Endpoint, Message, StatusResp};
 use gossip_core::wire::auth::{self, Expect, Keyring, ReplayCache, Stamp};
 use gossip_core::{config, wire, Settings};
 use gossip_driver_mio::{nonce_seed, unix_now_ms, Host, Limits, NodeSpec, OutputLog, Role};
+
+pub mod overlay;
 
 /// Flags shared by `seed` and `peer`: the spec's four, then timing and limits.
 #[derive(Args, Debug, Clone)]
@@ -420,6 +423,49 @@ pub fn query_status_with(
     }
 }
 
+/// Sends `seed` a `DEAD_REPORT` accusing `dead` in `reporter`'s name, on a connection of its
+/// own (one line, one reply, as a reference node sends it; sealed under `keyring` if given),
+/// and returns the seed's answer. The `cluster` demo and the end-to-end tests use it to show a
+/// late duplicate report: after the removal is committed, the seed answers `success: false`
+/// and logs `Dead-node consensus ABORT ..., already removed`.
+pub fn report_dead(
+    seed: SocketAddr,
+    dead: Endpoint,
+    reporter: Endpoint,
+    timeout: Duration,
+    keyring: Option<&Keyring>,
+) -> Result<DeadResult, String> {
+    let now_ms = unix_now_ms();
+    let timestamp = now_ms / 1000;
+    let report = DeadReport {
+        dead,
+        self_ip: reporter.ip(),
+        timestamp,
+        reporter,
+        text: Some(format!(
+            "Dead Node:{}:{}:{timestamp}:{}",
+            dead.ip(),
+            dead.port(),
+            reporter.ip()
+        )),
+        incarnation: None,
+        witnesses: Vec::new(),
+    };
+    let mut line = Vec::new();
+    wire::encode(
+        &Message::DeadReport(Box::new(report)),
+        now_ms as f64 / 1000.0,
+        &mut line,
+    );
+    let reply = exchange_line(seed, &line, timeout, keyring, MAX_REPLY_LINE)?;
+    match wire::decode(reply.as_bytes()) {
+        Ok(Message::DeadResult(result)) => Ok(result),
+        Ok(Message::Error { reason }) => Err(format!("{seed} answered ERROR: {reason}")),
+        Ok(other) => Err(format!("{seed} answered {}", other.type_name())),
+        Err(e) => Err(format!("{seed}: bad reply: {e}")),
+    }
+}
+
 /// Longest reply read by [`exchange_line`] callers that expect an ordinary message.
 pub const MAX_REPLY_LINE: u64 = 1 << 20;
 
@@ -466,7 +512,12 @@ pub fn exchange_line(
     let mut reply = Vec::new();
     BufReader::new(stream.take(max))
         .read_until(b'\n', &mut reply)
-        .map_err(|e| format!("{addr}: no reply: {e}"))?;
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
+                format!("{addr}: no reply within {} ms", timeout.as_millis())
+            }
+            _ => format!("{addr}: no reply: {e}"),
+        })?;
     if reply.is_empty() {
         return Err(format!("{addr} closed without a reply"));
     }

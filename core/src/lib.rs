@@ -1,6 +1,6 @@
 //! # gossip-core: the protocol, with no I/O
 //!
-//! The seed and peer of the gossip network (see the project README and `PROTOCOL.md`) as pure,
+//! The seed and peer of the gossip network (see the project README and `docs/PROTOCOL.md`) as pure,
 //! deterministic state machines. A node is a value; a driver (the in-memory simulator or the
 //! mio event loop) owns it, feeds it [`Input`]s and carries out the [`Output`]s it returns.
 //!

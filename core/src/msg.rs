@@ -1,4 +1,4 @@
-//! Typed protocol messages: every message of `PROTOCOL.md`, with its exact wire field names
+//! Typed protocol messages: every message of `docs/PROTOCOL.md`, with its exact wire field names
 //! noted on each field, plus this project's extensions.
 //!
 //! The state machines speak only these types; [`crate::wire`] turns them into JSON lines and

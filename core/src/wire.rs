@@ -1,4 +1,4 @@
-//! The wire format of `PROTOCOL.md`: one UTF-8 JSON object per line,
+//! The wire format of `docs/PROTOCOL.md`: one UTF-8 JSON object per line,
 //! `{"type": ..., "payload": {...}, "ts": <unix seconds>}`, plus [`LineReader`], the framing
 //! both drivers use.
 //!

@@ -4,6 +4,14 @@
 //! `First-time gossip received: <text> from <ip:port>`, `Dead-node consensus COMMIT for
 //! <ip:port> ...`), then details, then a tag naming the node that logged it and when:
 //! `[peer 127.0.0.2:6001 t=1767225600.123]`. Probes are never logged.
+//!
+//! A seed logs `Registration consensus COMMIT` / `Dead-node consensus COMMIT` each time its
+//! Peer List changes (`EntryChanged`), whether its own round won, a commit sync or
+//! anti-entropy brought the change; the line says which. So every seed that applies a change
+//! logs it exactly once, and the proposer does not log it twice: its round's end
+//! (`Decided`) is logged as `... proposal <id> ... won`, without the word COMMIT. An aborted
+//! round, or a report refused at once (`already removed`), is logged as
+//! `... consensus ABORT for <ip:port> ...`.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -62,17 +70,12 @@ fn py_bool(b: bool) -> &'static str {
     }
 }
 
-fn decision(d: Decision) -> &'static str {
-    match d {
-        Decision::Commit => "COMMIT",
-        Decision::Abort => "ABORT",
-    }
-}
-
-fn status(s: Status) -> &'static str {
-    match s {
-        Status::Alive => "ALIVE",
-        Status::Removed => "REMOVED",
+/// How a seed learned of a change, as its COMMIT line says it.
+fn source(via: ChangeSource) -> &'static str {
+    match via {
+        ChangeSource::LocalCommit => "own round",
+        ChangeSource::CommitSync => "commit sync",
+        ChangeSource::AntiEntropy => "anti-entropy",
     }
 }
 
@@ -121,7 +124,31 @@ pub fn render(event: &Event) -> (Level, String) {
             proposal_id,
             peer,
             incarnation,
-            decision: d,
+            decision: Decision::Commit,
+            yes_votes,
+            quorum,
+            reason,
+        } => {
+            // The change itself is logged by `EntryChanged` (the checklist's COMMIT line), at
+            // this seed as at every other: this line only closes the round.
+            let what = match kind {
+                ProposalKind::Register => "Registration proposal",
+                ProposalKind::Removal => "Dead-node proposal",
+            };
+            (
+                Output,
+                format!(
+                    "{what} {proposal_id} for {peer} (incarnation {incarnation}) won: \
+                     yes={yes_votes} quorum={quorum}, {reason}"
+                ),
+            )
+        }
+        Event::Decided {
+            kind,
+            proposal_id,
+            peer,
+            incarnation,
+            decision: Decision::Abort,
             yes_votes,
             quorum,
             reason,
@@ -130,28 +157,33 @@ pub fn render(event: &Event) -> (Level, String) {
                 ProposalKind::Register => "Registration consensus",
                 ProposalKind::Removal => "Dead-node consensus",
             };
-            (
-                Output,
-                format!(
-                    "{what} {} for {peer} (incarnation {incarnation}): yes={yes_votes} \
-                     quorum={quorum}, {reason} [{proposal_id}]",
-                    decision(*d)
-                ),
-            )
-        }
-        Event::EntryChanged { entry, via } => {
-            let via = match via {
-                ChangeSource::LocalCommit => "own round",
-                ChangeSource::CommitSync => "commit sync",
-                ChangeSource::AntiEntropy => "anti-entropy",
+            // A report refused at once (already removed, unknown peer) had no round.
+            let round = if proposal_id.is_empty() {
+                String::new()
+            } else {
+                format!(" [{proposal_id}]")
             };
             (
                 Output,
                 format!(
-                    "Peer List updated: {} incarnation {} {} via {via} (votes: {})",
+                    "{what} ABORT for {peer} (incarnation {incarnation}): yes={yes_votes} \
+                     quorum={quorum}, {reason}{round}"
+                ),
+            )
+        }
+        Event::EntryChanged { entry, via } => {
+            let (what, change) = match entry.status {
+                Status::Alive => ("Registration consensus", "admitted to"),
+                Status::Removed => ("Dead-node consensus", "removed from"),
+            };
+            (
+                Output,
+                format!(
+                    "{what} COMMIT for {} (incarnation {}) via {}: {change} the Peer List \
+                     (votes: {})",
                     entry.peer,
                     entry.incarnation,
-                    status(entry.status),
+                    source(*via),
                     list(&entry.votes)
                 ),
             )
@@ -278,4 +310,102 @@ pub fn render(event: &Event) -> (Level, String) {
 /// The tag closing every line: `[peer 127.0.0.2:6001 t=1767225600.123]`.
 pub fn tag(role: Role, me: SocketAddr, unix_ms: u64) -> String {
     format!("[{role} {me} t={}.{:03}]", unix_ms / 1000, unix_ms % 1000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gossip_core::msg::Entry;
+
+    fn ep(s: &str) -> SocketAddr {
+        s.parse().expect("endpoint")
+    }
+
+    fn changed(status: Status, via: ChangeSource) -> Event {
+        Event::EntryChanged {
+            entry: Entry {
+                peer: ep("127.0.0.5:6004"),
+                incarnation: 1,
+                status,
+                votes: vec![ep("127.0.0.1:5001"), ep("127.0.0.1:5002")],
+            },
+            via,
+        }
+    }
+
+    fn decided(kind: ProposalKind, id: &str, decision: Decision, reason: &'static str) -> Event {
+        Event::Decided {
+            kind,
+            proposal_id: id.to_string(),
+            peer: ep("127.0.0.5:6004"),
+            incarnation: 1,
+            decision,
+            yes_votes: u32::from(decision == Decision::Commit) * 2,
+            quorum: 2,
+            reason,
+        }
+    }
+
+    #[test]
+    fn every_applied_change_is_a_checklist_commit_line_saying_how_it_was_learned() {
+        let cases = [
+            (
+                changed(Status::Removed, ChangeSource::LocalCommit),
+                "Dead-node consensus COMMIT for 127.0.0.5:6004 (incarnation 1) via own round: \
+                 removed from the Peer List (votes: 127.0.0.1:5001, 127.0.0.1:5002)",
+            ),
+            (
+                changed(Status::Removed, ChangeSource::CommitSync),
+                "Dead-node consensus COMMIT for 127.0.0.5:6004 (incarnation 1) via commit sync: \
+                 removed from the Peer List (votes: 127.0.0.1:5001, 127.0.0.1:5002)",
+            ),
+            (
+                changed(Status::Alive, ChangeSource::AntiEntropy),
+                "Registration consensus COMMIT for 127.0.0.5:6004 (incarnation 1) via \
+                 anti-entropy: admitted to the Peer List (votes: 127.0.0.1:5001, 127.0.0.1:5002)",
+            ),
+        ];
+        for (event, want) in cases {
+            assert_eq!(render(&event), (Level::Output, want.to_string()));
+        }
+    }
+
+    #[test]
+    fn a_won_round_is_not_a_second_commit_line_and_aborts_stay() {
+        let (level, won) = render(&decided(
+            ProposalKind::Removal,
+            "127.0.0.1:5001#3",
+            Decision::Commit,
+            "quorum reached",
+        ));
+        assert_eq!(level, Level::Output);
+        assert_eq!(
+            won,
+            "Dead-node proposal 127.0.0.1:5001#3 for 127.0.0.5:6004 (incarnation 1) won: \
+             yes=2 quorum=2, quorum reached"
+        );
+        assert!(!won.contains("COMMIT"), "{won}");
+        assert_eq!(
+            render(&decided(
+                ProposalKind::Removal,
+                "",
+                Decision::Abort,
+                "already removed"
+            ))
+            .1,
+            "Dead-node consensus ABORT for 127.0.0.5:6004 (incarnation 1): yes=0 quorum=2, \
+             already removed"
+        );
+        assert_eq!(
+            render(&decided(
+                ProposalKind::Register,
+                "127.0.0.1:5002#9",
+                Decision::Abort,
+                "quorum lost"
+            ))
+            .1,
+            "Registration consensus ABORT for 127.0.0.5:6004 (incarnation 1): yes=0 quorum=2, \
+             quorum lost [127.0.0.1:5002#9]"
+        );
+    }
 }

@@ -1,7 +1,8 @@
 //! `cluster`: the one-command local demo. Starts the seeds of the config and K peers on
 //! localhost as child processes, shows bootstrap and gossip, kills one peer with SIGKILL,
-//! shows its detection, the peer-level verdict and the seed-quorum removal, prints a summary
-//! and leaves no process behind.
+//! shows its detection, the peer-level verdict and the seed-quorum removal (and a late
+//! duplicate report's ABORT), prints a summary with every phrase of the spec's checklist
+//! counted, optionally writes the overlay as a Graphviz graph, and leaves no process behind.
 
 #![forbid(unsafe_code)]
 
@@ -14,9 +15,11 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
+use gossip_bins::overlay::Overlay;
 use gossip_bins::NodeArgs;
 use gossip_core::msg::{Endpoint, RoleStatus, Status, StatusResp};
 use gossip_core::wire::auth::Keyring;
+use gossip_core::Settings;
 use gossip_driver_mio::Role;
 
 /// Runs a local demo cluster: the seeds of the config plus K peers, then kills one peer and
@@ -52,6 +55,10 @@ struct Cli {
     /// the demo's own status queries.
     #[arg(long, value_name = "PATH")]
     cluster_key_file: Option<PathBuf>,
+    /// At the end, write the live overlay (as `status --dot` draws it) to this file, in
+    /// Graphviz DOT (`dot -Tsvg FILE > overlay.svg`).
+    #[arg(long, value_name = "FILE")]
+    dot: Option<PathBuf>,
 }
 
 /// The cluster runs its nodes by starting itself again in node mode, so `cargo run --bin
@@ -71,6 +78,31 @@ const GOSSIP_INTERVAL_MS: u64 = 1_000;
 const PROBE_INTERVAL_MS: u64 = 500;
 const PROBE_TIMEOUT_MS: u64 = 300;
 const PROBE_MISSES: u32 = 3;
+const SUSPECT_TIMEOUT_MS: u64 = 800;
+const ANTI_ENTROPY_INTERVAL_MS: u64 = 1_000;
+const PEER_LIST_REFRESH_MS: u64 = 3_000;
+
+/// The key counting `Peer-level suspicion result` lines with `consensus=True`.
+const CONSENSUS: &str = "consensus=True";
+
+/// `Duplicate gossip ignored` lines shown per peer; the rest are counted.
+const DUPLICATES_SHOWN: u64 = 2;
+
+/// The phrases of the spec's validation checklist (and the seeds' admission line), counted
+/// as the nodes log them; the summary says how often each was seen.
+const CHECKLIST: [&str; 11] = [
+    "Registration quorum achieved",
+    "Bootstrap complete",
+    "Registration consensus COMMIT",
+    "Generated gossip",
+    "First-time gossip received",
+    "Duplicate gossip ignored",
+    "Neighbor suspicion triggered",
+    "Peer-level suspicion result",
+    "Dead Node:",
+    "Dead-node consensus COMMIT",
+    "Dead-node consensus ABORT",
+];
 
 struct NodeProc {
     name: String,
@@ -127,19 +159,24 @@ fn strip_tag(text: &str) -> &str {
     }
 }
 
-fn shown(text: &str, verbose: bool) -> bool {
-    const PHRASES: [&str; 9] = [
-        "Registration quorum achieved",
-        "Bootstrap complete",
-        "Generated gossip",
-        "First-time gossip received",
-        "Neighbor suspicion triggered",
-        "Peer-level suspicion result",
-        "Dead Node:",
-        "Dead-node consensus",
-        "Neighbor dropped",
-    ];
-    verbose || PHRASES.iter().any(|p| text.starts_with(p))
+/// Lines shown as they come (without `--verbose`); `Duplicate gossip ignored` and
+/// `Registration consensus COMMIT` are shown in part (see `Demo::shown`).
+const SHOWN: [&str; 9] = [
+    "Registration quorum achieved",
+    "Bootstrap complete",
+    "Generated gossip",
+    "First-time gossip received",
+    "Neighbor suspicion triggered",
+    "Peer-level suspicion result",
+    "Dead Node:",
+    "Dead-node consensus",
+    "Neighbor dropped",
+];
+
+/// The `<ip:port>` after `for ` in a line.
+fn subject(text: &str) -> Option<&str> {
+    let rest = &text[text.find(" for ")? + " for ".len()..];
+    rest.split(' ').next()
 }
 
 struct Demo {
@@ -153,6 +190,12 @@ struct Demo {
     keyring: Option<Keyring>,
     counts: BTreeMap<&'static str, u64>,
     first_seen: BTreeMap<&'static str, Instant>,
+    /// Lines per (node, phrase), for the phrases shown in part.
+    per_node: BTreeMap<(usize, &'static str), u64>,
+    /// The first peer whose admission a seed logged: its admission is shown at every seed.
+    first_admitted: Option<String>,
+    /// The node that logged the first `Dead Node:` report.
+    detector: Option<usize>,
 }
 
 impl Demo {
@@ -171,9 +214,12 @@ impl Demo {
             .args(["--probe-interval-ms", &PROBE_INTERVAL_MS.to_string()])
             .args(["--probe-timeout-ms", &PROBE_TIMEOUT_MS.to_string()])
             .args(["--probe-misses", &PROBE_MISSES.to_string()])
-            .args(["--suspect-timeout-ms", "800"])
-            .args(["--anti-entropy-interval-ms", "1000"])
-            .args(["--peer-list-refresh-ms", "3000"])
+            .args(["--suspect-timeout-ms", &SUSPECT_TIMEOUT_MS.to_string()])
+            .args([
+                "--anti-entropy-interval-ms",
+                &ANTI_ENTROPY_INTERVAL_MS.to_string(),
+            ])
+            .args(["--peer-list-refresh-ms", &PEER_LIST_REFRESH_MS.to_string()])
             .args(
                 self.cli
                     .cluster_key_file
@@ -206,24 +252,22 @@ impl Demo {
                 return;
             };
             let text = strip_tag(&line.text);
-            for key in [
-                "Registration quorum achieved",
-                "Bootstrap complete",
-                "Generated gossip",
-                "First-time gossip received",
-                "Duplicate gossip ignored",
-                "Neighbor suspicion triggered",
-                "Peer-level suspicion result",
-                "Dead Node:",
-                "Dead-node consensus COMMIT",
-                "Dead-node consensus ABORT",
-            ] {
-                if text.starts_with(key) {
-                    *self.counts.entry(key).or_default() += 1;
-                    self.first_seen.entry(key).or_insert(line.at);
+            let mut key = None;
+            for k in CHECKLIST {
+                if text.starts_with(k) {
+                    *self.counts.entry(k).or_default() += 1;
+                    self.first_seen.entry(k).or_insert(line.at);
+                    *self.per_node.entry((line.node, k)).or_default() += 1;
+                    key = Some(k);
                 }
             }
-            if shown(text, self.cli.verbose) {
+            if key == Some("Peer-level suspicion result") && text.contains(CONSENSUS) {
+                *self.counts.entry(CONSENSUS).or_default() += 1;
+            }
+            if key == Some("Dead Node:") && self.detector.is_none() {
+                self.detector = Some(line.node);
+            }
+            if self.shown(text, line.node, key) {
                 let who = self
                     .procs
                     .0
@@ -233,6 +277,36 @@ impl Demo {
                 println!("{:>7.3}s {who} | {text}", self.elapsed(line.at));
             }
         }
+    }
+
+    /// Whether a line is printed as it comes: every line with `--verbose`; else the
+    /// checklist's, but only the first `DUPLICATES_SHOWN` duplicates of each peer (the rest
+    /// are counted) and only the first admitted peer's `Registration consensus COMMIT`
+    /// lines (one per seed).
+    fn shown(&mut self, text: &str, node: usize, key: Option<&'static str>) -> bool {
+        if self.cli.verbose {
+            return true;
+        }
+        match key {
+            Some("Duplicate gossip ignored") => {
+                let n = self.per_node.get(&(node, "Duplicate gossip ignored"));
+                n.copied().unwrap_or(0) <= DUPLICATES_SHOWN
+            }
+            Some("Registration consensus COMMIT") => {
+                let peer = subject(text).unwrap_or_default();
+                let first = self.first_admitted.get_or_insert_with(|| peer.to_string());
+                first == peer
+            }
+            _ => SHOWN.iter().any(|p| text.starts_with(p)),
+        }
+    }
+
+    fn name(&self, node: usize) -> &str {
+        self.procs.0.get(node).map_or("?", |p| p.name.as_str())
+    }
+
+    fn count(&self, key: &str) -> u64 {
+        self.counts.get(key).copied().unwrap_or(0)
     }
 
     fn status(&self, addr: SocketAddr) -> Option<StatusResp> {
@@ -335,6 +409,9 @@ fn run(cli: Cli) -> Result<(), String> {
         keyring,
         counts: BTreeMap::new(),
         first_seen: BTreeMap::new(),
+        per_node: BTreeMap::new(),
+        first_admitted: None,
+        detector: None,
     };
 
     println!(
@@ -346,6 +423,16 @@ fn run(cli: Cli) -> Result<(), String> {
             "; cluster key {}",
             r.key_ids().first().map_or("", String::as_str)
         ))
+    );
+    let defaults = Settings::default();
+    println!(
+        "== timings: gossip every {GOSSIP_INTERVAL_MS} ms, {} messages per peer; \
+         probes every {PROBE_INTERVAL_MS} ms (a miss after {PROBE_TIMEOUT_MS} ms), \
+         suspicion after {PROBE_MISSES} misses, {} witnesses answering within \
+         {SUSPECT_TIMEOUT_MS} ms; seed vote rounds {} ms, anti-entropy every \
+         {ANTI_ENTROPY_INTERVAL_MS} ms; peers want {} neighbours and refresh their Peer List \
+         every {PEER_LIST_REFRESH_MS} ms",
+        demo.cli.max_gossip, defaults.witnesses, defaults.vote_timeout_ms, defaults.min_degree
     );
     for (i, s) in seeds.iter().enumerate() {
         demo.spawn(Role::Seed, *s, format!("seed{}", i + 1))?;
@@ -387,7 +474,13 @@ fn run(cli: Cli) -> Result<(), String> {
     if !all_up {
         return Err("not every peer bootstrapped within 15 s".into());
     }
-    println!("== every peer registered and has neighbours; gossip spreading");
+    demo.drain_lines(Duration::from_millis(300));
+    println!(
+        "== every peer registered and has neighbours ({} Registration consensus COMMIT lines \
+         at the seeds, {}'s shown); gossip spreading",
+        demo.count("Registration consensus COMMIT"),
+        demo.first_admitted.as_deref().unwrap_or("none")
+    );
     let max = u64::from(demo.cli.max_gossip);
     let spread_limit = Duration::from_millis(GOSSIP_INTERVAL_MS * (max + 3));
     demo.wait_until(spread_limit, |d| {
@@ -397,6 +490,23 @@ fn run(cli: Cli) -> Result<(), String> {
         })
     });
     demo.drain_lines(Duration::from_millis(500));
+    let duplicates: Vec<String> = demo
+        .procs
+        .0
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.role == Role::Peer)
+        .map(|(i, p)| {
+            let n = demo.per_node.get(&(i, "Duplicate gossip ignored"));
+            format!("{} {}", p.name, n.copied().unwrap_or(0))
+        })
+        .collect();
+    println!(
+        "== Duplicate gossip ignored: {} lines ({}; the first {DUPLICATES_SHOWN} of each peer \
+         shown)",
+        demo.count("Duplicate gossip ignored"),
+        duplicates.join(", ")
+    );
 
     let victim_idx = demo
         .procs
@@ -433,6 +543,35 @@ fn run(cli: Cli) -> Result<(), String> {
         removed_at.len() == seed_addrs.len()
     });
     demo.drain_lines(Duration::from_millis(300));
+
+    // A detector that noticed late reports what the seeds already removed: the seed answers
+    // ABORT. Shown by re-sending the first detector's report, unless one came on its own.
+    if removed && demo.count("Dead-node consensus ABORT") == 0 {
+        let reporter = demo
+            .detector
+            .and_then(|i| demo.procs.0.get(i))
+            .map_or(peers[0], |p| p.addr);
+        let reporter_name = demo.detector.map_or("peer1", |i| demo.name(i)).to_string();
+        let seed = seed_addrs[0];
+        println!(
+            "== a late duplicate DEAD_REPORT for {victim_name}: {reporter_name}'s report sent \
+             again to {seed}, as a detector that noticed late would"
+        );
+        match gossip_bins::report_dead(
+            seed,
+            victim,
+            reporter,
+            Duration::from_secs(2),
+            demo.keyring.as_ref(),
+        ) {
+            Ok(r) => println!(
+                "   {seed} answered success={} (yes_votes={} quorum={})",
+                r.success, r.yes_votes, r.quorum
+            ),
+            Err(e) => println!("   {e}"),
+        }
+        demo.drain_lines(Duration::from_millis(300));
+    }
 
     // Summary, from the seeds' and peers' own status.
     let live: Vec<SocketAddr> = peers.iter().copied().filter(|p| *p != victim).collect();
@@ -486,6 +625,58 @@ fn run(cli: Cli) -> Result<(), String> {
         println!("  no live peer was removed");
     } else {
         println!("  live peers removed: {}", wrongly_removed.join(", "));
+    }
+    println!("  checklist phrases: lines logged, by how many nodes");
+    for key in CHECKLIST {
+        let (mut seeds, mut peers) = (0, 0);
+        for (node, k) in demo.per_node.keys() {
+            if *k == key {
+                match demo.procs.0.get(*node).map(|p| p.role) {
+                    Some(Role::Seed) => seeds += 1,
+                    _ => peers += 1,
+                }
+            }
+        }
+        let mut by = Vec::new();
+        if peers > 0 {
+            by.push(format!("{peers} peers"));
+        }
+        if seeds > 0 {
+            by.push(format!("{seeds} seeds"));
+        }
+        let consensus = if key == "Peer-level suspicion result" {
+            format!(" ({} with consensus=True)", demo.count(CONSENSUS))
+        } else {
+            String::new()
+        };
+        println!(
+            "    {key:<30} {:>5}  {}{consensus}",
+            demo.count(key),
+            by.join(", ")
+        );
+    }
+    let missing: Vec<&str> = CHECKLIST
+        .iter()
+        .copied()
+        .filter(|k| demo.count(k) == 0)
+        .collect();
+    if !missing.is_empty() {
+        println!("  checklist phrases not seen: {}", missing.join(", "));
+    }
+    if let Some(path) = &demo.cli.dot {
+        let overlay = Overlay::crawl(
+            &seed_addrs,
+            &seed_addrs,
+            Duration::from_millis(500),
+            demo.keyring.as_ref(),
+        );
+        std::fs::write(path, overlay.to_dot())
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        println!(
+            "  overlay: {} (render: dot -Tsvg {} > overlay.svg)",
+            path.display(),
+            path.display()
+        );
     }
     println!("  full log: {}", demo.cli.output.display());
     if !removed || !wrongly_removed.is_empty() {

@@ -1,4 +1,5 @@
-//! `status`: asks nodes for their status (`STATUS_REQ`) and prints it, like `serf members`.
+//! `status`: asks nodes for their status (`STATUS_REQ`) and prints it, like `serf members`;
+//! with `--dot`, asks every node it can reach and prints the overlay in Graphviz DOT.
 
 #![forbid(unsafe_code)]
 
@@ -7,6 +8,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
+use gossip_bins::overlay::Overlay;
 use gossip_core::msg::{RoleStatus, Status, StatusResp};
 
 /// Prints the status of seeds and peers: a seed's Peer List with incarnations and vote
@@ -20,8 +22,13 @@ struct Cli {
     #[arg(long, default_value = "config.txt")]
     config: PathBuf,
     /// Print each raw `STATUS_RESP` JSON line instead of a table.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "dot")]
     json: bool,
+    /// Print the live overlay in Graphviz DOT: ask the nodes named (or the seeds), then every
+    /// peer their answers name, and draw peers, links and seeds; nodes that do not answer are
+    /// drawn dashed. `status --dot | dot -Tsvg > overlay.svg` makes a picture.
+    #[arg(long)]
+    dot: bool,
     /// Give up on a node after this long.
     #[arg(long, default_value_t = 2000)]
     timeout_ms: u64,
@@ -127,6 +134,20 @@ fn main() -> ExitCode {
         v
     };
     let timeout = Duration::from_millis(cli.timeout_ms);
+    if cli.dot {
+        let seeds = if cli.nodes.is_empty() {
+            nodes.clone()
+        } else {
+            Vec::new()
+        };
+        let overlay = Overlay::crawl(&nodes, &seeds, timeout, keyring.as_ref());
+        print!("{}", overlay.to_dot());
+        if !overlay.any_answered() {
+            eprintln!("status: no node answered");
+            return ExitCode::FAILURE;
+        }
+        return ExitCode::SUCCESS;
+    }
     let mut failed = false;
     for addr in nodes {
         match gossip_bins::query_status_with(addr, timeout, keyring.as_ref()) {

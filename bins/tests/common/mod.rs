@@ -168,6 +168,17 @@ impl Net {
         Net::launch(name, n, FAST, flags, Some(key_text))
     }
 
+    /// Like [`Net::start_keyed`], with `timing` flags instead of [`FAST`].
+    pub fn start_keyed_with(
+        name: &str,
+        n: usize,
+        timing: &[&str],
+        flags: &[&str],
+        key_text: &str,
+    ) -> Net {
+        Net::launch(name, n, timing, flags, Some(key_text))
+    }
+
     fn launch(
         name: &str,
         n: usize,
