@@ -27,6 +27,8 @@
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::fmt;
+use std::rc::Rc;
 
 use gossip_core::event::ProposalKind;
 use gossip_core::msg::{
@@ -83,6 +85,8 @@ pub struct Pending {
 pub struct Driven {
     node: Node,
     me: Endpoint,
+    /// Named in every broken promise, with `me`.
+    tag: Option<Rc<str>>,
     started: bool,
     now: Millis,
     /// Requests fed and not answered yet: the node owes each one reply.
@@ -99,6 +103,7 @@ impl Driven {
     pub fn new(node: Node) -> Driven {
         Driven {
             me: node.me(),
+            tag: None,
             node,
             started: false,
             now: Millis(0),
@@ -107,6 +112,11 @@ impl Driven {
             next_id: 0,
             last_ids: Vec::new(),
         }
+    }
+
+    /// Names this node's run (a random schedule's seed, ...) in every broken promise.
+    pub fn tag(&mut self, tag: impl fmt::Display) {
+        self.tag = Some(Rc::from(tag.to_string()));
     }
 
     /// `node`, started at `now`, and the outputs its start caused.
@@ -131,7 +141,7 @@ impl Driven {
             else {
                 panic!(
                     "{}: a response to no send that wants one: {} to {to}",
-                    self.me,
+                    self.who(),
                     request.type_name()
                 );
             };
@@ -191,7 +201,7 @@ impl Driven {
         assert!(
             self.open.is_empty(),
             "{}: requests never answered: {:?}",
-            self.me,
+            self.who(),
             self.open
         );
     }
@@ -226,9 +236,14 @@ impl Driven {
         self.node.status()
     }
 
+    /// Who broke a promise: the node, and the tag of its run.
+    fn who(&self) -> Who {
+        Who(self.me, self.tag.clone())
+    }
+
     /// Feeds `input` (a response already taken off `pending`) and checks what came out.
     fn handle(&mut self, now: Millis, input: Input, out: &mut Vec<Output>) {
-        let me = self.me;
+        let me = self.who();
         assert!(
             now >= self.now,
             "{me}: time went back from {:?} to {now:?}",
@@ -247,11 +262,11 @@ impl Driven {
             _ => None,
         };
         if let Some((conn, kind, _)) = fresh {
-            let before = self.open.insert(conn, kind);
-            assert!(
-                before.is_none(),
-                "{me}: {kind} on {conn:?}, which still waits for the answer to a {before:?}"
-            );
+            if let Some(before) = self.open.insert(conn, kind) {
+                panic!(
+                    "{me}: {kind} on {conn:?}, which still waits for the answer to its {before}"
+                );
+            }
         }
         let first = out.len();
         self.node.handle(now, input, out);
@@ -266,7 +281,7 @@ impl Driven {
 
     /// The node's side of the contract, on the outputs of one input.
     fn check(&mut self, outs: &[Output]) {
-        let (me, now) = (self.me, self.now);
+        let (me, now) = (self.who(), self.now);
         assert!(
             outs.len() <= MAX_OUTPUTS_PER_INPUT,
             "{me}: {} outputs for one input",
@@ -282,7 +297,7 @@ impl Driven {
                     wants_response,
                 } => {
                     assert!(msg.is_request(), "{me}: sent a reply: {msg:?}");
-                    assert_ne!(*to, me, "{me}: sent to itself: {msg:?}");
+                    assert_ne!(*to, self.me, "{me}: sent to itself: {msg:?}");
                     assert!(
                         *deadline > now,
                         "{me}: a deadline not ahead ({deadline:?} at {now:?}): {msg:?}"
@@ -314,6 +329,18 @@ impl Driven {
             "{me}: {} sends in flight",
             self.pending.len()
         );
+    }
+}
+
+/// A node's endpoint and the tag of its run, as a broken promise names them.
+struct Who(Endpoint, Option<Rc<str>>);
+
+impl fmt::Display for Who {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.1 {
+            Some(tag) => write!(f, "{} ({tag})", self.0),
+            None => write!(f, "{}", self.0),
+        }
     }
 }
 
