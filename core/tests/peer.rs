@@ -4,11 +4,12 @@
 //! ticks to the next probe round, answers (or fails) a probe, a refresh or a report, and
 //! watches what the peer does next.
 //!
-//! Every call into the peer's driving API goes through [`start`] and [`step_into`] (the
-//! harness, the mini network, the random schedules and the benchmark alike): when that API
-//! changes, they are the only code to change.
+//! Every input reaches a peer through the test network's [`Driven`] (`support/net.rs`; the
+//! harness, the small networks and the random schedules alike), which checks the contract
+//! between a node and its driver on every input and output; only the benchmark calls the
+//! peer's driving API past it.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use gossip_core::config::SettingsError;
@@ -20,34 +21,24 @@ use gossip_core::peer::{gossip_key, MAX_PENDING_GREETINGS, MAX_PENDING_WITNESS};
 use gossip_core::rng::Rng;
 use gossip_core::wire::DecodeError;
 use gossip_core::{
-    ConnId, Endpoint, Event, Failure, Input, Message, Millis, NodeInit, Output, Peer, Refusal,
+    ConnId, Endpoint, Event, Failure, Input, Message, Millis, Node, NodeInit, Output, Refusal,
     Settings,
 };
 
-// ----- the driver's side: the one place that calls the peer's driving API --------------------
+#[path = "support/net.rs"]
+mod net;
+
+use net::{Driven, Net};
+
+// ----- the driver's side ------------------------------------------------------------------------
 
 /// A peer for `init`, started at `now`, and the outputs its start caused.
-fn start(init: NodeInit, now: Millis) -> Result<(Peer, Vec<Output>), SettingsError> {
-    let mut peer = Peer::new(init)?;
-    let mut born = Vec::new();
-    peer.handle(now, Input::Start, &mut born);
-    Ok((peer, born))
-}
-
-/// Feeds `input` to `peer` at `now` and appends every output it caused to `out`, in order.
-fn step_into(peer: &mut Peer, now: Millis, input: Input, out: &mut Vec<Output>) {
-    peer.handle(now, input, out);
-}
-
-/// Feeds `input` to `peer` at `now`; every output it caused, in order.
-fn step(peer: &mut Peer, now: Millis, input: Input) -> Vec<Output> {
-    let mut out = Vec::new();
-    step_into(peer, now, input, &mut out);
-    out
+fn start(init: NodeInit, now: Millis) -> Result<(Driven, Vec<Output>), SettingsError> {
+    Ok(Driven::start(Node::peer(init)?, now))
 }
 
 /// What the peer says about itself (its part of `STATUS_RESP`).
-fn peer_status(peer: &Peer) -> PeerStatus {
+fn peer_status(peer: &Driven) -> PeerStatus {
     match peer.status().role {
         RoleStatus::Peer(p) => p,
         RoleStatus::Seed(_) => panic!("a peer reported a seed status"),
@@ -55,7 +46,7 @@ fn peer_status(peer: &Peer) -> PeerStatus {
 }
 
 /// One of the peer's named status counters.
-fn counter(peer: &Peer, name: &str) -> u64 {
+fn counter(peer: &Driven, name: &str) -> u64 {
     let counters = peer.status().counters;
     let found = counters.iter().find(|(n, _)| n == name);
     found
@@ -251,9 +242,9 @@ impl Outs {
 
 // ----- the harness --------------------------------------------------------------------------
 
-/// One peer, fed inputs by hand.
+/// One peer, fed inputs by hand (every response must answer a send the peer made).
 struct Harness {
-    peer: Peer,
+    peer: Driven,
     settings: Settings,
     /// The time of the latest input: a driver never goes back in time.
     now: Millis,
@@ -285,9 +276,8 @@ impl Harness {
     }
 
     fn input(&mut self, now: Millis, input: Input) -> Outs {
-        assert!(now >= self.now, "time went back: {now:?} < {:?}", self.now);
         self.now = now;
-        Outs(step(&mut self.peer, now, input))
+        Outs(self.peer.feed(now, input))
     }
 
     fn respond(
@@ -1743,7 +1733,7 @@ fn gossip_throughput() {
                     conn: ConnId(1),
                     msg,
                 };
-                step_into(&mut h.peer, Millis(1), input, &mut out);
+                h.peer.node_mut().handle(Millis(1), input, &mut out);
                 outs += out.len();
                 out.clear();
                 inputs += 1;
@@ -1962,25 +1952,27 @@ struct Tally {
 }
 
 /// One random schedule's peer, the world's view of it, and the promises checked on every
-/// output: sends are requests, not to itself; a `DEAD_REPORT` goes out only with a consensus
-/// verdict; each request is answered once; the peer stays within its bounds.
+/// output: the driver contract (by [`Driven`]: sends are requests, not to itself; each
+/// request is answered once); a `DEAD_REPORT` goes out only with a consensus verdict; the
+/// peer stays within its bounds.
 struct Schedule {
     seed: u64,
-    peer: Peer,
+    peer: Driven,
     now: Millis,
     max_degree: usize,
     pool: Vec<Endpoint>,
-    /// Sends not answered yet.
-    pending: Vec<(Endpoint, Message)>,
-    /// Requests not answered yet, by connection.
-    open: BTreeSet<u64>,
     tally: Tally,
 }
 
 impl Schedule {
     /// Feeds `input`; checks the outputs; how many first-time gossip deliveries they had.
     fn feed(&mut self, input: Input) -> usize {
-        let outs = step(&mut self.peer, self.now, input);
+        let outs = self.peer.feed(self.now, input);
+        self.observe(outs)
+    }
+
+    /// Checks the outputs of one input; how many first-time gossip deliveries they had.
+    fn observe(&mut self, outs: Vec<Output>) -> usize {
         let seed = self.seed;
         let consensus: Vec<Endpoint> = (outs.iter())
             .filter_map(|o| match o {
@@ -1995,23 +1987,16 @@ impl Schedule {
         let mut firsts = 0;
         for o in outs {
             match o {
-                Output::Send { to, msg, .. } => {
-                    assert!(msg.is_request(), "seed={seed}: sent a reply {msg:?}");
-                    assert_ne!(to, ep(ME), "seed={seed}: sent to itself");
-                    if let Message::DeadReport(r) = &msg {
-                        assert!(
-                            consensus.contains(&r.dead),
-                            "seed={seed}: report without consensus"
-                        );
-                    }
-                    self.pending.push((to, msg));
-                }
-                Output::Reply { conn, .. } => {
+                Output::Send {
+                    msg: Message::DeadReport(r),
+                    ..
+                } => {
                     assert!(
-                        self.open.remove(&conn.0),
-                        "seed={seed}: second reply on {conn:?}"
+                        consensus.contains(&r.dead),
+                        "seed={seed}: report without consensus"
                     );
                 }
+                Output::Send { .. } | Output::Reply { .. } => {}
                 Output::Event(e) => match e {
                     Event::GossipFirstReceived { .. } => firsts += 1,
                     Event::SuspicionRaised { .. } => self.tally.raised += 1,
@@ -2038,19 +2023,21 @@ impl Schedule {
         firsts
     }
 
-    /// Answers the pending send at `i` with `outcome`.
+    /// Answers the pending send at `i` (of the peer's pending sends) with `outcome`.
     fn answer(
         &mut self,
         i: usize,
         outcome: impl FnOnce(Endpoint, &Message) -> Result<Message, Failure>,
     ) {
-        let (to, request) = self.pending.swap_remove(i);
-        let outcome = outcome(to, &request);
-        self.feed(Input::Response {
-            to,
-            request,
-            outcome,
-        });
+        let p = &self.peer.pending()[i];
+        let outcome = outcome(p.to, &p.msg);
+        let outs = self.peer.respond_nth(self.now, i, outcome);
+        self.observe(outs);
+    }
+
+    /// Sends the peer waits on a response for.
+    fn pending(&self) -> usize {
+        self.peer.pending().len()
     }
 }
 
@@ -2071,28 +2058,22 @@ fn random_schedules_keep_the_promises() {
             probe_misses: 2,
             ..settings()
         };
-        let (peer, born) = start(init_with(s.clone(), seed), Millis(0)).expect("valid");
+        let (mut peer, _) = start(init_with(s.clone(), seed), Millis(0)).expect("valid");
+        peer.tag(format_args!("seed={seed}"));
         let mut run = Schedule {
             seed,
             peer,
             now: Millis(0),
             max_degree: s.max_degree as usize,
             pool: pool.clone(),
-            pending: Vec::new(),
-            open: BTreeSet::new(),
             tally: Tally::default(),
         };
-        for out in born {
-            if let Output::Send { to, msg, .. } = out {
-                run.pending.push((to, msg));
-            }
-        }
         let mut rng = Rng::new(seed ^ 0x5eed);
         let mut delivered: BTreeSet<u64> = BTreeSet::new();
         for conn in 1..=400u64 {
             match rng.below(4) {
-                0 if !run.pending.is_empty() => {
-                    let i = rng.below(run.pending.len() as u64) as usize;
+                0 if run.pending() > 0 => {
+                    let i = rng.below(run.pending() as u64) as usize;
                     run.answer(i, |to, req| random_outcome(&mut rng, to, req, &pool));
                 }
                 1 => {
@@ -2108,7 +2089,6 @@ fn random_schedules_keep_the_promises() {
                         Input::Refused { conn: c, .. } => *c = ConnId(conn),
                         _ => {}
                     }
-                    run.open.insert(conn);
                     let first = run.feed(input);
                     if let Some(k) = key {
                         assert!(first <= 1, "seed={seed}");
@@ -2128,17 +2108,17 @@ fn random_schedules_keep_the_promises() {
         }
         // Quiesce: answer everything outstanding (no new requests, no ticks).
         for _ in 0..10_000 {
-            if run.pending.is_empty() {
+            if run.pending() == 0 {
                 break;
             }
-            let last = run.pending.len() - 1;
+            let last = run.pending() - 1;
             run.answer(last, |to, req| random_outcome(&mut rng, to, req, &pool));
         }
-        assert!(run.pending.is_empty(), "seed={seed}: never quiesced");
+        assert_eq!(run.pending(), 0, "seed={seed}: never quiesced");
+        let open: Vec<ConnId> = run.peer.open().collect();
         assert!(
-            run.open.is_empty(),
-            "seed={seed}: requests never answered: {:?}",
-            run.open
+            open.is_empty(),
+            "seed={seed}: requests never answered: {open:?}"
         );
         assert_eq!(
             run.tally.raised, run.tally.verdicts,
@@ -2153,8 +2133,8 @@ fn random_schedules_keep_the_promises() {
         // A healthy world for a while: every send answered at once, time runs on.
         let until = run.now.after(4 * s.peer_list_refresh_ms);
         loop {
-            if !run.pending.is_empty() {
-                let last = run.pending.len() - 1;
+            if run.pending() > 0 {
+                let last = run.pending() - 1;
                 run.answer(last, |to, req| healthy_outcome(to, req, &pool));
                 continue;
             }
@@ -2177,7 +2157,7 @@ fn random_schedules_keep_the_promises() {
         let until = run.now.after(s.probe_interval_ms);
         while let Some(at) = run.peer.next_deadline().filter(|&at| at <= until) {
             run.now = run.now.max(at);
-            for out in step(&mut run.peer, run.now, Input::Tick) {
+            for out in run.peer.feed(run.now, Input::Tick) {
                 if let Output::Send {
                     to,
                     msg: Message::Ping(_),
@@ -2207,198 +2187,11 @@ fn random_schedules_keep_the_promises() {
 
 // ----- a small network -------------------------------------------------------------------------
 
-/// Peers wired together in memory with one idealised seed authority: every message is
-/// delivered at once, in order, unless its target is down. Good enough to check that the
-/// pieces of the peer fit (the real simulator lives in `driver-sim`).
-struct MiniNet {
-    peers: BTreeMap<Endpoint, Peer>,
-    /// Crashed: runs nothing.
-    down: BTreeSet<Endpoint>,
-    /// Partitioned: runs, but every message to or from it fails.
-    cut: BTreeSet<Endpoint>,
-    /// The seeds' Peer List, with each peer's incarnation.
-    pl: BTreeMap<Endpoint, u64>,
-    removed: BTreeSet<Endpoint>,
-    /// Requests delivered to a peer and not answered yet: conn -> (asker, target, request).
-    conns: BTreeMap<u64, (Endpoint, Endpoint, Message)>,
-    next_conn: u64,
-    queue: VecDeque<(Endpoint, Input)>,
-    events: Vec<(Endpoint, Event)>,
-    now: Millis,
-    /// Inputs fed so far.
-    fed: u64,
-}
-
-/// Inputs a mini network feeds at most: a message storm fails the test instead of hanging it.
-const MAX_FED: u64 = 2_000_000;
-
-impl MiniNet {
-    fn new() -> MiniNet {
-        MiniNet {
-            peers: BTreeMap::new(),
-            down: BTreeSet::new(),
-            cut: BTreeSet::new(),
-            pl: BTreeMap::new(),
-            removed: BTreeSet::new(),
-            conns: BTreeMap::new(),
-            next_conn: 1,
-            queue: VecDeque::new(),
-            events: Vec::new(),
-            now: Millis(0),
-            fed: 0,
-        }
-    }
-
-    fn join(&mut self, port: u16, settings: Settings) {
-        let mut init = init_with(settings, u64::from(port));
-        init.me = ep(port);
-        let (peer, born) = start(init, self.now).expect("valid settings");
-        self.peers.insert(ep(port), peer);
-        self.route(ep(port), born);
-    }
-
-    /// `p`'s neighbours, as its status shows them.
-    fn neighbours(&self, p: Endpoint) -> Vec<Endpoint> {
-        peer_status(&self.peers[&p]).neighbours
-    }
-
-    /// The seeds' answer to a request, as one ideal authority.
-    fn seed_answer(&mut self, req: &Message) -> Message {
-        match req {
-            Message::RegisterReq(r) => {
-                let inc = r
-                    .incarnation
-                    .unwrap_or(0)
-                    .max(self.pl.get(&r.peer).copied().unwrap_or(0));
-                self.pl.insert(r.peer, inc);
-                self.removed.remove(&r.peer);
-                register_ok(true, Some(inc))
-            }
-            Message::PeerListReq { requester } => {
-                let me: Option<Endpoint> = requester.parse().ok();
-                let peers: Vec<Endpoint> =
-                    self.pl.keys().copied().filter(|p| Some(*p) != me).collect();
-                let entry = me.and_then(|m| match self.pl.get(&m) {
-                    Some(inc) => Some((*inc, Status::Alive)),
-                    None => self.removed.contains(&m).then_some((0, Status::Removed)),
-                });
-                let mut resp = peer_list(seeds3()[0], &peers, entry);
-                if let Message::PeerListResp(r) = &mut resp {
-                    r.incarnations = peers.iter().map(|p| (*p, self.pl[p])).collect();
-                }
-                resp
-            }
-            Message::DeadReport(r) => {
-                // The ideal authority removes only what really is down (seeds probe too).
-                let success = self.down.contains(&r.dead) || self.cut.contains(&r.dead);
-                if success {
-                    self.pl.remove(&r.dead);
-                    self.removed.insert(r.dead);
-                }
-                Message::DeadResult(DeadResult {
-                    proposal_id: String::new(),
-                    success,
-                    yes_votes: 2,
-                    quorum: 2,
-                })
-            }
-            other => Message::error(format!("seed got {}", other.type_name())),
-        }
-    }
-
-    /// Carries out `outs`, the outputs of the peer at `from`.
-    fn route(&mut self, from: Endpoint, outs: Vec<Output>) {
-        for out in outs {
-            match out {
-                Output::Send { to, msg, .. } => {
-                    let failed = |outcome| Input::Response {
-                        to,
-                        request: msg.clone(),
-                        outcome: Err(outcome),
-                    };
-                    if self.cut.contains(&from) || self.cut.contains(&to) {
-                        self.queue.push_back((from, failed(Failure::Timeout)));
-                    } else if seeds3().contains(&to) {
-                        let reply = self.seed_answer(&msg);
-                        let input = Input::Response {
-                            to,
-                            request: msg,
-                            outcome: Ok(reply),
-                        };
-                        self.queue.push_back((from, input));
-                    } else if self.down.contains(&to) || !self.peers.contains_key(&to) {
-                        self.queue.push_back((from, failed(Failure::Unreachable)));
-                    } else {
-                        let conn = self.next_conn;
-                        self.next_conn += 1;
-                        self.conns.insert(conn, (from, to, msg.clone()));
-                        let input = Input::Request {
-                            conn: ConnId(conn),
-                            msg,
-                        };
-                        self.queue.push_back((to, input));
-                    }
-                }
-                Output::Reply { conn, msg } => {
-                    if let Some((asker, target, request)) = self.conns.remove(&conn.0) {
-                        let input = Input::Response {
-                            to: target,
-                            request,
-                            outcome: Ok(msg),
-                        };
-                        self.queue.push_back((asker, input));
-                    }
-                }
-                Output::Event(e) => self.events.push((from, e)),
-            }
-        }
-    }
-
-    /// Feeds `input` to the peer at `to` and carries out what it asks.
-    fn feed(&mut self, to: Endpoint, input: Input) {
-        self.fed += 1;
-        assert!(self.fed <= MAX_FED, "a message storm at {:?}", self.now);
-        if let Some(peer) = self.peers.get_mut(&to) {
-            let outs = step(peer, self.now, input);
-            self.route(to, outs);
-        }
-    }
-
-    fn deliver_all(&mut self) {
-        while let Some((to, input)) = self.queue.pop_front() {
-            if !self.down.contains(&to) {
-                self.feed(to, input);
-            }
-        }
-    }
-
-    /// Runs until `until`, ticking peers at their deadlines.
-    fn run_until(&mut self, until: Millis) {
-        loop {
-            self.deliver_all();
-            let next = (self.peers.iter())
-                .filter(|(p, _)| !self.down.contains(p))
-                .filter_map(|(_, peer)| peer.next_deadline())
-                .min();
-            match next {
-                Some(at) if at <= until => {
-                    self.now = self.now.max(at);
-                    let due: Vec<Endpoint> = (self.peers.iter())
-                        .filter(|(p, peer)| {
-                            !self.down.contains(p) && peer.next_deadline() <= Some(self.now)
-                        })
-                        .map(|(p, _)| *p)
-                        .collect();
-                    for p in due {
-                        self.feed(p, Input::Tick);
-                    }
-                }
-                _ => break,
-            }
-        }
-        self.now = self.now.max(until);
-    }
-}
+// Peers on the test network with three real seeds: registrations are probed and voted on,
+// greetings are checked against the seeds, dead reports are probed before the removal is
+// voted. Every message is delivered at once, in order, unless its link is cut or its target
+// is down. Good enough to check that the pieces of the peer fit (the real simulator lives in
+// `driver-sim`).
 
 fn net_settings() -> Settings {
     Settings {
@@ -2408,32 +2201,46 @@ fn net_settings() -> Settings {
     }
 }
 
-/// Eight peers on ports 8001–8008 joining 300 ms apart, with [`net_settings`].
-fn staggered_net() -> (MiniNet, Vec<u16>) {
-    let mut net = MiniNet::new();
-    let ports: Vec<u16> = (8001..8009).collect();
-    for (i, &port) in ports.iter().enumerate() {
+/// Three seeds, then eight peers on ports 8001–8008 joining 300 ms apart, all with
+/// [`net_settings`].
+fn staggered_net() -> (Net, Vec<Endpoint>) {
+    let mut net = Net::new(3, net_settings());
+    let peers: Vec<Endpoint> = (8001..8009).map(ep).collect();
+    for (i, &p) in peers.iter().enumerate() {
         net.run_until(Millis(i as u64 * 300));
-        net.join(port, net_settings());
+        net.join(p, net_settings());
     }
-    (net, ports)
+    (net, peers)
+}
+
+/// The peers some seed lists as removed.
+fn removed(net: &Net) -> BTreeSet<Endpoint> {
+    (0..net.seeds().len())
+        .flat_map(|i| net.ranks(i))
+        .filter(|(_, _, status)| *status == Status::Removed)
+        .map(|(p, _, _)| p)
+        .collect()
+}
+
+/// Whether every seed lists `p` as removed.
+fn removed_everywhere(net: &Net, p: Endpoint) -> bool {
+    (0..net.seeds().len()).all(|i| matches!(net.rank(i, p), Some((_, Status::Removed))))
 }
 
 #[test]
 fn small_network_delivers_every_gossip_once_to_everyone() {
-    let (mut net, ports) = staggered_net();
+    let (mut net, peers) = staggered_net();
     net.run_until(Millis(40_000));
-    for &port in &ports {
-        let me = ep(port);
+    for &me in &peers {
         // All peers share one IP, so texts coincide across origins (the port tells them
         // apart): count first deliveries against the messages the others generated. Equal
         // means none missed and none delivered twice.
         let generated: usize = (net.events.iter())
             .filter(|(p, e)| *p != me && matches!(e, Event::GossipGenerated { .. }))
             .count();
-        assert_eq!(generated, 3 * (ports.len() - 1));
-        let received = (net.events.iter())
-            .filter(|(p, e)| *p == me && matches!(e, Event::GossipFirstReceived { .. }))
+        assert_eq!(generated, 3 * (peers.len() - 1));
+        let received = (net.events_of(me))
+            .filter(|e| matches!(e, Event::GossipFirstReceived { .. }))
             .count();
         assert_eq!(received, generated, "{me} missed gossip");
         let degree = net.neighbours(me).len();
@@ -2446,19 +2253,14 @@ fn small_network_removes_a_crashed_peer_and_repairs() {
     let (mut net, _) = staggered_net();
     net.run_until(Millis(3_000));
     let victim = ep(8004);
-    net.down.insert(victim);
+    net.crash(victim);
     net.run_until(Millis(30_000));
-    assert!(net.removed.contains(&victim), "crashed peer never removed");
-    assert_eq!(
-        net.removed.len(),
-        1,
-        "a live peer was removed: {:?}",
-        net.removed
+    assert!(
+        removed_everywhere(&net, victim),
+        "crashed peer never removed"
     );
-    for &p in net.peers.keys() {
-        if p == victim {
-            continue;
-        }
+    assert_eq!(removed(&net), [victim].into(), "a live peer was removed");
+    for p in net.peers() {
         let neighbours = net.neighbours(p);
         assert!(
             !neighbours.contains(&victim),
@@ -2469,13 +2271,14 @@ fn small_network_removes_a_crashed_peer_and_repairs() {
     let reported = (net.events.iter())
         .any(|(_, e)| matches!(e, Event::DeadReported { suspect, .. } if *suspect == victim));
     assert!(reported);
+    net.assert_certificates_real();
 }
 
 /// Every link is known at both ends.
-fn assert_symmetric(net: &MiniNet) {
-    for &p in net.peers.keys() {
+fn assert_symmetric(net: &Net) {
+    for p in net.peers() {
         for n in net.neighbours(p) {
-            let back = net.peers.contains_key(&n) && net.neighbours(n).contains(&p);
+            let back = net.peers().contains(&n) && net.neighbours(n).contains(&p);
             assert!(back, "{p} -> {n} is one-sided");
         }
     }
@@ -2487,41 +2290,41 @@ fn small_network_partitioned_peer_is_removed_then_rejoins() {
     net.run_until(Millis(3_000));
     assert_symmetric(&net);
     let victim = ep(8004);
-    net.cut.insert(victim);
+    net.isolate(victim);
     net.run_until(Millis(15_000));
     assert!(
-        net.removed.contains(&victim),
+        removed_everywhere(&net, victim),
         "partitioned peer never removed"
     );
-    net.cut.remove(&victim);
+    net.heal();
     net.run_until(Millis(60_000));
-    let rejoined =
-        (net.events.iter()).any(|(p, e)| *p == victim && matches!(e, Event::Rejoining { .. }));
+    let rejoined = (net.events_of(victim)).any(|e| matches!(e, Event::Rejoining { .. }));
     assert!(rejoined, "victim never learned it was removed");
-    assert!(!net.removed.contains(&victim), "victim not admitted again");
-    let st = peer_status(&net.peers[&victim]);
+    assert!(removed(&net).is_empty(), "victim not admitted again");
+    let st = net.peer_status(victim);
     assert!(st.registered && st.incarnation >= 1, "{st:?}");
     assert!(st.neighbours.len() >= 2, "victim not reconnected: {st:?}");
     assert_symmetric(&net);
+    net.assert_certificates_real();
 }
 
 /// Preferential attachment should grow hubs: with peers joining one by one, the best-linked
 /// peer ends far above the minimum degree while most stay near it.
 #[test]
 fn small_network_grows_hubs() {
-    let mut net = MiniNet::new();
     let settings = Settings {
         max_gossip: 0,
         ..net_settings()
     };
+    let mut net = Net::new(3, settings.clone());
     let n = 200u16;
     for i in 0..n {
         net.run_until(Millis(u64::from(i) * 200));
-        net.join(9000 + i, settings.clone());
+        net.join(ep(9000 + i), settings.clone());
     }
     net.run_until(Millis(u64::from(n) * 200 + 5_000));
-    let mut degrees: Vec<usize> = (net.peers.keys())
-        .map(|&p| net.neighbours(p).len())
+    let mut degrees: Vec<usize> = (net.peers().into_iter())
+        .map(|p| net.neighbours(p).len())
         .collect();
     degrees.sort_unstable();
     let max = degrees.last().copied().unwrap_or(0);

@@ -1,400 +1,25 @@
-//! The seed state machine, driven through its public interface by a tiny in-memory network:
-//! each `Send` is routed at once to the seed it names (or answered for a fake peer), each
-//! reply is handed back as a `Response`. Links can lose messages (the send then times out at
-//! its deadline), seeds can crash and restart empty, peers can die (then nothing answers at
-//! their address).
+//! The seed state machine, driven through its public interface on the test network
+//! (`support/net.rs`): real seeds, fake peers that answer `PING` until killed, lost links,
+//! crashes and empty restarts.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::cell::Cell;
+use std::collections::BTreeSet;
+use std::rc::Rc;
 
 use gossip_core::event::{ChangeSource, ProposalKind};
 use gossip_core::msg::{
-    CommitSync, DeadReport, Decision, Entry, PeerListResp, RegisterReq, RegisterResult, RoleStatus,
-    SeedSync, Status, VoteReq, VoteResp,
+    CommitSync, DeadReport, Decision, PeerListResp, RegisterReq, RoleStatus, SeedSync, Status,
+    VoteReq, VoteResp,
 };
 use gossip_core::wire::DecodeError;
 use gossip_core::{
-    ConnId, Endpoint, Event, Failure, Input, Message, Millis, NodeInit, Output, Seed, Settings,
+    ConnId, Endpoint, Event, Input, Message, Millis, NodeInit, Output, Seed, Settings,
 };
 
-fn seed_ep(i: usize) -> Endpoint {
-    Endpoint::from(([127, 0, 0, 1], 7000 + i as u16))
-}
+#[path = "support/net.rs"]
+mod net;
 
-fn peer_ep(i: usize) -> Endpoint {
-    Endpoint::from(([127, 0, 0, 2], 9000 + i as u16))
-}
-
-/// A send that will time out: lost on a cut link.
-struct Lost {
-    deadline: Millis,
-    from: usize,
-    to: Endpoint,
-    msg: Message,
-}
-
-struct Net {
-    now: Millis,
-    settings: Settings,
-    seeds: Vec<Option<Seed>>,
-    queue: VecDeque<(usize, Input)>,
-    /// Requests delivered to a seed and not answered yet: conn → (sender, to, request, whether
-    /// the sender wants the response).
-    inflight: BTreeMap<ConnId, (usize, Endpoint, Message, bool)>,
-    lost: Vec<Lost>,
-    /// Answers to the requests the test itself made.
-    replies: BTreeMap<ConnId, Message>,
-    events: Vec<(Endpoint, Event)>,
-    next_conn: u64,
-    /// Directed links that lose every message.
-    cut: BTreeSet<(Endpoint, Endpoint)>,
-    /// Message types a seed's sends of which are lost.
-    muted: BTreeSet<(usize, &'static str)>,
-    /// Fake peers that no longer answer (every other non-seed endpoint answers `PING`).
-    dead: BTreeSet<Endpoint>,
-    /// The incarnation each fake peer claims in its `PONG`: the highest it registered for,
-    /// as a real peer does.
-    claims: BTreeMap<Endpoint, u64>,
-    /// Entries carried by every `SEED_SYNC` reply so far.
-    synced_entries: usize,
-}
-
-impl Net {
-    fn new(n: usize, settings: Settings) -> Net {
-        let mut net = Net {
-            now: Millis(0),
-            settings,
-            seeds: Vec::new(),
-            queue: VecDeque::new(),
-            inflight: BTreeMap::new(),
-            lost: Vec::new(),
-            replies: BTreeMap::new(),
-            events: Vec::new(),
-            next_conn: 0,
-            cut: BTreeSet::new(),
-            muted: BTreeSet::new(),
-            dead: BTreeSet::new(),
-            claims: BTreeMap::new(),
-            synced_entries: 0,
-        };
-        for i in 0..n {
-            let seed = net.boot(i, n);
-            net.seeds.push(Some(seed));
-            net.queue.push_back((i, Input::Start));
-        }
-        net.run();
-        net
-    }
-
-    fn boot(&self, i: usize, n: usize) -> Seed {
-        let init = NodeInit {
-            me: seed_ep(i),
-            seeds: (0..n).map(seed_ep).collect(),
-            settings: self.settings.clone(),
-            rng_seed: 1000 + i as u64 + self.now.0,
-            unix_ms_at_zero: 0,
-        };
-        Seed::new(init).expect("valid init")
-    }
-
-    /// Nothing answers at `peer` any more.
-    fn kill(&mut self, peer: Endpoint) {
-        self.dead.insert(peer);
-    }
-
-    /// Cuts seed `i` off from every other seed, both ways.
-    fn isolate(&mut self, i: usize) {
-        for j in (0..self.seeds.len()).filter(|j| *j != i) {
-            self.cut.insert((seed_ep(i), seed_ep(j)));
-            self.cut.insert((seed_ep(j), seed_ep(i)));
-        }
-    }
-
-    fn crash(&mut self, i: usize) {
-        self.seeds[i] = None;
-        let gone = seed_ep(i);
-        let orphaned: Vec<ConnId> = (self.inflight.iter())
-            .filter(|(_, (_, to, _, _))| *to == gone)
-            .map(|(c, _)| *c)
-            .collect();
-        for conn in orphaned {
-            if let Some((from, to, request, true)) = self.inflight.remove(&conn) {
-                self.respond(from, to, request, Err(Failure::Unreachable));
-            }
-        }
-        self.lost.retain(|l| l.from != i);
-        self.run();
-    }
-
-    fn restart_empty(&mut self, i: usize) {
-        let n = self.seeds.len();
-        self.seeds[i] = Some(self.boot(i, n));
-        self.queue.push_back((i, Input::Start));
-        self.run();
-    }
-
-    fn conn(&mut self) -> ConnId {
-        self.next_conn += 1;
-        ConnId(self.next_conn)
-    }
-
-    /// The test sends `msg` to seed `i`; returns where the answer will be.
-    fn request(&mut self, i: usize, msg: Message) -> ConnId {
-        let conn = self.enqueue(i, msg);
-        self.run();
-        conn
-    }
-
-    /// Queues `msg` for seed `i` without running the network, to make requests concurrent.
-    fn enqueue(&mut self, i: usize, msg: Message) -> ConnId {
-        let conn = self.conn();
-        self.queue.push_back((i, Input::Request { conn, msg }));
-        conn
-    }
-
-    /// How many entry changes seed `i` made that match `pred`.
-    fn changes_at(&self, i: usize, pred: impl Fn(&Entry) -> bool) -> usize {
-        (self.events.iter())
-            .filter(|(who, _)| *who == seed_ep(i))
-            .filter(|(_, e)| matches!(e, Event::EntryChanged { entry, .. } if pred(entry)))
-            .count()
-    }
-
-    fn respond(
-        &mut self,
-        from: usize,
-        to: Endpoint,
-        request: Message,
-        outcome: Result<Message, Failure>,
-    ) {
-        let input = Input::Response {
-            to,
-            request,
-            outcome,
-        };
-        self.queue.push_back((from, input));
-    }
-
-    fn run(&mut self) {
-        while let Some((i, input)) = self.queue.pop_front() {
-            let Some(seed) = self.seeds[i].as_mut() else {
-                continue;
-            };
-            let mut outputs = Vec::new();
-            seed.handle(self.now, input, &mut outputs);
-            for out in outputs {
-                self.route(i, out);
-            }
-        }
-    }
-
-    fn route(&mut self, from: usize, out: Output) {
-        match out {
-            Output::Event(e) => self.events.push((seed_ep(from), e)),
-            Output::Reply { conn, msg } => match self.inflight.remove(&conn) {
-                // A reply its sender declined (a commit sync's ack) goes nowhere.
-                Some((_, _, _, false)) => {}
-                Some((sender, to, request, true)) if matches!(msg, Message::SeedSync(_)) => {
-                    if let Message::SeedSync(sync) = &msg {
-                        self.synced_entries += sync.entries.len();
-                    }
-                    self.respond(sender, to, request, Ok(msg))
-                }
-                Some((sender, to, request, true)) => self.respond(sender, to, request, Ok(msg)),
-                None => {
-                    assert!(
-                        self.replies.insert(conn, msg).is_none(),
-                        "two replies on {conn:?}"
-                    );
-                }
-            },
-            Output::Send {
-                to,
-                msg,
-                deadline,
-                wants_response,
-            } => self.deliver(from, to, msg, deadline, wants_response),
-        }
-    }
-
-    fn deliver(&mut self, from: usize, to: Endpoint, msg: Message, deadline: Millis, wants: bool) {
-        assert!(deadline > self.now, "a send's deadline must lie ahead");
-        if self.cut.contains(&(seed_ep(from), to)) || self.muted.contains(&(from, msg.type_name()))
-        {
-            if wants {
-                self.lost.push(Lost {
-                    deadline,
-                    from,
-                    to,
-                    msg,
-                });
-            }
-            return;
-        }
-        match (0..self.seeds.len()).find(|j| seed_ep(*j) == to) {
-            Some(j) if self.seeds[j].is_some() => {
-                let conn = self.conn();
-                self.inflight.insert(conn, (from, to, msg.clone(), wants));
-                self.queue.push_back((j, Input::Request { conn, msg }));
-            }
-            Some(_) if !wants => {}
-            Some(_) => self.respond(from, to, msg, Err(Failure::Unreachable)),
-            None if !self.dead.contains(&to) && matches!(msg, Message::Ping(_)) => {
-                let claim = self.claims.get(&to).copied().unwrap_or(0);
-                let pong = Message::Pong(gossip_core::msg::Pong {
-                    responder: to,
-                    degree: Some(1),
-                    incarnation: std::num::NonZeroU32::new(claim as u32),
-                });
-                self.respond(from, to, msg, Ok(pong))
-            }
-            None => self.respond(from, to, msg, Err(Failure::Unreachable)),
-        }
-    }
-
-    /// Moves time forward by `ms`, firing timers and timing out lost sends on the way.
-    fn advance(&mut self, ms: u64) {
-        let target = self.now.after(ms);
-        loop {
-            let timers = self
-                .seeds
-                .iter()
-                .flatten()
-                .filter_map(|s| s.next_deadline());
-            let losses = self.lost.iter().map(|l| l.deadline);
-            let Some(next) = timers.chain(losses).min().filter(|t| *t <= target) else {
-                break;
-            };
-            self.now = self.now.max(next);
-            // Timers first: a round whose deadline coincides with its sends' ends by deadline.
-            for i in 0..self.seeds.len() {
-                if self.seeds[i]
-                    .as_ref()
-                    .and_then(|s| s.next_deadline())
-                    .is_some_and(|t| t <= next)
-                {
-                    self.queue.push_back((i, Input::Tick));
-                }
-            }
-            let (due, kept) = std::mem::take(&mut self.lost)
-                .into_iter()
-                .partition(|l| l.deadline <= next);
-            self.lost = kept;
-            for l in due {
-                self.respond(l.from, l.to, l.msg, Err(Failure::Timeout));
-            }
-            self.run();
-        }
-        self.now = target;
-    }
-
-    fn reply(&self, conn: ConnId) -> Option<&Message> {
-        self.replies.get(&conn)
-    }
-
-    fn entries(&self, i: usize) -> Vec<Entry> {
-        let seed = self.seeds[i].as_ref().expect("seed is up");
-        match seed.status().role {
-            RoleStatus::Seed(s) => s.entries,
-            RoleStatus::Peer(_) => panic!("a seed reports as a seed"),
-        }
-    }
-
-    fn rank(&self, i: usize, peer: Endpoint) -> Option<(u64, Status)> {
-        self.entries(i)
-            .into_iter()
-            .find(|e| e.peer == peer)
-            .map(|e| (e.incarnation, e.status))
-    }
-
-    fn ranks(&self, i: usize) -> Vec<(Endpoint, u64, Status)> {
-        self.entries(i)
-            .into_iter()
-            .map(|e| (e.peer, e.incarnation, e.status))
-            .collect()
-    }
-
-    fn register(&mut self, i: usize, peer: Endpoint, hint: Option<u64>) -> ConnId {
-        let claim = self.claims.entry(peer).or_insert(0);
-        *claim = (*claim).max(hint.unwrap_or(0));
-        self.request(
-            i,
-            Message::RegisterReq(Box::new(RegisterReq {
-                peer,
-                incarnation: hint,
-            })),
-        )
-    }
-
-    fn register_now(&mut self, i: usize, peer: Endpoint, hint: Option<u64>) -> RegisterResult {
-        let conn = self.register(i, peer, hint);
-        self.register_result(conn)
-    }
-
-    fn report_now(&mut self, i: usize, msg: Message) -> bool {
-        let conn = self.request(i, msg);
-        self.dead_success(conn)
-    }
-
-    fn register_result(&self, conn: ConnId) -> RegisterResult {
-        match self.reply(conn) {
-            Some(Message::RegisterResult(r)) => *r.clone(),
-            other => panic!("expected a registration result, got {other:?}"),
-        }
-    }
-
-    fn dead_success(&self, conn: ConnId) -> bool {
-        match self.reply(conn) {
-            Some(Message::DeadResult(r)) => r.success,
-            other => panic!("expected a removal result, got {other:?}"),
-        }
-    }
-
-    fn count(&self, pred: impl Fn(&Event) -> bool) -> usize {
-        self.events.iter().filter(|(_, e)| pred(e)).count()
-    }
-
-    /// Every entry at every live seed is backed by a quorum of seeds that vouched for exactly
-    /// it: each really voted yes for it, or held it (a change it had itself applied).
-    fn assert_certificates_real(&self) {
-        let cast: BTreeSet<(Endpoint, Endpoint, u64, ProposalKind)> = (self.events.iter())
-            .filter_map(|(who, e)| match e {
-                Event::VoteCast {
-                    kind,
-                    peer,
-                    incarnation,
-                    yes: true,
-                    ..
-                } => Some((*who, *peer, *incarnation, *kind)),
-                Event::EntryChanged { entry, .. } => {
-                    let kind = match entry.status {
-                        Status::Alive => ProposalKind::Register,
-                        Status::Removed => ProposalKind::Removal,
-                    };
-                    Some((*who, entry.peer, entry.incarnation, kind))
-                }
-                _ => None,
-            })
-            .collect();
-        for i in (0..self.seeds.len()).filter(|i| self.seeds[*i].is_some()) {
-            for e in self.entries(i) {
-                let kind = match e.status {
-                    Status::Alive => ProposalKind::Register,
-                    Status::Removed => ProposalKind::Removal,
-                };
-                assert!(
-                    e.votes.len() >= gossip_core::quorum(self.seeds.len()),
-                    "{e:?}"
-                );
-                for v in &e.votes {
-                    assert!(
-                        cast.contains(&(*v, e.peer, e.incarnation, kind)),
-                        "{v} never voted for {e:?}"
-                    );
-                }
-            }
-        }
-    }
-}
+use net::{counter, peer_ep, seed_ep, Net};
 
 fn report(dead: Endpoint, incarnation: Option<u64>) -> Message {
     Message::DeadReport(Box::new(DeadReport {
@@ -492,7 +117,7 @@ fn silent_seeds_abort_the_round_at_its_deadline() {
     assert!(!r.success);
     assert_eq!(r.error.as_deref(), Some("deadline"));
     assert!(net.entries(0).is_empty() && net.entries(1).is_empty());
-    let status = net.seeds[0].as_ref().map(|s| s.status());
+    let status = net.status(0);
     assert!(matches!(status.map(|s| s.role), Some(RoleStatus::Seed(s)) if s.pending == 0));
 }
 
@@ -512,7 +137,7 @@ fn removal_nobody_else_can_confirm_loses_its_quorum_until_they_catch_up() {
     let mut net = Net::new(3, Settings::default());
     let p = peer_ep(1);
     // only seed 0 learns of p: its commits are lost
-    net.muted.insert((0, "REGISTER_COMMIT"));
+    net.mute(0, "REGISTER_COMMIT");
     net.register(0, p, None);
     net.kill(p);
     assert!(!net.report_now(0, report(p, None)));
@@ -574,7 +199,7 @@ fn registration_retries_above_an_incarnation_a_voter_knows() {
     assert!(net.register_now(1, p, None).success);
     net.kill(p);
     assert!(net.report_now(1, report(p, None)));
-    net.dead.clear();
+    net.revive_all();
     net.cut.clear();
     let r = net.register_now(0, p, None);
     assert_eq!((r.success, r.incarnation), (true, Some(2)), "{r:?}");
@@ -588,7 +213,7 @@ fn registration_retries_above_an_incarnation_a_voter_knows() {
 fn a_crashed_proposer_blocks_nobody_and_anti_entropy_converges() {
     let mut net = Net::new(3, Settings::default());
     let p = peer_ep(1);
-    net.muted.insert((0, "REGISTER_COMMIT"));
+    net.mute(0, "REGISTER_COMMIT");
     assert!(net.register_now(0, p, None).success);
     assert_eq!(net.rank(1, p), None, "the commits were lost");
     net.crash(0);
@@ -764,7 +389,7 @@ fn a_register_racing_a_removal_converges_to_the_higher() {
     net.cut.insert((seed_ep(2), seed_ep(1)));
     assert!(net.report_now(0, report(p, Some(1))));
     assert_eq!(net.rank(1, p), Some((1, Status::Alive)));
-    net.dead.clear();
+    net.revive_all();
     net.cut.clear();
     let b = net.register(1, p, Some(2));
     assert!(net.register_result(b).success);
@@ -845,15 +470,10 @@ fn peer_list_is_bounded_and_tells_the_requester_its_entry() {
 #[test]
 fn bad_requests_get_error() {
     let mut net = Net::new(3, Settings::default());
-    let conn = net.conn();
-    net.queue.push_back((
+    let conn = net.refuse(
         0,
-        Input::Refused {
-            conn,
-            why: gossip_core::Refusal::Undecodable(DecodeError::Syntax("not json".into())),
-        },
-    ));
-    net.run();
+        gossip_core::Refusal::Undecodable(DecodeError::Syntax("not json".into())),
+    );
     assert!(
         matches!(net.reply(conn), Some(Message::Error { reason }) if reason.contains("not json"))
     );
@@ -1049,18 +669,23 @@ fn pending_rounds_are_bounded() {
 #[test]
 fn seeds_in_sync_exchange_digests_only() {
     let mut net = Net::new(3, Settings::default());
+    // Entries carried by every SEED_SYNC reply.
+    let synced_entries = Rc::new(Cell::new(0));
+    let count = Rc::clone(&synced_entries);
+    net.tap(move |_, _, msg| {
+        if let Message::SeedSync(sync) = msg {
+            if sync.reply {
+                count.set(count.get() + sync.entries.len());
+            }
+        }
+    });
     for k in 0..10 {
         net.register(k % 3, peer_ep(k), None);
     }
     net.advance(10 * net.settings.anti_entropy_interval_ms);
-    let rounds: u64 = (0..3)
-        .filter_map(|i| net.seeds[i].as_ref())
-        .flat_map(|s| s.status().counters)
-        .filter(|(name, _)| name == "sync_rounds")
-        .map(|(_, n)| n)
-        .sum();
+    let rounds: u64 = (0..3).map(|i| counter(&net, i, "sync_rounds")).sum();
     assert!(rounds >= 10, "anti-entropy ran: {rounds} rounds");
-    assert_eq!(net.synced_entries, 0);
+    assert_eq!(synced_entries.get(), 0);
 }
 
 #[test]
@@ -1148,14 +773,14 @@ impl Net {
             Op::Heal => self.cut.clear(),
             Op::Crash { seed } => self.crash(seed),
             Op::Restart { seed } => {
-                if self.seeds[seed].is_none() {
+                if !self.is_up(seed) {
                     self.restart_empty(seed);
                 }
             }
             Op::Advance { ms } => self.advance(ms),
             Op::Kill { peer } => self.kill(peer_ep(peer)),
             Op::Revive { peer } => {
-                self.dead.remove(&peer_ep(peer));
+                self.revive(peer_ep(peer));
             }
         }
     }
@@ -1177,12 +802,12 @@ proptest::proptest! {
         }
         net.cut.clear();
         for i in 0..5 {
-            if net.seeds[i].is_none() {
+            if !net.is_up(i) {
                 net.restart_empty(i);
             }
         }
         net.advance(40 * net.settings.anti_entropy_interval_ms);
-        for peer in net.dead.clone() {
+        for peer in net.dead() {
             for i in 0..5 {
                 net.request(i, report(peer, None));
             }
@@ -1190,7 +815,7 @@ proptest::proptest! {
         for k in 0..4 {
             let peer = peer_ep(k);
             let top = (0..5).filter_map(|i| net.rank(i, peer)).max();
-            if let (Some((inc, Status::Removed)), false) = (top, net.dead.contains(&peer)) {
+            if let (Some((inc, Status::Removed)), false) = (top, net.is_dead(peer)) {
                 net.register(k % 5, peer, Some(inc + 1));
             }
         }
@@ -1203,14 +828,6 @@ proptest::proptest! {
 }
 
 // ----- trust: certificates certify checked facts, and are checked before they are believed --
-
-/// The counter `name` of seed `i`.
-fn counter(net: &Net, i: usize, name: &str) -> u64 {
-    let status = net.seeds[i].as_ref().expect("seed is up").status();
-    (status.counters.iter())
-        .find(|(n, _)| n == name)
-        .map_or(0, |(_, v)| *v)
-}
 
 #[test]
 fn a_forged_commit_naming_real_seeds_changes_nothing_and_costs_little() {
@@ -1413,7 +1030,7 @@ fn a_hoarded_removal_vote_no_longer_vouches_once_the_peer_answers_again() {
         assert!(matches!(net.reply(conn), Some(Message::DeadVoteResp(v)) if v.vote));
     }
     // p answers again; long after the votes the stranger carries a commit naming them.
-    net.dead.clear();
+    net.revive_all();
     let lifetime = gossip_core::seed::vote_lifetime_ms(&net.settings);
     net.advance(lifetime + 1);
     let cert = vec![seed_ep(1), seed_ep(2)];

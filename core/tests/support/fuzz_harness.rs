@@ -12,6 +12,12 @@
 //!   with advancing time. After every input the node's outputs are checked; at the end every
 //!   outstanding send is failed and time runs on until every request has been answered.
 //!
+//! What a driver owes a node and a node owes a driver (one reply per request, sends that are
+//! requests with deadlines ahead, a response only for a send that wants one, ...) is checked
+//! by the test network's [`Driven`] (`net.rs`, included here by path), the same bookkeeping
+//! every node of the seed and peer tests' networks is fed through; this harness adds its own
+//! checks on top.
+//!
 //! A broken promise panics with a message naming it; libFuzzer and proptest both report the
 //! input that did it.
 
@@ -27,14 +33,13 @@ use gossip_core::{
     quorum, ConnId, Failure, Input, Millis, Node, NodeInit, Output, Refusal, Settings,
 };
 
+#[path = "net.rs"]
+mod net;
+
+use net::{Driven, SendId};
+
 /// Inputs one run feeds a node at most: keeps one fuzz iteration in the millisecond range.
 pub const MAX_OPS: usize = 1_500;
-/// Outputs one input may cause at most. The largest legitimate burst is a seed's fan-out of a
-/// round or a tick's probes: a few per configured node.
-pub const MAX_OUTPUTS_PER_INPUT: usize = 512;
-/// Sends the harness lets stay unanswered at most; a node that keeps more in flight than
-/// this under a bounded input sequence is growing without bound.
-pub const MAX_IN_FLIGHT: usize = 8_192;
 
 /// A cursor over the fuzz bytes. Reads past the end give zeros, so every byte string is a
 /// valid program.
@@ -608,21 +613,20 @@ pub fn node_inputs(role: Role, data: &[u8]) -> Reached {
         rng_seed: 7,
         unix_ms_at_zero: 1_767_225_600_000,
     };
-    let mut node = match role {
+    let node = match role {
         Role::Seed => Node::seed(init),
         Role::Peer => Node::peer(init),
     }
     .unwrap_or_else(|e| panic!("harness settings rejected: {e}"));
     let mut run = Run {
         world,
+        node: Driven::new(node),
         now: Millis(0),
         next_conn: 0,
-        open: BTreeSet::new(),
-        pending: Vec::new(),
         pl: BTreeMap::new(),
         reached: Reached::default(),
     };
-    run.feed(&mut node, Input::Start);
+    run.feed(Input::Start);
 
     let mut b = Bytes::new(data);
     let mut ops = 0;
@@ -645,8 +649,12 @@ pub fn node_inputs(role: Role, data: &[u8]) -> Reached {
                     },
                 }
             }
-            4..=6 if !run.pending.is_empty() => {
-                let (to, request) = run.pending.swap_remove(b.below(run.pending.len()));
+            4..=6 if !run.node.pending().is_empty() => {
+                let i = b.below(run.node.pending().len());
+                let (to, request) = {
+                    let p = &run.node.pending()[i];
+                    (p.to, p.msg.clone())
+                };
                 let outcome = match b.u8() % 8 {
                     0 => Err(Failure::Timeout),
                     1 => Err(Failure::Unreachable),
@@ -655,11 +663,8 @@ pub fn node_inputs(role: Role, data: &[u8]) -> Reached {
                     4 => Ok(Message::error("no")),
                     _ => Ok(run.world.plausible_reply(&mut b, to, &request)),
                 };
-                Input::Response {
-                    to,
-                    request,
-                    outcome,
-                }
+                run.respond(i, outcome);
+                continue;
             }
             7 => {
                 let conn = run.conn();
@@ -679,7 +684,7 @@ pub fn node_inputs(role: Role, data: &[u8]) -> Reached {
             _ => {
                 let step = u64::from(b.u16() % 2_000);
                 if b.bool() {
-                    if let Some(at) = node.next_deadline() {
+                    if let Some(at) = run.node.next_deadline() {
                         run.now = run.now.max(at);
                     }
                 }
@@ -687,20 +692,18 @@ pub fn node_inputs(role: Role, data: &[u8]) -> Reached {
                 Input::Tick
             }
         };
-        run.feed(&mut node, input);
+        run.feed(input);
     }
-    run.quiesce(&mut node);
+    run.quiesce();
     run.reached
 }
 
 struct Run {
     world: World,
+    /// The node, and what it and this driver owe each other.
+    node: Driven,
     now: Millis,
     next_conn: u64,
-    /// Requests fed and not yet answered.
-    open: BTreeSet<ConnId>,
-    /// Sends not yet answered.
-    pending: Vec<(SocketAddr, Message)>,
     /// A seed's PL as last seen: entries only move up.
     pl: BTreeMap<SocketAddr, (u64, Status)>,
     reached: Reached,
@@ -709,9 +712,7 @@ struct Run {
 impl Run {
     fn conn(&mut self) -> ConnId {
         self.next_conn += 1;
-        let conn = ConnId(self.next_conn);
-        self.open.insert(conn);
-        conn
+        ConnId(self.next_conn)
     }
 
     fn request(&mut self, msg: Message) -> Input {
@@ -722,62 +723,42 @@ impl Run {
     }
 
     /// Feeds `input` to the node now and checks its outputs and state.
-    fn feed(&mut self, node: &mut Node, input: Input) {
-        let mut outs = Vec::new();
-        node.handle(self.now, input, &mut outs);
-        self.check(node, outs);
+    fn feed(&mut self, input: Input) {
+        let outs = self.node.feed(self.now, input);
+        self.check(outs);
     }
 
-    /// Checks the outputs of one input and the node's state.
-    fn check(&mut self, node: &mut Node, outs: Vec<Output>) {
-        assert!(
-            outs.len() <= MAX_OUTPUTS_PER_INPUT,
-            "{} outputs for one input",
-            outs.len()
-        );
+    /// Answers the node's pending send at `i` now and checks its outputs and state.
+    fn respond(&mut self, i: usize, outcome: Result<Message, Failure>) {
+        let outs = self.node.respond_nth(self.now, i, outcome);
+        self.check(outs);
+    }
+
+    /// Checks the outputs of one input and the node's state, beyond the driver contract
+    /// (which [`Driven`] checked).
+    fn check(&mut self, outs: Vec<Output>) {
+        let trace = std::env::var_os("HARNESS_TRACE").is_some();
         for out in outs {
             match out {
-                Output::Send {
-                    to,
-                    msg,
-                    deadline,
-                    wants_response,
-                } => {
-                    assert!(msg.is_request(), "sent a reply: {msg:?}");
-                    assert_ne!(to, self.world.me, "sent to itself: {msg:?}");
-                    assert!(deadline >= self.now, "deadline in the past: {msg:?}");
+                Output::Send { to, msg, .. } => {
                     check_roundtrip(&msg);
-                    if std::env::var_os("HARNESS_TRACE").is_some() {
+                    if trace {
                         eprintln!("{:>6} send {to} {}", self.now.0, msg.type_name());
                     }
                     self.reached.sends += 1;
-                    // A send that wants no response gets none (the driver's contract).
-                    if wants_response {
-                        self.pending.push((to, msg));
-                    }
                 }
-                Output::Reply { conn, msg } => {
-                    assert!(
-                        self.open.remove(&conn),
-                        "reply on {conn:?}, which has no open request (a second reply?): {msg:?}"
-                    );
-                    assert!(!msg.is_request(), "replied with a request: {msg:?}");
+                Output::Reply { msg, .. } => {
                     check_roundtrip(&msg);
                     self.reached.replies += 1;
                 }
                 Output::Event(e) => {
-                    if std::env::var_os("HARNESS_TRACE").is_some() {
+                    if trace {
                         eprintln!("{:>6} {e:?}", self.now.0);
                     }
                 }
             }
         }
-        assert!(
-            self.pending.len() <= MAX_IN_FLIGHT,
-            "{} sends in flight",
-            self.pending.len()
-        );
-        let status = node.status();
+        let status = self.node.status();
         match &status.role {
             RoleStatus::Seed(s) => {
                 let q = quorum(self.world.seeds.len());
@@ -822,29 +803,25 @@ impl Run {
     }
 
     /// Fails every outstanding send and lets time run until every request is answered.
-    fn quiesce(&mut self, node: &mut Node) {
+    fn quiesce(&mut self) {
         for _ in 0..200 {
-            if self.open.is_empty() {
+            if self.node.open().next().is_none() {
                 return;
             }
-            for (to, request) in std::mem::take(&mut self.pending) {
-                let input = Input::Response {
-                    to,
-                    request,
-                    outcome: Err(Failure::Timeout),
-                };
-                self.feed(node, input);
+            let ids: Vec<SendId> = self.node.pending().iter().map(|p| p.id).collect();
+            for id in ids {
+                let outs = (self.node)
+                    .respond_id(self.now, id, Err(Failure::Timeout))
+                    .expect("still pending");
+                self.check(outs);
             }
-            self.now = node
+            self.now = self
+                .node
                 .next_deadline()
                 .unwrap_or(self.now)
                 .max(self.now.after(50));
-            self.feed(node, Input::Tick);
+            self.feed(Input::Tick);
         }
-        assert!(
-            self.open.is_empty(),
-            "requests never answered: {:?}",
-            self.open
-        );
+        self.node.assert_settled();
     }
 }
