@@ -160,6 +160,17 @@ pub struct Checker {
     deferred_reports: Vec<(u32, Endpoint)>,
     /// Gossip requests sent.
     pub gossip_sends: u64,
+    /// Lines of the gossip plane sent: `GOSSIP_MSG` and its ack, and the repair's messages
+    /// (`GOSSIP_DIGEST`, `IHAVE`, `GOSSIP_PULL`) and their replies.
+    pub gossip_lines: u64,
+    /// Their bytes, as the wire encodes them (newline included, no cluster key).
+    pub gossip_bytes: u64,
+    /// Copies of gossip bodies sent: `GOSSIP_MSG` requests and the bodies of pull replies.
+    pub payload_sends: u64,
+    /// First-time deliveries that came by a pull (the repair).
+    pub repaired: u64,
+    /// Per gossip (dense id): when its last first-time delivery so far happened.
+    pub last_delivery: Vec<u64>,
     /// Requests seeds sent, by wire type (membership cost: votes, commit syncs, probes,
     /// anti-entropy, confirmations).
     pub seed_sends: BTreeMap<&'static str, u64>,
@@ -206,6 +217,11 @@ impl Checker {
             open_crash: FxMap::default(),
             deferred_reports: Vec::new(),
             gossip_sends: 0,
+            gossip_lines: 0,
+            gossip_bytes: 0,
+            payload_sends: 0,
+            repaired: 0,
+            last_delivery: Vec::new(),
             seed_sends: BTreeMap::new(),
             spread: BTreeMap::new(),
             expected_sends: 0,
@@ -312,15 +328,42 @@ impl Checker {
 
     // ----- outputs -----
 
-    /// Node `node` sent `msg` (a request).
+    /// Counts a line of the gossip plane sent at `now` (ms), with `payload` body copies.
     #[inline]
-    pub fn on_send(&mut self, node: u32, msg: &Message) {
+    fn gossip_line(&mut self, now: u64, msg: &Message, payload: u64) {
+        let ts = (crate::sim::UNIX_MS_AT_ZERO + now) as f64 / 1000.0;
+        self.gossip_lines += 1;
+        self.payload_sends += payload;
+        self.gossip_bytes += gossip_core::wire::encoded_len(msg, ts) as u64;
+    }
+
+    /// Node `node` sent `msg` (a request) at `now` (ms).
+    #[inline]
+    pub fn on_send(&mut self, now: u64, node: u32, msg: &Message) {
         match msg {
-            Message::Gossip(_) => self.gossip_sends += 1,
+            Message::Gossip(_) => {
+                self.gossip_sends += 1;
+                self.gossip_line(now, msg, 1);
+            }
+            Message::Digest(_) | Message::IHave(_) | Message::Pull(_) => {
+                self.gossip_line(now, msg, 0)
+            }
             Message::DeadReport(r) => self.deferred_reports.push((node, r.dead)),
             _ if self.addrs.is_seed(node) => {
                 *self.seed_sends.entry(msg.type_name()).or_insert(0) += 1;
             }
+            _ => {}
+        }
+    }
+
+    /// A node replied `msg` at `now` (ms).
+    #[inline]
+    pub fn on_reply(&mut self, now: u64, msg: &Message) {
+        match msg {
+            Message::GossipAck(_) | Message::DigestResp(_) | Message::IHaveAck => {
+                self.gossip_line(now, msg, 0)
+            }
+            Message::PullResp(r) => self.gossip_line(now, msg, r.bodies.len() as u64),
             _ => {}
         }
     }
@@ -365,7 +408,13 @@ impl Checker {
     /// Node `node` emitted `ev`.
     pub fn on_event(&mut self, now: u64, node: u32, ev: &Event) {
         match ev {
-            Event::GossipFirstReceived { text, hops, .. } => {
+            Event::GossipFirstReceived {
+                text,
+                hops,
+                repaired,
+                ..
+            } => {
+                self.repaired += u64::from(*repaired);
                 self.first_received(now, node, text, *hops)
             }
             Event::GossipGenerated { text, .. } => self.generated(now, node, text),
@@ -461,6 +510,7 @@ impl Checker {
             gen_at: now,
         });
         self.receivers.resize(self.receivers.len() + self.words, 0);
+        self.last_delivery.push(now);
     }
 
     #[inline]
@@ -495,6 +545,7 @@ impl Checker {
             );
         }
         *word |= b;
+        self.last_delivery[id as usize] = now;
         self.first_deliveries += 1;
         self.hops_max = self.hops_max.max(hops);
         self.expected_sends += u64::from(self.degrees[j]).saturating_sub(1);
@@ -810,7 +861,7 @@ mod tests {
             incarnation: None,
             witnesses: vec![],
         }));
-        c.on_send(det, &report);
+        c.on_send(0, det, &report);
         c.end_step(1);
         assert_eq!(c.violation_count, 1, "no verdict at all");
         let verdict = Event::SuspicionVerdict {
@@ -822,7 +873,7 @@ mod tests {
         };
         c.on_event(2, det, &verdict);
         assert_eq!(c.violation_count, 2, "the witness never said dead");
-        c.on_send(det, &report);
+        c.on_send(0, det, &report);
         c.end_step(3);
         assert_eq!(c.violation_count, 3);
         c.on_event(
@@ -835,13 +886,13 @@ mod tests {
             },
         );
         c.on_event(5, det, &verdict);
-        c.on_send(det, &report);
+        c.on_send(0, det, &report);
         c.end_step(6);
         assert_eq!(c.violation_count, 3, "a real verdict allows the report");
         // A restart forgets the verdict.
         c.crashed(7, det);
         c.started(det);
-        c.on_send(det, &report);
+        c.on_send(0, det, &report);
         c.end_step(8);
         assert_eq!(c.violation_count, 4);
     }
@@ -858,6 +909,7 @@ mod tests {
                     text: Arc::from(&*t),
                     from: a.endpoint(3),
                     hops: 1,
+                    repaired: false,
                 },
             )
         };

@@ -49,6 +49,24 @@ pub struct Report {
     pub overhead_ratio: f64,
     /// Gossip requests sent.
     pub gossip_sends: u64,
+    /// Copies of gossip bodies sent (`GOSSIP_MSG` requests and bodies in pull replies) per
+    /// first-time delivery: a broadcast's payload sends over the `N − 1` peers it reaches.
+    /// 1.0 is a perfect spanning tree; a flood sends `2|E| − (N − 1)` per broadcast.
+    pub payload_per_broadcast: f64,
+    /// Gossip-plane lines other than `GOSSIP_MSG` requests (their acks, and the repair's
+    /// messages and replies) per gossip generated.
+    pub control_lines_per_broadcast: f64,
+    /// Every gossip-plane line per gossip generated.
+    pub lines_per_broadcast: f64,
+    /// Bytes of every gossip-plane line (as the wire encodes it, without a cluster key) per
+    /// gossip generated.
+    pub bytes_per_broadcast: f64,
+    /// Median over gossips of the time from its generation to its last first-time delivery.
+    pub last_delivery_ms_p50: Option<u64>,
+    /// 99th percentile of the same.
+    pub last_delivery_ms_p99: Option<u64>,
+    /// First-time deliveries that came by a pull (gossip repair), not pushed.
+    pub repaired: u64,
     /// Most links a first-time delivery travelled.
     pub hops_max: u32,
     /// The final overlay's largest eccentricity (its diameter; a lower bound if not exact).
@@ -358,6 +376,13 @@ impl Report {
             .filter_map(|c| c.removed_at.map(|r| r - c.at_ms))
             .collect();
         det.sort_unstable();
+        let mut last: Vec<u64> = (ck.gossips.iter().zip(&ck.last_delivery))
+            .filter(|(g, &at)| at > g.gen_at)
+            .map(|(g, &at)| at - g.gen_at)
+            .collect();
+        last.sort_unstable();
+        let per = |n: u64, d: u64| if d == 0 { 0.0 } else { n as f64 / d as f64 };
+        let generated = ck.gossips.len() as u64;
         let sim_time_s = sim.now() as f64 / 1000.0;
         let wall = wall_s.max(1e-9);
         Report {
@@ -386,6 +411,13 @@ impl Report {
                 ck.gossip_sends as f64 / ck.expected_sends as f64
             },
             gossip_sends: ck.gossip_sends,
+            payload_per_broadcast: per(ck.payload_sends, ck.first_deliveries),
+            control_lines_per_broadcast: per(ck.gossip_lines - ck.gossip_sends, generated),
+            lines_per_broadcast: per(ck.gossip_lines, generated),
+            bytes_per_broadcast: per(ck.gossip_bytes, generated),
+            last_delivery_ms_p50: percentile(&last, 0.5),
+            last_delivery_ms_p99: percentile(&last, 0.99),
+            repaired: ck.repaired,
             hops_max: ck.hops_max,
             eccentricity_max: ecc,
             eccentricity_exact: exact,
@@ -459,6 +491,16 @@ impl Report {
             opt(self.detection_ms_p99),
             self.false_removals,
             self.messages_lost,
+        );
+        s += &format!(
+            "dissemination: payload {:.3} per receiver · {:.0} lines ({:.0} control) and {:.0} bytes per broadcast · last delivery p50 {} ms p99 {} ms · repaired {}\n",
+            self.payload_per_broadcast,
+            self.lines_per_broadcast,
+            self.control_lines_per_broadcast,
+            self.bytes_per_broadcast,
+            opt(self.last_delivery_ms_p50),
+            opt(self.last_delivery_ms_p99),
+            self.repaired,
         );
         let seed_sends: u64 = self.seed_sends.values().sum();
         s += &format!(

@@ -213,7 +213,31 @@ fn fingerprint(m: &Message) -> u64 {
                 ^ ((c.vouched.iter().filter(|v| **v).count() as u64) << 24)
                 ^ mix64(ep_word(&c.seed))
         }
+        Message::Digest(d) => {
+            26 ^ (d.first << 8)
+                ^ d.hashes.iter().fold(0, |h, &x| combine(h, x))
+                ^ mix64(ep_word(&d.sender))
+        }
+        Message::DigestResp(r) => 27 ^ ids_word(&r.ids) ^ mix64(ep_word(&r.responder)),
+        Message::IHave(i) => 28 ^ ids_word(&i.ids) ^ mix64(ep_word(&i.sender)),
+        Message::IHaveAck => 29,
+        Message::Pull(p) => {
+            30 ^ ids_word(&p.ids) ^ (u64::from(p.graft) << 8) ^ mix64(ep_word(&p.sender))
+        }
+        Message::PullResp(r) => {
+            31 ^ (r.bodies.iter()).fold(0, |h, b| combine(h, u64::from(b.msg_no) ^ s(&b.text)))
+                ^ mix64(ep_word(&r.responder))
+        }
     }
+}
+
+/// The gossip ids a repair message names, as one word for the trace hash.
+fn ids_word(ids: &[gossip_core::msg::IdGroup]) -> u64 {
+    ids.iter().fold(0, |h, g| {
+        g.keys
+            .iter()
+            .fold(combine(h, g.second), |h, &k| combine(h, k))
+    })
 }
 
 impl World {
@@ -333,7 +357,7 @@ impl World {
         if from != EXTERNAL {
             // Counts gossip sends (statistics) and queues the DEAD_REPORT check (reported only
             // when checks are on).
-            self.checker.on_send(from, &msg);
+            self.checker.on_send(now, from, &msg);
         }
         let to = self.addrs.node(&to_ep).unwrap_or(NOBODY);
         let call = self.alloc_call();
@@ -401,6 +425,7 @@ impl World {
 
     /// Carries out `Output::Reply` from `node`.
     fn reply(&mut self, now: u64, node: u32, conn: ConnId, msg: Message) {
+        self.checker.on_reply(now, &msg);
         let call = (conn.0 & 0xffff_ffff) as u32;
         let gen = ((conn.0 >> 32) as u32) & GEN_MASK;
         let bit = if conn.0 >> 63 == 1 { 2 } else { 1 };
@@ -1172,11 +1197,16 @@ impl<A: Actor> Sim<A> {
         }
     }
 
-    /// End-of-run checks: promise 5 for the gossips of the check window, and each live seed's
-    /// own Peer List against the ghost built from its events.
+    /// End-of-run checks: promise 5 for the gossips of the check windows (after the bound,
+    /// and, with repair, the retention window before healing), and each live seed's own Peer
+    /// List against the ghost built from its events.
     pub fn finish(&mut self) {
         let now = self.now();
-        if let Some((from, to)) = self.w.cfg.gossip_check_window() {
+        let windows = [
+            self.w.cfg.gossip_check_window(),
+            self.w.cfg.repair_check_window(),
+        ];
+        for (from, to) in windows.into_iter().flatten() {
             if now >= self.w.cfg.liveness_end_ms().unwrap_or(NONE) {
                 let missing = crate::report::undelivered(self, from, to);
                 for (g, who) in missing.into_iter().take(10) {

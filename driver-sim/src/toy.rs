@@ -172,6 +172,7 @@ impl Toy {
                             msg: Message::GossipAck(GossipAck {
                                 accepted: true,
                                 duplicate: dup,
+                                prune: false,
                             }),
                         });
                         if !dup {
@@ -180,6 +181,7 @@ impl Toy {
                                 text: g.body.text.clone(),
                                 from: g.sender,
                                 hops: g.hops,
+                                repaired: false,
                             }));
                             self.gossip_out(&g, Some(g.sender), now);
                         }
