@@ -43,7 +43,7 @@ use overlay::Overlay;
 use pings::Pings;
 
 pub use decide::{choose_neighbours, pick_witnesses, verdict, Verdict};
-pub use liveness::MAX_PENDING_WITNESS;
+pub use liveness::{MAX_LOCAL_HEALTH, MAX_PENDING_WITNESS};
 pub use membership::MAX_PENDING_GREETINGS;
 pub use seen::{gossip_key, SeenSet};
 
@@ -206,8 +206,10 @@ impl Peer {
             ("gossip_duplicate", self.gossip.duplicate),
             ("gossip_first", self.gossip.first),
             ("gossip_generated", u64::from(self.gossip.generated())),
+            ("local_health", u64::from(self.liveness.health())),
             ("probes_missed", self.liveness.probes_missed),
             ("probes_sent", self.pings.sent),
+            ("refutations", self.liveness.refutations),
             ("suspicions", self.liveness.suspicions_raised),
         ];
         StatusResp {
@@ -264,9 +266,7 @@ impl Parts<'_> {
         match msg {
             Message::Gossip(g) => self.gossip.on_gossip(cx, self.overlay, conn, &g),
             Message::Ping(ping) => {
-                if let Some(link) = self.overlay.link_mut(&ping.sender) {
-                    link.heard = true;
-                }
+                (self.liveness).on_ping(cx, self.overlay, self.pings, &ping);
                 let claimed = self.membership.claimed_incarnation();
                 let pong = Pong {
                     responder: cx.me,
@@ -388,8 +388,8 @@ impl Parts<'_> {
             match timer {
                 Timer::RegisterRetry => self.membership.retry_registration(cx),
                 Timer::Gossip => self.gossip.generate(cx, self.overlay),
-                Timer::Probe => Liveness::probe_neighbours(cx, self.overlay, self.pings),
-                Timer::Reprobe => Liveness::reprobe_missed(cx, self.overlay, self.pings),
+                Timer::Probe => (self.liveness).probe_neighbours(cx, self.overlay, self.pings),
+                Timer::Reprobe => (self.liveness).reprobe_missed(cx, self.overlay, self.pings),
                 Timer::Repair => {
                     if self.overlay.len() < cx.settings.min_degree as usize {
                         self.membership.refresh_peer_list(cx);

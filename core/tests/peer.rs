@@ -149,7 +149,10 @@ fn gossip(text: &str, origin_port: u16, sender: Endpoint, hops: u32) -> Message 
 
 /// The `PING` this peer sends.
 fn ping() -> Message {
-    Message::Ping(Ping { sender: ep(ME) })
+    Message::Ping(Ping {
+        sender: ep(ME),
+        suspected_by: None,
+    })
 }
 
 fn pong(degree: Option<u32>) -> Message {
@@ -905,9 +908,23 @@ fn a_neighbours_own_ping_spares_it_one_probe_round() {
     assert_eq!(round.at, Millis(settings().probe_interval_ms));
     assert_eq!(round.pinged, vec![a, b]);
     // a pings us (it is up); so does c, who is no neighbour.
-    let out = h.request(round.at, 1, Message::Ping(Ping { sender: a }));
+    let out = h.request(
+        round.at,
+        1,
+        Message::Ping(Ping {
+            sender: a,
+            suspected_by: None,
+        }),
+    );
     assert!(matches!(&out.replies()[..], [(_, Message::Pong(_))]));
-    let out = h.request(round.at, 2, Message::Ping(Ping { sender: c }));
+    let out = h.request(
+        round.at,
+        2,
+        Message::Ping(Ping {
+            sender: c,
+            suspected_by: None,
+        }),
+    );
     assert!(matches!(&out.replies()[..], [(_, Message::Pong(_))]));
     let round = h.probe_round(&[]);
     assert_eq!(
@@ -920,7 +937,14 @@ fn a_neighbours_own_ping_spares_it_one_probe_round() {
     // A neighbour that missed a probe is probed again half a round later, heard from or not.
     let round = h.probe_round(&[a]);
     assert_eq!(round.pinged, vec![a, b]);
-    h.request(round.at, 3, Message::Ping(Ping { sender: a }));
+    h.request(
+        round.at,
+        3,
+        Message::Ping(Ping {
+            sender: a,
+            suspected_by: None,
+        }),
+    );
     let reprobe = h.probe_round(&[]);
     assert_eq!(reprobe.at, round.at.after(settings().probe_interval_ms / 2));
     assert_eq!(
@@ -940,7 +964,14 @@ fn pings_in_a_dead_neighbours_name_do_not_hide_its_crash() {
     let mut at = h.probe_round(&[]).at;
     let mut suspected = false;
     for _ in 0..8 {
-        h.request(at, 1, Message::Ping(Ping { sender: a }));
+        h.request(
+            at,
+            1,
+            Message::Ping(Ping {
+                sender: a,
+                suspected_by: None,
+            }),
+        );
         let round = h.probe_round(&[a]);
         suspected |= (round.out.events().iter())
             .any(|e| matches!(e, Event::SuspicionRaised { suspect, .. } if *suspect == a));
@@ -952,7 +983,14 @@ fn pings_in_a_dead_neighbours_name_do_not_hide_its_crash() {
     let mut at = h.probe_round(&[]).at;
     let mut pinged_a = Vec::new();
     for _ in 0..6 {
-        h.request(at, 1, Message::Ping(Ping { sender: a }));
+        h.request(
+            at,
+            1,
+            Message::Ping(Ping {
+                sender: a,
+                suspected_by: None,
+            }),
+        );
         let round = h.probe_round(&[]);
         pinged_a.push(round.pinged.contains(&a));
         at = round.at;
@@ -1293,13 +1331,16 @@ fn no_consensus_keeps_the_neighbour() {
     ));
     assert!(out.sends_of("DEAD_REPORT").is_empty());
     assert!(h.status().neighbours.contains(&dead));
-    for round in 1..=3 {
+    // A witness found the suspect up: this peer's own misses were wrong, so it distrusts
+    // them a little (local health 1): one more miss is needed to suspect again.
+    assert_eq!(counter(&h.peer, "local_health"), 1);
+    for round in 1..=4 {
         let r = h.probe_round(&[dead]);
         assert!(r.pinged.contains(&dead));
         let raised = r
             .out
-            .any_event(|e| matches!(e, Event::SuspicionRaised { misses: 3, .. }));
-        assert_eq!(raised, round == 3, "suspected again after {round} misses");
+            .any_event(|e| matches!(e, Event::SuspicionRaised { misses: 4, .. }));
+        assert_eq!(raised, round == 4, "suspected again after {round} misses");
     }
 }
 
@@ -1321,6 +1362,104 @@ fn suspect_answering_the_detector_withdraws_the_suspicion() {
         assert!(out.is_empty(), "a withdrawn round still acted: {out:?}");
     }
     assert!(h.status().neighbours.contains(&dead));
+}
+
+/// A suspect that hears of a suspicion (a witness's `PING` names the detector) refutes it:
+/// it `PING`s the detector, once per probe interval, and only a neighbour (a stranger named
+/// in a spoofed `PING` gets nothing); and it distrusts its own probes a little.
+#[test]
+fn a_suspect_refutes_to_its_detector() {
+    let (detector, stranger) = (ep(7001), ep(7009));
+    let mut h = Harness::bootstrapped(settings(), &[detector]);
+    let witness_ping = |by: Endpoint| {
+        Message::Ping(Ping {
+            sender: ep(7002),
+            suspected_by: Some(Box::new(by)),
+        })
+    };
+    let out = h.request(Millis(10), 1, witness_ping(detector));
+    assert!(matches!(&out.replies()[..], [(_, Message::Pong(_))]));
+    let refutation = Message::Ping(Ping {
+        sender: ep(ME),
+        suspected_by: None,
+    });
+    assert_eq!(out.sends(), vec![(detector, refutation.clone())]);
+    assert_eq!(
+        (h.counter("refutations"), h.counter("local_health")),
+        (1, 1)
+    );
+    // Within the interval: answered, no second refutation; a stranger is never pinged.
+    let out = h.request(Millis(20), 2, witness_ping(detector));
+    assert!(out.sends().is_empty(), "refuted twice: {out:?}");
+    let out = h.request(Millis(30), 3, witness_ping(stranger));
+    assert!(out.sends().is_empty(), "pinged a stranger: {out:?}");
+    let later = Millis(10 + settings().probe_interval_ms);
+    let out = h.request(later, 4, witness_ping(detector));
+    assert_eq!(out.sends(), vec![(detector, refutation)]);
+}
+
+/// The detector's side: a `PING` from the suspect while witnesses are out is only a claim,
+/// so it probes the suspect once more; the `PONG` withdraws the suspicion. A second `PING`
+/// in the suspect's name sends nothing more.
+#[test]
+fn a_refutation_is_checked_by_a_probe() {
+    let (dead, b, c) = (ep(7001), ep(7002), ep(7003));
+    let (mut h, now, _asks) = suspected(dead, &[b, c]);
+    let from_suspect = Message::Ping(Ping {
+        sender: dead,
+        suspected_by: None,
+    });
+    let out = h.request(now, 50, from_suspect.clone());
+    assert_eq!(
+        out.targets("PING"),
+        vec![dead],
+        "the refutation was not checked"
+    );
+    let again = h.request(now, 51, from_suspect);
+    assert!(again.sends().is_empty(), "checked twice: {again:?}");
+    let (to, probe) = out.sends_of("PING")[0].clone();
+    let out = h.respond(now, to, probe, Ok(pong(Some(2))));
+    assert!(out.any_event(|e| matches!(
+        e,
+        Event::SuspicionVerdict {
+            consensus: false,
+            ..
+        }
+    )));
+    assert_eq!(h.counter("local_health"), 1);
+}
+
+/// Local health: a detector whose suspicion was proved wrong waits one more probe timeout
+/// for each `PONG`; each probe round without a miss takes a point off.
+#[test]
+fn local_health_stretches_probes_and_heals() {
+    let (dead, b, c) = (ep(7001), ep(7002), ep(7003));
+    let (mut h, now, asks) = suspected(dead, &[b, c]);
+    for (to, req) in asks {
+        h.respond(now, to, req, Ok(ack(dead, true, to)));
+    }
+    assert_eq!(h.counter("local_health"), 1);
+    let timeout = settings().probe_timeout_ms;
+    let limit = h.now.after(settings().probe_interval_ms);
+    let (at, out) = h.tick_until(limit, |o| !o.sends_of("PING").is_empty());
+    let deadlines: Vec<Millis> = (out.0.iter())
+        .filter_map(|o| match o {
+            Output::Send { deadline, .. } => Some(*deadline),
+            _ => None,
+        })
+        .collect();
+    assert!(!deadlines.is_empty());
+    assert!(
+        deadlines.iter().all(|&d| d == at.after(2 * timeout)),
+        "{deadlines:?}"
+    );
+    for (to, req) in out.sends_of("PING") {
+        h.respond(at, to, req, Ok(pong(Some(2))));
+    }
+    // The round had no miss: the next one takes the point off, and waits one timeout.
+    let r = h.probe_round(&[]);
+    assert_eq!(h.counter("local_health"), 0);
+    assert!(!r.pinged.is_empty());
 }
 
 #[test]
@@ -1350,17 +1489,33 @@ fn witness_answers_after_its_own_probe() {
     let req = Message::SuspectReq(Box::new(SuspectReq { suspect, requester }));
     let out = h.request(Millis(5), 42, req.clone());
     assert!(out.replies().is_empty(), "answered before probing");
-    // Two PINGs at once: one lost datagram-sized exchange does not make a dead witness.
+    // Two PINGs at once: one lost exchange does not make a dead witness. Each names the
+    // detector, so that the suspect can refute.
     assert_eq!(out.targets("PING"), vec![suspect, suspect]);
+    let probe = Message::Ping(Ping {
+        sender: ep(ME),
+        suspected_by: Some(Box::new(requester)),
+    });
+    assert!(out.sends().iter().all(|(_, m)| *m == probe));
     // A second detector asking about the same suspect shares the probe.
     let out = h.request(Millis(6), 43, req);
     assert!(out.sends().is_empty());
-    let out = h.respond(Millis(100), suspect, ping(), Err(Failure::Unreachable));
+    let out = h.respond(
+        Millis(100),
+        suspect,
+        probe.clone(),
+        Err(Failure::Unreachable),
+    );
     assert!(
         out.replies().is_empty(),
         "one failed PING of two is no verdict"
     );
-    let out = h.respond(Millis(100), suspect, ping(), Err(Failure::Unreachable));
+    let out = h.respond(
+        Millis(100),
+        suspect,
+        probe.clone(),
+        Err(Failure::Unreachable),
+    );
     assert_eq!(
         out.replies(),
         vec![

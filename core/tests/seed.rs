@@ -523,7 +523,10 @@ fn bad_requests_get_error() {
     assert!(net.entries(0).is_empty());
     let conn = net.request(
         0,
-        Message::Ping(gossip_core::msg::Ping { sender: peer_ep(1) }),
+        Message::Ping(gossip_core::msg::Ping {
+            sender: peer_ep(1),
+            suspected_by: None,
+        }),
     );
     assert!(matches!(net.reply(conn), Some(Message::Pong(p)) if p.responder == seed_ep(0)));
 }

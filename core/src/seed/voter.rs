@@ -242,7 +242,10 @@ impl Core {
 
     fn send_pings(&mut self, now: Millis, peer: Endpoint) {
         for _ in 0..TRIES {
-            let ping = Message::Ping(Ping { sender: self.me });
+            let ping = Message::Ping(Ping {
+                sender: self.me,
+                suspected_by: None,
+            });
             self.send(peer, ping, now.after(self.settings.probe_timeout_ms));
         }
     }
