@@ -20,6 +20,10 @@
 //!   (`SEED_CONFIRM`): they voted yes for it (`memory.rs`) or hold it. A pulled change its
 //!   voters can no longer vouch for (they restarted empty) is certified again by a fresh
 //!   round in which every voter checks it anew (`proposer.rs`).
+//! - **Hearsay moves nothing far** (`confirm.rs`, `round::removal_check`): what another seed
+//!   said it holds that a quorum could not confirm may come from a lying seed. It makes a
+//!   seed whose list is behind probe a peer for its removal only at most one step above what
+//!   it knows, so no lie can push a peer's incarnation beyond the range the cluster uses.
 //!
 //! Where each part lives: rounds this seed runs in `proposer.rs`, votes it casts in
 //! `voter.rs`, commit syncs, confirmations and anti-entropy in `sync.rs`; the pure rules in

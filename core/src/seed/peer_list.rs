@@ -99,6 +99,8 @@ pub(super) struct PeerList {
     /// scan per request made serving the list quadratic in the cluster's size), reads only
     /// this array, and comes out sorted by drawing sorted positions.
     alive: Vec<(Endpoint, u64)>,
+    /// The highest incarnation of any entry (entries only move up, so it only grows).
+    highest: u64,
 }
 
 impl Default for PeerList {
@@ -107,6 +109,7 @@ impl Default for PeerList {
             entries: BTreeMap::new(),
             digests: vec![0; SYNC_BUCKETS],
             alive: Vec::new(),
+            highest: 0,
         }
     }
 }
@@ -125,6 +128,12 @@ impl PeerList {
     /// True if `fact` ranks above this list's entry for its peer (or the peer is unknown).
     pub(super) fn would_move_up(&self, fact: &Fact) -> bool {
         Some((fact.incarnation, fact.status)) > self.rank(&fact.peer)
+    }
+
+    /// The highest incarnation this list holds for any peer (0 when empty): the range of
+    /// incarnations the cluster uses, as far as this seed knows.
+    pub(super) fn highest(&self) -> u64 {
+        self.highest
     }
 
     /// Every entry, sorted by peer.
@@ -186,6 +195,7 @@ impl PeerList {
             candidate.incarnation,
             candidate.status == Status::Alive,
         );
+        self.highest = self.highest.max(candidate.incarnation);
         self.entries.insert(candidate.peer, candidate);
         true
     }

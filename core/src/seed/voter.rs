@@ -139,7 +139,8 @@ impl Core {
         let check = match ballot.kind {
             ProposalKind::Register => round::register_check(current, ballot.incarnation, voted),
             ProposalKind::Removal => {
-                round::removal_check(current, heard, ballot.incarnation, voted)
+                let highest = self.pl.highest();
+                round::removal_check(current, heard, highest, ballot.incarnation, voted)
             }
         };
         match (check, ballot.probed) {
@@ -165,7 +166,8 @@ impl Core {
                 round::register_after_probe(current, ballot.incarnation, probed)
             }
             ProposalKind::Removal => {
-                round::removal_after_probe(current, heard, ballot.incarnation, probed)
+                let highest = self.pl.highest();
+                round::removal_after_probe(current, heard, highest, ballot.incarnation, probed)
             }
         };
         self.cast(now, ballot, check);
