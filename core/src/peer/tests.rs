@@ -1080,6 +1080,43 @@ fn repair_reconnects_after_a_drop() {
     );
 }
 
+/// Removed while cut off and readmitted one above before it heard of the removal (the seeds
+/// may admit a peer that answers their probe one above a removal, whoever asks): the peer
+/// registers at the incarnation the seeds list, never at one further above.
+#[test]
+fn takes_the_incarnation_it_was_readmitted_at() {
+    let mut h = Harness::bootstrapped(settings(), &[ep(7001)]);
+    assert_eq!(h.peer_status().incarnation, 1);
+    for (entry, rejoins) in [
+        (Some((1, Status::Alive)), false),
+        (Some((3, Status::Alive)), false),
+        (Some((2, Status::Alive)), true),
+    ] {
+        let at = h.peer.timers.get(&Timer::Refresh).expect("refresh timer");
+        h.tick(at);
+        let (seed, req) = h.sends_of("PEER_LIST_REQ")[0].clone();
+        h.respond(at, seed, req, Ok(peer_list(seed, &[], entry)));
+        if !rejoins {
+            assert!(h.events().is_empty(), "{entry:?}: {:?}", h.events());
+            continue;
+        }
+        assert_eq!(
+            h.events(),
+            vec![Event::Rejoining {
+                removed_incarnation: 1
+            }]
+        );
+        let regs = h.sends_of("REGISTER_REQ");
+        assert!(!regs.is_empty());
+        for (_, m) in &regs {
+            assert!(matches!(m, Message::RegisterReq(r) if r.incarnation == Some(2)));
+        }
+        h.admit_all(at, Some(2));
+        assert!(h.peer_status().registered);
+        assert_eq!(h.peer_status().incarnation, 2);
+    }
+}
+
 #[test]
 fn rejoins_when_the_seeds_removed_it() {
     let mut h = Harness::bootstrapped(settings(), &[ep(7001)]);
