@@ -24,6 +24,8 @@
 //!   said it holds that a quorum could not confirm may come from a lying seed. It makes a
 //!   seed whose list is behind probe a peer for its removal only at most one step above what
 //!   it knows, so no lie can push a peer's incarnation beyond the range the cluster uses.
+//!   A seed that holds a peer alive but heard of its removal at that incarnation tells the
+//!   peer when it asks for its Peer List (`sync.rs`), so it registers one above.
 //!
 //! Where each part lives: rounds this seed runs in `proposer.rs`, votes it casts in
 //! `voter.rs`, commit syncs, confirmations and anti-entropy in `sync.rs`; the pure rules in

@@ -826,6 +826,57 @@ fn peer_list_is_bounded_and_tells_the_requester_its_entry() {
     );
 }
 
+/// A removal whose certificate names a seed that can no longer vouch for it (here one that
+/// restarted before applying it; a lying seed's yes is the same) cannot spread by
+/// confirmation, and a fresh round refutes it once the peer answers again. A seed that holds
+/// the peer alive but heard of that removal tells the peer, which then registers one above
+/// (as it would on hearing it from the seed that holds the removal), so the seeds do not stay
+/// split until the peer happens to ask that one.
+#[test]
+fn a_peer_hears_of_a_removal_its_seed_could_not_confirm() {
+    let mut net = Net::new(3, Settings::default());
+    let p = peer_ep(1);
+    assert!(net.register_now(0, p, None).success);
+    net.advance(2 * net.settings.request_timeout_ms);
+    for i in 0..3 {
+        assert_eq!(net.rank(i, p), Some((1, Status::Alive)), "seed {i}");
+    }
+    // Seed 2 hears nothing from seed 0: seeds 0 and 1 remove p (it is down), then seed 1
+    // restarts empty, forgetting its vote.
+    net.cut.insert((seed_ep(0), seed_ep(2)));
+    net.cut.insert((seed_ep(2), seed_ep(0)));
+    net.kill(p);
+    assert!(net.report_now(0, report(p, None)));
+    net.crash(1);
+    net.restart_empty(1);
+    net.dead.remove(&p);
+    net.cut.clear();
+    net.advance(20 * net.settings.anti_entropy_interval_ms);
+    assert_eq!(net.rank(0, p), Some((1, Status::Removed)));
+    assert_eq!(
+        net.rank(2, p),
+        Some((1, Status::Alive)),
+        "unconfirmed, refuted"
+    );
+    let conn = net.request(
+        2,
+        Message::PeerListReq {
+            requester: p.to_string(),
+        },
+    );
+    assert!(matches!(
+        net.reply(conn),
+        Some(Message::PeerListResp(r)) if r.requester_entry == Some((1, Status::Removed))
+    ));
+    // p registers one above, as a real peer does: every seed admits it there.
+    assert!(net.register_now(2, p, Some(2)).success);
+    net.advance(10 * net.settings.anti_entropy_interval_ms);
+    for i in 0..3 {
+        assert_eq!(net.rank(i, p), Some((2, Status::Alive)), "seed {i}");
+    }
+    net.assert_certificates_real();
+}
+
 #[test]
 fn bad_requests_get_error() {
     let mut net = Net::new(3, Settings::default());
