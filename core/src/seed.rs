@@ -13,7 +13,8 @@
 //! - **Every yes is earned** (`voter.rs`): a seed votes to admit only a registrant that
 //!   answers its own `PING` at that endpoint, at an incarnation at most one step above what
 //!   it knows (or what the registrant itself claims); to remove only a peer it holds alive at
-//!   that incarnation that does not answer its own `PING`. Whoever asks.
+//!   that incarnation that does not answer its own `PING`. Whoever asks. A yes to remove
+//!   is taken back if the peer answers one of this seed's probes afterwards.
 //! - **Carried changes are confirmed** (`sync.rs`, `confirm.rs`): a change this seed did not
 //!   decide in its own round (a pushed commit sync, an anti-entropy entry) is applied only
 //!   after a quorum of seeds, asked over connections this seed opens, vouch for exactly it

@@ -877,6 +877,55 @@ fn a_peer_hears_of_a_removal_its_seed_could_not_confirm() {
     net.assert_certificates_real();
 }
 
+/// A seed's yes to remove a peer is earned by a silent probe; when the peer answers a later
+/// probe of the same seed, that yes no longer holds, and the seed takes it back from its own
+/// round. Otherwise a yes arriving late (a slow voter's, or a lying seed's, which says yes to
+/// anything) completes the round and removes a peer that is up.
+#[test]
+fn a_removal_yes_is_withdrawn_when_the_peer_answers_the_seeds_probe() {
+    let mut net = Net::new(3, Settings::default());
+    let p = peer_ep(1);
+    assert!(net.register_now(0, p, None).success);
+    net.advance(2 * net.settings.request_timeout_ms);
+    // Seed 0's removal round: its own probe finds p silent (yes); its vote requests are held.
+    net.muted.insert((0, "SEED_DEAD_VOTE"));
+    net.kill(p);
+    let report_conn = net.request(0, report(p, None));
+    let held: Vec<Message> = net.lost.drain(..).map(|l| l.msg).collect();
+    assert_eq!(held.len(), 2);
+    // p comes back and answers seed 0's probe (made for a vote on it at another incarnation).
+    net.dead.remove(&p);
+    net.request(
+        0,
+        Message::RegisterVote(Box::new(VoteReq {
+            proposal_id: "s#1".into(),
+            peer: p,
+            incarnation: Some(2),
+            proposer: seed_ep(1),
+        })),
+    );
+    // A yes from seed 1 arrives late; seed 2 never answers.
+    let late = held
+        .iter()
+        .find(|m| matches!(m, Message::DeadVote(_)))
+        .cloned()
+        .expect("a held vote request");
+    let Message::DeadVote(req) = &late else {
+        unreachable!()
+    };
+    let yes = Message::DeadVoteResp(Box::new(VoteResp {
+        proposal_id: req.proposal_id.clone(),
+        vote: true,
+        voter: seed_ep(1),
+        known_incarnation: None,
+    }));
+    net.respond(0, seed_ep(1), late.clone(), Ok(yes));
+    net.respond(0, seed_ep(2), late, Err(Failure::Timeout));
+    net.run();
+    assert_eq!(net.rank(0, p), Some((1, Status::Alive)), "p answered: kept");
+    assert!(!net.dead_success(report_conn));
+}
+
 #[test]
 fn bad_requests_get_error() {
     let mut net = Net::new(3, Settings::default());

@@ -88,6 +88,16 @@ impl Round {
         true
     }
 
+    /// `voter` takes back its yes (what it checked no longer holds): it counts as a no. True
+    /// if it had said yes.
+    pub(super) fn withdraw(&mut self, voter: Endpoint) -> bool {
+        if !self.yes.remove(&voter) {
+            return false;
+        }
+        self.no.insert(voter);
+        true
+    }
+
     /// `voter` will not answer (down, timed out, garbled): it counts as neither yes nor no.
     pub(super) fn silence(&mut self, voter: Endpoint) -> bool {
         self.awaiting.remove(&voter)
@@ -152,6 +162,11 @@ impl Rounds {
 
     pub(super) fn get_mut(&mut self, id: &str) -> Option<&mut Round> {
         self.by_id.get_mut(id)
+    }
+
+    /// The id of the latest round of `kind` about `peer`.
+    pub(super) fn id_about(&self, kind: ProposalKind, peer: Endpoint) -> Option<String> {
+        self.by_subject.get(&(kind, peer)).cloned()
     }
 
     /// The latest round of `kind` about `peer`.

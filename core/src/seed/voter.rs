@@ -204,12 +204,31 @@ impl Core {
                 _ => None,
             },
         };
+        if probed.answered {
+            self.withdraw_removal(now, peer);
+        }
         let waiters = self.probes.take(&peer);
         for (conn, req) in waiters.registrations {
             self.admit_after_probe(now, conn, req, probed);
         }
         for ballot in waiters.ballots {
             self.vote_after_probe(now, ballot, probed);
+        }
+    }
+
+    /// `peer` answered this seed's own probe: a yes this seed gave before to removing it no
+    /// longer holds (the probe it was earned by was silent, or the peer was not up yet). It
+    /// stops vouching for it and takes it back from its own round removing the peer, if one
+    /// runs: otherwise the other voters' yes (a lying seed's, say) could still complete that
+    /// round and remove a peer this seed has just heard from.
+    fn withdraw_removal(&mut self, now: Millis, peer: Endpoint) {
+        self.memory.forget_removals(peer);
+        let Some(id) = self.rounds.id_about(ProposalKind::Removal, peer) else {
+            return;
+        };
+        let me = self.me;
+        if self.rounds.get_mut(&id).is_some_and(|r| r.withdraw(me)) {
+            self.settle(now, &id);
         }
     }
 
