@@ -1635,6 +1635,41 @@ fn repair_reconnects_after_a_drop() {
     );
 }
 
+/// Removed while cut off and readmitted one above before it heard of the removal (the seeds
+/// may admit a peer that answers their probe one above a removal, whoever asks): the peer
+/// registers at the incarnation the seeds list, never at one further above.
+#[test]
+fn takes_the_incarnation_it_was_readmitted_at() {
+    let mut h = Harness::bootstrapped(settings(), &[ep(7001)]);
+    assert_eq!(h.status().incarnation, 1);
+    for (entry, rejoins) in [
+        (Some((1, Status::Alive)), false),
+        (Some((3, Status::Alive)), false),
+        (Some((2, Status::Alive)), true),
+    ] {
+        let (at, seed, req) = h.next_refresh();
+        let out = h.respond(at, seed, req, Ok(peer_list(seed, &[], entry)));
+        if !rejoins {
+            assert!(out.events().is_empty(), "{entry:?}: {:?}", out.events());
+            continue;
+        }
+        assert_eq!(
+            out.events(),
+            vec![Event::Rejoining {
+                removed_incarnation: 1
+            }]
+        );
+        let regs = out.sends_of("REGISTER_REQ");
+        assert!(!regs.is_empty());
+        for (_, m) in &regs {
+            assert!(matches!(m, Message::RegisterReq(r) if r.incarnation == Some(2)));
+        }
+        h.admit_all(at, &out, Some(2));
+        assert!(h.status().registered);
+        assert_eq!(h.status().incarnation, 2);
+    }
+}
+
 #[test]
 fn rejoins_when_the_seeds_removed_it() {
     let mut h = Harness::bootstrapped(settings(), &[ep(7001)]);

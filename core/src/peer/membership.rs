@@ -275,10 +275,20 @@ impl Membership {
             );
             self.trim_known(cx, overlay);
         }
-        if let Some((removed, Status::Removed)) = resp.requester_entry {
-            if self.registered && removed >= self.incarnation {
+        match resp.requester_entry {
+            Some((removed, Status::Removed)) if self.registered && removed >= self.incarnation => {
                 self.rejoin(cx, removed);
             }
+            // Admitted one above the incarnation held: that one was removed and the seeds
+            // readmitted this peer (it answered their probes) before it heard of the removal.
+            // Register at the new one, which they answer at once, so this peer holds and
+            // claims what they list.
+            Some((admitted, Status::Alive))
+                if self.registered && admitted == self.incarnation.saturating_add(1) =>
+            {
+                self.rejoin(cx, self.incarnation);
+            }
+            _ => {}
         }
     }
 
