@@ -1670,6 +1670,39 @@ fn takes_the_incarnation_it_was_readmitted_at() {
     }
 }
 
+/// One seed's word moves a peer at most one incarnation up: a lying seed that says the peer
+/// was removed far above would send it to register where nobody is admitted.
+#[test]
+fn a_removal_far_above_is_not_believed() {
+    let mut h = Harness::bootstrapped(settings(), &[ep(7001)]);
+    assert_eq!(h.status().incarnation, 1);
+    for removed in [3, u64::from(u32::MAX) - 1] {
+        let (at, seed, req) = h.next_refresh();
+        let lie = peer_list(seed, &[], Some((removed, Status::Removed)));
+        let out = h.respond(at, seed, req, Ok(lie));
+        assert!(out.events().is_empty(), "{removed}: {:?}", out.events());
+        assert!(out.sends_of("REGISTER_REQ").is_empty());
+        assert!(h.status().registered);
+    }
+    // One above is believed (readmitted there unawares, then removed): register at 3.
+    let (at, seed, req) = h.next_refresh();
+    let out = h.respond(
+        at,
+        seed,
+        req,
+        Ok(peer_list(seed, &[], Some((2, Status::Removed)))),
+    );
+    assert_eq!(
+        out.events(),
+        vec![Event::Rejoining {
+            removed_incarnation: 2
+        }]
+    );
+    for (_, m) in out.sends_of("REGISTER_REQ") {
+        assert!(matches!(m, Message::RegisterReq(r) if r.incarnation == Some(3)));
+    }
+}
+
 #[test]
 fn rejoins_when_the_seeds_removed_it() {
     let mut h = Harness::bootstrapped(settings(), &[ep(7001)]);

@@ -275,8 +275,15 @@ impl Membership {
             );
             self.trim_known(cx, overlay);
         }
+        // One seed's word moves this peer at most one incarnation up: a removal is of the one
+        // it holds, or of the one above (readmitted there unawares, below). A lying seed
+        // naming a removal far above would otherwise send it to register where no seed
+        // admits anyone (`MAX_INCARNATION`), locked out for good.
+        let ceiling = self.incarnation.saturating_add(1);
         match resp.requester_entry {
-            Some((removed, Status::Removed)) if self.registered && removed >= self.incarnation => {
+            Some((removed, Status::Removed))
+                if self.registered && (self.incarnation..=ceiling).contains(&removed) =>
+            {
                 self.rejoin(cx, removed);
             }
             // Admitted one above the incarnation held: that one was removed and the seeds
