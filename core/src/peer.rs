@@ -331,7 +331,9 @@ impl Parts<'_> {
                     (self.liveness).on_suspect_ack(cx, self.overlay, known, to, r.suspect, outcome);
                 self.bury(cx, dead);
             }
-            Message::DeadReport(r) => self.liveness.on_dead_result(cx, to, r.dead, outcome),
+            Message::DeadReport(r) => {
+                (self.liveness).on_dead_result(cx, self.pings, to, r.dead, outcome)
+            }
             // Gossip acks carry nothing we act on: liveness comes from probes.
             _ => {}
         }
@@ -367,6 +369,9 @@ impl Parts<'_> {
             let known = &self.membership.known;
             let dead = (self.liveness).on_recheck_outcome(cx, self.overlay, known, to, alive);
             self.bury(cx, dead);
+            if alive {
+                self.membership.greet_lost_now(cx, self.overlay, to);
+            }
         }
         if waiters.greeter {
             self.membership

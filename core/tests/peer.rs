@@ -1242,8 +1242,10 @@ fn an_accused_peer_that_answers_the_recheck_is_left_alone() {
     let (dead, w) = (ep(7001), ep(7002));
     let (mut h, _) = unsettled_report(settings(), dead, w);
     let (at, ping) = next_recheck(&mut h, dead);
+    // Up after all: no new accusation; the link dropped on it is offered again at once.
     let out = h.respond(at, dead, ping, Ok(pong(Some(1))));
-    assert!(out.is_empty(), "{out:?}");
+    assert_eq!(out.sends().len(), 1, "{out:?}");
+    assert_eq!(out.targets("HELLO"), vec![dead]);
     let later = h.run_until(at.after(4 * settings().peer_list_refresh_ms));
     assert!(!later.targets("PING").contains(&dead));
     assert!(later.sends_of("SUSPECT_REQ").is_empty());
@@ -1700,6 +1702,46 @@ fn a_removal_far_above_is_not_believed() {
     );
     for (_, m) in out.sends_of("REGISTER_REQ") {
         assert!(matches!(m, Message::RegisterReq(r) if r.incarnation == Some(3)));
+    }
+}
+
+/// The seeds refused a report (their own probes found the accused up): the detector probes
+/// it at once, and if it answers, greets it again at once: the link dropped on a suspicion
+/// the seeds did not share comes back within a round trip. Still silent: no new round
+/// until the periodic re-check.
+#[test]
+fn a_link_dropped_on_a_refused_report_comes_back_at_once() {
+    for answers in [true, false] {
+        let (dead, b, c) = (ep(7001), ep(7002), ep(7003));
+        let (mut h, now, asks) = suspected(dead, &[b, c]);
+        let mut out = Outs::default();
+        for (to, req) in asks {
+            out.append(h.respond(now, to, req, Ok(ack(dead, false, to))));
+        }
+        let reports = out.sends_of("DEAD_REPORT");
+        assert!(!reports.is_empty());
+        assert!(!h.status().neighbours.contains(&dead), "dropped as dead");
+        let mut last = Outs::default();
+        for (seed, req) in reports {
+            last = h.respond(now, seed, req, Ok(dead_result(false)));
+        }
+        assert_eq!(
+            last.targets("PING"),
+            vec![dead],
+            "the accused not re-checked"
+        );
+        let (to, probe) = last.sends_of("PING")[0].clone();
+        let outcome = if answers {
+            Ok(pong(Some(1)))
+        } else {
+            Err(Failure::Timeout)
+        };
+        let out = h.respond(now, to, probe, outcome);
+        if answers {
+            assert_eq!(out.targets("HELLO"), vec![dead], "not greeted at once");
+        } else {
+            assert!(out.sends().is_empty(), "acted on a refused report: {out:?}");
+        }
     }
 }
 

@@ -350,6 +350,22 @@ impl Membership {
     /// answer is handled as any greeting's: an acceptance adds the link). Nothing while this
     /// peer is not registered (it would be refused) or has no room.
     pub(super) fn greet_lost(&mut self, cx: &mut Cx<'_>, overlay: &Overlay) {
+        self.greet_lost_where(cx, overlay, |_| true);
+    }
+
+    /// A lost neighbour was found up (it answered the re-check of an accusation the seeds
+    /// refused): greet it now rather than at the next refresh, so a link dropped on a
+    /// suspicion the seeds did not share comes back within a round trip.
+    pub(super) fn greet_lost_now(&mut self, cx: &mut Cx<'_>, overlay: &Overlay, peer: Endpoint) {
+        self.greet_lost_where(cx, overlay, |p| *p == peer);
+    }
+
+    fn greet_lost_where(
+        &mut self,
+        cx: &mut Cx<'_>,
+        overlay: &Overlay,
+        pick: impl Fn(&Endpoint) -> bool,
+    ) {
         self.lost
             .retain(|(peer, tries)| *tries > 0 && !overlay.contains(peer));
         if !self.registered || overlay.len() >= cx.settings.max_degree as usize {
@@ -361,7 +377,7 @@ impl Membership {
             incarnation: Some(self.incarnation),
         };
         let deadline = cx.after(cx.settings.request_timeout_ms);
-        for (peer, tries) in &mut self.lost {
+        for (peer, tries) in self.lost.iter_mut().filter(|(p, _)| pick(p)) {
             *tries -= 1;
             cx.send(*peer, Message::Hello(Box::new(hello.clone())), deadline);
         }
