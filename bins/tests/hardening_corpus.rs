@@ -155,7 +155,10 @@ fn corpus(seeds: &[SocketAddr], a: SocketAddr, b: SocketAddr) -> Vec<Case> {
     ];
     let mut pipelined = Vec::new();
     for _ in 0..100 {
-        pipelined.extend(line(&Message::Ping(Ping { sender: stranger })));
+        pipelined.extend(line(&Message::Ping(Ping {
+            sender: stranger,
+            suspected_by: None,
+        })));
     }
     cases.push(case("100 requests in one write", pipelined, Answer));
     cases

@@ -621,7 +621,10 @@ impl Shared {
 
 /// True if `to` answers a `PING` within 300 ms (a truthful witness's own probe).
 fn pings(me: SocketAddr, to: SocketAddr) -> bool {
-    let ping = line(&Message::Ping(Ping { sender: me }));
+    let ping = line(&Message::Ping(Ping {
+        sender: me,
+        suspected_by: None,
+    }));
     let Ok(mut s) = TcpStream::connect_timeout(&to, Duration::from_millis(300)) else {
         return false;
     };
@@ -1770,7 +1773,10 @@ fn keyed_replays_and_frames_without_the_key_are_refused() {
             degree: 1,
             incarnation: Some(1),
         })),
-        Message::Ping(Ping { sender: ghost }),
+        Message::Ping(Ping {
+            sender: ghost,
+            suspected_by: None,
+        }),
     ] {
         tally.sent(&format!("{} without the key", msg.type_name()));
         let e = gossip_bins::exchange_line(
@@ -1802,8 +1808,22 @@ fn keyed_replays_and_frames_without_the_key_are_refused() {
             dead_report(ghost, b, None, vec![a]),
             "a DEAD_REPORT about an unknown endpoint",
         ),
-        (seeds[0], Message::Ping(Ping { sender: b }), "a PING"),
-        (a, Message::Ping(Ping { sender: b }), "a PING"),
+        (
+            seeds[0],
+            Message::Ping(Ping {
+                sender: b,
+                suspected_by: None,
+            }),
+            "a PING",
+        ),
+        (
+            a,
+            Message::Ping(Ping {
+                sender: b,
+                suspected_by: None,
+            }),
+            "a PING",
+        ),
     ];
     let mut sealed = Vec::new();
     for (to, msg, what) in &member_frames {
@@ -2335,7 +2355,10 @@ fn pings_spoofed_in_a_dead_peers_name_do_not_hide_its_crash() {
     );
     net.kill(b);
     let killed = Instant::now();
-    let ping = line(&Message::Ping(Ping { sender: b }));
+    let ping = line(&Message::Ping(Ping {
+        sender: b,
+        suspected_by: None,
+    }));
     let mut sent = 0;
     let mut removed = false;
     while killed.elapsed() < Duration::from_secs(10) && !removed {

@@ -340,10 +340,15 @@ pub struct DeadReport {
 }
 
 /// `PING` (extension): application-level liveness probe.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Ping {
     /// wire: `sender` (`"ip:port"`)
     pub sender: Endpoint,
+    /// wire: `suspected_by` (optional, peers): set by a witness probing a suspect, the
+    /// detector that suspects it. The suspect can refute by `PING`ing that detector (which
+    /// then probes it once more) and learns that it may be slow itself (local health).
+    /// Boxed: set only on a witness's probes, it keeps the common `PING` small.
+    pub suspected_by: Option<Box<Endpoint>>,
 }
 
 /// `PONG` (extension): reply to `PING`.

@@ -48,8 +48,8 @@ pub use gossip::{
     BODY_OVERHEAD, MARGIN_SECS, MAX_MISSING, MAX_MISSING_HEARSAY, MAX_PULLS_IN_FLIGHT,
     MAX_PULL_BYTES, MAX_RETAINED, MAX_RETAINED_BYTES, RETAIN_SECS,
 };
-pub use liveness::MAX_PENDING_WITNESS;
-pub use membership::MAX_PENDING_GREETINGS;
+pub use liveness::{MAX_LOCAL_HEALTH, MAX_PENDING_WITNESS};
+pub use membership::{LOST_LINK_TRIES, MAX_LOST_LINKS, MAX_PENDING_GREETINGS};
 pub use seen::{gossip_key, Coverage, GossipKey, SeenSet, AHEAD_SECS, COVERED_SECS};
 
 /// Known peers remembered per `peer_list_limit` (a random one is evicted beyond).
@@ -194,6 +194,9 @@ impl Peer {
             } => parts.on_response(&mut cx, to, request, outcome),
             Input::Tick => parts.on_tick(&mut cx),
         }
+        if cx.settings.gossip_repair {
+            parts.gossip.note_links(&cx, parts.overlay);
+        }
     }
 
     /// When the peer next wants [`Input::Tick`].
@@ -215,8 +218,10 @@ impl Peer {
             ("gossip_duplicate", self.gossip.duplicate),
             ("gossip_first", self.gossip.first),
             ("gossip_generated", u64::from(self.gossip.generated())),
+            ("local_health", u64::from(self.liveness.health())),
             ("probes_missed", self.liveness.probes_missed),
             ("probes_sent", self.pings.sent),
+            ("refutations", self.liveness.refutations),
             ("suspicions", self.liveness.suspicions_raised),
         ];
         counters.extend(self.gossip.counters());
@@ -278,9 +283,7 @@ impl Parts<'_> {
             Message::IHave(i) => self.gossip.on_ihave(cx, self.overlay, conn, &i),
             Message::Pull(p) => self.gossip.on_pull(cx, self.overlay, conn, &p),
             Message::Ping(ping) => {
-                if let Some(link) = self.overlay.link_mut(&ping.sender) {
-                    link.heard = true;
-                }
+                (self.liveness).on_ping(cx, self.overlay, self.pings, &ping);
                 let claimed = self.membership.claimed_incarnation();
                 let pong = Pong {
                     responder: cx.me,
@@ -345,7 +348,9 @@ impl Parts<'_> {
                     (self.liveness).on_suspect_ack(cx, self.overlay, known, to, r.suspect, outcome);
                 self.bury(cx, dead);
             }
-            Message::DeadReport(r) => self.liveness.on_dead_result(cx, to, r.dead, outcome),
+            Message::DeadReport(r) => {
+                (self.liveness).on_dead_result(cx, self.pings, to, r.dead, outcome)
+            }
             Message::Digest(_) => self.gossip.on_digest_resp(cx, self.overlay, to, outcome),
             Message::IHave(_) => self.gossip.on_ihave_resp(self.overlay, to, &outcome),
             Message::Pull(p) => (self.gossip).on_pull_resp(cx, self.overlay, to, &p, outcome),
@@ -384,6 +389,9 @@ impl Parts<'_> {
             let known = &self.membership.known;
             let dead = (self.liveness).on_recheck_outcome(cx, self.overlay, known, to, alive);
             self.bury(cx, dead);
+            if alive {
+                self.membership.greet_lost_now(cx, self.overlay, to);
+            }
         }
         if waiters.greeter {
             self.membership
@@ -392,11 +400,13 @@ impl Parts<'_> {
     }
 
     /// A neighbour found dead by a peer-level consensus (and reported): drop the link, forget
-    /// it, and look for new candidates.
+    /// it, and look for new candidates; greet it again at each refresh in case it was only
+    /// cut off (a partition), so the link comes back when it heals.
     fn bury(&mut self, cx: &mut Cx<'_>, dead: Option<Endpoint>) {
         if let Some(dead) = dead {
             self.overlay.drop_link(dead, "dead", cx.out);
             self.membership.forget_dead(cx, &dead);
+            self.membership.note_lost(dead);
         }
     }
 
@@ -407,8 +417,8 @@ impl Parts<'_> {
                 Timer::Gossip => self.gossip.generate(cx, self.overlay),
                 Timer::Reconcile => self.gossip.reconcile(cx, self.overlay),
                 Timer::Pull => self.gossip.pull_due(cx),
-                Timer::Probe => Liveness::probe_neighbours(cx, self.overlay, self.pings),
-                Timer::Reprobe => Liveness::reprobe_missed(cx, self.overlay, self.pings),
+                Timer::Probe => (self.liveness).probe_neighbours(cx, self.overlay, self.pings),
+                Timer::Reprobe => (self.liveness).reprobe_missed(cx, self.overlay, self.pings),
                 Timer::Repair => {
                     if self.overlay.len() < cx.settings.min_degree as usize {
                         self.membership.refresh_peer_list(cx);
@@ -417,6 +427,7 @@ impl Parts<'_> {
                 Timer::Refresh => {
                     self.membership.periodic_refresh(cx, self.overlay);
                     self.membership.regreet_neighbours(cx, self.overlay, false);
+                    self.membership.greet_lost(cx, self.overlay);
                     self.liveness.recheck_accusations(cx, self.pings);
                     let at = cx.after(cx.settings.peer_list_refresh_ms);
                     cx.timers.set(Timer::Refresh, at);

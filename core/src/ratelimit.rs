@@ -197,6 +197,7 @@ mod tests {
         assert!(r.admit(Millis(10_000), &limits, &suspect));
         let ping = Message::Ping(Ping {
             sender: "127.0.0.1:2".parse().expect("addr"),
+            suspected_by: None,
         });
         assert!((0..10_000).all(|_| r.admit(Millis(10_000), &limits, &ping)));
     }

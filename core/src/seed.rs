@@ -13,13 +13,20 @@
 //! - **Every yes is earned** (`voter.rs`): a seed votes to admit only a registrant that
 //!   answers its own `PING` at that endpoint, at an incarnation at most one step above what
 //!   it knows (or what the registrant itself claims); to remove only a peer it holds alive at
-//!   that incarnation that does not answer its own `PING`. Whoever asks.
+//!   that incarnation that does not answer its own `PING`. Whoever asks. A yes to remove
+//!   is taken back if the peer answers one of this seed's probes afterwards.
 //! - **Carried changes are confirmed** (`sync.rs`, `confirm.rs`): a change this seed did not
 //!   decide in its own round (a pushed commit sync, an anti-entropy entry) is applied only
 //!   after a quorum of seeds, asked over connections this seed opens, vouch for exactly it
 //!   (`SEED_CONFIRM`): they voted yes for it (`memory.rs`) or hold it. A pulled change its
 //!   voters can no longer vouch for (they restarted empty) is certified again by a fresh
 //!   round in which every voter checks it anew (`proposer.rs`).
+//! - **Hearsay moves nothing far** (`confirm.rs`, `round::removal_check`): what another seed
+//!   said it holds that a quorum could not confirm may come from a lying seed. It makes a
+//!   seed whose list is behind probe a peer for its removal only at most one step above what
+//!   it knows, so no lie can push a peer's incarnation beyond the range the cluster uses.
+//!   A seed that holds a peer alive but heard of its removal at that incarnation tells the
+//!   peer when it asks for its Peer List (`sync.rs`), so it registers one above.
 //!
 //! Where each part lives: rounds this seed runs in `proposer.rs`, votes it casts in
 //! `voter.rs`, commit syncs, confirmations and anti-entropy in `sync.rs`; the pure rules in

@@ -69,7 +69,10 @@ fn answer_ping(s: &mut Seed, port: u16, outcome: Result<Message, Failure>) -> Ve
         Millis(20),
         Input::Response {
             to: ep(port),
-            request: Message::Ping(Ping { sender: ep(9001) }),
+            request: Message::Ping(Ping {
+                sender: ep(9001),
+                suspected_by: None,
+            }),
             outcome,
         },
         &mut out,

@@ -153,7 +153,10 @@ fn gossip(text: &str, origin_port: u16, sender: Endpoint, hops: u32) -> Message 
 
 /// The `PING` this peer sends.
 fn ping() -> Message {
-    Message::Ping(Ping { sender: ep(ME) })
+    Message::Ping(Ping {
+        sender: ep(ME),
+        suspected_by: None,
+    })
 }
 
 fn pong(degree: Option<u32>) -> Message {
@@ -998,7 +1001,7 @@ impl Harness {
 }
 
 /// Bootstrapped with `neighbours` at time 0, then run to 2 s (answering as [`IN_SYNC`]):
-/// the peer keeps the gossip stamped from the second after its first repair round on.
+/// the peer keeps the gossip stamped from the second it first had a neighbour on.
 fn repairing(neighbours: &[Endpoint]) -> Harness {
     let mut h = Harness::bootstrapped(quiet(), neighbours);
     h.run_repair(Millis(2_000), &IN_SYNC);
@@ -1067,6 +1070,31 @@ fn a_lost_copy_is_pulled_after_a_digest_and_delivered_once() {
     assert!(out.any_event(|e| matches!(e, Event::GossipDuplicate { .. })));
     assert_eq!(h.counter("gossip_repaired"), 1);
     assert_eq!(h.counter("gossip_first"), 2);
+}
+
+/// A peer is owed the gossip made from the second it first had a neighbour on, not before:
+/// a digest reply naming both kinds gets only the first pulled.
+#[test]
+fn a_peer_repairs_from_the_second_of_its_first_link() {
+    let a = ep(7001);
+    let (mut h, out) = Harness::joined(quiet(), &[]);
+    assert!(out.any_event(|e| matches!(e, Event::BootstrapComplete { .. })));
+    h.run_repair(Millis(5_500), &IN_SYNC);
+    h.greet(Millis(5_500), 1, a);
+    let (before, owed) = (stamped(4, 1), stamped(5, 2));
+    let (s_before, k_before) = id_of(&before);
+    let (s_owed, k_owed) = id_of(&owed);
+    let owed_body = body_of(&owed);
+    let answers = Answers {
+        digest: &move |_, _| vec![group(s_before, &[k_before]), group(s_owed, &[k_owed])],
+        pull: &|_, p| {
+            assert_eq!(p.ids, vec![group(s_owed, &[k_owed])]);
+            vec![Arc::clone(&owed_body)]
+        },
+    };
+    let out = h.run_repair(Millis(12_000), &answers);
+    assert_eq!(out.sends_of("GOSSIP_PULL").len(), 1);
+    assert_eq!(first_times(&out), vec![(owed, a, true)]);
 }
 
 /// A neighbour's `IHAVE` of a gossip past the margin of gossip in flight is pulled at once,
@@ -1363,9 +1391,23 @@ fn a_neighbours_own_ping_spares_it_one_probe_round() {
     assert_eq!(round.at, Millis(settings().probe_interval_ms));
     assert_eq!(round.pinged, vec![a, b]);
     // a pings us (it is up); so does c, who is no neighbour.
-    let out = h.request(round.at, 1, Message::Ping(Ping { sender: a }));
+    let out = h.request(
+        round.at,
+        1,
+        Message::Ping(Ping {
+            sender: a,
+            suspected_by: None,
+        }),
+    );
     assert!(matches!(&out.replies()[..], [(_, Message::Pong(_))]));
-    let out = h.request(round.at, 2, Message::Ping(Ping { sender: c }));
+    let out = h.request(
+        round.at,
+        2,
+        Message::Ping(Ping {
+            sender: c,
+            suspected_by: None,
+        }),
+    );
     assert!(matches!(&out.replies()[..], [(_, Message::Pong(_))]));
     let round = h.probe_round(&[]);
     assert_eq!(
@@ -1378,7 +1420,14 @@ fn a_neighbours_own_ping_spares_it_one_probe_round() {
     // A neighbour that missed a probe is probed again half a round later, heard from or not.
     let round = h.probe_round(&[a]);
     assert_eq!(round.pinged, vec![a, b]);
-    h.request(round.at, 3, Message::Ping(Ping { sender: a }));
+    h.request(
+        round.at,
+        3,
+        Message::Ping(Ping {
+            sender: a,
+            suspected_by: None,
+        }),
+    );
     let reprobe = h.probe_round(&[]);
     assert_eq!(reprobe.at, round.at.after(settings().probe_interval_ms / 2));
     assert_eq!(
@@ -1398,7 +1447,14 @@ fn pings_in_a_dead_neighbours_name_do_not_hide_its_crash() {
     let mut at = h.probe_round(&[]).at;
     let mut suspected = false;
     for _ in 0..8 {
-        h.request(at, 1, Message::Ping(Ping { sender: a }));
+        h.request(
+            at,
+            1,
+            Message::Ping(Ping {
+                sender: a,
+                suspected_by: None,
+            }),
+        );
         let round = h.probe_round(&[a]);
         suspected |= (round.out.events().iter())
             .any(|e| matches!(e, Event::SuspicionRaised { suspect, .. } if *suspect == a));
@@ -1410,7 +1466,14 @@ fn pings_in_a_dead_neighbours_name_do_not_hide_its_crash() {
     let mut at = h.probe_round(&[]).at;
     let mut pinged_a = Vec::new();
     for _ in 0..6 {
-        h.request(at, 1, Message::Ping(Ping { sender: a }));
+        h.request(
+            at,
+            1,
+            Message::Ping(Ping {
+                sender: a,
+                suspected_by: None,
+            }),
+        );
         let round = h.probe_round(&[]);
         pinged_a.push(round.pinged.contains(&a));
         at = round.at;
@@ -1662,8 +1725,10 @@ fn an_accused_peer_that_answers_the_recheck_is_left_alone() {
     let (dead, w) = (ep(7001), ep(7002));
     let (mut h, _) = unsettled_report(settings(), dead, w);
     let (at, ping) = next_recheck(&mut h, dead);
+    // Up after all: no new accusation; the link dropped on it is offered again at once.
     let out = h.respond(at, dead, ping, Ok(pong(Some(1))));
-    assert!(out.is_empty(), "{out:?}");
+    assert_eq!(out.sends().len(), 1, "{out:?}");
+    assert_eq!(out.targets("HELLO"), vec![dead]);
     let later = h.run_until(at.after(4 * settings().peer_list_refresh_ms));
     assert!(!later.targets("PING").contains(&dead));
     assert!(later.sends_of("SUSPECT_REQ").is_empty());
@@ -1751,13 +1816,16 @@ fn no_consensus_keeps_the_neighbour() {
     ));
     assert!(out.sends_of("DEAD_REPORT").is_empty());
     assert!(h.status().neighbours.contains(&dead));
-    for round in 1..=3 {
+    // A witness found the suspect up: this peer's own misses were wrong, so it distrusts
+    // them a little (local health 1): one more miss is needed to suspect again.
+    assert_eq!(counter(&h.peer, "local_health"), 1);
+    for round in 1..=4 {
         let r = h.probe_round(&[dead]);
         assert!(r.pinged.contains(&dead));
         let raised = r
             .out
-            .any_event(|e| matches!(e, Event::SuspicionRaised { misses: 3, .. }));
-        assert_eq!(raised, round == 3, "suspected again after {round} misses");
+            .any_event(|e| matches!(e, Event::SuspicionRaised { misses: 4, .. }));
+        assert_eq!(raised, round == 4, "suspected again after {round} misses");
     }
 }
 
@@ -1779,6 +1847,104 @@ fn suspect_answering_the_detector_withdraws_the_suspicion() {
         assert!(out.is_empty(), "a withdrawn round still acted: {out:?}");
     }
     assert!(h.status().neighbours.contains(&dead));
+}
+
+/// A suspect that hears of a suspicion (a witness's `PING` names the detector) refutes it:
+/// it `PING`s the detector, once per probe interval, and only a neighbour (a stranger named
+/// in a spoofed `PING` gets nothing); and it distrusts its own probes a little.
+#[test]
+fn a_suspect_refutes_to_its_detector() {
+    let (detector, stranger) = (ep(7001), ep(7009));
+    let mut h = Harness::bootstrapped(settings(), &[detector]);
+    let witness_ping = |by: Endpoint| {
+        Message::Ping(Ping {
+            sender: ep(7002),
+            suspected_by: Some(Box::new(by)),
+        })
+    };
+    let out = h.request(Millis(10), 1, witness_ping(detector));
+    assert!(matches!(&out.replies()[..], [(_, Message::Pong(_))]));
+    let refutation = Message::Ping(Ping {
+        sender: ep(ME),
+        suspected_by: None,
+    });
+    assert_eq!(out.sends(), vec![(detector, refutation.clone())]);
+    assert_eq!(
+        (h.counter("refutations"), h.counter("local_health")),
+        (1, 1)
+    );
+    // Within the interval: answered, no second refutation; a stranger is never pinged.
+    let out = h.request(Millis(20), 2, witness_ping(detector));
+    assert!(out.sends().is_empty(), "refuted twice: {out:?}");
+    let out = h.request(Millis(30), 3, witness_ping(stranger));
+    assert!(out.sends().is_empty(), "pinged a stranger: {out:?}");
+    let later = Millis(10 + settings().probe_interval_ms);
+    let out = h.request(later, 4, witness_ping(detector));
+    assert_eq!(out.sends(), vec![(detector, refutation)]);
+}
+
+/// The detector's side: a `PING` from the suspect while witnesses are out is only a claim,
+/// so it probes the suspect once more; the `PONG` withdraws the suspicion. A second `PING`
+/// in the suspect's name sends nothing more.
+#[test]
+fn a_refutation_is_checked_by_a_probe() {
+    let (dead, b, c) = (ep(7001), ep(7002), ep(7003));
+    let (mut h, now, _asks) = suspected(dead, &[b, c]);
+    let from_suspect = Message::Ping(Ping {
+        sender: dead,
+        suspected_by: None,
+    });
+    let out = h.request(now, 50, from_suspect.clone());
+    assert_eq!(
+        out.targets("PING"),
+        vec![dead],
+        "the refutation was not checked"
+    );
+    let again = h.request(now, 51, from_suspect);
+    assert!(again.sends().is_empty(), "checked twice: {again:?}");
+    let (to, probe) = out.sends_of("PING")[0].clone();
+    let out = h.respond(now, to, probe, Ok(pong(Some(2))));
+    assert!(out.any_event(|e| matches!(
+        e,
+        Event::SuspicionVerdict {
+            consensus: false,
+            ..
+        }
+    )));
+    assert_eq!(h.counter("local_health"), 1);
+}
+
+/// Local health: a detector whose suspicion was proved wrong waits one more probe timeout
+/// for each `PONG`; each probe round without a miss takes a point off.
+#[test]
+fn local_health_stretches_probes_and_heals() {
+    let (dead, b, c) = (ep(7001), ep(7002), ep(7003));
+    let (mut h, now, asks) = suspected(dead, &[b, c]);
+    for (to, req) in asks {
+        h.respond(now, to, req, Ok(ack(dead, true, to)));
+    }
+    assert_eq!(h.counter("local_health"), 1);
+    let timeout = settings().probe_timeout_ms;
+    let limit = h.now.after(settings().probe_interval_ms);
+    let (at, out) = h.tick_until(limit, |o| !o.sends_of("PING").is_empty());
+    let deadlines: Vec<Millis> = (out.0.iter())
+        .filter_map(|o| match o {
+            Output::Send { deadline, .. } => Some(*deadline),
+            _ => None,
+        })
+        .collect();
+    assert!(!deadlines.is_empty());
+    assert!(
+        deadlines.iter().all(|&d| d == at.after(2 * timeout)),
+        "{deadlines:?}"
+    );
+    for (to, req) in out.sends_of("PING") {
+        h.respond(at, to, req, Ok(pong(Some(2))));
+    }
+    // The round had no miss: the next one takes the point off, and waits one timeout.
+    let r = h.probe_round(&[]);
+    assert_eq!(h.counter("local_health"), 0);
+    assert!(!r.pinged.is_empty());
 }
 
 #[test]
@@ -1808,17 +1974,33 @@ fn witness_answers_after_its_own_probe() {
     let req = Message::SuspectReq(Box::new(SuspectReq { suspect, requester }));
     let out = h.request(Millis(5), 42, req.clone());
     assert!(out.replies().is_empty(), "answered before probing");
-    // Two PINGs at once: one lost datagram-sized exchange does not make a dead witness.
+    // Two PINGs at once: one lost exchange does not make a dead witness. Each names the
+    // detector, so that the suspect can refute.
     assert_eq!(out.targets("PING"), vec![suspect, suspect]);
+    let probe = Message::Ping(Ping {
+        sender: ep(ME),
+        suspected_by: Some(Box::new(requester)),
+    });
+    assert!(out.sends().iter().all(|(_, m)| *m == probe));
     // A second detector asking about the same suspect shares the probe.
     let out = h.request(Millis(6), 43, req);
     assert!(out.sends().is_empty());
-    let out = h.respond(Millis(100), suspect, ping(), Err(Failure::Unreachable));
+    let out = h.respond(
+        Millis(100),
+        suspect,
+        probe.clone(),
+        Err(Failure::Unreachable),
+    );
     assert!(
         out.replies().is_empty(),
         "one failed PING of two is no verdict"
     );
-    let out = h.respond(Millis(100), suspect, ping(), Err(Failure::Unreachable));
+    let out = h.respond(
+        Millis(100),
+        suspect,
+        probe.clone(),
+        Err(Failure::Unreachable),
+    );
     assert_eq!(
         out.replies(),
         vec![
@@ -1936,6 +2118,171 @@ fn repair_reconnects_after_a_drop() {
         !pinged.contains(&b) && !pinged.contains(&c),
         "neighbours are not candidates"
     );
+}
+
+/// Removed while cut off and readmitted one above before it heard of the removal (the seeds
+/// may admit a peer that answers their probe one above a removal, whoever asks): the peer
+/// registers at the incarnation the seeds list, never at one further above.
+#[test]
+fn takes_the_incarnation_it_was_readmitted_at() {
+    let mut h = Harness::bootstrapped(settings(), &[ep(7001)]);
+    assert_eq!(h.status().incarnation, 1);
+    for (entry, rejoins) in [
+        (Some((1, Status::Alive)), false),
+        (Some((3, Status::Alive)), false),
+        (Some((2, Status::Alive)), true),
+    ] {
+        let (at, seed, req) = h.next_refresh();
+        let out = h.respond(at, seed, req, Ok(peer_list(seed, &[], entry)));
+        if !rejoins {
+            assert!(out.events().is_empty(), "{entry:?}: {:?}", out.events());
+            continue;
+        }
+        assert_eq!(
+            out.events(),
+            vec![Event::Rejoining {
+                removed_incarnation: 1
+            }]
+        );
+        let regs = out.sends_of("REGISTER_REQ");
+        assert!(!regs.is_empty());
+        for (_, m) in &regs {
+            assert!(matches!(m, Message::RegisterReq(r) if r.incarnation == Some(2)));
+        }
+        h.admit_all(at, &out, Some(2));
+        assert!(h.status().registered);
+        assert_eq!(h.status().incarnation, 2);
+    }
+}
+
+/// One seed's word moves a peer at most one incarnation up: a lying seed that says the peer
+/// was removed far above would send it to register where nobody is admitted.
+#[test]
+fn a_removal_far_above_is_not_believed() {
+    let mut h = Harness::bootstrapped(settings(), &[ep(7001)]);
+    assert_eq!(h.status().incarnation, 1);
+    for removed in [3, u64::from(u32::MAX) - 1] {
+        let (at, seed, req) = h.next_refresh();
+        let lie = peer_list(seed, &[], Some((removed, Status::Removed)));
+        let out = h.respond(at, seed, req, Ok(lie));
+        assert!(out.events().is_empty(), "{removed}: {:?}", out.events());
+        assert!(out.sends_of("REGISTER_REQ").is_empty());
+        assert!(h.status().registered);
+    }
+    // One above is believed (readmitted there unawares, then removed): register at 3.
+    let (at, seed, req) = h.next_refresh();
+    let out = h.respond(
+        at,
+        seed,
+        req,
+        Ok(peer_list(seed, &[], Some((2, Status::Removed)))),
+    );
+    assert_eq!(
+        out.events(),
+        vec![Event::Rejoining {
+            removed_incarnation: 2
+        }]
+    );
+    for (_, m) in out.sends_of("REGISTER_REQ") {
+        assert!(matches!(m, Message::RegisterReq(r) if r.incarnation == Some(3)));
+    }
+}
+
+/// The seeds refused a report (their own probes found the accused up): the detector probes
+/// it at once, and if it answers, greets it again at once: the link dropped on a suspicion
+/// the seeds did not share comes back within a round trip. Still silent: no new round
+/// until the periodic re-check.
+#[test]
+fn a_link_dropped_on_a_refused_report_comes_back_at_once() {
+    for answers in [true, false] {
+        let (dead, b, c) = (ep(7001), ep(7002), ep(7003));
+        let (mut h, now, asks) = suspected(dead, &[b, c]);
+        let mut out = Outs::default();
+        for (to, req) in asks {
+            out.append(h.respond(now, to, req, Ok(ack(dead, false, to))));
+        }
+        let reports = out.sends_of("DEAD_REPORT");
+        assert!(!reports.is_empty());
+        assert!(!h.status().neighbours.contains(&dead), "dropped as dead");
+        let mut last = Outs::default();
+        for (seed, req) in reports {
+            last = h.respond(now, seed, req, Ok(dead_result(false)));
+        }
+        assert_eq!(
+            last.targets("PING"),
+            vec![dead],
+            "the accused not re-checked"
+        );
+        let (to, probe) = last.sends_of("PING")[0].clone();
+        let outcome = if answers {
+            Ok(pong(Some(1)))
+        } else {
+            Err(Failure::Timeout)
+        };
+        let out = h.respond(now, to, probe, outcome);
+        if answers {
+            assert_eq!(out.targets("HELLO"), vec![dead], "not greeted at once");
+        } else {
+            assert!(out.sends().is_empty(), "acted on a refused report: {out:?}");
+        }
+    }
+}
+
+/// A partition makes both ends of a link drop it as dead; the link comes back once the other
+/// end answers again, or the two sides of a healed partition would stay apart.
+#[test]
+fn a_neighbour_dropped_as_dead_is_greeted_at_each_refresh_until_the_link_is_back() {
+    let (dead, b, c) = (ep(7001), ep(7002), ep(7003));
+    let (mut h, now, asks) = suspected(dead, &[b, c]);
+    let mut out = Outs::default();
+    for (to, req) in asks {
+        out.append(h.respond(now, to, req, Ok(ack(dead, false, to))));
+    }
+    assert!(out.has(&Event::NeighbourDropped {
+        peer: dead,
+        reason: "dead"
+    }));
+    let greetings_of = |hellos: &[(Endpoint, Message)]| -> Vec<Message> {
+        hellos
+            .iter()
+            .filter(|(to, _)| *to == dead)
+            .map(|(_, m)| m.clone())
+            .collect()
+    };
+    for _ in 0..2 {
+        let (at, hellos) = h.next_regreeting();
+        let to_dead = greetings_of(&hellos);
+        assert_eq!(
+            to_dead.len(),
+            1,
+            "one greeting of the lost neighbour: {hellos:?}"
+        );
+        let out = h.respond(at, dead, to_dead[0].clone(), Err(Failure::Timeout));
+        assert!(out.events().is_empty());
+    }
+    let (at, hellos) = h.next_regreeting();
+    let to_dead = greetings_of(&hellos);
+    let out = h.respond(at, dead, to_dead[0].clone(), Ok(hello_ack(true, dead, 1)));
+    assert!(out.any_event(|e| matches!(e, Event::NeighbourAdded { peer, .. } if *peer == dead)));
+    assert!(h.status().neighbours.contains(&dead));
+}
+
+#[test]
+fn a_lost_neighbour_that_never_answers_is_given_up() {
+    let (dead, b, c) = (ep(7001), ep(7002), ep(7003));
+    let (mut h, now, asks) = suspected(dead, &[b, c]);
+    for (to, req) in asks {
+        h.respond(now, to, req, Ok(ack(dead, false, to)));
+    }
+    let mut greeted = 0;
+    for _ in 0..gossip_core::peer::LOST_LINK_TRIES + 5 {
+        let (at, hellos) = h.next_regreeting();
+        for (to, m) in hellos.into_iter().filter(|(to, _)| *to == dead) {
+            greeted += 1;
+            h.respond(at, to, m, Err(Failure::Unreachable));
+        }
+    }
+    assert_eq!(greeted, gossip_core::peer::LOST_LINK_TRIES);
 }
 
 #[test]

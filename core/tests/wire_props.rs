@@ -275,7 +275,10 @@ fn message() -> impl Strategy<Value = Message> {
         commit_sync().prop_map(|x| Message::DeadCommit(Box::new(x))),
         Just(Message::DeadCommitAck),
         text().prop_map(Message::error),
-        endpoint().prop_map(|sender| Message::Ping(Ping { sender })),
+        endpoint().prop_map(|sender| Message::Ping(Ping {
+            sender,
+            suspected_by: None
+        })),
         (
             endpoint(),
             any::<Option<u32>>(),
@@ -529,6 +532,13 @@ proptest! {
 fn ipv6_endpoint_on_the_wire() {
     let ep = SocketAddr::V6(SocketAddrV6::new(Ipv6Addr::LOCALHOST, 5000, 0, 0));
     let mut out = Vec::new();
-    encode(&Message::Ping(Ping { sender: ep }), 0.0, &mut out);
+    encode(
+        &Message::Ping(Ping {
+            sender: ep,
+            suspected_by: None,
+        }),
+        0.0,
+        &mut out,
+    );
     assert!(String::from_utf8_lossy(&out).contains("\"[::1]:5000\""));
 }

@@ -176,6 +176,7 @@ fn keyed_hosts_talk_and_unkeyed_wrong_key_and_replayed_frames_get_error() {
     // A sealed request is answered, bound to its nonce; replayed verbatim it gets ERROR.
     let ping = Message::Ping(Ping {
         sender: "127.0.0.1:9".parse().expect("addr"),
+        suspected_by: None,
     });
     let (req, nonce) = sealed(&ring, &ping);
     let pong = open_reply(&ring, &exchange(seed, &req), Some(nonce));

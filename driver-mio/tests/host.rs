@@ -42,6 +42,7 @@ fn read_json(reader: &mut BufReader<TcpStream>) -> Value {
 fn ping() -> Message {
     Message::Ping(gossip_core::msg::Ping {
         sender: "127.0.0.1:9".parse().expect("addr"),
+        suspected_by: None,
     })
 }
 

@@ -15,6 +15,17 @@ pub const SEED_PORT: u16 = 5001;
 pub const PEER_PORT: u16 = 6000;
 /// The endpoint the simulator itself speaks from when it plays the lying peer.
 pub const LIAR: Endpoint = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)), 4999);
+/// The endpoint the simulator speaks from when it plays the forger (a stranger, not a seed).
+pub const FORGER: Endpoint = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 3)), 4998);
+/// How many endpoints [`nowhere`] names.
+pub const NOWHERE_COUNT: u32 = 8;
+
+/// Endpoint `k % NOWHERE_COUNT` of a few where nothing listens (`127.0.1.k:7000`): what
+/// forgers ask seeds to admit. A small fixed set, so what they leave behind stays bounded.
+pub fn nowhere(k: u32) -> Endpoint {
+    let ip = Ipv4Addr::new(127, 0, 1, (k % NOWHERE_COUNT) as u8);
+    SocketAddr::new(IpAddr::V4(ip), 7000)
+}
 
 /// The address plan of one cluster.
 #[derive(Copy, Clone, Debug)]
@@ -93,6 +104,10 @@ mod tests {
             assert_eq!(a.node(&a.endpoint(n)), Some(n), "node {n}");
         }
         assert_eq!(a.node(&LIAR), None);
+        assert_eq!(a.node(&FORGER), None);
+        for k in 0..NOWHERE_COUNT {
+            assert_eq!(a.node(&nowhere(k)), None);
+        }
         assert_eq!(a.node(&"127.0.0.1:5008".parse().unwrap()), None); // seed 7 of 7
         assert_eq!(a.node(&"127.0.0.1:6000".parse().unwrap()), None);
         assert_eq!(a.node(&"127.1.0.3:6001".parse().unwrap()), None);

@@ -144,6 +144,70 @@ pub enum FaultKind {
         /// The seed lied to.
         seed: u32,
     },
+    /// The simulator, playing a forger (a stranger at [`crate::addr::FORGER`], not a seed),
+    /// sends seed `seed` forged messages of `kind` about peer `peer` (the victim). Nothing
+    /// they claim may change any honest seed's Peer List.
+    Forge {
+        /// What is forged.
+        kind: ForgeKind,
+        /// The seed forged to.
+        seed: u32,
+        /// The victim peer.
+        peer: u32,
+    },
+}
+
+/// What a forger (or a lying seed) claims. Certificates name a quorum of real seeds; `k` is
+/// the victim's current incarnation (1 if it has none).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ForgeKind {
+    /// A `SEED_DEAD_COMMIT` sync removing the victim at `k`.
+    RemoveCurrent,
+    /// A `SEED_DEAD_COMMIT` sync removing it at `k + 1`.
+    RemoveNext,
+    /// A `SEED_DEAD_COMMIT` sync removing it at a huge incarnation (`MAX_INCARNATION - 1`,
+    /// the highest a peer could still rejoin above).
+    RemoveHuge,
+    /// A `REGISTER_COMMIT` sync admitting an endpoint where nothing listens.
+    AdmitNowhere,
+    /// A `REGISTER_COMMIT` sync admitting the victim at `k + 1`.
+    AdmitBumped,
+    /// `SEED_SYNC` requests (one shaped as a reply) carrying entries of each kind above.
+    SyncEntries,
+    /// `REGISTER_VOTE` / `SEED_DEAD_VOTE` requests naming a real seed as proposer to a quorum
+    /// of seeds (removing the victim at `k`, admitting it at `k + 1`, admitting an endpoint
+    /// where nothing listens), then, once they answered, the commits naming exactly the
+    /// seeds asked.
+    SolicitVotes,
+    /// A `REGISTER_REQ` for the victim's endpoint at `MAX_INCARNATION`.
+    RegisterHuge,
+    /// A `REGISTER_REQ` for an endpoint where nothing listens.
+    RegisterNowhere,
+}
+
+impl ForgeKind {
+    /// Every kind, in order.
+    pub const ALL: [ForgeKind; 9] = [
+        ForgeKind::RemoveCurrent,
+        ForgeKind::RemoveNext,
+        ForgeKind::RemoveHuge,
+        ForgeKind::AdmitNowhere,
+        ForgeKind::AdmitBumped,
+        ForgeKind::SyncEntries,
+        ForgeKind::SolicitVotes,
+        ForgeKind::RegisterHuge,
+        ForgeKind::RegisterNowhere,
+    ];
+
+    /// The kinds that are one forged commit sync (what a lying seed pushes and puts in its
+    /// anti-entropy replies).
+    pub const COMMITS: [ForgeKind; 5] = [
+        ForgeKind::RemoveCurrent,
+        ForgeKind::RemoveNext,
+        ForgeKind::RemoveHuge,
+        ForgeKind::AdmitNowhere,
+        ForgeKind::AdmitBumped,
+    ];
 }
 
 /// A fault at a time.
@@ -188,6 +252,16 @@ pub struct SimConfig {
     pub check_safety: bool,
     /// Stop at the first violation (the default: the first one is the bug report).
     pub stop_on_violation: bool,
+    /// Seeds that lie (a minority: at most `(seeds - 1) / 2`), from the start: each stays a
+    /// seed of the config and its node runs unchanged (it answers probes, runs its own
+    /// rounds), but the simulator answers the vote requests and `SEED_CONFIRM`s sent to it
+    /// with lies (yes to every vote; vouching for every fact, or now and then denying them
+    /// all), adds forged entries to its `SEED_SYNC` replies, and pushes forged commit syncs
+    /// from it to the other seeds every anti-entropy interval.
+    pub lying_seeds: Vec<u32>,
+    /// Lying seeds stop lying at `heal_at_ms` (then promises 6–7 hold at every live seed);
+    /// else they lie to the end and promises 6–7 are checked among the honest seeds only.
+    pub liars_stop_at_heal: bool,
 }
 
 impl SimConfig {
@@ -207,7 +281,14 @@ impl SimConfig {
             duration_ms: None,
             check_safety: true,
             stop_on_violation: true,
+            lying_seeds: Vec::new(),
+            liars_stop_at_heal: true,
         }
+    }
+
+    /// True if seed `i` is one of the lying seeds.
+    pub fn is_lying_seed(&self, i: u32) -> bool {
+        self.lying_seeds.contains(&i)
     }
 
     /// When the last peer has joined.

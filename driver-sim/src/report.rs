@@ -115,6 +115,16 @@ pub struct Report {
     pub commit_spread_ms_p50: Option<u64>,
     /// 99th percentile of the same.
     pub commit_spread_ms_p99: Option<u64>,
+    /// Forged messages the forger and the lying seeds sent, and lies the lying seeds told in
+    /// answer (votes, confirmations, anti-entropy replies with forged entries).
+    pub forged_sent: u64,
+    /// The same by kind: `commit`, `sync`, `vote`, `register` (the forger); `liar_commit`,
+    /// `sync_reply`, `vote_lie`, `confirm_lie`, `confirm_deny` (lying seeds).
+    pub forged_by_kind: std::collections::BTreeMap<String, u64>,
+    /// Distinct Peer List facts they put forward.
+    pub forged_facts: u64,
+    /// Changes of an honest seed's Peer List to a forged fact while it was false: must be 0.
+    pub forged_changes: u64,
     /// Peak resident memory of the process (KiB), filled in by the `sim` command.
     pub peak_rss_kib: Option<u64>,
 }
@@ -448,6 +458,12 @@ impl Report {
             removals: count_changes(ck, Status::Removed),
             commit_spread_ms_p50: percentile(&spread, 0.5),
             commit_spread_ms_p99: percentile(&spread, 0.99),
+            forged_sent: sim.forged_sent().values().sum(),
+            forged_by_kind: (sim.forged_sent().iter())
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect(),
+            forged_facts: ck.forged_facts() as u64,
+            forged_changes: ck.forged_changes,
             peak_rss_kib: None,
         }
     }
@@ -511,6 +527,18 @@ impl Report {
             opt(self.commit_spread_ms_p50),
             opt(self.commit_spread_ms_p99),
         );
+        if self.forged_sent > 0 {
+            let kinds: Vec<String> = (self.forged_by_kind.iter())
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect();
+            s += &format!(
+                "adversaries: {} forged messages and lies ({}) · {} forged facts · {} changes caused\n",
+                self.forged_sent,
+                kinds.join(", "),
+                self.forged_facts,
+                self.forged_changes,
+            );
+        }
         if let Some(b) = self.liveness_bound_ms {
             s += &format!(
                 "liveness: bound {b} ms after healing · converged {}\n",

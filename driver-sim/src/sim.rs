@@ -5,14 +5,20 @@ use std::net::IpAddr;
 use std::time::Instant;
 
 use gossip_core::hash::{combine, hash64, mix64};
-use gossip_core::msg::{DeadReport, Endpoint, Message, Status};
+use gossip_core::msg::{
+    CommitSync, ConfirmResp, DeadReport, Decision, Endpoint, Entry, Fact, Message, RegisterReq,
+    SeedSync, Status, VoteReq, VoteResp, SYNC_BUCKETS,
+};
 use gossip_core::rng::Rng;
+use gossip_core::seed::MAX_INCARNATION;
 use gossip_core::{ConnId, Event, Failure, Input, Millis, Node, NodeInit, Output};
 
 use crate::actor::Actor;
-use crate::addr::{Addrs, LIAR};
+use crate::addr::{nowhere, Addrs, FORGER, LIAR, NOWHERE_COUNT};
 use crate::checker::{Checker, Violation};
-use crate::config::{FaultKind, NetConfig, NodeRef, Partition, PartitionKind, SimConfig, Split};
+use crate::config::{
+    FaultKind, ForgeKind, NetConfig, NodeRef, Partition, PartitionKind, SimConfig, Split,
+};
 use crate::queue::Queue;
 use crate::report::{thread_cpu_seconds, Report};
 
@@ -48,6 +54,10 @@ enum Ev {
     Heal,
     /// Evaluate promises 6–7 (`last`: the bound is reached; failures are violations).
     Check { last: bool },
+    /// A forged request queued for later (`World::later`) is sent.
+    Inject(u32),
+    /// A lying seed pushes a forged commit sync.
+    LiarTick(u32),
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -137,6 +147,18 @@ struct World {
     log: bool,
     faults: Vec<crate::config::Fault>,
     messages_lost: u64,
+    /// The adversaries' own random choices, apart from the network's: a run without forgers
+    /// or lying seeds draws exactly what it drew before they existed.
+    adv_rng: Rng,
+    /// Per seed: it is a lying seed (it lies while [`World::lying`] says so).
+    liars: Vec<bool>,
+    any_liars: bool,
+    /// Forged requests to send later, `(seed, request)`, taken when sent.
+    later: Vec<Option<(u32, Message)>>,
+    /// Forged messages sent (and lies told), by kind.
+    forged_sent: BTreeMap<&'static str, u64>,
+    /// Numbers the forged proposal ids.
+    forged_seq: u64,
 }
 
 /// A simulated cluster. See the crate documentation for the model.
@@ -424,7 +446,7 @@ impl World {
     }
 
     /// Carries out `Output::Reply` from `node`.
-    fn reply(&mut self, now: u64, node: u32, conn: ConnId, msg: Message) {
+    fn reply(&mut self, now: u64, node: u32, conn: ConnId, mut msg: Message) {
         self.checker.on_reply(now, &msg);
         let call = (conn.0 & 0xffff_ffff) as u32;
         let gen = ((conn.0 >> 32) as u32) & GEN_MASK;
@@ -451,6 +473,9 @@ impl World {
             self.messages_lost += 1;
             self.arm_timeout(call);
             return;
+        }
+        if self.any_liars && self.lying(node) {
+            self.forge_sync_reply(node, &mut msg);
         }
         let c = &mut self.calls[call as usize];
         c.reply = Some(msg);
@@ -504,6 +529,171 @@ impl World {
         }
     }
 
+    // ----- adversaries -----
+
+    /// True while seed `node` lies.
+    #[inline]
+    fn lying(&self, node: u32) -> bool {
+        self.any_liars
+            && self.liars.get(node as usize).copied().unwrap_or(false)
+            && !(self.healed && self.cfg.liars_stop_at_heal)
+    }
+
+    /// A fact of a commit kind about peer `victim` (`k`: its current incarnation, 1 if none).
+    fn forged_fact(&mut self, kind: ForgeKind, victim: u32) -> Fact {
+        let a = self.addrs;
+        if a.peers == 0 || kind == ForgeKind::AdmitNowhere {
+            return Fact {
+                peer: nowhere(self.adv_rng.below(u64::from(NOWHERE_COUNT)) as u32),
+                incarnation: 1,
+                status: Status::Alive,
+            };
+        }
+        let j = victim % a.peers;
+        let k = (self.checker.peers.get(j as usize))
+            .and_then(|p| p.incarnation)
+            .unwrap_or(1);
+        let (incarnation, status) = match kind {
+            ForgeKind::RemoveCurrent => (k, Status::Removed),
+            ForgeKind::RemoveNext => (k + 1, Status::Removed),
+            ForgeKind::RemoveHuge => (MAX_INCARNATION - 1, Status::Removed),
+            _ => (k + 1, Status::Alive),
+        };
+        Fact {
+            peer: a.endpoint(a.seeds + j),
+            incarnation,
+            status,
+        }
+    }
+
+    /// A forged fact of a random commit kind about a random peer.
+    fn random_forged_fact(&mut self) -> Fact {
+        let kinds = ForgeKind::COMMITS;
+        let kind = kinds[self.adv_rng.below(kinds.len() as u64) as usize];
+        let victim = self.adv_rng.below(u64::from(self.addrs.peers.max(1))) as u32;
+        self.forged_fact(kind, victim)
+    }
+
+    /// A quorum of distinct configured seeds, from seed `first` on in config order: a
+    /// certificate that names real seeds.
+    fn quorum_from(&self, first: u32) -> Vec<Endpoint> {
+        let n = self.addrs.seeds;
+        let q = gossip_core::quorum(n as usize) as u32;
+        (0..q)
+            .map(|i| self.addrs.endpoint((first + i) % n))
+            .collect()
+    }
+
+    /// A certificate naming a quorum of real seeds from a random one on.
+    fn random_quorum(&mut self) -> Vec<Endpoint> {
+        let first = self.adv_rng.below(u64::from(self.addrs.seeds)) as u32;
+        self.quorum_from(first)
+    }
+
+    /// A fresh proposal id, as if `votes`' first seed had proposed it.
+    fn forged_id(&mut self, votes: &[Endpoint]) -> String {
+        self.forged_seq += 1;
+        let source = votes.first().copied().unwrap_or(FORGER);
+        format!("{source}#forged{}", self.forged_seq)
+    }
+
+    /// A `REGISTER_COMMIT` / `SEED_DEAD_COMMIT` sync of `fact` with the certificate `votes`.
+    fn forged_commit(&mut self, fact: Fact, votes: Vec<Endpoint>, id: String) -> Message {
+        let source_seed = votes.first().copied().unwrap_or(FORGER);
+        let sync = Box::new(CommitSync {
+            proposal_id: id,
+            decision: Decision::Commit,
+            peer: fact.peer,
+            source_seed,
+            incarnation: Some(fact.incarnation),
+            votes,
+        });
+        match fact.status {
+            Status::Alive => Message::RegisterCommit(sync),
+            Status::Removed => Message::DeadCommit(sync),
+        }
+    }
+
+    /// Sends a forged request to seed `to` from outside the cluster, and notes the facts it
+    /// puts forward.
+    fn inject(&mut self, now: u64, to: u32, msg: Message, what: &'static str) {
+        let mut note = |peer, incarnation, status| self.checker.forged(peer, incarnation, status);
+        match &msg {
+            Message::RegisterCommit(c) | Message::DeadCommit(c) => {
+                let status = match msg {
+                    Message::RegisterCommit(_) => Status::Alive,
+                    _ => Status::Removed,
+                };
+                note(c.peer, c.incarnation.unwrap_or(0), status);
+            }
+            Message::RegisterVote(v) => note(v.peer, v.incarnation.unwrap_or(0), Status::Alive),
+            Message::DeadVote(v) => note(v.peer, v.incarnation.unwrap_or(0), Status::Removed),
+            Message::RegisterReq(r) => note(r.peer, r.incarnation.unwrap_or(1), Status::Alive),
+            Message::SeedSync(x) => {
+                for e in &x.entries {
+                    note(e.peer, e.incarnation, e.status);
+                }
+            }
+            _ => {}
+        }
+        *self.forged_sent.entry(what).or_insert(0) += 1;
+        let deadline = Millis(now + self.cfg.settings.request_timeout_ms);
+        let to = self.addrs.endpoint(to);
+        self.send(now, EXTERNAL, 0, to, msg, deadline, false);
+    }
+
+    /// What lying seed `liar` answers instead of its node: yes to every vote; to a
+    /// `SEED_CONFIRM`, vouching for every fact, or one time in four denying them all (its own
+    /// votes too). `None`: the node answers.
+    fn lie(&mut self, msg: &Message, liar: u32) -> Option<Message> {
+        let me = self.addrs.endpoint(liar);
+        let yes = |v: &VoteReq| {
+            Box::new(VoteResp {
+                proposal_id: v.proposal_id.clone(),
+                vote: true,
+                voter: me,
+                known_incarnation: None,
+            })
+        };
+        let (lie, what) = match msg {
+            Message::RegisterVote(v) => (Message::RegisterVoteResp(yes(v)), "vote_lie"),
+            Message::DeadVote(v) => (Message::DeadVoteResp(yes(v)), "vote_lie"),
+            Message::Confirm(c) => {
+                let deny = self.adv_rng.chance(0.25);
+                let resp = ConfirmResp {
+                    seed: me,
+                    vouched: vec![!deny; c.facts.len()],
+                };
+                let what = if deny { "confirm_deny" } else { "confirm_lie" };
+                (Message::ConfirmResp(Box::new(resp)), what)
+            }
+            _ => return None,
+        };
+        *self.forged_sent.entry(what).or_insert(0) += 1;
+        Some(lie)
+    }
+
+    /// Lying seed `liar`'s `SEED_SYNC` reply gets two forged entries whose certificates name
+    /// it and the seeds after it.
+    fn forge_sync_reply(&mut self, liar: u32, msg: &mut Message) {
+        let Message::SeedSync(x) = msg else { return };
+        if !x.reply {
+            return;
+        }
+        for _ in 0..2 {
+            let fact = self.random_forged_fact();
+            self.checker
+                .forged(fact.peer, fact.incarnation, fact.status);
+            x.entries.push(Entry {
+                peer: fact.peer,
+                incarnation: fact.incarnation,
+                status: fact.status,
+                votes: self.quorum_from(liar),
+            });
+        }
+        *self.forged_sent.entry("sync_reply").or_insert(0) += 1;
+    }
+
     fn stopped(&self) -> bool {
         self.watch_hit || (self.cfg.stop_on_violation && self.checker.violation_count > 0)
     }
@@ -519,6 +709,19 @@ impl<A: Actor> Sim<A> {
         }
         if cfg.seeds > 60_000 || cfg.peers > 254 << 16 {
             return Err("too many nodes for the address plan".into());
+        }
+        let mut liars = cfg.lying_seeds.clone();
+        liars.sort_unstable();
+        liars.dedup();
+        if liars.len() != cfg.lying_seeds.len()
+            || liars.iter().any(|&i| i >= cfg.seeds)
+            || liars.len() as u32 > (cfg.seeds - 1) / 2
+        {
+            return Err(format!(
+                "lying seeds {:?}: distinct seeds of the config, at most a minority ({})",
+                cfg.lying_seeds,
+                (cfg.seeds - 1) / 2
+            ));
         }
         let addrs = Addrs {
             seeds: cfg.seeds,
@@ -551,10 +754,17 @@ impl<A: Actor> Sim<A> {
             log: false,
             faults,
             messages_lost: 0,
+            adv_rng: Rng::new(mix64(cfg.seed ^ 0x6164_7665_7273_0003)),
+            liars: (0..cfg.seeds).map(|i| cfg.is_lying_seed(i)).collect(),
+            any_liars: !cfg.lying_seeds.is_empty(),
+            later: Vec::new(),
+            forged_sent: BTreeMap::new(),
+            forged_seq: 0,
             cfg,
         };
         let mut w = w;
         w.checker.enabled = w.cfg.check_safety;
+        w.checker.set_liars(&w.cfg.lying_seeds);
         let mut sim = Sim {
             nodes: (0..addrs.nodes())
                 .map(|_| Slot {
@@ -589,6 +799,11 @@ impl<A: Actor> Sim<A> {
         }
         for s in 0..addrs.seeds {
             sim.start_node(0, s);
+        }
+        let interval = sim.w.cfg.settings.anti_entropy_interval_ms;
+        for &liar in &sim.w.cfg.lying_seeds {
+            let at = 1 + sim.w.adv_rng.below(interval);
+            sim.w.q.push(at, Ev::LiarTick(liar));
         }
         Ok(sim)
     }
@@ -736,6 +951,12 @@ impl<A: Actor> Sim<A> {
             }
             Ev::Heal => self.heal(now),
             Ev::Check { last } => self.check_liveness(now, last),
+            Ev::Inject(i) => {
+                if let Some((to, msg)) = self.w.later.get_mut(i as usize).and_then(Option::take) {
+                    self.w.inject(now, to, msg, "commit");
+                }
+            }
+            Ev::LiarTick(liar) => self.liar_tick(now, liar),
         }
     }
 
@@ -794,6 +1015,14 @@ impl<A: Actor> Sim<A> {
             };
             let conn = ConnId(u64::from(call) | u64::from(gen) << 32 | u64::from(dup) << 63);
             self.w.hash_event(now, to, fingerprint(&msg));
+            if self.w.any_liars && self.w.lying(to) {
+                if let Some(lie) = self.w.lie(&msg, to) {
+                    // The lying seed answers in its node's stead; the node never sees it.
+                    self.w.reply(now, to, conn, lie);
+                    self.w.free_if_finished(call);
+                    return;
+                }
+            }
             if let Some(actor) = self.nodes[to as usize].actor.as_mut() {
                 let input = Input::Request { conn, msg };
                 actor.handle(Millis(now), input, &mut self.outputs);
@@ -979,6 +1208,7 @@ impl<A: Actor> Sim<A> {
             FaultKind::SetDup(x) => self.w.net.dup = x.clamp(0.0, 1.0),
             FaultKind::SetJitter(j) => self.w.net.jitter_ms = j,
             FaultKind::Lie { peer, seed } => self.lie(now, peer, seed),
+            FaultKind::Forge { kind, seed, peer } => self.forge(now, kind, seed, peer),
         }
     }
 
@@ -1064,6 +1294,114 @@ impl<A: Actor> Sim<A> {
             .send(now, EXTERNAL, 0, a.endpoint(seed), msg, deadline, true);
     }
 
+    /// The simulator plays a forger: messages of `kind` about peer `peer` to seed `seed`
+    /// (see [`ForgeKind`]), from a stranger's address, certificates naming real seeds.
+    fn forge(&mut self, now: u64, kind: ForgeKind, seed: u32, peer: u32) {
+        let a = self.w.addrs;
+        if seed >= a.seeds {
+            return;
+        }
+        let w = &mut self.w;
+        match kind {
+            ForgeKind::RemoveCurrent
+            | ForgeKind::RemoveNext
+            | ForgeKind::RemoveHuge
+            | ForgeKind::AdmitNowhere
+            | ForgeKind::AdmitBumped => {
+                let fact = w.forged_fact(kind, peer);
+                let votes = w.random_quorum();
+                let id = w.forged_id(&votes);
+                let msg = w.forged_commit(fact, votes, id);
+                w.inject(now, seed, msg, "commit");
+            }
+            ForgeKind::SyncEntries => {
+                let mut entries = Vec::new();
+                for k in ForgeKind::COMMITS {
+                    let fact = w.forged_fact(k, peer);
+                    entries.push(Entry {
+                        peer: fact.peer,
+                        incarnation: fact.incarnation,
+                        status: fact.status,
+                        votes: w.random_quorum(),
+                    });
+                }
+                // A pull carrying entries, and a "reply" pushed as a request.
+                for reply in [false, true] {
+                    let msg = Message::SeedSync(Box::new(SeedSync {
+                        seed: a.endpoint((seed + 1) % a.seeds),
+                        buckets: vec![0; SYNC_BUCKETS],
+                        entries: entries.clone(),
+                        reply,
+                    }));
+                    w.inject(now, seed, msg, "sync");
+                }
+            }
+            ForgeKind::SolicitVotes => {
+                // Ask a quorum of seeds (from the target on) to vote in a round a real seed
+                // is named as proposing; once they answered, carry the commits naming exactly
+                // them to the target.
+                let asked = w.quorum_from(seed);
+                let proposer = a.endpoint((seed + 1) % a.seeds);
+                let later = now + w.cfg.settings.vote_timeout_ms + 2 * w.net.max_latency_ms();
+                for kind in [
+                    ForgeKind::RemoveCurrent,
+                    ForgeKind::AdmitBumped,
+                    ForgeKind::AdmitNowhere,
+                ] {
+                    let fact = w.forged_fact(kind, peer);
+                    let id = w.forged_id(&[proposer]);
+                    let req = Box::new(VoteReq {
+                        proposal_id: id.clone(),
+                        peer: fact.peer,
+                        incarnation: Some(fact.incarnation),
+                        proposer,
+                    });
+                    let ask = match fact.status {
+                        Status::Alive => Message::RegisterVote(req),
+                        Status::Removed => Message::DeadVote(req),
+                    };
+                    for voter in &asked {
+                        if let Some(v) = a.node(voter) {
+                            w.inject(now, v, ask.clone(), "vote");
+                        }
+                    }
+                    let commit = w.forged_commit(fact, asked.clone(), id);
+                    w.q.push(later, Ev::Inject(w.later.len() as u32));
+                    w.later.push(Some((seed, commit)));
+                }
+            }
+            ForgeKind::RegisterHuge | ForgeKind::RegisterNowhere => {
+                let (peer, incarnation) = if kind == ForgeKind::RegisterHuge && a.peers > 0 {
+                    (a.endpoint(a.seeds + peer % a.peers), Some(MAX_INCARNATION))
+                } else {
+                    let k = w.adv_rng.below(u64::from(NOWHERE_COUNT)) as u32;
+                    (nowhere(k), None)
+                };
+                let msg = Message::RegisterReq(Box::new(RegisterReq { peer, incarnation }));
+                w.inject(now, seed, msg, "register");
+            }
+        }
+    }
+
+    /// Lying seed `liar` pushes a forged commit sync (its certificate naming the liar and the
+    /// seeds after it) to a random other seed, every anti-entropy interval while it lies.
+    fn liar_tick(&mut self, now: u64, liar: u32) {
+        if !self.w.lying(liar) {
+            return; // it stopped lying for good
+        }
+        let n = self.w.addrs.seeds;
+        if self.nodes[liar as usize].actor.is_some() && n > 1 {
+            let to = (liar + 1 + self.w.adv_rng.below(u64::from(n - 1)) as u32) % n;
+            let fact = self.w.random_forged_fact();
+            let votes = self.w.quorum_from(liar);
+            let id = self.w.forged_id(&votes);
+            let msg = self.w.forged_commit(fact, votes, id);
+            self.w.inject(now, to, msg, "liar_commit");
+        }
+        let interval = self.w.cfg.settings.anti_entropy_interval_ms;
+        self.w.q.push(now + interval, Ev::LiarTick(liar));
+    }
+
     fn heal(&mut self, now: u64) {
         self.w.healed = true;
         self.w.part = None;
@@ -1079,8 +1417,10 @@ impl<A: Actor> Sim<A> {
     pub fn liveness_failures(&self) -> Vec<(u8, String)> {
         let a = self.w.addrs;
         let ck = &self.w.checker;
+        // Lying seeds that lie to the end hold anything: promises 6–7 are about the others.
+        let counted = |s: u32| self.w.cfg.liars_stop_at_heal || !self.w.checker.is_liar(s);
         let live_seeds: Vec<u32> = (0..a.seeds)
-            .filter(|&s| self.nodes[s as usize].actor.is_some())
+            .filter(|&s| self.nodes[s as usize].actor.is_some() && counted(s))
             .collect();
         let mut fails = Vec::new();
         if live_seeds.len() < gossip_core::quorum(a.seeds as usize) {
@@ -1250,6 +1590,13 @@ impl<A: Actor> Sim<A> {
 
     pub(crate) fn messages_lost(&self) -> u64 {
         self.w.messages_lost
+    }
+
+    /// Forged messages sent and lies told, by kind: `commit`, `sync`, `vote`, `register`
+    /// (the forger); `liar_commit`, `sync_reply`, `vote_lie`, `confirm_lie`, `confirm_deny`
+    /// (lying seeds).
+    pub fn forged_sent(&self) -> &BTreeMap<&'static str, u64> {
+        &self.w.forged_sent
     }
 
     /// Whether the run reached the liveness bound (so promises 6–7 were checked).

@@ -132,7 +132,14 @@ impl Toy {
         if now >= self.next_probe {
             self.next_probe = now + self.settings.probe_interval_ms;
             for n in self.neighbours.clone() {
-                self.send(n, Message::Ping(Ping { sender: self.me }), now);
+                self.send(
+                    n,
+                    Message::Ping(Ping {
+                        sender: self.me,
+                        suspected_by: None,
+                    }),
+                    now,
+                );
             }
         }
     }

@@ -2,11 +2,13 @@
 //! simulator with the real seed and peer state machines; proptest shrinks a failure to a
 //! minimal schedule (committed in `proptest-regressions/`).
 //!
-//! * `safety_holds_under_any_fault_schedule`: promises 1–4 after every event, whatever the
-//!   faults (drops, duplicates, jitter, partitions of all kinds, crashes and restarts of peers
-//!   and of a minority of seeds, lying reports).
+//! * `safety_holds_under_any_fault_schedule`: promises 1–4 and 8–9 after every event,
+//!   whatever the faults (drops, duplicates, jitter, partitions of all kinds, crashes and
+//!   restarts of peers and of a minority of seeds, lying reports, a forger's forged commits,
+//!   syncs, solicited votes and registrations, and a minority of lying seeds), and no forged
+//!   fact ever changes an honest seed's Peer List.
 //! * `liveness_after_healing`: the same schedules, then promises 5–7 within the bound after
-//!   the faults stop.
+//!   the faults stop (among the honest seeds if the lying seeds keep lying).
 //!
 //! `SIM_SEED=random` explores new schedules (CI runs a fixed set).
 //! `SIM_LOG=1` prints every node event (replay a saved failure with it).
@@ -14,7 +16,8 @@
 //! liveness, about a minute together in release mode).
 
 use gossip_driver_sim::{
-    Fault, FaultKind, NetConfig, NodeRef, Partition, PartitionKind, Sim, SimConfig, Split,
+    Fault, FaultKind, ForgeKind, NetConfig, NodeRef, Partition, PartitionKind, Sim, SimConfig,
+    Split,
 };
 use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence, RngSeed};
@@ -76,6 +79,13 @@ enum Gen {
         seed: u32,
         at: u64,
     },
+    /// A forger sends `ForgeKind::ALL[kind % 9]` about `peer` to `seed`.
+    Forge {
+        kind: u8,
+        peer: u32,
+        seed: u32,
+        at: u64,
+    },
 }
 
 /// The fault window lasts this long after the last join.
@@ -94,7 +104,9 @@ fn gen_fault() -> impl Strategy<Value = Gen> {
         1 => (0.01f64..0.3, at.clone(), len.clone()).prop_map(|(rate, at, len)| Gen::Drop { rate, at, len }),
         1 => (0.01f64..0.5, at.clone(), len.clone()).prop_map(|(rate, at, len)| Gen::Dup { rate, at, len }),
         1 => (1u64..400, at.clone(), len.clone()).prop_map(|(ms, at, len)| Gen::Jitter { ms, at, len }),
-        1 => (any::<u32>(), any::<u32>(), at).prop_map(|(peer, seed, at)| Gen::Lie { peer, seed, at }),
+        1 => (any::<u32>(), any::<u32>(), at.clone()).prop_map(|(peer, seed, at)| Gen::Lie { peer, seed, at }),
+        2 => (any::<u8>(), any::<u32>(), any::<u32>(), at)
+            .prop_map(|(kind, peer, seed, at)| Gen::Forge { kind, peer, seed, at }),
     ]
 }
 
@@ -104,6 +116,11 @@ struct Schedule {
     seeds: u32,
     peers: u32,
     faults: Vec<Gen>,
+    /// Lying seeds: this many (at most a minority), from seed `first_liar` on.
+    liars: u32,
+    first_liar: u32,
+    /// They lie to the end (else they stop at healing).
+    keep_lying: bool,
 }
 
 fn schedule() -> impl Strategy<Value = Schedule> {
@@ -112,17 +129,26 @@ fn schedule() -> impl Strategy<Value = Schedule> {
         3u32..=7,
         5u32..=50,
         prop::collection::vec(gen_fault(), 0..8),
+        prop_oneof![2 => Just(0u32), 1 => 1u32..=3],
+        any::<u32>(),
+        any::<bool>(),
     )
-        .prop_map(|(seed, seeds, peers, faults)| Schedule {
-            seed,
-            seeds,
-            peers,
-            faults,
-        })
+        .prop_map(
+            |(seed, seeds, peers, faults, liars, first_liar, keep_lying)| Schedule {
+                seed,
+                seeds,
+                peers,
+                faults,
+                liars,
+                first_liar,
+                keep_lying,
+            },
+        )
 }
 
 /// The simulator config of a schedule. Seed crashes are limited to a minority at any time
 /// (seed `i` may crash only if `i < (n−1)/2`), and every crashed seed restarts by healing.
+/// Lying seeds (a minority too, from `first_liar` on) may be among those that crash.
 fn config(s: &Schedule, liveness: bool) -> SimConfig {
     let mut c = SimConfig::new(s.seed, s.seeds, s.peers);
     c.net = NetConfig::chosen_by(s.seed);
@@ -203,9 +229,26 @@ fn config(s: &Schedule, liveness: bool) -> SimConfig {
                     seed: seed % s.seeds,
                 },
             ),
+            Gen::Forge {
+                kind,
+                peer,
+                seed,
+                at,
+            } => push(
+                at,
+                FaultKind::Forge {
+                    kind: ForgeKind::ALL[kind as usize % ForgeKind::ALL.len()],
+                    seed: seed % s.seeds,
+                    peer: peer % s.peers,
+                },
+            ),
         }
     }
     c.faults = faults;
+    c.lying_seeds = (0..s.liars.min(minority))
+        .map(|i| (s.first_liar % s.seeds + i) % s.seeds)
+        .collect();
+    c.liars_stop_at_heal = !s.keep_lying;
     c.heal_at_ms = Some(t0 + WINDOW_MS + 15_000);
     c.liveness = liveness;
     if !liveness {
@@ -220,7 +263,7 @@ fn run(s: &Schedule, liveness: bool) -> Result<(), TestCaseError> {
     // SIM_LOG=1 prints every node event of the run (use with a saved failing case).
     sim.set_log(std::env::var_os("SIM_LOG").is_some());
     let report = sim.run();
-    if report.invariant_violations > 0 {
+    if report.invariant_violations > 0 || report.forged_changes > 0 {
         return Err(TestCaseError::fail(format!(
             "{} promise(s) broken; replay this schedule (seed {}):\n{}",
             report.invariant_violations,
@@ -285,8 +328,76 @@ fn found_crash_during_a_partition_is_removed_after_healing() {
                 len: 4326,
             },
         ],
+        liars: 0,
+        first_liar: 0,
+        keep_lying: false,
     };
     if let Err(e) = run(&s, true) {
+        panic!("{e}");
+    }
+}
+
+/// Found by `liveness_after_healing` with lying seeds (the shrunk schedule): two of five
+/// seeds lie; a peer cut off by a partition is removed with a lying seed's yes in the
+/// certificate (promise 4 allows it: its links lost messages). After healing the lying seed
+/// cannot vouch for that yes, so the removal never spreads by confirmation, and fresh rounds
+/// refute it while the peer answers: two seeds listed the peer removed, three alive, until it
+/// happened to ask one of the two for its Peer List (promise 7). Fixed in the seed: one that
+/// holds a peer alive and heard of its removal at that incarnation tells the peer, which
+/// registers one above.
+#[test]
+fn found_a_removal_a_lying_seed_voted_for_reaches_the_peer() {
+    let s = Schedule {
+        seed: 11528994261594464245,
+        seeds: 5,
+        peers: 18,
+        faults: vec![
+            Gen::Partition {
+                kind: 2,
+                fraction: 0.42802733641096324,
+                salt: 15571656894166679172,
+                at: 26281,
+                len: 4716,
+            },
+            Gen::CrashSeed {
+                seed: 39845552,
+                at: 19407,
+                restart_after: None,
+            },
+            Gen::CrashSeed {
+                seed: 3650685563,
+                at: 26190,
+                restart_after: None,
+            },
+        ],
+        liars: 2,
+        first_liar: 1577541771,
+        keep_lying: false,
+    };
+    if let Err(e) = run(&s, true) {
+        panic!("{e}");
+    }
+}
+
+/// Found by `safety_holds_under_any_fault_schedule` with lying seeds (the shrunk schedule):
+/// on a lying seed's word (a forged entry admitting a peer that had not started yet) an
+/// honest seed probed that peer, silent, and voted in its own round to remove it one above
+/// the incarnation it was about to get; the peer then started, answered that seed's probe and
+/// was admitted; the two lying seeds' yes-votes came in late and completed the round, which
+/// removed a live peer (promise 4). Fixed in the seed: a peer answering its probe takes back
+/// its earlier yes to remove it.
+#[test]
+fn found_a_removal_yes_is_taken_back_when_the_peer_answers() {
+    let s = Schedule {
+        seed: 13470022490119929288,
+        seeds: 5,
+        peers: 30,
+        faults: vec![],
+        liars: 2,
+        first_liar: 571724861,
+        keep_lying: false,
+    };
+    if let Err(e) = run(&s, false) {
         panic!("{e}");
     }
 }

@@ -9,7 +9,8 @@ use gossip_core::event::ProposalKind;
 use gossip_core::msg::{Decision, Endpoint, Status};
 use gossip_core::Event;
 use gossip_driver_sim::{
-    Fault, FaultKind, NetConfig, NodeRef, Partition, PartitionKind, Sim, SimConfig, Split,
+    Fault, FaultKind, ForgeKind, NetConfig, NodeRef, Partition, PartitionKind, Sim, SimConfig,
+    Split,
 };
 
 fn cfg(seed: u64, seeds: u32, peers: u32) -> SimConfig {
@@ -472,4 +473,203 @@ fn a_crashed_peer_is_removed_even_if_the_first_reports_fail() {
     c.liveness = true;
     let sim: Sim = Sim::new(c).unwrap();
     finish(sim, "crashed peer whose first reports all failed");
+}
+
+/// Runs `c` to its end, checks everything, and that the adversaries sent something and
+/// changed nothing.
+fn adversarial_run(mut c: SimConfig, what: &str) -> gossip_driver_sim::Report {
+    if c.duration_ms.is_none() {
+        // To the end of the liveness phase (promise 5 included), not of every gossip.
+        c.duration_ms = c.liveness_end_ms().map(|end| end + 1_000);
+    }
+    let mut sim: Sim = Sim::new(c).unwrap();
+    let r = sim.run();
+    assert_eq!(
+        r.invariant_violations,
+        0,
+        "{what} (seed {}):\n{}",
+        r.seed,
+        r.human()
+    );
+    assert!(r.forged_sent > 0, "{what}: nothing forged\n{}", r.human());
+    assert_eq!(r.forged_changes, 0, "{what}:\n{}", r.human());
+    if sim.config().liveness {
+        assert!(
+            r.converged_ms.is_some(),
+            "{what}: promises 6–7 never held\n{}",
+            r.human()
+        );
+    }
+    r
+}
+
+#[test]
+fn a_forger_hammering_one_seed_with_every_kind_changes_nothing() {
+    for seed in 0..3 {
+        for seeds in [3, 5] {
+            let mut c = cfg(seed, seeds, 10);
+            // Every kind of forgery, every 250 ms for 20 s, at seed 0, about every peer in
+            // turn: removals of live peers (at their incarnation, the next, a huge one),
+            // admissions of endpoints where nothing listens and of live peers one above,
+            // SEED_SYNCs carrying all of these, solicited votes and the commits naming
+            // exactly the seeds asked, REGISTER_REQs at a huge incarnation and for nobody.
+            c.faults = (0..80u32)
+                .map(|i| {
+                    let kind = ForgeKind::ALL[i as usize % ForgeKind::ALL.len()];
+                    let peer = i / ForgeKind::ALL.len() as u32;
+                    fault(
+                        2_000 + 250 * u64::from(i),
+                        FaultKind::Forge {
+                            kind,
+                            seed: 0,
+                            peer,
+                        },
+                    )
+                })
+                .collect();
+            c.heal_at_ms = Some(23_000);
+            c.liveness = true;
+            let r = adversarial_run(c, "forger at seed 0");
+            assert_eq!(r.false_removals, 0, "{}", r.human());
+            assert!(r.forged_by_kind.len() >= 4, "{}", r.human());
+        }
+    }
+}
+
+#[test]
+fn one_lying_seed_out_of_three() {
+    for seed in 0..3 {
+        for keep_lying in [false, true] {
+            let mut c = cfg(seed, 3, 12);
+            c.lying_seeds = vec![2];
+            c.liars_stop_at_heal = !keep_lying;
+            c.faults = vec![
+                fault(4_000, FaultKind::Crash(NodeRef::Peer(3))),
+                fault(6_000, FaultKind::Crash(NodeRef::Peer(8))),
+                fault(9_000, FaultKind::Restart(NodeRef::Peer(8))),
+            ];
+            c.heal_at_ms = Some(30_000);
+            c.liveness = true;
+            let r = adversarial_run(c, "one lying seed of three");
+            assert!(
+                r.forged_by_kind.contains_key("vote_lie")
+                    && r.forged_by_kind.contains_key("sync_reply")
+                    && r.forged_by_kind.contains_key("liar_commit"),
+                "{}",
+                r.human()
+            );
+        }
+    }
+}
+
+#[test]
+fn two_lying_seeds_out_of_five_with_crashes_and_a_partition() {
+    for seed in 0..3 {
+        for keep_lying in [false, true] {
+            let mut c = cfg(seed, 5, 20);
+            c.lying_seeds = vec![1, 3];
+            c.liars_stop_at_heal = !keep_lying;
+            c.faults = vec![
+                fault(3_000, FaultKind::Crash(NodeRef::Peer(2))),
+                fault(4_000, FaultKind::Crash(NodeRef::Seed(0))),
+                fault(
+                    5_000,
+                    FaultKind::Partition(Partition {
+                        split: Split::Random {
+                            fraction: 0.3,
+                            salt: seed,
+                        },
+                        kind: PartitionKind::Symmetric,
+                    }),
+                ),
+                fault(7_000, FaultKind::Crash(NodeRef::Peer(11))),
+                fault(9_000, FaultKind::Restart(NodeRef::Peer(11))),
+                fault(12_000, FaultKind::HealPartition),
+                fault(14_000, FaultKind::Restart(NodeRef::Seed(0))),
+                fault(15_000, FaultKind::Crash(NodeRef::Peer(17))),
+            ];
+            c.heal_at_ms = Some(35_000);
+            c.liveness = true;
+            adversarial_run(c, "two lying seeds of five");
+        }
+    }
+}
+
+/// Found with the lying seeds: a lying seed's anti-entropy reply says it holds a crashed peer
+/// removed at `MAX_INCARNATION - 1`. The honest seed that pulled it cannot confirm it, keeps
+/// it as hearsay and certifies it again by a fresh round, in which hearsay at exactly that
+/// incarnation made every voter probe the peer: silent (it crashed), so yes, and the lying
+/// seed's yes completed the quorum. The peer, back up, would rejoin at `MAX_INCARNATION`, an
+/// incarnation it could never be removed at. Fixed in `round::removal_check`: hearsay counts
+/// only one step above what the voter knows (promise 9 checks every entry).
+#[test]
+fn a_lying_seed_cannot_make_a_removal_at_an_incarnation_nobody_held() {
+    for seed in 0..3 {
+        let mut c = cfg(seed, 3, 12);
+        c.lying_seeds = vec![2];
+        c.liars_stop_at_heal = false;
+        // Most peers crash and stay down: the lying seed's forged removals of them, at any
+        // incarnation, meet peers that do not answer.
+        c.faults = (1..8)
+            .map(|j| {
+                fault(
+                    3_000 + 100 * u64::from(j),
+                    FaultKind::Crash(NodeRef::Peer(j)),
+                )
+            })
+            .collect();
+        c.duration_ms = Some(60_000);
+        adversarial_run(c, "lying seed and crashed peers");
+    }
+}
+
+/// Found with the forger and the lying seeds: a peer removed while it was cut off (promise 4
+/// allows it: its links lost messages) is readmitted one step above its removal by an
+/// admission it never asked for (a forged `REGISTER_REQ` or solicited votes, or a lying
+/// seed's forged entry certified again): the seeds' rule allows it, since the peer answers
+/// at its address. The peer, holding its old incarnation and never told it was removed, did
+/// not rejoin, so every seed listed it one above what it holds (promise 7). Fixed in the
+/// peer: its own entry one above what it holds means it was removed and readmitted, and it
+/// registers at that incarnation (answered at once).
+#[test]
+fn a_peer_readmitted_above_a_removal_it_missed_learns_its_incarnation() {
+    for seed in 0..3 {
+        let mut c = cfg(seed, 3, 10);
+        c.faults = vec![
+            fault(
+                3_000,
+                FaultKind::Partition(Partition {
+                    split: Split::Nodes(vec![NodeRef::Peer(4)]),
+                    kind: PartitionKind::Symmetric,
+                }),
+            ),
+            fault(12_000, FaultKind::HealPartition),
+        ];
+        // Right after the partition heals, before the peer's next Peer List refresh:
+        // solicited votes (among them, admitting peer 4 one above the incarnation it holds)
+        // at every seed, and the commits naming the seeds asked.
+        c.faults.extend((0..3).map(|s| {
+            fault(
+                12_050,
+                FaultKind::Forge {
+                    kind: ForgeKind::SolicitVotes,
+                    seed: s,
+                    peer: 4,
+                },
+            )
+        }));
+        c.heal_at_ms = Some(12_100);
+        c.liveness = true;
+        let sim: Sim = Sim::new(c).unwrap();
+        let sim = finish(sim, "readmitted above a missed removal");
+        let p4 = sim.endpoint(NodeRef::Peer(4));
+        let inc = sim.checker().peers[4].incarnation;
+        for s in 0..3 {
+            assert_eq!(
+                seed_entry(&sim, s, p4),
+                inc.map(|i| (i, Status::Alive)),
+                "seed {seed}: seed {s} and the peer disagree"
+            );
+        }
+    }
 }

@@ -8,7 +8,8 @@ use clap::Parser;
 use gossip_core::hash::mix64;
 use gossip_core::rng::Rng;
 use gossip_driver_sim::{
-    Fault, FaultKind, NetConfig, NodeRef, Partition, PartitionKind, Sim, SimConfig, Split,
+    Fault, FaultKind, ForgeKind, NetConfig, NodeRef, Partition, PartitionKind, Sim, SimConfig,
+    Split,
 };
 
 /// Simulate a gossip cluster in virtual time and check its promises.
@@ -62,6 +63,17 @@ struct Args {
     /// Lying DEAD_REPORTs (the simulator accuses random live peers to random seeds).
     #[arg(long, default_value_t = 0)]
     liars: u32,
+    /// Forgers: each sends one seed every kind of forged message (commit syncs, SEED_SYNCs
+    /// with entries, solicited votes, REGISTER_REQs) at random times, about random peers.
+    #[arg(long, default_value_t = 0)]
+    forgers: u32,
+    /// Seeds that lie (a minority): yes to every vote, vouching for anything, forged entries
+    /// in their anti-entropy replies, forged commit syncs pushed. They stop at healing.
+    #[arg(long, default_value_t = 0)]
+    lying_seeds: u32,
+    /// Lying seeds keep lying after healing (promises 6–7 then hold among honest seeds).
+    #[arg(long)]
+    keep_lying: bool,
     /// Seconds over which peers join (default: 10 ms per peer, at most 100 s).
     #[arg(long)]
     join_window: Option<f64>,
@@ -227,6 +239,26 @@ fn build(args: &Args) -> Result<SimConfig, String> {
             kind: FaultKind::Lie { peer, seed },
         });
     }
+    let minority = args.seeds.saturating_sub(1) / 2;
+    if args.lying_seeds > minority {
+        return Err(format!(
+            "--lying-seeds {}: at most a minority ({minority})",
+            args.lying_seeds
+        ));
+    }
+    c.lying_seeds = rng.sample(&seeds, args.lying_seeds as usize);
+    c.liars_stop_at_heal = !args.keep_lying;
+    for _ in 0..args.forgers {
+        let seed = rng.below(u64::from(args.seeds)) as u32;
+        for kind in ForgeKind::ALL {
+            let t = at(&mut rng);
+            let peer = rng.below(u64::from(args.peers.max(1))) as u32;
+            faults.push(Fault {
+                at_ms: t,
+                kind: FaultKind::Forge { kind, seed, peer },
+            });
+        }
+    }
     for (i, p) in args.partition.iter().enumerate() {
         let (a, b, part) = parse_partition(p, i, args.seed)?;
         faults.push(Fault {
@@ -238,8 +270,11 @@ fn build(args: &Args) -> Result<SimConfig, String> {
             kind: FaultKind::HealPartition,
         });
     }
-    if !faults.is_empty() || args.heal.is_some() {
-        let last = faults.iter().map(|f| f.at_ms).max().unwrap_or(0);
+    if !faults.is_empty() || args.heal.is_some() || !c.lying_seeds.is_empty() {
+        let mut last = faults.iter().map(|f| f.at_ms).max().unwrap_or(0);
+        if !c.lying_seeds.is_empty() {
+            last = last.max(start + span); // lying seeds lie through the fault window
+        }
         let heal = args.heal.map_or(last + 1, |h| (h * 1000.0) as u64);
         c.heal_at_ms = Some(heal);
         c.faults = faults;

@@ -15,8 +15,8 @@ use super::known::Known;
 use super::overlay::Overlay;
 use super::pings::{PingRole, Pings};
 use super::{count, Cx, Timer};
-use crate::msg::{DeadReport, Endpoint, Message, SuspectAck, SuspectReq};
-use crate::{quorum, ConnId, Event, Failure};
+use crate::msg::{DeadReport, Endpoint, Message, Ping, SuspectAck, SuspectReq};
+use crate::{quorum, ConnId, Event, Failure, Output};
 
 /// Witness probes a peer keeps pending at most; beyond, `SUSPECT_REQ` is answered `ERROR`
 /// so a flood of requests cannot grow memory.
@@ -29,6 +29,11 @@ const MAX_ACCUSATIONS: usize = 64;
 /// accused still listed (then they start over).
 const ACCUSATION_RETRIES: u32 = 3;
 
+/// The highest local health score (Lifeguard's "local health multiplier", Dadgar et al.
+/// 2018): at it, a peer waits `1 + MAX_LOCAL_HEALTH` probe timeouts for a neighbour's `PONG`
+/// and needs `probe_misses + MAX_LOCAL_HEALTH` misses in a row to suspect it.
+pub const MAX_LOCAL_HEALTH: u32 = 4;
+
 /// A suspicion round in progress.
 #[derive(Debug)]
 struct Suspicion {
@@ -38,6 +43,8 @@ struct Suspicion {
     dead: Vec<Endpoint>,
     /// Witnesses that said alive.
     alive: u32,
+    /// The suspect refuted once (its `PING` arrived) and was probed again.
+    refuted: bool,
 }
 
 /// A dead report whose outcome is not settled: no seed has committed the removal yet (a
@@ -53,6 +60,10 @@ struct Accusation {
     awaiting: BTreeSet<Endpoint>,
     /// Re-checks left.
     retries_left: u32,
+    /// Every seed that answered the latest report so far refused it, and none failed to
+    /// answer: once all have, the seeds (which probe the accused themselves) did not find
+    /// it dead.
+    refused: bool,
 }
 
 /// The detector's and the witness's state.
@@ -62,6 +73,17 @@ pub(super) struct Liveness {
     accusations: BTreeMap<Endpoint, Accusation>,
     /// Witness probes in flight for other detectors.
     witness_pending: usize,
+    /// How much this peer distrusts its own probes, 0 (healthy) to [`MAX_LOCAL_HEALTH`]. A
+    /// peer that is slow (a saturated host) or on a lossy link misses `PONG`s of live
+    /// neighbours; the evidence is its own suspicions proved wrong (a witness or a later
+    /// probe found the suspect up) and being told it is suspected itself. Each point waits
+    /// one more probe timeout and needs one more miss; a probe round without a miss takes a
+    /// point off. So a sick detector is slow to accuse, a healthy one stays fast.
+    health: u32,
+    /// A neighbour's probe missed since the last probe round began.
+    missed_this_round: bool,
+    /// Suspicions this peer refuted (a witness's `PING` said who suspected it).
+    pub refutations: u64,
     /// Probes of neighbours that got no answer.
     pub probes_missed: u64,
     /// Suspicion rounds started.
@@ -79,8 +101,16 @@ impl Liveness {
     /// two rounds in a row, though: a `PING`'s sender is only what it says, and pings
     /// spoofed in a dead neighbour's name must not hide its crash. So a crash is seen at most
     /// one interval later; a neighbour that has missed a probe is probed every round.
-    pub(super) fn probe_neighbours(cx: &mut Cx<'_>, overlay: &mut Overlay, pings: &mut Pings) {
-        let deadline = cx.after(cx.settings.probe_timeout_ms);
+    pub(super) fn probe_neighbours(
+        &mut self,
+        cx: &mut Cx<'_>,
+        overlay: &mut Overlay,
+        pings: &mut Pings,
+    ) {
+        if !std::mem::take(&mut self.missed_this_round) {
+            self.health = self.health.saturating_sub(1);
+        }
+        let deadline = cx.after(self.probe_timeout_ms(cx));
         for i in 0..overlay.len() {
             let Some((&peer, link)) = overlay.get_index_mut(i) else {
                 break;
@@ -104,8 +134,8 @@ impl Liveness {
     /// Probes again the neighbours that missed their last probe and have none in flight: a
     /// neighbour that stops answering is suspected after `probe_misses` misses a half round
     /// apart, not whole rounds, so a crash is reported sooner at no cost to a healthy link.
-    pub(super) fn reprobe_missed(cx: &mut Cx<'_>, overlay: &mut Overlay, pings: &mut Pings) {
-        let deadline = cx.after(cx.settings.probe_timeout_ms);
+    pub(super) fn reprobe_missed(&self, cx: &mut Cx<'_>, overlay: &mut Overlay, pings: &mut Pings) {
+        let deadline = cx.after(self.probe_timeout_ms(cx));
         for i in 0..overlay.len() {
             let Some((&peer, link)) = overlay.get_index_mut(i) else {
                 break;
@@ -142,23 +172,92 @@ impl Liveness {
         if !retried {
             link.probing = true;
             link.retrying = true;
-            let deadline = cx.after(cx.settings.probe_timeout_ms);
+            let deadline = cx.after(self.probe_timeout_ms(cx));
             pings.ping(cx.me, peer, PingRole::Probe, deadline, cx.out);
             return None;
         }
         link.misses = link.misses.saturating_add(1);
         self.probes_missed += 1;
+        self.missed_this_round = true;
         let misses = link.misses;
-        if misses >= cx.settings.probe_misses && !self.suspicions.contains_key(&peer) {
+        let needed = cx.settings.probe_misses.saturating_add(self.health);
+        if misses >= needed && !self.suspicions.contains_key(&peer) {
             return self.raise_suspicion(cx, overlay, known, peer, misses);
         }
-        if misses < cx.settings.probe_misses {
+        if misses < needed {
             let soon = cx.after(cx.settings.probe_interval_ms / 2);
             if cx.timers.get(&Timer::Reprobe).is_none_or(|at| at > soon) {
                 cx.timers.set(Timer::Reprobe, soon);
             }
         }
         None
+    }
+
+    /// How long a neighbour's probe waits for its `PONG`: longer while this peer distrusts
+    /// its own probes.
+    fn probe_timeout_ms(&self, cx: &Cx<'_>) -> u64 {
+        (cx.settings.probe_timeout_ms).saturating_mul(u64::from(1 + self.health))
+    }
+
+    /// This peer's own probes were proved wrong, or it was told it is suspected.
+    fn distrust_own_probes(&mut self) {
+        self.health = (self.health + 1).min(MAX_LOCAL_HEALTH);
+    }
+
+    /// Local health, for the status counters.
+    pub(super) fn health(&self) -> u32 {
+        self.health
+    }
+
+    /// A `PING` arrived. From a neighbour, it shows the neighbour up (see
+    /// [`Liveness::probe_neighbours`]); from a neighbour under suspicion, it is a refutation:
+    /// the suspect is probed once more at once (the `PING` itself proves nothing, anyone can
+    /// write any sender). A `PING` naming who suspects this peer (a witness's) makes it
+    /// distrust its own probes a little and refute: it `PING`s that detector, if it is a
+    /// neighbour, at most once per probe interval.
+    pub(super) fn on_ping(
+        &mut self,
+        cx: &mut Cx<'_>,
+        overlay: &mut Overlay,
+        pings: &mut Pings,
+        ping: &Ping,
+    ) {
+        if let Some(link) = overlay.link_mut(&ping.sender) {
+            link.heard = true;
+            if let Some(round) = self.suspicions.get_mut(&ping.sender) {
+                if !std::mem::replace(&mut round.refuted, true) && !link.probing {
+                    link.probing = true;
+                    let deadline = cx.after(self.probe_timeout_ms(cx));
+                    pings.ping(cx.me, ping.sender, PingRole::Probe, deadline, cx.out);
+                }
+            }
+        }
+        let Some(detector) = ping.suspected_by.as_deref().copied() else {
+            return;
+        };
+        let Some(link) = overlay.link_mut(&detector) else {
+            return;
+        };
+        let interval = cx.settings.probe_interval_ms;
+        if link
+            .refuted_at
+            .is_some_and(|at| cx.now.0 < at.0.saturating_add(interval))
+        {
+            return;
+        }
+        link.refuted_at = Some(cx.now);
+        self.refutations += 1;
+        self.distrust_own_probes();
+        let refutation = Ping {
+            sender: cx.me,
+            suspected_by: None,
+        };
+        cx.out.push(Output::Send {
+            to: detector,
+            msg: Message::Ping(refutation),
+            deadline: cx.after(cx.settings.probe_timeout_ms),
+            wants_response: false,
+        });
     }
 
     /// Asks witnesses (other neighbours first) to probe `suspect` themselves. With no
@@ -188,6 +287,7 @@ impl Liveness {
             awaiting: witnesses.iter().copied().collect(),
             dead: Vec::new(),
             alive: 0,
+            refuted: false,
         };
         if witnesses.is_empty() {
             return self.conclude(cx, overlay, known, suspect, round);
@@ -209,6 +309,7 @@ impl Liveness {
     /// round and are ignored.
     fn withdraw_suspicion(&mut self, cx: &mut Cx<'_>, suspect: Endpoint) {
         if let Some(round) = self.suspicions.remove(&suspect) {
+            self.distrust_own_probes();
             cx.emit(Event::SuspicionVerdict {
                 suspect,
                 dead_votes: count(round.dead.len()),
@@ -269,6 +370,9 @@ impl Liveness {
             consensus: v.consensus,
         });
         if !v.consensus {
+            if round.alive > 0 {
+                self.distrust_own_probes();
+            }
             if let Some(link) = overlay.link_mut(&suspect) {
                 link.misses = 0;
             }
@@ -332,20 +436,28 @@ impl Liveness {
         let awaiting = seeds.iter().copied().collect();
         if let Some(accusation) = self.accusations.get_mut(&dead) {
             accusation.awaiting = awaiting;
+            accusation.refused = true;
         } else if self.accusations.len() < MAX_ACCUSATIONS {
             let accusation = Accusation {
                 incarnation,
                 awaiting,
                 retries_left: ACCUSATION_RETRIES,
+                refused: true,
             };
             self.accusations.insert(dead, accusation);
         }
     }
 
-    /// A seed answered a `DEAD_REPORT` (or could not): a commit settles the accusation.
+    /// A seed answered a `DEAD_REPORT` (or could not): a commit settles the accusation. Once
+    /// every seed asked has answered and all refused (none failed to answer), the accused is
+    /// probed again at once: if it is up, the link dropped on the suspicion comes back now
+    /// (see `Membership::greet_lost_now`), not at the next refresh; if it is still silent,
+    /// the accusation waits for the periodic re-check (the seeds just found it up: no new
+    /// round before then).
     pub(super) fn on_dead_result(
         &mut self,
         cx: &mut Cx<'_>,
+        pings: &mut Pings,
         seed: Endpoint,
         dead: Endpoint,
         outcome: Result<Message, Failure>,
@@ -360,8 +472,16 @@ impl Liveness {
         }
         if success {
             self.accusations.remove(&dead);
-        } else if let Some(accusation) = self.accusations.get_mut(&dead) {
-            accusation.awaiting.remove(&seed);
+            return;
+        }
+        let Some(accusation) = self.accusations.get_mut(&dead) else {
+            return;
+        };
+        accusation.awaiting.remove(&seed);
+        accusation.refused &= matches!(outcome, Ok(Message::DeadResult(_)));
+        if accusation.awaiting.is_empty() && accusation.refused {
+            let deadline = cx.after(cx.settings.probe_timeout_ms);
+            pings.ping(cx.me, dead, PingRole::Recheck, deadline, cx.out);
         }
     }
 
@@ -376,6 +496,7 @@ impl Liveness {
                 return false;
             }
             accusation.retries_left -= 1;
+            accusation.refused = false;
             due.push(dead);
             true
         });
@@ -398,9 +519,10 @@ impl Liveness {
         if !self.accusations.contains_key(&dead) {
             return None;
         }
+        let refused = self.accusations.get(&dead).is_some_and(|a| a.refused);
         if alive {
             self.accusations.remove(&dead);
-        } else if !self.suspicions.contains_key(&dead) {
+        } else if !refused && !self.suspicions.contains_key(&dead) {
             let misses = cx.settings.probe_misses;
             return self.raise_suspicion(cx, overlay, known, dead, misses);
         }

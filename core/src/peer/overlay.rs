@@ -25,6 +25,9 @@ pub(super) struct Link {
     /// The last probe round skipped it: the next one probes it whatever it heard (a `PING`
     /// names its sender, and anyone can write any name).
     pub skipped: bool,
+    /// When this peer last refuted a suspicion this neighbour holds against it (at most one
+    /// refutation per probe interval per link).
+    pub refuted_at: Option<crate::Millis>,
     /// The neighbour re-greeted us (a `HELLO` on an existing link) since our last periodic
     /// re-greeting: it holds the link, so the next one may skip it.
     pub greeted: bool,

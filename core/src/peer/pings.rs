@@ -69,9 +69,10 @@ impl Pings {
         deadline: Millis,
         out: &mut Vec<Output>,
     ) {
-        let tries: u8 = match role {
-            PingRole::Witness(..) => 2,
-            _ => 1,
+        // A witness tells the suspect who suspects it, so that it can refute.
+        let (tries, suspected_by): (u8, _) = match role {
+            PingRole::Witness(_, detector) => (2, Some(Box::new(detector))),
+            _ => (1, None),
         };
         let i = match self.in_flight.iter().position(|p| p.to == to) {
             Some(i) => i,
@@ -100,7 +101,10 @@ impl Pings {
             probe.outstanding += tries;
             for _ in 0..tries {
                 self.sent += 1;
-                let msg = Message::Ping(Ping { sender: me });
+                let msg = Message::Ping(Ping {
+                    sender: me,
+                    suspected_by: suspected_by.clone(),
+                });
                 out.push(Output::Send {
                     to,
                     msg,

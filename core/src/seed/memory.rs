@@ -91,6 +91,27 @@ impl VoteMemory {
         }
     }
 
+    /// `peer` answered this seed's own probe: its yes-votes for removing it no longer hold.
+    pub(super) fn forget_removals(&mut self, peer: Endpoint) {
+        let low = Fact {
+            peer,
+            incarnation: 0,
+            status: Status::Alive,
+        };
+        let high = Fact {
+            peer,
+            incarnation: u64::MAX,
+            status: Status::Removed,
+        };
+        let removals: Vec<Fact> = (self.votes.range(low..=high))
+            .map(|(f, _)| *f)
+            .filter(|f| f.status == Status::Removed)
+            .collect();
+        for fact in removals {
+            self.votes.remove(&fact);
+        }
+    }
+
     /// Votes remembered.
     pub(super) fn len(&self) -> usize {
         self.votes.len()

@@ -103,6 +103,8 @@ pub(super) struct PeerList {
     /// part in such removals only on hearsay (see `round::removal_check`), so their number is
     /// what a lying seed could make it hold for endpoints nobody registered: it is bounded.
     orphans: BTreeSet<Endpoint>,
+    /// The highest incarnation of any entry (entries only move up, so it only grows).
+    highest: u64,
 }
 
 impl Default for PeerList {
@@ -112,6 +114,7 @@ impl Default for PeerList {
             digests: vec![0; SYNC_BUCKETS],
             alive: Vec::new(),
             orphans: BTreeSet::new(),
+            highest: 0,
         }
     }
 }
@@ -130,6 +133,12 @@ impl PeerList {
     /// True if `fact` ranks above this list's entry for its peer (or the peer is unknown).
     pub(super) fn would_move_up(&self, fact: &Fact) -> bool {
         Some((fact.incarnation, fact.status)) > self.rank(&fact.peer)
+    }
+
+    /// The highest incarnation this list holds for any peer (0 when empty): the range of
+    /// incarnations the cluster uses, as far as this seed knows.
+    pub(super) fn highest(&self) -> u64 {
+        self.highest
     }
 
     /// Every entry, sorted by peer.
@@ -200,6 +209,7 @@ impl PeerList {
             }
             (true, Status::Removed) => {}
         }
+        self.highest = self.highest.max(candidate.incarnation);
         self.entries.insert(candidate.peer, candidate);
         true
     }

@@ -314,7 +314,7 @@ impl Core {
     }
 
     /// Ends the round `id` if its votes decide it.
-    fn settle(&mut self, now: Millis, id: &str) {
+    pub(super) fn settle(&mut self, now: Millis, id: &str) {
         let (n, q) = (self.certifier.seed_count(), self.certifier.quorum());
         if let Some(verdict) = self.rounds.get(id).map(|r| r.verdict(n, q)) {
             if verdict != Verdict::Pending {

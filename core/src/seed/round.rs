@@ -88,6 +88,16 @@ impl Round {
         true
     }
 
+    /// `voter` takes back its yes (what it checked no longer holds): it counts as a no. True
+    /// if it had said yes.
+    pub(super) fn withdraw(&mut self, voter: Endpoint) -> bool {
+        if !self.yes.remove(&voter) {
+            return false;
+        }
+        self.no.insert(voter);
+        true
+    }
+
     /// `voter` will not answer (down, timed out, garbled): it counts as neither yes nor no.
     pub(super) fn silence(&mut self, voter: Endpoint) -> bool {
         self.awaiting.remove(&voter)
@@ -152,6 +162,11 @@ impl Rounds {
 
     pub(super) fn get_mut(&mut self, id: &str) -> Option<&mut Round> {
         self.by_id.get_mut(id)
+    }
+
+    /// The id of the latest round of `kind` about `peer`.
+    pub(super) fn id_about(&self, kind: ProposalKind, peer: Endpoint) -> Option<String> {
+        self.by_subject.get(&(kind, peer)).cloned()
     }
 
     /// The latest round of `kind` about `peer`.
@@ -257,13 +272,23 @@ pub(super) fn register_after_probe(current: Option<Rank>, inc: u64, probed: Prob
 /// dead peer whose voters lost their state is still removed where it is listed. Hearsay never
 /// makes a yes by itself, and a removal at [`MAX_INCARNATION`] (which no peer could rejoin
 /// above) is refused.
+///
+/// Hearsay may come from a lying seed, and a removal at an incarnation nobody held makes the
+/// peer rejoin above it, however high (above `MAX_INCARNATION - 1`, at an incarnation it
+/// could never be removed at again). So it counts only one step above what this seed knows:
+/// one above the incarnation it holds for that peer; for a peer it has no entry for (it
+/// restarted empty, or missed the admission), one above `highest`, the highest incarnation it
+/// holds for any peer: within the range the cluster uses, never beyond it.
 pub(super) fn removal_check(
     current: Option<Rank>,
     heard: Option<Rank>,
+    highest: u64,
     inc: u64,
     voted: bool,
 ) -> Check {
-    let heard_of = heard.is_some_and(|(k, _)| k == inc) && current < Some((inc, Status::Alive));
+    let step = current.map_or(highest, |(k, _)| k).saturating_add(1);
+    let heard_of =
+        heard.is_some_and(|(k, _)| k == inc) && current < Some((inc, Status::Alive)) && inc <= step;
     match current {
         _ if inc >= MAX_INCARNATION => Check::No(current.map(|(k, _)| k)),
         Some(rank) if rank > (inc, Status::Removed) => Check::No(Some(rank.0)),
@@ -279,10 +304,11 @@ pub(super) fn removal_check(
 pub(super) fn removal_after_probe(
     current: Option<Rank>,
     heard: Option<Rank>,
+    highest: u64,
     inc: u64,
     probed: Probed,
 ) -> Check {
-    match removal_check(current, heard, inc, false) {
+    match removal_check(current, heard, highest, inc, false) {
         Check::Probe if probed.answered => Check::No(current.map(|(k, _)| k)),
         Check::Probe => Check::Yes,
         decided => decided,
@@ -424,7 +450,8 @@ mod tests {
     #[test]
     fn removal_votes() {
         use Check::{No, Probe, Yes};
-        // (current, heard, inc, voted) → before probing
+        // (current, heard, inc, voted) → before probing, this seed holding incarnations up
+        // to 1 for other peers
         type Case = (Option<Rank>, Option<Rank>, u64, bool, Check);
         let before: &[Case] = &[
             (Some((2, Alive)), None, 2, false, Probe),
@@ -436,10 +463,25 @@ mod tests {
             (Some((1, Removed)), None, 2, false, No(Some(1))),
             (None, None, 2, false, No(None)),
             // hearsay at exactly that incarnation makes a seed that is behind look
-            (None, Some((2, Alive)), 2, false, Probe),
-            (None, Some((2, Removed)), 2, false, Probe),
+            (None, Some((1, Alive)), 1, false, Probe),
+            (None, Some((1, Removed)), 1, false, Probe),
             (Some((1, Removed)), Some((2, Alive)), 2, false, Probe),
+            (Some((1, Alive)), Some((2, Alive)), 2, false, Probe),
             (None, Some((3, Alive)), 2, false, No(None)),
+            (None, Some((2, Alive)), 2, false, Probe),
+            // but only one step above what this seed knows (for a peer it has no entry for,
+            // one above the highest incarnation it holds): a liar's word cannot make a
+            // removal at an incarnation nobody held
+            (None, Some((3, Alive)), 3, false, No(None)),
+            (Some((1, Removed)), Some((3, Alive)), 3, false, No(Some(1))),
+            (Some((1, Alive)), Some((5, Removed)), 5, false, No(Some(1))),
+            (
+                Some((1, Removed)),
+                Some((MAX_INCARNATION - 1, Removed)),
+                MAX_INCARNATION - 1,
+                false,
+                No(Some(1)),
+            ),
             // but never overrides what the list holds
             (Some((3, Alive)), Some((2, Alive)), 2, false, No(Some(3))),
             (
@@ -452,22 +494,41 @@ mod tests {
         ];
         for &(current, heard, inc, voted, want) in before {
             assert_eq!(
-                removal_check(current, heard, inc, voted),
+                removal_check(current, heard, 1, inc, voted),
                 want,
                 "{current:?} {heard:?} {inc} {voted}"
             );
         }
-        assert_eq!(removal_after_probe(Some((2, Alive)), None, 2, SILENT), Yes);
         assert_eq!(
-            removal_after_probe(Some((2, Alive)), None, 2, answered(None)),
+            removal_after_probe(Some((2, Alive)), None, 1, 2, SILENT),
+            Yes
+        );
+        assert_eq!(
+            removal_after_probe(Some((2, Alive)), None, 1, 2, answered(None)),
             No(Some(2))
         );
-        assert_eq!(removal_after_probe(None, Some((2, Alive)), 2, SILENT), Yes);
         assert_eq!(
-            removal_after_probe(None, Some((2, Alive)), 2, answered(None)),
+            removal_after_probe(None, Some((1, Alive)), 0, 1, SILENT),
+            Yes
+        );
+        assert_eq!(
+            removal_after_probe(None, Some((1, Alive)), 0, 1, answered(None)),
             No(None)
         );
-        assert_eq!(removal_after_probe(None, None, 2, SILENT), No(None));
+        assert_eq!(
+            removal_after_probe(Some((1, Removed)), Some((9, Alive)), 9, 9, SILENT),
+            No(Some(1))
+        );
+        // For a peer it has no entry for, the range is that of the incarnations it holds.
+        assert_eq!(
+            removal_after_probe(None, Some((10, Alive)), 9, 10, SILENT),
+            Yes
+        );
+        assert_eq!(
+            removal_after_probe(None, Some((11, Alive)), 9, 11, SILENT),
+            No(None)
+        );
+        assert_eq!(removal_after_probe(None, None, 1, 2, SILENT), No(None));
         assert_eq!(removal_target(None, None), Err("unknown peer"));
         assert_eq!(removal_target(Some((2, Alive)), None), Ok(2));
         assert_eq!(

@@ -13,6 +13,7 @@
 use std::collections::BTreeSet;
 
 use super::confirm::Outcome;
+use super::peer_list::Rank;
 use super::round;
 use super::Core;
 use super::Timer;
@@ -188,7 +189,7 @@ impl Core {
         let requester_entry = requester
             .parse::<Endpoint>()
             .ok()
-            .and_then(|ep| self.pl.rank(&ep));
+            .and_then(|ep| self.requester_entry(&ep));
         let resp = PeerListResp {
             peers: listed.iter().map(|&(peer, _)| peer).collect(),
             seed: self.me,
@@ -200,6 +201,24 @@ impl Core {
         self.reply(conn, Message::PeerListResp(Box::new(resp)));
         self.count("peer_lists_served");
         self.emit(Event::PeerListServed { requester, count });
+    }
+
+    /// A peer's own entry, as it is told when it asks for a Peer List. A seed that holds it
+    /// alive at `k` but heard another seed holds it removed at exactly `k` tells it removed:
+    /// the peer registers one above, as it would on hearing it from that seed. Such a removal
+    /// cannot spread by confirmation when its certificate names a seed that cannot vouch for
+    /// it (one that restarted before applying it, or lied), and a fresh round refutes it while
+    /// the peer answers, so otherwise the seeds stay split until the peer happens to ask one
+    /// that holds it. (Any seed can make a peer register one above this way, by its own
+    /// answer; nobody can make it go further.)
+    fn requester_entry(&self, peer: &Endpoint) -> Option<Rank> {
+        let held = self.pl.rank(peer);
+        match (held, self.confirmations.hearsay(peer)) {
+            (Some((k, Status::Alive)), Some((heard, Status::Removed))) if heard == k => {
+                Some((k, Status::Removed))
+            }
+            _ => held,
+        }
     }
 
     // ----- anti-entropy -----

@@ -180,7 +180,8 @@ impl Core {
         let check = match ballot.kind {
             ProposalKind::Register => round::register_check(current, ballot.incarnation, voted),
             ProposalKind::Removal => {
-                round::removal_check(current, heard, ballot.incarnation, voted)
+                let highest = self.pl.highest();
+                round::removal_check(current, heard, highest, ballot.incarnation, voted)
             }
         };
         match (check, ballot.probed) {
@@ -214,7 +215,8 @@ impl Core {
                 round::register_after_probe(current, ballot.incarnation, probed)
             }
             ProposalKind::Removal => {
-                round::removal_after_probe(current, heard, ballot.incarnation, probed)
+                let highest = self.pl.highest();
+                round::removal_after_probe(current, heard, highest, ballot.incarnation, probed)
             }
         };
         self.cast(now, ballot, check);
@@ -242,7 +244,10 @@ impl Core {
 
     fn send_pings(&mut self, now: Millis, peer: Endpoint) {
         for _ in 0..TRIES {
-            let ping = Message::Ping(Ping { sender: self.me });
+            let ping = Message::Ping(Ping {
+                sender: self.me,
+                suspected_by: None,
+            });
             self.send(peer, ping, now.after(self.settings.probe_timeout_ms));
         }
     }
@@ -264,11 +269,30 @@ impl Core {
         let Some((waiters, probed)) = self.probes.settle(&peer, probed) else {
             return;
         };
+        if probed.answered {
+            self.withdraw_removal(now, peer);
+        }
         for (conn, req) in waiters.registrations {
             self.admit_after_probe(now, conn, req, probed);
         }
         for ballot in waiters.ballots {
             self.vote_after_probe(now, ballot, probed);
+        }
+    }
+
+    /// `peer` answered this seed's own probe: a yes this seed gave before to removing it no
+    /// longer holds (the probe it was earned by was silent, or the peer was not up yet). It
+    /// stops vouching for it and takes it back from its own round removing the peer, if one
+    /// runs: otherwise the other voters' yes (a lying seed's, say) could still complete that
+    /// round and remove a peer this seed has just heard from.
+    fn withdraw_removal(&mut self, now: Millis, peer: Endpoint) {
+        self.memory.forget_removals(peer);
+        let Some(id) = self.rounds.id_about(ProposalKind::Removal, peer) else {
+            return;
+        };
+        let me = self.me;
+        if self.rounds.get_mut(&id).is_some_and(|r| r.withdraw(me)) {
+            self.settle(now, &id);
         }
     }
 

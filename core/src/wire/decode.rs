@@ -206,6 +206,7 @@ fn decode_payload(kind: &'static str, p: &Payload<'_>) -> Result<Message, Decode
         },
         "PING" => Message::Ping(Ping {
             sender: p.endpoint("sender")?,
+            suspected_by: p.opt_endpoint("suspected_by")?.map(Box::new),
         }),
         "PONG" => Message::Pong(Pong {
             responder: p.endpoint("responder")?,
@@ -435,6 +436,10 @@ impl<'a> Payload<'a> {
 
     fn endpoint(&self, field: &'static str) -> Result<Endpoint, DecodeError> {
         self.req(field, ENDPOINT, as_endpoint)
+    }
+
+    fn opt_endpoint(&self, field: &'static str) -> Result<Option<Endpoint>, DecodeError> {
+        self.opt(field, ENDPOINT, as_endpoint)
     }
 
     /// An endpoint sent as an `*_ip` + `*_port` pair.

@@ -193,7 +193,12 @@ fn write_payload(msg: &Message, w: &mut ObjWriter<'_>) {
             w.u64("quorum", m.quorum.into());
         }
         Message::Error { reason } => w.str("reason", reason),
-        Message::Ping(m) => w.endpoint("sender", m.sender),
+        Message::Ping(m) => {
+            w.endpoint("sender", m.sender);
+            if let Some(detector) = &m.suspected_by {
+                w.endpoint("suspected_by", **detector);
+            }
+        }
         Message::Pong(m) => {
             w.endpoint("responder", m.responder);
             w.opt_u64("degree", m.degree.map(u64::from));

@@ -65,10 +65,11 @@ pub(super) fn decode(text: &str) -> Option<Message> {
             }
         }
         "PING" => {
-            let [sender] = s.payload(["sender"])?;
+            let [sender, suspected_by] = s.payload(["sender", "suspected_by"])?;
             s.rest_of_envelope()?;
             Some(Message::Ping(Ping {
                 sender: as_endpoint(sender?)?,
+                suspected_by: opt(suspected_by, as_endpoint)?.map(Box::new),
             }))
         }
         "PONG" => {

@@ -380,6 +380,7 @@ fn reference_style_lines_decode() {
             line("PING", r#"{"sender": "127.0.0.1:6001"}"#),
             Message::Ping(Ping {
                 sender: ep("127.0.0.1:6001"),
+                suspected_by: None,
             }),
         ),
         (

@@ -520,6 +520,7 @@ impl World {
             },
             22 => Message::Ping(Ping {
                 sender: self.endpoint(b),
+                suspected_by: None,
             }),
             23 => Message::Pong(Pong {
                 responder: self.endpoint(b),

@@ -784,6 +784,27 @@ impl Net {
         conn
     }
 
+    /// The sends of the node at `at` still waiting for their response (a muted send waits
+    /// until its deadline): `(id, to, message)`, for [`Net::answer_held`].
+    pub fn held(&self, at: impl At) -> Vec<(SendId, Endpoint, Message)> {
+        let at = at.endpoint(self);
+        self.driven(at)
+            .map(|d| {
+                (d.pending().iter())
+                    .map(|p| (p.id, p.to, p.msg.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The test answers the held send `id` of the node at `at` with `outcome` (in place of
+    /// the network), and the network runs.
+    pub fn answer_held(&mut self, at: impl At, id: SendId, outcome: Result<Message, Failure>) {
+        let to = at.endpoint(self);
+        self.queue.push_back(Job::Respond { to, id, outcome });
+        self.run();
+    }
+
     /// The answer to the test's request on `conn`, once it came.
     pub fn reply(&self, conn: ConnId) -> Option<&Message> {
         self.replies.get(&conn)

@@ -114,8 +114,8 @@ impl Retained {
     }
 
     /// Keeps and summarises the seconds from `floor` on: called when the peer first has a
-    /// neighbour, with the second after it (it was owed nothing before, and a second it
-    /// only partly saw would differ from its neighbours' for nothing).
+    /// neighbour, with that second (it was owed nothing before; of that second it may lack
+    /// what was made before the link, and pulls it once).
     pub fn open(&mut self, floor: u64) {
         if self.closed() {
             self.floor = floor;

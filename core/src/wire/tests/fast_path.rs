@@ -62,7 +62,10 @@ fn fast_path_takes_the_hot_lines_in_both_spellings() {
             duplicate: true,
             prune: true,
         }),
-        Message::Ping(Ping { sender }),
+        Message::Ping(Ping {
+            sender,
+            suspected_by: None,
+        }),
         Message::Pong(Pong {
             responder: sender,
             degree: Some(u32::MAX),
