@@ -44,7 +44,7 @@ use pings::Pings;
 
 pub use decide::{choose_neighbours, pick_witnesses, verdict, Verdict};
 pub use liveness::MAX_PENDING_WITNESS;
-pub use membership::MAX_PENDING_GREETINGS;
+pub use membership::{LOST_LINK_TRIES, MAX_LOST_LINKS, MAX_PENDING_GREETINGS};
 pub use seen::{gossip_key, SeenSet};
 
 /// Known peers remembered per `peer_list_limit` (a random one is evicted beyond).
@@ -383,11 +383,13 @@ impl Parts<'_> {
     }
 
     /// A neighbour found dead by a peer-level consensus (and reported): drop the link, forget
-    /// it, and look for new candidates.
+    /// it, and look for new candidates; greet it again at each refresh in case it was only
+    /// cut off (a partition), so the link comes back when it heals.
     fn bury(&mut self, cx: &mut Cx<'_>, dead: Option<Endpoint>) {
         if let Some(dead) = dead {
             self.overlay.drop_link(dead, "dead", cx.out);
             self.membership.forget_dead(cx, &dead);
+            self.membership.note_lost(dead);
         }
     }
 
@@ -405,6 +407,7 @@ impl Parts<'_> {
                 Timer::Refresh => {
                     self.membership.periodic_refresh(cx, self.overlay);
                     self.membership.regreet_neighbours(cx, self.overlay, false);
+                    self.membership.greet_lost(cx, self.overlay);
                     self.liveness.recheck_accusations(cx, self.pings);
                     let at = cx.after(cx.settings.peer_list_refresh_ms);
                     cx.timers.set(Timer::Refresh, at);

@@ -1474,6 +1474,63 @@ fn repair_reconnects_after_a_drop() {
     );
 }
 
+/// A partition makes both ends of a link drop it as dead; the link comes back once the other
+/// end answers again, or the two sides of a healed partition would stay apart.
+#[test]
+fn a_neighbour_dropped_as_dead_is_greeted_at_each_refresh_until_the_link_is_back() {
+    let (dead, b, c) = (ep(7001), ep(7002), ep(7003));
+    let (mut h, now, asks) = suspected(dead, &[b, c]);
+    let mut out = Outs::default();
+    for (to, req) in asks {
+        out.append(h.respond(now, to, req, Ok(ack(dead, false, to))));
+    }
+    assert!(out.has(&Event::NeighbourDropped {
+        peer: dead,
+        reason: "dead"
+    }));
+    let greetings_of = |hellos: &[(Endpoint, Message)]| -> Vec<Message> {
+        hellos
+            .iter()
+            .filter(|(to, _)| *to == dead)
+            .map(|(_, m)| m.clone())
+            .collect()
+    };
+    for _ in 0..2 {
+        let (at, hellos) = h.next_regreeting();
+        let to_dead = greetings_of(&hellos);
+        assert_eq!(
+            to_dead.len(),
+            1,
+            "one greeting of the lost neighbour: {hellos:?}"
+        );
+        let out = h.respond(at, dead, to_dead[0].clone(), Err(Failure::Timeout));
+        assert!(out.events().is_empty());
+    }
+    let (at, hellos) = h.next_regreeting();
+    let to_dead = greetings_of(&hellos);
+    let out = h.respond(at, dead, to_dead[0].clone(), Ok(hello_ack(true, dead, 1)));
+    assert!(out.any_event(|e| matches!(e, Event::NeighbourAdded { peer, .. } if *peer == dead)));
+    assert!(h.status().neighbours.contains(&dead));
+}
+
+#[test]
+fn a_lost_neighbour_that_never_answers_is_given_up() {
+    let (dead, b, c) = (ep(7001), ep(7002), ep(7003));
+    let (mut h, now, asks) = suspected(dead, &[b, c]);
+    for (to, req) in asks {
+        h.respond(now, to, req, Ok(ack(dead, false, to)));
+    }
+    let mut greeted = 0;
+    for _ in 0..gossip_core::peer::LOST_LINK_TRIES + 5 {
+        let (at, hellos) = h.next_regreeting();
+        for (to, m) in hellos.into_iter().filter(|(to, _)| *to == dead) {
+            greeted += 1;
+            h.respond(at, to, m, Err(Failure::Unreachable));
+        }
+    }
+    assert_eq!(greeted, gossip_core::peer::LOST_LINK_TRIES);
+}
+
 #[test]
 fn rejoins_when_the_seeds_removed_it() {
     let mut h = Harness::bootstrapped(settings(), &[ep(7001)]);
