@@ -5,6 +5,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod hosts;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
@@ -84,6 +86,14 @@ pub struct NodeArgs {
     /// Close accepted connections idle this long [default: 60000].
     #[arg(long)]
     pub idle_timeout_ms: Option<u64>,
+    /// Accepted connections at once at most; further ones are closed at once [default: 4096].
+    #[arg(long)]
+    pub max_inbound: Option<usize>,
+    /// Accepted connections at once from one remote IP address at most; further ones from it
+    /// are closed at once [default: 2048, so that loopback clusters, where every connection
+    /// comes from 127.0.0.1, work; between real hosts use 64 (see docs/HARDENING.md)].
+    #[arg(long)]
+    pub max_inbound_per_ip: Option<usize>,
     /// Cluster key file: one hex key per line (the first seals what this node sends, every
     /// one is accepted), readable by its owner only. Every frame then carries an HMAC; frames
     /// without a valid one get `ERROR`. Re-read when it changes (key rotation).
@@ -134,6 +144,12 @@ impl NodeArgs {
         let mut l = Limits::default();
         if let Some(v) = self.idle_timeout_ms {
             l.inbound_idle_ms = v;
+        }
+        if let Some(v) = self.max_inbound {
+            l.max_inbound_per_node = v;
+        }
+        if let Some(v) = self.max_inbound_per_ip {
+            l.max_inbound_per_ip = v;
         }
         l
     }
@@ -405,13 +421,25 @@ pub fn query_status_with(
     timeout: Duration,
     keyring: Option<&Keyring>,
 ) -> Result<(StatusResp, String), String> {
+    query_status_via(addr, timeout, keyring, None)
+}
+
+/// [`query_status_with`], through the relay listening on the Unix socket `relay` if one is
+/// given (a node in a network namespace this process cannot reach; see
+/// [`hosts::serve_relay`]).
+pub fn query_status_via(
+    addr: SocketAddr,
+    timeout: Duration,
+    keyring: Option<&Keyring>,
+    relay: Option<&Path>,
+) -> Result<(StatusResp, String), String> {
     let mut line = Vec::new();
     wire::encode(
         &Message::StatusReq,
         unix_now_ms() as f64 / 1000.0,
         &mut line,
     );
-    let reply = exchange_line(addr, &line, timeout, keyring, MAX_STATUS_LINE)?;
+    let reply = exchange_line_via(addr, &line, timeout, keyring, MAX_STATUS_LINE, relay)?;
     match wire::decode(reply.as_bytes()) {
         Ok(Message::StatusResp(status)) => Ok((*status, reply)),
         Ok(Message::Error { reason }) => Err(format!("{addr} answered ERROR: {reason}")),
@@ -435,12 +463,35 @@ pub fn exchange_line(
     keyring: Option<&Keyring>,
     max: u64,
 ) -> Result<String, String> {
-    let mut stream = TcpStream::connect_timeout(&addr, timeout)
-        .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
-    stream
-        .set_read_timeout(Some(timeout))
-        .and_then(|()| stream.set_write_timeout(Some(timeout)))
-        .map_err(|e| format!("{addr}: {e}"))?;
+    exchange_line_via(addr, json, timeout, keyring, max, None)
+}
+
+/// A connection [`exchange_line_via`] speaks on: TCP, or a relay's Unix socket.
+trait Line: Read + Write {}
+impl<T: Read + Write> Line for T {}
+
+/// [`exchange_line`], through the relay listening on the Unix socket `relay` if one is given
+/// (see [`hosts::serve_relay`]); the relay's own failures come back as errors.
+pub fn exchange_line_via(
+    addr: SocketAddr,
+    json: &[u8],
+    timeout: Duration,
+    keyring: Option<&Keyring>,
+    max: u64,
+    relay: Option<&Path>,
+) -> Result<String, String> {
+    let mut stream: Box<dyn Line> = match relay {
+        Some(socket) => Box::new(hosts::relay_connect(socket, addr, timeout)?),
+        None => {
+            let stream = TcpStream::connect_timeout(&addr, timeout)
+                .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+            stream
+                .set_read_timeout(Some(timeout))
+                .and_then(|()| stream.set_write_timeout(Some(timeout)))
+                .map_err(|e| format!("{addr}: {e}"))?;
+            Box::new(stream)
+        }
+    };
     let mut line = Vec::new();
     let mut nonce = 0;
     match keyring {
@@ -469,6 +520,9 @@ pub fn exchange_line(
         .map_err(|e| format!("{addr}: no reply: {e}"))?;
     if reply.is_empty() {
         return Err(format!("{addr} closed without a reply"));
+    }
+    if let Some(why) = reply.strip_prefix(hosts::RELAY_ERROR.as_bytes()) {
+        return Err(String::from_utf8_lossy(why).trim_end().to_string());
     }
     let reply = reply.strip_suffix(b"\n").unwrap_or(&reply);
     let reply = reply.strip_suffix(b"\r").unwrap_or(reply);
