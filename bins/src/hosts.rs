@@ -193,13 +193,23 @@ pub fn remove_stale(base: &str) -> Result<Vec<String>, String> {
             let Some((pid, _)) = rest.split_once('-') else {
                 return false;
             };
-            pid.parse::<u32>().is_ok_and(|pid| {
-                pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists()
-            })
+            pid.parse::<u32>()
+                .is_ok_and(|pid| pid != std::process::id() && !process_running(pid))
         })
         .collect();
     remove_namespaces(&stale)?;
     Ok(stale)
+}
+
+/// True while process `pid` runs (exists and is not a zombie waiting to be reaped).
+pub fn process_running(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    let state = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().next());
+    !matches!(state, Some("Z" | "X" | "x"))
 }
 
 /// A `/24` for the hosts of one lab: `a.b.c.1` and up.
