@@ -319,6 +319,40 @@ fn default_rng_seed(me: SocketAddr) -> u64 {
     h
 }
 
+/// Where the kernel caps the open-files limit when the hard limit is unlimited.
+const NR_OPEN_FALLBACK: u64 = 1 << 20;
+
+/// Raises this process's soft limit on open files (`ulimit -n`) to its hard limit (capped by
+/// `/proc/sys/fs/nr_open`), as servers do: every connection is a file, a seed holds about two
+/// per peer it serves (the peer's and its own probes' link), and the usual default soft limit
+/// of 1,024 stopped a seed of 1,000 peers from accepting (`Too many open files`). Returns the
+/// soft limit before and after (`None`: unlimited).
+pub fn raise_open_files_limit() -> (Option<u64>, Option<u64>) {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let now = getrlimit(Resource::Nofile);
+    let cap = std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .unwrap_or(NR_OPEN_FALLBACK);
+    let target = now.maximum.unwrap_or(cap).min(cap);
+    match now.current {
+        Some(soft) if soft < target => {
+            let raised = Rlimit {
+                current: Some(target),
+                maximum: now.maximum,
+            };
+            match setrlimit(Resource::Nofile, raised) {
+                Ok(()) => (Some(soft), Some(target)),
+                Err(_) => (Some(soft), Some(soft)),
+            }
+        }
+        other => (other, other),
+    }
+}
+
+/// Open files below which a node warns at start: a seed needs about two per peer.
+const FEW_OPEN_FILES: u64 = 4096;
+
 /// Runs a `seed` or `peer` program until it is killed. Returns the one-line error that
 /// stops it from starting.
 pub fn run_node(role: Role, args: &NodeArgs) -> Result<(), String> {
@@ -339,6 +373,15 @@ pub fn run_node(role: Role, args: &NodeArgs) -> Result<(), String> {
     settings
         .validate()
         .map_err(|e| format!("invalid timing flags: {e}"))?;
+    let (before, after) = raise_open_files_limit();
+    if before != after {
+        log::info!("open files limit raised from {before:?} to {after:?}");
+    }
+    if let Some(n) = after.filter(|n| *n < FEW_OPEN_FILES) {
+        log::warn!(
+            "{role} {me}: at most {n} open files (the hard limit, ulimit -Hn): a seed needs about two per peer, every node one per connection; raise it (ulimit -Hn, systemd LimitNOFILE=)"
+        );
+    }
     let log = OutputLog::open(&args.output, !args.quiet)
         .map_err(|e| format!("cannot open output file {}: {e}", args.output.display()))?;
     let mut watch = None;
