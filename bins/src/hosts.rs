@@ -419,6 +419,8 @@ pub struct Lab {
     /// The namespace holding the bridge and the fault rules.
     pub bridge_ns: String,
     faults: Vec<Fault>,
+    /// Packets dropped by fault rules since replaced.
+    dropped_before: u64,
     /// `unreachable` routes added: (host index, destination).
     routes: Vec<(usize, Ipv4Addr)>,
     keep: bool,
@@ -470,6 +472,7 @@ impl Lab {
             bridge_ns: format!("{prefix}br"),
             hosts,
             faults: Vec::new(),
+            dropped_before: 0,
             routes: Vec::new(),
             keep: false,
         };
@@ -544,6 +547,9 @@ impl Lab {
     /// Replaces the faults in force with `faults` (one nftables transaction: no packet sees
     /// a mix of the old and the new rules).
     pub fn set_faults(&mut self, faults: Vec<Fault>) -> Result<(), String> {
+        if !self.faults.is_empty() {
+            self.dropped_before += self.dropped_by_rules();
+        }
         nft_in(&self.bridge_ns, &fault_script(FAULT_TABLE, &faults))?;
         self.faults = faults;
         Ok(())
@@ -580,8 +586,13 @@ impl Lab {
         )
     }
 
-    /// Packets the fault rules dropped so far, in all.
+    /// Packets the fault rules dropped so far, in all (rules replaced since included).
     pub fn dropped_packets(&self) -> u64 {
+        self.dropped_before + self.dropped_by_rules()
+    }
+
+    /// Packets the rules in force dropped.
+    fn dropped_by_rules(&self) -> u64 {
         self.fault_listing()
             .unwrap_or_default()
             .split("packets ")

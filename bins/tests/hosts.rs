@@ -359,6 +359,65 @@ fn a_peer_killed_during_a_partition_is_removed_where_a_quorum_sees_it_then_every
     );
 }
 
+/// 4 seeds (a quorum is 3), 6 peers; partition {s1, s2, p1-p3} | {s3, s4, p4-p6}: neither
+/// side holds a quorum, so nothing is admitted or removed anywhere while it holds. p2 is
+/// killed once it settles: its detectors' reports abort (2 of 4 seeds at most), and they keep
+/// following them; once the partition heals the next recheck reports it to seeds that can
+/// all see it is dead, and it is removed everywhere.
+#[test]
+fn a_peer_killed_where_no_quorum_sees_it_is_removed_once_the_partition_heals() {
+    let Some(mut net) = network("noquorum", 4, 6, &[], TIMING, &[]) else {
+        return;
+    };
+    let a = eps(&net, &["s1", "s2", "p1", "p2", "p3"]);
+    let b = eps(&net, &["s3", "s4", "p4", "p5", "p6"]);
+    let cut_at = unix_ms();
+    net.set_faults(Fault::cut(&ips(&a), &ips(&b)));
+    net.say("partition {s1,s2,p1-p3} | {s3,s4,p4-p6}: no side has a quorum of the 4 seeds");
+    std::thread::sleep(Duration::from_secs(3));
+    let victim = eps(&net, &["p2"])[0];
+    net.kill(victim);
+    net.say("killed p2");
+    std::thread::sleep(Duration::from_secs(5));
+    let changes = net.lines_since(cut_at, |l| l.text.starts_with("Peer List updated"));
+    assert!(
+        changes.is_empty(),
+        "a Peer List changed without a quorum: {changes:?}"
+    );
+    let reports = net.lines_since(cut_at, |l| {
+        l.text.starts_with(&format!("Dead Node:{}:", victim.ip()))
+    });
+    net.say(&format!(
+        "during the partition: {} dead reports about p2, no Peer List changed anywhere",
+        reports.len()
+    ));
+    let live: Vec<SocketAddr> = net
+        .peers
+        .iter()
+        .filter(|p| **p != victim)
+        .copied()
+        .collect();
+    let healed = unix_ms();
+    heal_and_check(&mut net, &live, &[victim]);
+    let removed_at = removals_of(&net, victim, 0);
+    assert!(!removed_at.is_empty());
+    let first = net
+        .lines_since(healed, |l| {
+            l.text.starts_with(&format!("Peer List updated: {victim} "))
+                && l.text.contains(" REMOVED ")
+        })
+        .iter()
+        .map(|l| l.unix_ms)
+        .max()
+        .unwrap_or(0);
+    net.say(&format!(
+        "p2 removed at every seed {:.2}s after healing",
+        first.saturating_sub(healed) as f64 / 1000.0
+    ));
+    let gone = removals_among(&net, &live, 0);
+    assert!(gone.is_empty(), "a live peer was removed: {gone:?}");
+}
+
 /// 3 seeds, 6 peers; p1's link (to every other host) drops 10 % of packets, both ways, for
 /// 10 s, with the programs' default probe timings (500 ms probe timeout, above TCP's 200 ms
 /// minimum retransmission timeout). No live peer is removed, and every gossip made while the
@@ -459,8 +518,15 @@ fn flapping_links_settle_into_one_network() {
     let live = net.peers.clone();
     let removed = removals_among(&net, &live, since);
     let rejoins = net.lines_since(since, |l| l.text.starts_with("Removed from the Peer List"));
+    let suspicions = net.lines_since(since, |l| {
+        l.text.starts_with("Neighbor suspicion triggered")
+    });
+    let reports = net.lines_since(since, |l| l.text.starts_with("Dead Node:"));
     net.say(&format!(
-        "{flaps} flaps of p1's link and p2-{{p3,p4}}: {} removals of flapping peers, {} rejoins",
+        "{flaps} flaps of p1's link and p2-{{p3,p4}}: {} packets dropped, {} suspicions, {} dead reports, {} removals of flapping peers, {} rejoins",
+        net.lab.dropped_packets(),
+        suspicions.len(),
+        reports.len(),
         removed.len(),
         rejoins.len()
     ));
