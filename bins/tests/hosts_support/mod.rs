@@ -124,8 +124,11 @@ pub fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
     }
 }
 
-/// Removes the temporary directories of earlier runs of test `tag` whose process is gone
-/// (an interrupted run keeps its logs, as a failed one does, until the next run).
+/// Marks the directory of a failed test: its logs are kept until removed by hand.
+const FAILED_MARK: &str = "FAILED";
+
+/// Removes the temporary directories of earlier runs of test `tag` whose process is gone (an
+/// interrupted run's), except those of failed tests (marked [`FAILED_MARK`]).
 fn remove_stale_dirs(tag: &str) {
     let start = format!("gossip-hosts-{tag}-");
     let Ok(dir) = std::fs::read_dir(std::env::temp_dir()) else {
@@ -140,7 +143,8 @@ fn remove_stale_dirs(tag: &str) {
         else {
             continue;
         };
-        if pid != std::process::id() && !hosts::process_running(pid) {
+        let failed = e.path().join(FAILED_MARK).exists();
+        if pid != std::process::id() && !hosts::process_running(pid) && !failed {
             let _ = std::fs::remove_dir_all(e.path());
         }
     }
@@ -738,6 +742,7 @@ impl Drop for HostNet {
         }
         // The lab (a field) is dropped after this: it removes the namespaces.
         if std::thread::panicking() {
+            let _ = std::fs::write(self.dir.join(FAILED_MARK), "");
             eprintln!("[{}] logs kept in {}", self.tag, self.dir.display());
         } else {
             let _ = std::fs::remove_dir_all(&self.dir);
