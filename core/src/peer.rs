@@ -44,7 +44,7 @@ use pings::Pings;
 
 pub use decide::{choose_neighbours, pick_witnesses, verdict, Verdict};
 pub use liveness::{MAX_LOCAL_HEALTH, MAX_PENDING_WITNESS};
-pub use membership::MAX_PENDING_GREETINGS;
+pub use membership::{LOST_LINK_TRIES, MAX_LOST_LINKS, MAX_PENDING_GREETINGS};
 pub use seen::{gossip_key, SeenSet};
 
 /// Known peers remembered per `peer_list_limit` (a random one is evicted beyond).
@@ -331,7 +331,9 @@ impl Parts<'_> {
                     (self.liveness).on_suspect_ack(cx, self.overlay, known, to, r.suspect, outcome);
                 self.bury(cx, dead);
             }
-            Message::DeadReport(r) => self.liveness.on_dead_result(cx, to, r.dead, outcome),
+            Message::DeadReport(r) => {
+                (self.liveness).on_dead_result(cx, self.pings, to, r.dead, outcome)
+            }
             // Gossip acks carry nothing we act on: liveness comes from probes.
             _ => {}
         }
@@ -367,6 +369,9 @@ impl Parts<'_> {
             let known = &self.membership.known;
             let dead = (self.liveness).on_recheck_outcome(cx, self.overlay, known, to, alive);
             self.bury(cx, dead);
+            if alive {
+                self.membership.greet_lost_now(cx, self.overlay, to);
+            }
         }
         if waiters.greeter {
             self.membership
@@ -375,11 +380,13 @@ impl Parts<'_> {
     }
 
     /// A neighbour found dead by a peer-level consensus (and reported): drop the link, forget
-    /// it, and look for new candidates.
+    /// it, and look for new candidates; greet it again at each refresh in case it was only
+    /// cut off (a partition), so the link comes back when it heals.
     fn bury(&mut self, cx: &mut Cx<'_>, dead: Option<Endpoint>) {
         if let Some(dead) = dead {
             self.overlay.drop_link(dead, "dead", cx.out);
             self.membership.forget_dead(cx, &dead);
+            self.membership.note_lost(dead);
         }
     }
 
@@ -398,6 +405,7 @@ impl Parts<'_> {
                 Timer::Refresh => {
                     self.membership.periodic_refresh(cx, self.overlay);
                     self.membership.regreet_neighbours(cx, self.overlay, false);
+                    self.membership.greet_lost(cx, self.overlay);
                     self.liveness.recheck_accusations(cx, self.pings);
                     let at = cx.after(cx.settings.peer_list_refresh_ms);
                     cx.timers.set(Timer::Refresh, at);

@@ -1242,8 +1242,10 @@ fn an_accused_peer_that_answers_the_recheck_is_left_alone() {
     let (dead, w) = (ep(7001), ep(7002));
     let (mut h, _) = unsettled_report(settings(), dead, w);
     let (at, ping) = next_recheck(&mut h, dead);
+    // Up after all: no new accusation; the link dropped on it is offered again at once.
     let out = h.respond(at, dead, ping, Ok(pong(Some(1))));
-    assert!(out.is_empty(), "{out:?}");
+    assert_eq!(out.sends().len(), 1, "{out:?}");
+    assert_eq!(out.targets("HELLO"), vec![dead]);
     let later = h.run_until(at.after(4 * settings().peer_list_refresh_ms));
     assert!(!later.targets("PING").contains(&dead));
     assert!(later.sends_of("SUSPECT_REQ").is_empty());
@@ -1701,6 +1703,103 @@ fn a_removal_far_above_is_not_believed() {
     for (_, m) in out.sends_of("REGISTER_REQ") {
         assert!(matches!(m, Message::RegisterReq(r) if r.incarnation == Some(3)));
     }
+}
+
+/// The seeds refused a report (their own probes found the accused up): the detector probes
+/// it at once, and if it answers, greets it again at once: the link dropped on a suspicion
+/// the seeds did not share comes back within a round trip. Still silent: no new round
+/// until the periodic re-check.
+#[test]
+fn a_link_dropped_on_a_refused_report_comes_back_at_once() {
+    for answers in [true, false] {
+        let (dead, b, c) = (ep(7001), ep(7002), ep(7003));
+        let (mut h, now, asks) = suspected(dead, &[b, c]);
+        let mut out = Outs::default();
+        for (to, req) in asks {
+            out.append(h.respond(now, to, req, Ok(ack(dead, false, to))));
+        }
+        let reports = out.sends_of("DEAD_REPORT");
+        assert!(!reports.is_empty());
+        assert!(!h.status().neighbours.contains(&dead), "dropped as dead");
+        let mut last = Outs::default();
+        for (seed, req) in reports {
+            last = h.respond(now, seed, req, Ok(dead_result(false)));
+        }
+        assert_eq!(
+            last.targets("PING"),
+            vec![dead],
+            "the accused not re-checked"
+        );
+        let (to, probe) = last.sends_of("PING")[0].clone();
+        let outcome = if answers {
+            Ok(pong(Some(1)))
+        } else {
+            Err(Failure::Timeout)
+        };
+        let out = h.respond(now, to, probe, outcome);
+        if answers {
+            assert_eq!(out.targets("HELLO"), vec![dead], "not greeted at once");
+        } else {
+            assert!(out.sends().is_empty(), "acted on a refused report: {out:?}");
+        }
+    }
+}
+
+/// A partition makes both ends of a link drop it as dead; the link comes back once the other
+/// end answers again, or the two sides of a healed partition would stay apart.
+#[test]
+fn a_neighbour_dropped_as_dead_is_greeted_at_each_refresh_until_the_link_is_back() {
+    let (dead, b, c) = (ep(7001), ep(7002), ep(7003));
+    let (mut h, now, asks) = suspected(dead, &[b, c]);
+    let mut out = Outs::default();
+    for (to, req) in asks {
+        out.append(h.respond(now, to, req, Ok(ack(dead, false, to))));
+    }
+    assert!(out.has(&Event::NeighbourDropped {
+        peer: dead,
+        reason: "dead"
+    }));
+    let greetings_of = |hellos: &[(Endpoint, Message)]| -> Vec<Message> {
+        hellos
+            .iter()
+            .filter(|(to, _)| *to == dead)
+            .map(|(_, m)| m.clone())
+            .collect()
+    };
+    for _ in 0..2 {
+        let (at, hellos) = h.next_regreeting();
+        let to_dead = greetings_of(&hellos);
+        assert_eq!(
+            to_dead.len(),
+            1,
+            "one greeting of the lost neighbour: {hellos:?}"
+        );
+        let out = h.respond(at, dead, to_dead[0].clone(), Err(Failure::Timeout));
+        assert!(out.events().is_empty());
+    }
+    let (at, hellos) = h.next_regreeting();
+    let to_dead = greetings_of(&hellos);
+    let out = h.respond(at, dead, to_dead[0].clone(), Ok(hello_ack(true, dead, 1)));
+    assert!(out.any_event(|e| matches!(e, Event::NeighbourAdded { peer, .. } if *peer == dead)));
+    assert!(h.status().neighbours.contains(&dead));
+}
+
+#[test]
+fn a_lost_neighbour_that_never_answers_is_given_up() {
+    let (dead, b, c) = (ep(7001), ep(7002), ep(7003));
+    let (mut h, now, asks) = suspected(dead, &[b, c]);
+    for (to, req) in asks {
+        h.respond(now, to, req, Ok(ack(dead, false, to)));
+    }
+    let mut greeted = 0;
+    for _ in 0..gossip_core::peer::LOST_LINK_TRIES + 5 {
+        let (at, hellos) = h.next_regreeting();
+        for (to, m) in hellos.into_iter().filter(|(to, _)| *to == dead) {
+            greeted += 1;
+            h.respond(at, to, m, Err(Failure::Unreachable));
+        }
+    }
+    assert_eq!(greeted, gossip_core::peer::LOST_LINK_TRIES);
 }
 
 #[test]

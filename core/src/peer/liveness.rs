@@ -60,6 +60,10 @@ struct Accusation {
     awaiting: BTreeSet<Endpoint>,
     /// Re-checks left.
     retries_left: u32,
+    /// Every seed that answered the latest report so far refused it, and none failed to
+    /// answer: once all have, the seeds (which probe the accused themselves) did not find
+    /// it dead.
+    refused: bool,
 }
 
 /// The detector's and the witness's state.
@@ -432,20 +436,28 @@ impl Liveness {
         let awaiting = seeds.iter().copied().collect();
         if let Some(accusation) = self.accusations.get_mut(&dead) {
             accusation.awaiting = awaiting;
+            accusation.refused = true;
         } else if self.accusations.len() < MAX_ACCUSATIONS {
             let accusation = Accusation {
                 incarnation,
                 awaiting,
                 retries_left: ACCUSATION_RETRIES,
+                refused: true,
             };
             self.accusations.insert(dead, accusation);
         }
     }
 
-    /// A seed answered a `DEAD_REPORT` (or could not): a commit settles the accusation.
+    /// A seed answered a `DEAD_REPORT` (or could not): a commit settles the accusation. Once
+    /// every seed asked has answered and all refused (none failed to answer), the accused is
+    /// probed again at once: if it is up, the link dropped on the suspicion comes back now
+    /// (see `Membership::greet_lost_now`), not at the next refresh; if it is still silent,
+    /// the accusation waits for the periodic re-check (the seeds just found it up: no new
+    /// round before then).
     pub(super) fn on_dead_result(
         &mut self,
         cx: &mut Cx<'_>,
+        pings: &mut Pings,
         seed: Endpoint,
         dead: Endpoint,
         outcome: Result<Message, Failure>,
@@ -460,8 +472,16 @@ impl Liveness {
         }
         if success {
             self.accusations.remove(&dead);
-        } else if let Some(accusation) = self.accusations.get_mut(&dead) {
-            accusation.awaiting.remove(&seed);
+            return;
+        }
+        let Some(accusation) = self.accusations.get_mut(&dead) else {
+            return;
+        };
+        accusation.awaiting.remove(&seed);
+        accusation.refused &= matches!(outcome, Ok(Message::DeadResult(_)));
+        if accusation.awaiting.is_empty() && accusation.refused {
+            let deadline = cx.after(cx.settings.probe_timeout_ms);
+            pings.ping(cx.me, dead, PingRole::Recheck, deadline, cx.out);
         }
     }
 
@@ -476,6 +496,7 @@ impl Liveness {
                 return false;
             }
             accusation.retries_left -= 1;
+            accusation.refused = false;
             due.push(dead);
             true
         });
@@ -498,9 +519,10 @@ impl Liveness {
         if !self.accusations.contains_key(&dead) {
             return None;
         }
+        let refused = self.accusations.get(&dead).is_some_and(|a| a.refused);
         if alive {
             self.accusations.remove(&dead);
-        } else if !self.suspicions.contains_key(&dead) {
+        } else if !refused && !self.suspicions.contains_key(&dead) {
             let misses = cx.settings.probe_misses;
             return self.raise_suspicion(cx, overlay, known, dead, misses);
         }

@@ -14,11 +14,19 @@ use super::known::Known;
 use super::overlay::Overlay;
 use super::pings::Pings;
 use super::{count, Cx, Timer, KNOWN_PER_LIST, MERGE_EVERY};
-use crate::msg::{Endpoint, Message, PeerListResp, RegisterReq, Status};
+use crate::msg::{Endpoint, Hello, Message, PeerListResp, RegisterReq, Status};
 use crate::{quorum, Event, Failure};
 
 pub use neighbours::MAX_PENDING_GREETINGS;
 use neighbours::{Greeting, Selection};
+
+/// Neighbours dropped as dead that a peer remembers at most, to greet again (see
+/// `Membership::lost`); beyond, the oldest is forgotten.
+pub const MAX_LOST_LINKS: usize = 8;
+
+/// Periodic refreshes at which a lost neighbour is greeted again before it is given up (with
+/// the default 10 s refresh, 10 minutes).
+pub const LOST_LINK_TRIES: u32 = 60;
 
 /// One registration attempt (a retry or a rejoin starts from the seeds that said success).
 #[derive(Debug, Default)]
@@ -62,6 +70,13 @@ pub(super) struct Membership {
     pub known: Known,
     /// New neighbours' `HELLO`s being checked, by greeter.
     greetings: BTreeMap<Endpoint, Greeting>,
+    /// Neighbours dropped as dead, with the greetings left to try: each periodic refresh
+    /// greets them again until a link to them is back. A partition makes both ends of every
+    /// link across it drop the link; without this the two sides stay two overlays once it
+    /// heals (each peer still at its minimum degree, so nothing repairs) and gossip never
+    /// crosses again. A peer that really died is never linked again and is given up after
+    /// [`LOST_LINK_TRIES`] greetings.
+    lost: Vec<(Endpoint, u32)>,
 }
 
 impl Membership {
@@ -320,6 +335,52 @@ impl Membership {
     pub(super) fn forget_dead(&mut self, cx: &mut Cx<'_>, dead: &Endpoint) {
         self.known.remove(dead);
         self.refresh_peer_list(cx);
+    }
+
+    /// A neighbour was dropped as dead: remember it, to greet it again (see `lost`).
+    pub(super) fn note_lost(&mut self, peer: Endpoint) {
+        self.lost.retain(|(p, _)| *p != peer);
+        if self.lost.len() >= MAX_LOST_LINKS {
+            self.lost.remove(0);
+        }
+        self.lost.push((peer, LOST_LINK_TRIES));
+    }
+
+    /// At each periodic refresh: `HELLO` to every lost neighbour not linked again yet (its
+    /// answer is handled as any greeting's: an acceptance adds the link). Nothing while this
+    /// peer is not registered (it would be refused) or has no room.
+    pub(super) fn greet_lost(&mut self, cx: &mut Cx<'_>, overlay: &Overlay) {
+        self.greet_lost_where(cx, overlay, |_| true);
+    }
+
+    /// A lost neighbour was found up (it answered the re-check of an accusation the seeds
+    /// refused): greet it now rather than at the next refresh, so a link dropped on a
+    /// suspicion the seeds did not share comes back within a round trip.
+    pub(super) fn greet_lost_now(&mut self, cx: &mut Cx<'_>, overlay: &Overlay, peer: Endpoint) {
+        self.greet_lost_where(cx, overlay, |p| *p == peer);
+    }
+
+    fn greet_lost_where(
+        &mut self,
+        cx: &mut Cx<'_>,
+        overlay: &Overlay,
+        pick: impl Fn(&Endpoint) -> bool,
+    ) {
+        self.lost
+            .retain(|(peer, tries)| *tries > 0 && !overlay.contains(peer));
+        if !self.registered || overlay.len() >= cx.settings.max_degree as usize {
+            return;
+        }
+        let hello = Hello {
+            peer: cx.me,
+            degree: count(overlay.len()),
+            incarnation: Some(self.incarnation),
+        };
+        let deadline = cx.after(cx.settings.request_timeout_ms);
+        for (peer, tries) in self.lost.iter_mut().filter(|(p, _)| pick(p)) {
+            *tries -= 1;
+            cx.send(*peer, Message::Hello(Box::new(hello.clone())), deadline);
+        }
     }
 
     /// Adds `peer` to the known set (bounded: a random non-neighbour is evicted when full).
