@@ -52,6 +52,8 @@
 //! | `sim` | [`Sim`]: the run loop and dispatch (`sim/mod.rs`); calls, deliveries, replies, timeouts and the network's latency and loss (`calls.rs`); crashes, restarts, partitions, healing, the lying peer (`faults.rs`); the forger and lying seeds (`adversaries.rs`); the trace hash (`trace.rs`) |
 //! | [`checker`] | every promise and the ghost state it is judged against: `ghost.rs`, `safety.rs` (1–4, 8–9), `liveness.rs` (6–7), `delivery.rs` (5), and the overlay and measurements a report shows |
 //! | [`report`] | the [`Report`]: assembles the simulator's and the checker's numbers, formats them |
+//! | [`series`] | a run over time for `sim --html` / `--json FILE`: per-second samples taken between steps of [`Sim::run_observed`], the fault timeline, detections, the promises' outcome |
+//! | [`html`], [`svg`] | the HTML report of a recording and the SVG line plots it is drawn with |
 //! | [`stats`] | percentiles and the power-law fit |
 //! | [`meter`] | the CPU time a run costs |
 //!
@@ -89,11 +91,14 @@ pub mod actor;
 pub mod addr;
 pub mod checker;
 pub mod config;
+pub mod html;
 pub mod meter;
 pub mod queue;
 pub mod report;
+pub mod series;
 mod sim;
 pub mod stats;
+pub mod svg;
 
 #[cfg(test)]
 mod test_actor;

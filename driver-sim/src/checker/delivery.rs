@@ -121,6 +121,12 @@ impl Checker {
         out
     }
 
+    /// Whether promise 5 is judged by a run that ends at `end_ms` (it lasts through the check
+    /// window and the flood after it).
+    pub fn delivery_judged(&self, end_ms: u64) -> bool {
+        self.delivery.window.is_some() && end_ms >= self.delivery.judged_from.unwrap_or(u64::MAX)
+    }
+
     /// Promise 5, at the end of a run that lasted through the check window and the flood
     /// after it (a shorter run checks nothing).
     pub fn check_delivery(&mut self, now: u64) {

@@ -119,6 +119,8 @@ pub struct Checker {
     violations: Vec<Violation>,
     /// Violations found in all.
     violation_count: u64,
+    /// Violations found, by promise (index 0: a node failed to start).
+    by_promise: [u64; 10],
     /// False when checks are off: ghost state is kept for statistics, nothing is reported.
     enabled: bool,
 }
@@ -143,6 +145,7 @@ impl Checker {
             delivery: Delivery::new(cfg.gossip_check_window(), cfg.liveness_end_ms()),
             violations: Vec::new(),
             violation_count: 0,
+            by_promise: [0; 10],
             enabled: cfg.check_safety,
         }
     }
@@ -153,6 +156,9 @@ impl Checker {
             return;
         }
         self.violation_count += 1;
+        if let Some(n) = self.by_promise.get_mut(usize::from(promise)) {
+            *n += 1;
+        }
         if self.violations.len() < KEEP_VIOLATIONS {
             self.violations.push(Violation {
                 at_ms,
@@ -291,6 +297,30 @@ impl Checker {
     /// True if seed `node` lies.
     pub fn is_liar(&self, node: u32) -> bool {
         self.safety.is_liar(node)
+    }
+
+    /// Violations found so far, by promise (index 1–9; 0: a node failed to start).
+    pub fn violations_by_promise(&self) -> [u64; 10] {
+        self.by_promise
+    }
+
+    /// Whether promises are judged in this run (`false`: checks are off, statistics only).
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// First-time gossip deliveries so far (each peer instance's first receipt of a gossip).
+    pub fn first_deliveries(&self) -> u64 {
+        self.ghost.first_deliveries
+    }
+
+    /// Whether seed `seed` is up.
+    pub fn seed_up(&self, seed: u32) -> bool {
+        self.ghost
+            .seed_up
+            .get(seed as usize)
+            .copied()
+            .unwrap_or(false)
     }
 
     /// Per peer index, its ghost (current instance).

@@ -149,6 +149,9 @@ impl World {
             // Counts gossip sends (statistics) and queues the DEAD_REPORT check (reported only
             // when checks are on).
             self.checker.on_send(from, &msg);
+            if let Some(kinds) = self.sent_by_kind.as_mut() {
+                kinds[crate::series::request_kind(&msg)] += 1;
+            }
         }
         let to = self.addrs.node(&to_ep).unwrap_or(NOBODY);
         let call = self.alloc_call();

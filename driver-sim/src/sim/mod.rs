@@ -105,6 +105,9 @@ struct World {
     log: bool,
     faults: Vec<Fault>,
     messages_lost: u64,
+    /// Requests nodes sent, by [`crate::series::REQUEST_KINDS`] index: counted only when a
+    /// run's time series is asked for ([`Sim::count_requests`]).
+    sent_by_kind: Option<Vec<u64>>,
     /// The adversaries' own random choices, apart from the network's, so that adding
     /// adversaries to a run leaves the network's draws as they were.
     adv_rng: Rng,
@@ -236,6 +239,7 @@ impl<A: Actor> Sim<A> {
             log: false,
             faults,
             messages_lost: 0,
+            sent_by_kind: None,
             adv_rng: Rng::new(mix64(cfg.seed ^ 0x6164_7665_7273_0003)),
             liars: (0..cfg.seeds).map(|i| cfg.is_lying_seed(i)).collect(),
             any_liars: !cfg.lying_seeds.is_empty(),
@@ -318,6 +322,21 @@ impl<A: Actor> Sim<A> {
         self.w.events
     }
 
+    /// Counts the requests nodes send, by kind, from now on (see [`Sim::requests_by_kind`]).
+    pub fn count_requests(&mut self, on: bool) {
+        self.w.sent_by_kind = on.then(|| vec![0; crate::series::REQUEST_KINDS.len()]);
+    }
+
+    /// Requests nodes sent so far, by [`crate::series::REQUEST_KINDS`] index, if counted.
+    pub fn requests_by_kind(&self) -> Option<&[u64]> {
+        self.w.sent_by_kind.as_deref()
+    }
+
+    /// Messages lost so far (dropped, stopped by a partition, or to a node that is down).
+    pub fn messages_lost(&self) -> u64 {
+        self.w.messages_lost
+    }
+
     /// Hash of everything delivered so far, in order: same seed and config, same hash.
     pub fn trace_hash(&self) -> u64 {
         self.w.trace
@@ -370,10 +389,27 @@ impl<A: Actor> Sim<A> {
 
     /// Runs the whole configured run and reports.
     pub fn run(&mut self) -> Report {
+        self.run_observed(u64::MAX, |_| {})
+    }
+
+    /// Runs the whole configured run like [`Sim::run`], and lets `observe` look at the
+    /// simulator every `every_ms` of simulated time (after every event up to that time) and at
+    /// the end, before the end-of-run checks. The run is the same as without observing: the
+    /// queue is only drained in steps.
+    pub fn run_observed(&mut self, every_ms: u64, mut observe: impl FnMut(&Self)) -> Report {
         let start = Instant::now();
         let cpu_start = thread_cpu_seconds();
         let end = self.w.cfg.end_ms();
-        self.run_until(end);
+        let every = every_ms.max(1);
+        let mut until = self.now();
+        loop {
+            until = until.saturating_add(every).min(end);
+            let go_on = self.run_until(until);
+            observe(self);
+            if !go_on || until >= end {
+                break;
+            }
+        }
         self.finish();
         let wall = start.elapsed().as_secs_f64();
         let cpu = cpu_start
