@@ -70,8 +70,9 @@ pub fn render(rec: &Recording) -> String {
         &mut h,
         &delivery_plot(rec),
         "First-time gossip deliveries so far over those owed so far: each gossip is owed to \
-         the peers connected when it was made, its origin excepted. It dips as new gossip is \
-         made and climbs as it spreads.",
+         the peers that had a neighbour when it was made (and are up at the end of that \
+         second), its origin excepted. It dips as new gossip is made and climbs as it spreads; \
+         loss and partitions keep it down.",
     );
     figure(
         &mut h,

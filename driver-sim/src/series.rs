@@ -97,8 +97,8 @@ pub struct Series {
     pub gossip_generated: Vec<u64>,
     /// First-time gossip deliveries so far.
     pub first_deliveries: Vec<u64>,
-    /// Deliveries owed so far: each gossip, to the peers connected when the bucket it was
-    /// made in ended, its origin excepted.
+    /// Deliveries owed so far: each gossip, to the peers that had a neighbour when it was
+    /// made and are still up when the second it was made in ends, its origin excepted.
     pub owed: Vec<u64>,
     /// `first_deliveries / owed` (`None` before any gossip). It dips as each new gossip is
     /// owed to everyone and climbs as it spreads; deliveries to peers that joined after a
@@ -166,8 +166,24 @@ impl Recorder {
         s.alive_at_seeds_max.push(alive.iter().max().copied());
         let gossips = c.gossips().len();
         if gossips > self.owed_gossips {
-            let each = u64::from(connected.saturating_sub(1));
-            self.owed += each * (gossips - self.owed_gossips) as u64;
+            // Owed to the peers up now that had a neighbour when the gossip was made.
+            let mut since: Vec<u64> = peers
+                .iter()
+                .filter(|p| p.alive)
+                .filter_map(|p| p.connected_since)
+                .collect();
+            since.sort_unstable();
+            let seeds = sim.config().seeds;
+            for g in &c.gossips()[self.owed_gossips..] {
+                let mut owed = since.partition_point(|&t| t <= g.gen_at) as u64;
+                let origin = peers.get(g.origin.wrapping_sub(seeds) as usize);
+                if origin
+                    .is_some_and(|o| o.alive && o.connected_since.is_some_and(|t| t <= g.gen_at))
+                {
+                    owed = owed.saturating_sub(1);
+                }
+                self.owed += owed;
+            }
             self.owed_gossips = gossips;
         }
         let delivered = c.first_deliveries();
