@@ -26,6 +26,7 @@ use gossip_core::msg::{DeadReport, Endpoint, Entry, Status};
 use gossip_core::{Event, Message};
 use gossip_driver_sim::addr::Addrs;
 use gossip_driver_sim::checker::Checker;
+use gossip_driver_sim::config::SimConfig;
 
 use super::HostNet;
 
@@ -268,7 +269,7 @@ pub fn check_log(net: &HostNet) -> CheckReport {
             peers: net.peers.len() as u32,
         },
     };
-    let mut checker = Checker::new(map.addrs);
+    let mut checker = Checker::new(&SimConfig::new(0, map.addrs.seeds, map.addrs.peers));
     // Promise 4 holds only for peers whose links never lost a message: mark every peer of a
     // faulted host (or a paused node) as lossy from the start.
     for (j, p) in map.peers.iter().enumerate() {
@@ -338,7 +339,7 @@ pub fn check_log(net: &HostNet) -> CheckReport {
         }
     }
     let mut violations: Vec<String> = checker
-        .violations
+        .violations()
         .iter()
         .map(|v| map.unmap(&v.to_string()))
         .collect();
@@ -351,10 +352,10 @@ pub fn check_log(net: &HostNet) -> CheckReport {
     let summary = format!(
         "checker: {lines} lines, {events} events, {} gossips, {} first-time deliveries, \
          {} removals of never-killed peers (allowed: their links were faulted), {} violations",
-        checker.gossips.len(),
-        checker.first_deliveries,
-        checker.false_removals,
-        checker.violation_count,
+        checker.gossips().len(),
+        checker.first_deliveries(),
+        checker.false_removals(),
+        checker.violation_count(),
     );
     CheckReport {
         violations,
