@@ -34,11 +34,33 @@
 //!   rate changes, and a lying peer (the simulator sends a `DEAD_REPORT` about a live peer).
 //!   At `heal_at_ms` faults stop: partitions heal, the base network returns, crashed seeds
 //!   restart; crashed peers stay down so their removal can be checked.
-//! * **Checks** ([`checker`]): promises 1–4 after every event, from ghost state (every vote
-//!   cast, every witness answer, every gossip generated); after healing, promises 6–7 are
-//!   evaluated every second and must hold by the bound [`config::liveness_bound_ms`]; promise 5
-//!   (every gossip made after the bound reaches every live peer connected to its origin) at
-//!   the end. A live seed's Peer List must also equal what its `EntryChanged` events said.
+//! * **Checks** ([`checker`]): promises 1–4 (and 8–9 with adversaries) after every event,
+//!   from ghost state (every vote cast, every witness answer, every gossip generated); after
+//!   healing, promises 6–7 are evaluated every second and must hold by the bound
+//!   [`config::liveness_bound_ms`]; promise 5 (every gossip made after the bound reaches every
+//!   live peer connected to its origin) at the end. A live seed's Peer List must also equal
+//!   what its `EntryChanged` events said.
+//!
+//! ## Layout
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`config`] | what a run is: cluster, network, fault schedule, phases, the liveness bound |
+//! | [`addr`] | the address plan: node id ↔ endpoint |
+//! | [`queue`] | the event queue, ordered by `(time, sequence)` |
+//! | [`actor`] | the contract a hosted node meets ([`gossip_core::Node`] in every real run) |
+//! | `sim` | [`Sim`]: the run loop and dispatch (`sim/mod.rs`); calls, deliveries, replies, timeouts and the network's latency and loss (`calls.rs`); crashes, restarts, partitions, healing, the lying peer (`faults.rs`); the forger and lying seeds (`adversaries.rs`); the trace hash (`trace.rs`) |
+//! | [`checker`] | every promise and the ghost state it is judged against: `ghost.rs`, `safety.rs` (1–4, 8–9), `liveness.rs` (6–7), `delivery.rs` (5), and the overlay and measurements a report shows |
+//! | [`report`] | the [`Report`]: assembles the simulator's and the checker's numbers, formats them |
+//! | [`series`] | a run over time for `sim --html` / `--json FILE`: per-second samples taken between steps of [`Sim::run_observed`], the fault timeline, detections, the promises' outcome |
+//! | [`html`], [`svg`] | the HTML report of a recording and the SVG line plots it is drawn with |
+//! | [`stats`] | percentiles and the power-law fit |
+//! | [`meter`] | the CPU time a run costs |
+//!
+//! A new promise goes into the checker file of its group (or a new one beside them), fed by
+//! what the simulator already hands the checker; a new number in the report is measured in
+//! the checker (or counted by the simulator) and only copied and formatted in [`report`].
+//! The simulator's own tests run on a tiny stand-in node (`test_actor.rs`).
 //!
 //! ## Replay
 //!
@@ -69,12 +91,17 @@ pub mod actor;
 pub mod addr;
 pub mod checker;
 pub mod config;
+pub mod html;
+pub mod meter;
 pub mod queue;
 pub mod report;
+pub mod series;
 mod sim;
+pub mod stats;
+pub mod svg;
 
 #[cfg(test)]
-mod toy;
+mod test_actor;
 
 pub use actor::Actor;
 pub use checker::Violation;

@@ -54,9 +54,10 @@ pub struct Queue<E: Copy> {
     seq: u64,
     /// Emptied slot buffers kept for reuse, so a busy millisecond does not grow a fresh vector
     /// from nothing every time the wheel turns, and big buffers are not freed and allocated
-    /// again: freeing one makes glibc sweep its free lists (`malloc_consolidate`). At 1000
-    /// peers bursts of more than 4096 events in a millisecond are common, so a cap on the size
-    /// of a kept buffer would free one every few tens of simulated milliseconds.
+    /// again: freeing one makes glibc sweep its free lists (`malloc_consolidate`). A busy
+    /// millisecond of a large cluster holds thousands of events, so the spares are bounded by
+    /// their total capacity, not by the size of each: a cap on each would free the buffers of
+    /// every burst.
     spare: Vec<Vec<E>>,
     /// The capacity, in events, of all of `spare` together (at most `SPARE_BUDGET`).
     spare_events: usize,

@@ -1,12 +1,13 @@
-//! The report of a run: speed, dissemination, detection, overlay shape, violations.
+//! The report of a run: speed, dissemination, detection, overlay shape, membership cost,
+//! adversaries, violations. It only assembles and formats numbers the simulator
+//! ([`RunNumbers`]) and the checker ([`Measured`]) computed: as one JSON object (`sim
+//! --json`) or a few lines for people ([`Report::human`]).
 
-use std::collections::VecDeque;
+use std::collections::BTreeMap;
 
-use gossip_core::msg::Status;
 use serde::Serialize;
 
-use crate::actor::Actor;
-use crate::sim::Sim;
+use crate::checker::Measured;
 
 /// What a run measured. Serialised as the `sim --json` object.
 #[derive(Clone, Debug, Serialize)]
@@ -105,7 +106,7 @@ pub struct Report {
     /// Time from healing until promises 6–7 held, if they did.
     pub converged_ms: Option<u64>,
     /// Requests the seeds sent, by wire type: the cost of membership.
-    pub seed_sends: std::collections::BTreeMap<String, u64>,
+    pub seed_sends: BTreeMap<String, u64>,
     /// Distinct admissions `(peer, incarnation)` applied at some seed.
     pub admissions: u64,
     /// Distinct removals `(peer, incarnation)` applied at some seed.
@@ -120,7 +121,7 @@ pub struct Report {
     pub forged_sent: u64,
     /// The same by kind: `commit`, `sync`, `vote`, `register` (the forger); `liar_commit`,
     /// `sync_reply`, `vote_lie`, `confirm_lie`, `confirm_deny` (lying seeds).
-    pub forged_by_kind: std::collections::BTreeMap<String, u64>,
+    pub forged_by_kind: BTreeMap<String, u64>,
     /// Distinct Peer List facts they put forward.
     pub forged_facts: u64,
     /// Changes of an honest seed's Peer List to a forged fact while it was false: must be 0.
@@ -129,341 +130,112 @@ pub struct Report {
     pub peak_rss_kib: Option<u64>,
 }
 
-/// CPU time the calling thread has run, in seconds: Linux's `/proc/thread-self/schedstat`
-/// (nanoseconds on the CPU), `None` where there is none.
-pub(crate) fn thread_cpu_seconds() -> Option<f64> {
-    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
-    let ns: u64 = s.split_whitespace().next()?.parse().ok()?;
-    Some(ns as f64 / 1e9)
-}
-
-/// The final overlay among live peers: undirected (a link counts if either side holds it).
-pub(crate) struct Overlay {
-    /// Peer index → neighbours (peer indices), sorted, deduplicated; empty for a dead peer.
-    pub adj: Vec<Vec<u32>>,
-    /// Peer index → component id (`u32::MAX` for a dead peer).
-    pub comp: Vec<u32>,
-    /// Component sizes.
-    pub comp_size: Vec<u32>,
-}
-
-impl Overlay {
-    pub(crate) fn build<A: Actor>(sim: &Sim<A>) -> Overlay {
-        let a = sim.addrs();
-        let ck = sim.checker();
-        let n = a.peers as usize;
-        let mut adj: Vec<Vec<u32>> = vec![Vec::new(); n];
-        for (j, p) in ck.peers.iter().enumerate() {
-            if !p.alive {
-                continue;
-            }
-            for &m in &p.adj {
-                let k = (m - a.seeds) as usize;
-                if k != j && ck.peers[k].alive {
-                    adj[j].push(k as u32);
-                    adj[k].push(j as u32);
-                }
-            }
-        }
-        for l in &mut adj {
-            l.sort_unstable();
-            l.dedup();
-        }
-        let mut comp = vec![u32::MAX; n];
-        let mut comp_size = Vec::new();
-        let mut queue = VecDeque::new();
-        for s in 0..n {
-            if comp[s] != u32::MAX || !ck.peers[s].alive {
-                continue;
-            }
-            let id = comp_size.len() as u32;
-            comp[s] = id;
-            let mut size = 0;
-            queue.push_back(s as u32);
-            while let Some(x) = queue.pop_front() {
-                size += 1;
-                for &y in &adj[x as usize] {
-                    if comp[y as usize] == u32::MAX {
-                        comp[y as usize] = id;
-                        queue.push_back(y);
-                    }
-                }
-            }
-            comp_size.push(size);
-        }
-        Overlay {
-            adj,
-            comp,
-            comp_size,
-        }
-    }
-
-    fn eccentricity(&self, s: usize, dist: &mut [u32], queue: &mut VecDeque<u32>) -> u32 {
-        dist.iter_mut().for_each(|d| *d = u32::MAX);
-        dist[s] = 0;
-        queue.clear();
-        queue.push_back(s as u32);
-        let mut ecc = 0;
-        while let Some(x) = queue.pop_front() {
-            let d = dist[x as usize];
-            ecc = ecc.max(d);
-            for &y in &self.adj[x as usize] {
-                if dist[y as usize] == u32::MAX {
-                    dist[y as usize] = d + 1;
-                    queue.push_back(y);
-                }
-            }
-        }
-        ecc
-    }
-
-    /// The largest eccentricity: exact (BFS from every node) up to 3 000 live peers, else the
-    /// largest found from 64 evenly spread starting nodes (a lower bound).
-    fn max_eccentricity(&self) -> (u32, bool) {
-        let live: Vec<usize> = (0..self.adj.len())
-            .filter(|&i| self.comp[i] != u32::MAX)
-            .collect();
-        let mut dist = vec![u32::MAX; self.adj.len()];
-        let mut queue = VecDeque::new();
-        let exact = live.len() <= 3_000;
-        let step = if exact { 1 } else { live.len() / 64 };
-        let ecc = live
-            .iter()
-            .step_by(step.max(1))
-            .map(|&s| self.eccentricity(s, &mut dist, &mut queue))
-            .max()
-            .unwrap_or(0);
-        (ecc, exact)
-    }
-}
-
-/// Per gossip (of an origin still up in the instance that made it): the receivers owed and
-/// how many of them got it. `visit(gossip, owed receiver, got it)` is called for every owed
-/// receiver when `each` is set.
-fn dissemination<A: Actor>(
-    sim: &Sim<A>,
-    ov: &Overlay,
-    window: Option<(u64, u64)>,
-    mut visit: impl FnMut(usize, u32, bool),
-    each: bool,
-) -> (u64, u64) {
-    let ck = sim.checker();
-    let seeds = sim.addrs().seeds;
-    let n = ov.adj.len();
-    // Per component, the times its members first had a neighbour, sorted.
-    let mut since: Vec<Vec<u64>> = vec![Vec::new(); ov.comp_size.len()];
-    for j in 0..n {
-        if let (c, Some(t)) = (ov.comp[j], ck.peers[j].connected_since) {
-            if c != u32::MAX {
-                since[c as usize].push(t);
-            }
-        }
-    }
-    since.iter_mut().for_each(|v| v.sort_unstable());
-    let (mut owed, mut delivered) = (0u64, 0u64);
-    for (gi, g) in ck.gossips.iter().enumerate() {
-        if let Some((from, to)) = window {
-            if g.gen_at < from || g.gen_at >= to {
-                continue;
-            }
-        }
-        let o = (g.origin - seeds) as usize;
-        let op = &ck.peers[o];
-        if !op.alive || op.life != g.origin_life || ov.comp[o] == u32::MAX {
-            continue;
-        }
-        let c = ov.comp[o];
-        let eligible = |r: usize| {
-            r != o && ov.comp[r] == c && ck.peers[r].connected_since.is_some_and(|t| t <= g.gen_at)
-        };
-        let mut owed_g = since[c as usize].partition_point(|&t| t <= g.gen_at) as u64;
-        if op.connected_since.is_some_and(|t| t <= g.gen_at) {
-            owed_g -= 1;
-        }
-        let mut got = 0u64;
-        let receivers = ck.receivers(gi);
-        for (w, &word) in receivers.iter().enumerate() {
-            let mut bits = word;
-            while bits != 0 {
-                let r = w * 64 + bits.trailing_zeros() as usize;
-                bits &= bits - 1;
-                if r < n && eligible(r) {
-                    got += 1;
-                }
-            }
-        }
-        if each && got < owed_g {
-            for r in 0..n {
-                if eligible(r) {
-                    let has = receivers[r / 64] & (1 << (r % 64)) != 0;
-                    visit(gi, r as u32, has);
-                }
-            }
-        }
-        owed += owed_g;
-        delivered += got;
-    }
-    (owed, delivered)
-}
-
-/// Gossips generated in `[from, to)` that missed a live peer connected to their origin:
-/// `(gossip description, peer endpoint)`.
-pub(crate) fn undelivered<A: Actor>(sim: &Sim<A>, from: u64, to: u64) -> Vec<(String, String)> {
-    let ov = Overlay::build(sim);
-    let a = sim.addrs();
-    let ck = sim.checker();
-    let mut out = Vec::new();
-    dissemination(
-        sim,
-        &ov,
-        Some((from, to)),
-        |g, r, has| {
-            if !has && out.len() < 100 {
-                let gi = &ck.gossips[g];
-                out.push((
-                    format!("#{g} of {} made at {} ms", a.endpoint(gi.origin), gi.gen_at),
-                    a.endpoint(a.seeds + r).to_string(),
-                ));
-            }
-        },
-        true,
-    );
-    out
-}
-
-/// Distinct Peer List changes to `status` applied at some seed.
-fn count_changes(ck: &crate::checker::Checker, status: Status) -> u64 {
-    ck.spread.keys().filter(|(_, _, s)| *s == status).count() as u64
-}
-
-/// For every change all `seeds` applied: ms from its first application to its last, sorted.
-fn commit_spreads(ck: &crate::checker::Checker, seeds: u32) -> Vec<u64> {
-    let mut spread: Vec<u64> = (ck.spread.values())
-        .filter(|(_, _, at)| *at >= seeds)
-        .map(|(first, last, _)| last - first)
-        .collect();
-    spread.sort_unstable();
-    spread
-}
-
-fn percentile(sorted: &[u64], p: f64) -> Option<u64> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    Some(sorted[rank - 1])
-}
-
-/// Discrete power-law MLE (approximation of Clauset, Shalizi & Newman 2009):
-/// `alpha = 1 + n / Σ ln(d_i / (d_min − 0.5))` over degrees `d_i ≥ d_min`.
-pub fn powerlaw_alpha(degrees: &[u32], d_min: u32) -> Option<f64> {
-    let d_min = d_min.max(1);
-    let base = f64::from(d_min) - 0.5;
-    let (n, sum) = degrees
-        .iter()
-        .filter(|&&d| d >= d_min)
-        .fold((0u64, 0f64), |(n, s), &d| {
-            (n + 1, s + (f64::from(d) / base).ln())
-        });
-    (n > 0 && sum > 0.0).then(|| 1.0 + n as f64 / sum)
+/// What the simulator itself counted; the rest of a report comes from the checker
+/// ([`Measured`]).
+#[derive(Clone, Debug)]
+pub struct RunNumbers {
+    /// The run seed.
+    pub seed: u64,
+    /// Seeds in the cluster.
+    pub seeds: u32,
+    /// Peers in the cluster.
+    pub peers: u32,
+    /// Simulated ms at the end.
+    pub sim_ms: u64,
+    /// Wall-clock seconds the run took.
+    pub wall_s: f64,
+    /// CPU seconds the run's thread used, where the platform says.
+    pub cpu_s: Option<f64>,
+    /// Messages delivered to nodes plus timers fired at them.
+    pub events: u64,
+    /// Hash of everything delivered, in order.
+    pub trace_hash: u64,
+    /// Messages lost, stopped by partitions or late.
+    pub messages_lost: u64,
+    /// The liveness bound after healing, if a liveness phase ran.
+    pub liveness_bound_ms: Option<u64>,
+    /// Forged messages sent and lies told, by kind.
+    pub forged_sent: BTreeMap<&'static str, u64>,
 }
 
 impl Report {
-    pub(crate) fn build<A: Actor>(sim: &Sim<A>, wall_s: f64, cpu_s: Option<f64>) -> Report {
-        let cfg = sim.config();
-        let ck = sim.checker();
-        let ov = Overlay::build(sim);
-        let (owed, delivered) = dissemination(sim, &ov, None, |_, _, _| {}, false);
-        let degrees: Vec<u32> = (0..ov.adj.len())
-            .filter(|&j| ov.comp[j] != u32::MAX)
-            .map(|j| ov.adj[j].len() as u32)
-            .collect();
-        let (ecc, exact) = ov.max_eccentricity();
-        let spread = commit_spreads(ck, cfg.seeds);
-        let mut det: Vec<u64> = ck
-            .crashes
-            .iter()
-            .filter_map(|c| c.removed_at.map(|r| r - c.at_ms))
-            .collect();
-        det.sort_unstable();
-        let mut last: Vec<u64> = (ck.gossips.iter().zip(&ck.last_delivery))
-            .filter(|(g, &at)| at > g.gen_at)
-            .map(|(g, &at)| at - g.gen_at)
-            .collect();
-        last.sort_unstable();
+    /// The report of a run from the simulator's numbers and the checker's.
+    pub fn new(run: RunNumbers, m: Measured) -> Report {
+        let sim_time_s = run.sim_ms as f64 / 1000.0;
+        let wall = run.wall_s.max(1e-9);
+        let ratio = |num: u64, den: u64| {
+            if den == 0 {
+                1.0
+            } else {
+                num as f64 / den as f64
+            }
+        };
         let per = |n: u64, d: u64| if d == 0 { 0.0 } else { n as f64 / d as f64 };
-        let generated = ck.gossips.len() as u64;
-        let sim_time_s = sim.now() as f64 / 1000.0;
-        let wall = wall_s.max(1e-9);
+        let degrees = &m.degrees;
+        let names = |map: &BTreeMap<&'static str, u64>| {
+            (map.iter())
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect::<BTreeMap<String, u64>>()
+        };
         Report {
-            seed: cfg.seed,
-            seeds: cfg.seeds,
-            peers: cfg.peers,
+            seed: run.seed,
+            seeds: run.seeds,
+            peers: run.peers,
             sim_time_s,
-            wall_s,
-            events: sim.events(),
-            events_per_sec: sim.events() as f64 / wall,
+            wall_s: run.wall_s,
+            events: run.events,
+            events_per_sec: run.events as f64 / wall,
             real_time_factor: sim_time_s / wall,
-            cpu_s,
-            events_per_cpu_sec: cpu_s.map(|c| sim.events() as f64 / c.max(1e-9)),
-            trace_hash: format!("{:016x}", sim.trace_hash()),
-            gossip_generated: ck.gossips.len() as u64,
-            delivered_ratio: if owed == 0 {
-                1.0
-            } else {
-                delivered as f64 / owed as f64
-            },
-            delivered,
-            owed,
-            overhead_ratio: if ck.expected_sends == 0 {
-                1.0
-            } else {
-                ck.gossip_sends as f64 / ck.expected_sends as f64
-            },
-            gossip_sends: ck.gossip_sends,
-            payload_per_broadcast: per(ck.payload_sends, ck.first_deliveries),
-            control_lines_per_broadcast: per(ck.gossip_lines - ck.gossip_sends, generated),
-            lines_per_broadcast: per(ck.gossip_lines, generated),
-            bytes_per_broadcast: per(ck.gossip_bytes, generated),
-            last_delivery_ms_p50: percentile(&last, 0.5),
-            last_delivery_ms_p99: percentile(&last, 0.99),
-            repaired: ck.repaired,
-            hops_max: ck.hops_max,
-            eccentricity_max: ecc,
-            eccentricity_exact: exact,
-            crashed_peers: ck.crashes.len() as u64,
-            detected: det.len() as u64,
-            detection_ms_p50: percentile(&det, 0.5),
-            detection_ms_p99: percentile(&det, 0.99),
-            false_removals: ck.false_removals,
-            invariant_violations: ck.violation_count,
-            violations: ck.violations.iter().map(|v| v.to_string()).collect(),
+            cpu_s: run.cpu_s,
+            events_per_cpu_sec: run.cpu_s.map(|c| run.events as f64 / c.max(1e-9)),
+            trace_hash: format!("{:016x}", run.trace_hash),
+            gossip_generated: m.gossip_generated,
+            delivered_ratio: ratio(m.delivered, m.owed),
+            delivered: m.delivered,
+            owed: m.owed,
+            overhead_ratio: ratio(m.gossip_sends, m.expected_sends),
+            gossip_sends: m.gossip_sends,
+            payload_per_broadcast: per(m.payload_sends, m.first_deliveries),
+            control_lines_per_broadcast: per(
+                m.gossip_lines.saturating_sub(m.gossip_sends),
+                m.gossip_generated,
+            ),
+            lines_per_broadcast: per(m.gossip_lines, m.gossip_generated),
+            bytes_per_broadcast: per(m.gossip_bytes, m.gossip_generated),
+            last_delivery_ms_p50: m.last_delivery_percentile(0.5),
+            last_delivery_ms_p99: m.last_delivery_percentile(0.99),
+            repaired: m.repaired,
+            hops_max: m.hops_max,
+            eccentricity_max: m.eccentricity.0,
+            eccentricity_exact: m.eccentricity.1,
+            crashed_peers: m.crashed_peers,
+            detected: m.detection_ms.len() as u64,
+            detection_ms_p50: m.detection_percentile(0.5),
+            detection_ms_p99: m.detection_percentile(0.99),
+            false_removals: m.false_removals,
+            invariant_violations: m.violation_count,
+            violations: m.violations.clone(),
             degree_max: degrees.iter().copied().max().unwrap_or(0),
             degree_mean: if degrees.is_empty() {
                 0.0
             } else {
                 degrees.iter().map(|&d| f64::from(d)).sum::<f64>() / degrees.len() as f64
             },
-            powerlaw_alpha: powerlaw_alpha(&degrees, cfg.settings.min_degree),
-            largest_component: ov.comp_size.iter().copied().max().unwrap_or(0).into(),
+            powerlaw_alpha: m.powerlaw_alpha,
+            largest_component: m.largest_component,
             live_peers: degrees.len() as u64,
-            messages_lost: sim.messages_lost(),
-            liveness_bound_ms: (cfg.liveness && cfg.heal_at_ms.is_some())
-                .then(|| cfg.liveness_bound_ms()),
-            converged_ms: sim.converged_ms(),
-            seed_sends: (ck.seed_sends.iter())
-                .map(|(k, v)| (k.to_string(), *v))
-                .collect(),
-            admissions: count_changes(ck, Status::Alive),
-            removals: count_changes(ck, Status::Removed),
-            commit_spread_ms_p50: percentile(&spread, 0.5),
-            commit_spread_ms_p99: percentile(&spread, 0.99),
-            forged_sent: sim.forged_sent().values().sum(),
-            forged_by_kind: (sim.forged_sent().iter())
-                .map(|(k, v)| (k.to_string(), *v))
-                .collect(),
-            forged_facts: ck.forged_facts() as u64,
-            forged_changes: ck.forged_changes,
+            messages_lost: run.messages_lost,
+            liveness_bound_ms: run.liveness_bound_ms,
+            converged_ms: m.converged_ms,
+            seed_sends: names(&m.seed_sends),
+            admissions: m.admissions,
+            removals: m.removals,
+            commit_spread_ms_p50: m.commit_spread_percentile(0.5),
+            commit_spread_ms_p99: m.commit_spread_percentile(0.99),
+            forged_sent: run.forged_sent.values().sum(),
+            forged_by_kind: names(&run.forged_sent),
+            forged_facts: m.forged_facts,
+            forged_changes: m.forged_changes,
             peak_rss_kib: None,
         }
     }
@@ -558,57 +330,5 @@ impl Report {
             }
         }
         s
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn alpha_of_a_known_sample() {
-        // All degrees equal to d_min: ln(2/1.5) each.
-        let a = powerlaw_alpha(&[2, 2, 2, 2], 2).unwrap();
-        assert!((a - (1.0 + 1.0 / (2.0f64 / 1.5).ln())).abs() < 1e-12);
-        assert_eq!(powerlaw_alpha(&[1, 1], 2), None);
-        // A heavier tail gives a smaller exponent.
-        let b = powerlaw_alpha(&[2, 2, 3, 50, 200], 2).unwrap();
-        assert!(b < a);
-    }
-
-    /// The thread's CPU clock counts work done and not time slept: what makes
-    /// `events_per_cpu_sec` steadier than `events_per_sec` on a shared machine.
-    #[cfg(target_os = "linux")]
-    #[test]
-    fn the_cpu_clock_counts_work_not_sleep() {
-        use std::time::{Duration, Instant};
-        let before_sleep = thread_cpu_seconds().expect("Linux has /proc/thread-self/schedstat");
-        std::thread::sleep(Duration::from_millis(200));
-        let after_sleep = thread_cpu_seconds().expect("still there");
-        assert!(
-            after_sleep - before_sleep < 0.1,
-            "slept 0.2 s, charged {:.3} s",
-            after_sleep - before_sleep
-        );
-        let give_up = Instant::now() + Duration::from_secs(20);
-        let mut x = 0u64;
-        while thread_cpu_seconds().expect("still there") - after_sleep < 0.05 {
-            assert!(
-                Instant::now() < give_up,
-                "20 s of spinning never charged 0.05 s"
-            );
-            for _ in 0..10_000 {
-                x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(1));
-            }
-        }
-    }
-
-    #[test]
-    fn nearest_rank_percentiles() {
-        let v: Vec<u64> = (1..=100).collect();
-        assert_eq!(percentile(&v, 0.5), Some(50));
-        assert_eq!(percentile(&v, 0.99), Some(99));
-        assert_eq!(percentile(&[7], 0.99), Some(7));
-        assert_eq!(percentile(&[], 0.5), None);
     }
 }

@@ -28,7 +28,7 @@ fn assert_clean(sim: &Sim, what: &str) {
         sim.violations().is_empty(),
         "{what} (seed {}): {} violation(s):\n{}",
         sim.config().seed,
-        sim.checker().violation_count,
+        sim.checker().violation_count(),
         sim.violations()
             .iter()
             .map(|v| format!("  {v}\n"))
@@ -88,7 +88,7 @@ fn recorder(keep: impl Fn(NodeRef, &Event) -> bool + 'static) -> (Log, gossip_dr
 }
 
 fn seed_entry(sim: &Sim, seed: u32, peer: Endpoint) -> Option<(u64, Status)> {
-    sim.checker().seed_pl[seed as usize].get(&peer).copied()
+    sim.checker().seed_pl(seed).get(&peer).copied()
 }
 
 #[test]
@@ -361,7 +361,7 @@ fn a_lying_peer_never_gets_a_live_peer_removed() {
             log.borrow().is_empty(),
             "seed {seed}: the accused peer was removed"
         );
-        assert_eq!(sim.checker().false_removals, 0);
+        assert_eq!(sim.checker().false_removals(), 0);
     }
 }
 
@@ -375,7 +375,7 @@ fn a_killed_peer_is_removed_at_every_live_seed() {
         let sim: Sim = Sim::new(c).unwrap();
         let sim = finish(sim, "killed peer");
         let p7 = sim.endpoint(NodeRef::Peer(7));
-        let rec = &sim.checker().crashes[0];
+        let rec = &sim.checker().crashes()[0];
         let took = rec.removed_at.expect("removed") - rec.at_ms;
         assert!(
             took < sim.config().liveness_bound_ms(),
@@ -416,7 +416,11 @@ fn every_gossip_of_a_live_peer_reaches_every_live_peer_connected_to_it() {
     c.liveness = true;
     let sim: Sim = Sim::new(c).unwrap();
     let sim = finish(sim, "gossip after crashes");
-    assert!(sim.checker().crashes.iter().all(|c| c.removed_at.is_some()));
+    assert!(sim
+        .checker()
+        .crashes()
+        .iter()
+        .all(|c| c.removed_at.is_some()));
 }
 
 #[test]
@@ -663,7 +667,7 @@ fn a_peer_readmitted_above_a_removal_it_missed_learns_its_incarnation() {
         let sim: Sim = Sim::new(c).unwrap();
         let sim = finish(sim, "readmitted above a missed removal");
         let p4 = sim.endpoint(NodeRef::Peer(4));
-        let inc = sim.checker().peers[4].incarnation;
+        let inc = sim.checker().peers()[4].incarnation;
         for s in 0..3 {
             assert_eq!(
                 seed_entry(&sim, s, p4),

@@ -2,11 +2,15 @@
 //! checking the promises after every event; prints a summary (or one JSON object with
 //! `--json`) and, if a promise broke, the line that replays the run. See `docs/SIMULATOR.md`.
 
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 use clap::Parser;
 use gossip_core::hash::mix64;
 use gossip_core::rng::Rng;
+use gossip_driver_sim::series::Recorder;
 use gossip_driver_sim::{
     Fault, FaultKind, ForgeKind, NetConfig, NodeRef, Partition, PartitionKind, Sim, SimConfig,
     Split,
@@ -93,9 +97,121 @@ struct Args {
     /// Print every node event (time, node, event) to stderr.
     #[arg(long)]
     log: bool,
-    /// One JSON object instead of the summary.
+    /// Alone: the report as one JSON object on stdout instead of the summary. With FILE: the
+    /// report plus the per-second series, fault timeline, detections and promises written to
+    /// FILE (the summary is still printed).
+    #[arg(long, value_name = "FILE")]
+    json: Option<Option<PathBuf>>,
+    /// Write a self-contained HTML report (summary, promises, plots over time) to FILE.
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
+    /// No progress line on stderr.
     #[arg(long)]
-    json: bool,
+    quiet: bool,
+    /// Wall seconds before the first progress line (a run that ends sooner prints none). On a
+    /// terminal the line then updates in place 4 times a second; otherwise one line is
+    /// printed every 10 seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 2.0)]
+    progress_after: f64,
+}
+
+/// The progress line on stderr for long runs: simulated time, events, rate, ETA.
+struct Progress {
+    on: bool,
+    tty: bool,
+    started: Instant,
+    after: Duration,
+    next: Instant,
+    shown: bool,
+}
+
+impl Progress {
+    fn new(on: bool, after_s: f64) -> Progress {
+        let started = Instant::now();
+        let after = Duration::try_from_secs_f64(after_s.max(0.0)).unwrap_or(Duration::MAX);
+        Progress {
+            on,
+            tty: std::io::stderr().is_terminal(),
+            started,
+            after,
+            next: started.checked_add(after).unwrap_or(started),
+            shown: false,
+        }
+    }
+
+    fn show(&mut self, now_ms: u64, end_ms: u64, events: u64) {
+        if !self.on || self.after == Duration::MAX {
+            return;
+        }
+        let t = Instant::now();
+        if t < self.next {
+            return;
+        }
+        self.next = t + if self.tty {
+            Duration::from_millis(250)
+        } else {
+            Duration::from_secs(10)
+        };
+        let wall = t.duration_since(self.started).as_secs_f64().max(1e-9);
+        let mut line = format!(
+            "sim: {:.1} of {:.1} s simulated ({:.0} %) · {:.2} M events · {:.2} M events/s",
+            now_ms as f64 / 1000.0,
+            end_ms as f64 / 1000.0,
+            100.0 * now_ms as f64 / end_ms.max(1) as f64,
+            events as f64 / 1e6,
+            events as f64 / 1e6 / wall
+        );
+        if now_ms > 0 && end_ms > now_ms {
+            let eta = wall * (end_ms - now_ms) as f64 / now_ms as f64;
+            line.push_str(&format!(" · ETA {eta:.0} s"));
+        }
+        let mut err = std::io::stderr().lock();
+        if self.tty {
+            let _ = write!(err, "\r{line}\x1b[K");
+        } else {
+            let _ = writeln!(err, "{line}");
+        }
+        let _ = err.flush();
+        self.shown = true;
+    }
+
+    /// Clears the in-place line at the end of the run.
+    fn done(&self) {
+        if self.shown && self.tty {
+            let _ = write!(std::io::stderr(), "\r\x1b[K");
+        }
+    }
+}
+
+/// The command line as the HTML report shows it: without the options that only choose
+/// where output goes, so the page is the same wherever it is written.
+fn shown_command() -> String {
+    shown_command_of(std::env::args().skip(1))
+}
+
+fn shown_command_of(args: impl Iterator<Item = String>) -> String {
+    let mut shown = vec!["sim".to_string()];
+    let mut args = args.peekable();
+    while let Some(a) = args.next() {
+        let name = a.split('=').next().unwrap_or("");
+        let inline = a.contains('=');
+        match name {
+            "--quiet" => {}
+            "--html" | "--progress-after" => {
+                if !inline {
+                    args.next();
+                }
+            }
+            // `--json` alone writes to stdout; `--json FILE` names a file.
+            "--json" => {
+                if !inline && args.peek().is_some_and(|n| !n.starts_with("--")) {
+                    args.next();
+                }
+            }
+            _ => shown.push(a),
+        }
+    }
+    shown.join(" ")
 }
 
 fn parse_latency(s: &str) -> Result<(u64, u64), String> {
@@ -313,9 +429,45 @@ fn main() -> ExitCode {
         }
     };
     sim.set_log(args.log);
-    let mut report = sim.run();
+    let json_file = args.json.clone().flatten();
+    let recording = args.html.is_some() || json_file.is_some();
+    sim.count_requests(recording);
+    let mut recorder = recording.then(Recorder::new);
+    let mut progress = Progress::new(!args.quiet, args.progress_after);
+    let end_ms = sim.config().end_ms();
+    let step = if recording || progress.on {
+        Recorder::EVERY_MS / 10
+    } else {
+        u64::MAX
+    };
+    let mut report = sim.run_observed(step, |s| {
+        if let Some(r) = recorder.as_mut() {
+            r.observe(s);
+        }
+        progress.show(s.now(), end_ms, s.events());
+    });
+    progress.done();
     report.peak_rss_kib = peak_rss_kib();
-    if args.json {
+    if let Some(r) = recorder {
+        let rec = r.finish(&sim, &report, &shown_command());
+        if let Some(path) = &args.html {
+            let page = gossip_driver_sim::html::render(&rec);
+            if let Err(e) = std::fs::write(path, page) {
+                eprintln!("sim: writing {}: {e}", path.display());
+                return ExitCode::from(2);
+            }
+        }
+        if let Some(path) = &json_file {
+            let written = serde_json::to_string(&rec)
+                .map_err(|e| e.to_string())
+                .and_then(|j| std::fs::write(path, j + "\n").map_err(|e| e.to_string()));
+            if let Err(e) = written {
+                eprintln!("sim: writing {}: {e}", path.display());
+                return ExitCode::from(2);
+            }
+        }
+    }
+    if args.json == Some(None) {
         match serde_json::to_string(&report) {
             Ok(j) => println!("{j}"),
             Err(e) => {
@@ -341,4 +493,29 @@ fn main() -> ExitCode {
         return ExitCode::from(1);
     }
     ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shown_command_leaves_out_where_output_goes() {
+        let args = |s: &str| {
+            s.split(' ')
+                .map(String::from)
+                .collect::<Vec<_>>()
+                .into_iter()
+        };
+        assert_eq!(
+            shown_command_of(args(
+                "--peers 50 --html /tmp/a.html --json /tmp/a.json --quiet --seed 3"
+            )),
+            "sim --peers 50 --seed 3"
+        );
+        assert_eq!(
+            shown_command_of(args("--json --html=x.html --progress-after 0 --drop 0.1")),
+            "sim --drop 0.1"
+        );
+    }
 }

@@ -1,7 +1,9 @@
-//! A tiny stand-in node for testing the simulator's own machinery: peers on a line
-//! (`j−1`, `j+1`) that flood gossip, ping their neighbours and answer `SUSPECT_REQ` late
-//! (a deferred reply); seeds answer pings. It counts what the driver did to it, so tests can
-//! check the driver's contract: exactly one response per send, nothing from nowhere.
+//! A test actor: a tiny stand-in node the simulator hosts in its own tests, so that its
+//! machinery (queue, calls, network, crashes, partitions) is tested apart from the real seed
+//! and peer. Peers sit on a line (`j−1`, `j+1`), flood gossip, ping their neighbours and
+//! answer `SUSPECT_REQ` late (a deferred reply); seeds answer pings. It counts what the
+//! driver did to it, so tests can check the driver's contract: exactly one response per
+//! send, nothing from nowhere. Compiled for tests only.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -16,15 +18,16 @@ use gossip_core::{ConnId, Event, Failure, Input, Message, Millis, NodeInit, Outp
 use crate::actor::Actor;
 use crate::addr::{Addrs, PEER_PORT};
 
-/// Peers on the toy line.
-pub const TOY_PEERS: u32 = 8;
-/// Toy seeds.
-pub const TOY_SEEDS: u32 = 1;
-/// A toy stops sending anything new after this.
+/// Peers on the line.
+pub const LINE_PEERS: u32 = 8;
+/// TestActor seeds.
+pub const LINE_SEEDS: u32 = 1;
+/// A test actor stops sending anything new after this.
 pub const QUIET_AFTER_MS: u64 = 20_000;
-/// A toy answers `SUSPECT_REQ` this late.
+/// A test actor answers `SUSPECT_REQ` this late.
 pub const DEFER_MS: u64 = 50;
 
+/// What the driver did to one test actor.
 #[derive(Debug, Default, Clone)]
 pub struct Counts {
     pub sends: u64,
@@ -36,8 +39,9 @@ pub struct Counts {
     pub stray: u64,
 }
 
+/// A seed or a peer of the line.
 #[derive(Debug)]
-pub struct Toy {
+pub struct TestActor {
     me: Endpoint,
     seed: bool,
     settings: Settings,
@@ -56,12 +60,12 @@ pub struct Toy {
 
 fn addrs() -> Addrs {
     Addrs {
-        seeds: TOY_SEEDS,
-        peers: TOY_PEERS,
+        seeds: LINE_SEEDS,
+        peers: LINE_PEERS,
     }
 }
 
-impl Toy {
+impl TestActor {
     fn send(&mut self, to: Endpoint, msg: Message, now: u64) {
         self.counts.sends += 1;
         self.outstanding.push((to, msg.type_name()));
@@ -145,7 +149,7 @@ impl Toy {
     }
 }
 
-impl Toy {
+impl TestActor {
     /// One input; its outputs queue in `self.outputs`.
     fn take(&mut self, now: u64, input: Input) {
         match input {
@@ -196,7 +200,7 @@ impl Toy {
                     Message::SuspectReq(r) => self.deferred.push((now + DEFER_MS, conn, r.suspect)),
                     _ => self.outputs.push(Output::Reply {
                         conn,
-                        msg: Message::error("toy"),
+                        msg: Message::error("test actor"),
                     }),
                 }
             }
@@ -230,12 +234,12 @@ impl Toy {
     }
 }
 
-impl Actor for Toy {
+impl Actor for TestActor {
     fn start(seed: bool, init: NodeInit) -> Result<Self, SettingsError> {
         let a = addrs();
         let me_id = a
             .node(&init.me)
-            .ok_or_else(|| SettingsError("not a toy address".into()))?;
+            .ok_or_else(|| SettingsError("not an address of the line".into()))?;
         let mut neighbours = Vec::new();
         if !seed {
             let j = me_id - a.seeds;
@@ -245,7 +249,7 @@ impl Actor for Toy {
                 }
             }
         }
-        Ok(Toy {
+        Ok(TestActor {
             me: init.me,
             seed,
             unix0: init.unix_ms_at_zero,
@@ -299,13 +303,13 @@ impl Actor for Toy {
     }
 }
 
-impl Toy {
+impl TestActor {
     /// Sends made so far that got no response.
     pub fn outstanding(&self) -> usize {
         self.outstanding.len()
     }
 
-    /// The toy's IP (used by tests).
+    /// Its IP.
     #[allow(dead_code)]
     pub fn ip(&self) -> IpAddr {
         self.me.ip()
@@ -331,7 +335,7 @@ mod tests {
     use crate::Sim;
 
     fn cfg(seed: u64) -> SimConfig {
-        let mut c = SimConfig::new(seed, TOY_SEEDS, TOY_PEERS);
+        let mut c = SimConfig::new(seed, LINE_SEEDS, LINE_PEERS);
         c.settings.gossip_interval_ms = 1_000;
         c.settings.max_gossip = 3;
         c.join_window_ms = 80;
@@ -339,24 +343,24 @@ mod tests {
         c
     }
 
-    fn toy(sim: &Sim<Toy>, j: u32) -> &Toy {
+    fn actor(sim: &Sim<TestActor>, j: u32) -> &TestActor {
         sim.node(NodeRef::Peer(j)).expect("up")
     }
 
     #[test]
     fn flood_on_a_line_reaches_everyone_once_with_a_perfect_overhead() {
-        let mut sim: Sim<Toy> = Sim::new(cfg(1)).unwrap();
+        let mut sim: Sim<TestActor> = Sim::new(cfg(1)).unwrap();
         let r = sim.run();
         assert_eq!(r.invariant_violations, 0, "{}", r.human());
-        assert_eq!(r.gossip_generated, u64::from(TOY_PEERS) * 3);
+        assert_eq!(r.gossip_generated, u64::from(LINE_PEERS) * 3);
         assert_eq!(r.delivered_ratio, 1.0);
-        assert_eq!(r.owed, u64::from(TOY_PEERS * (TOY_PEERS - 1)) * 3);
+        assert_eq!(r.owed, u64::from(LINE_PEERS * (LINE_PEERS - 1)) * 3);
         assert_eq!(r.overhead_ratio, 1.0);
-        assert_eq!(r.hops_max, TOY_PEERS - 1);
-        assert_eq!(r.eccentricity_max, TOY_PEERS - 1);
+        assert_eq!(r.hops_max, LINE_PEERS - 1);
+        assert_eq!(r.eccentricity_max, LINE_PEERS - 1);
         assert_eq!(r.degree_max, 2);
-        for j in 0..TOY_PEERS {
-            let t = toy(&sim, j);
+        for j in 0..LINE_PEERS {
+            let t = actor(&sim, j);
             assert_eq!(t.outstanding(), 0, "peer {j}");
             assert_eq!(t.counts.sends, t.counts.responses);
             assert_eq!(t.counts.sends, t.counts.ok);
@@ -375,7 +379,7 @@ mod tests {
                 dup: 0.05,
                 ..NetConfig::default()
             };
-            let mut sim: Sim<Toy> = Sim::new(c).unwrap();
+            let mut sim: Sim<TestActor> = Sim::new(c).unwrap();
             let r = sim.run();
             (r.trace_hash, r.events)
         };
@@ -396,15 +400,15 @@ mod tests {
                 drop: 0.1,
                 dup: 0.2,
             };
-            let mut sim: Sim<Toy> = Sim::new(c).unwrap();
+            let mut sim: Sim<TestActor> = Sim::new(c).unwrap();
             sim.run_until(3_000);
             sim.crash(NodeRef::Peer(3));
             sim.run_until(6_000);
             sim.restart(NodeRef::Peer(3));
             // Quiet 20 s after the restart; every deadline long past by 40 s.
             sim.run_until(40_000);
-            for j in 0..TOY_PEERS {
-                let t = toy(&sim, j);
+            for j in 0..LINE_PEERS {
+                let t = actor(&sim, j);
                 assert_eq!(
                     t.outstanding(),
                     0,
@@ -425,24 +429,24 @@ mod tests {
 
     #[test]
     fn a_crashed_node_refuses_and_its_neighbours_see_unreachable_then_restart_is_fresh() {
-        let mut sim: Sim<Toy> = Sim::new(cfg(2)).unwrap();
+        let mut sim: Sim<TestActor> = Sim::new(cfg(2)).unwrap();
         sim.run_until(1_500);
         sim.crash(NodeRef::Peer(4));
         assert!(sim.node(NodeRef::Peer(4)).is_none());
         sim.run_until(4_000);
-        let n3 = &toy(&sim, 3).counts;
+        let n3 = &actor(&sim, 3).counts;
         assert!(n3.unreachable >= 2, "{n3:?}");
         assert_eq!(n3.timeouts, 0);
         sim.restart(NodeRef::Peer(4));
-        assert_eq!(toy(&sim, 4).counts.requests, 0, "fresh state");
+        assert_eq!(actor(&sim, 4).counts.requests, 0, "fresh state");
         sim.run_until(6_000);
-        assert!(toy(&sim, 4).counts.requests > 0);
-        assert_eq!(sim.checker().peers[4].life, 2);
+        assert!(actor(&sim, 4).counts.requests > 0);
+        assert_eq!(sim.checker().peers()[4].life, 2);
     }
 
     #[test]
     fn a_symmetric_partition_times_out_across_it_and_heals() {
-        let mut sim: Sim<Toy> = Sim::new(cfg(3)).unwrap();
+        let mut sim: Sim<TestActor> = Sim::new(cfg(3)).unwrap();
         sim.run_until(500);
         let side_a = (0..4).map(NodeRef::Peer).collect();
         sim.inject(FaultKind::Partition(Partition {
@@ -450,21 +454,25 @@ mod tests {
             kind: PartitionKind::Symmetric,
         }));
         sim.run_until(5_000);
-        let before = toy(&sim, 3).counts.clone();
+        let before = actor(&sim, 3).counts.clone();
         assert!(before.timeouts >= 3, "{before:?}");
-        assert_eq!(toy(&sim, 2).counts.timeouts, 0, "inside side A all is well");
+        assert_eq!(
+            actor(&sim, 2).counts.timeouts,
+            0,
+            "inside side A all is well"
+        );
         sim.inject(FaultKind::HealPartition);
         sim.run_until(9_000);
-        let after = toy(&sim, 3).counts.clone();
+        let after = actor(&sim, 3).counts.clone();
         assert!(after.timeouts - before.timeouts <= 1, "{after:?}");
         assert!(after.ok > before.ok + 3);
-        assert!(sim.checker().peers[3].lossy && sim.checker().peers[4].lossy);
-        assert!(!sim.checker().peers[0].lossy);
+        assert!(sim.checker().peers()[3].lossy && sim.checker().peers()[4].lossy);
+        assert!(!sim.checker().peers()[0].lossy);
     }
 
     #[test]
     fn a_one_way_partition_stops_requests_one_way_only() {
-        let mut sim: Sim<Toy> = Sim::new(cfg(4)).unwrap();
+        let mut sim: Sim<TestActor> = Sim::new(cfg(4)).unwrap();
         sim.run_until(500);
         sim.inject(FaultKind::Partition(Partition {
             split: Split::Nodes(vec![
@@ -476,9 +484,9 @@ mod tests {
             kind: PartitionKind::OneWay,
         }));
         sim.run_until(5_000);
-        assert!(toy(&sim, 3).counts.timeouts >= 3, "A→B requests are lost");
+        assert!(actor(&sim, 3).counts.timeouts >= 3, "A→B requests are lost");
         assert_eq!(
-            toy(&sim, 4).counts.timeouts,
+            actor(&sim, 4).counts.timeouts,
             0,
             "B→A requests and their replies pass"
         );
@@ -488,20 +496,20 @@ mod tests {
     fn a_deferred_reply_is_answered_unreachable_when_the_target_crashes() {
         let mut c = cfg(5);
         c.settings.request_timeout_ms = 1_000;
-        let mut sim: Sim<Toy> = Sim::new(c).unwrap();
+        let mut sim: Sim<TestActor> = Sim::new(c).unwrap();
         sim.run_until(200);
         let target = sim.endpoint(NodeRef::Peer(6));
         let now = sim.now();
-        sim.with_node(NodeRef::Peer(5), |t: &mut Toy, out| {
+        sim.with_node(NodeRef::Peer(5), |t: &mut TestActor, out| {
             t.suspect_req(target, now);
             out.append(&mut t.outputs);
         });
         sim.run_until(now + 20); // delivered (5 ms), reply deferred by 50 ms
-        let before = toy(&sim, 5).counts.unreachable;
+        let before = actor(&sim, 5).counts.unreachable;
         sim.crash(NodeRef::Peer(6));
         sim.run_until(now + 40);
-        assert_eq!(toy(&sim, 5).counts.unreachable, before + 1);
-        assert_eq!(toy(&sim, 5).outstanding(), 0);
+        assert_eq!(actor(&sim, 5).counts.unreachable, before + 1);
+        assert_eq!(actor(&sim, 5).outstanding(), 0);
     }
 
     #[test]
@@ -509,15 +517,15 @@ mod tests {
         let mut c = cfg(6);
         c.net.latency_min_ms = 100;
         c.net.latency_max_ms = 100;
-        let mut sim: Sim<Toy> = Sim::new(c).unwrap();
+        let mut sim: Sim<TestActor> = Sim::new(c).unwrap();
         sim.run_until(1_001); // pings sent at ~1000 ms, arriving at ~1100 ms
         sim.crash(NodeRef::Peer(2));
         sim.run_until(1_050);
         sim.restart(NodeRef::Peer(2));
         sim.run_until(1_099);
-        assert_eq!(toy(&sim, 2).counts.requests, 0);
+        assert_eq!(actor(&sim, 2).counts.requests, 0);
         sim.run_until(1_200);
         // The pings of 1000 ms arrive at the new instance (connect happens on arrival).
-        assert!(toy(&sim, 2).counts.requests >= 2);
+        assert!(actor(&sim, 2).counts.requests >= 2);
     }
 }

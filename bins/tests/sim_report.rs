@@ -1,0 +1,105 @@
+//! The `sim` command's outputs for people: `--html FILE`, `--json FILE`, `--json` alone, and
+//! the progress line on stderr that `--quiet` silences.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+const SMALL: &[&str] = &[
+    "--seeds",
+    "3",
+    "--peers",
+    "30",
+    "--max-gossip",
+    "2",
+    "--crash-peers",
+    "0.1",
+    "--partition",
+    "sym:0.3:5-10",
+    "--seed",
+    "7",
+];
+
+fn sim(extra: &[&str]) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_sim"))
+        .args(SMALL)
+        .args(extra)
+        .output()
+        .expect("runs sim");
+    assert!(
+        out.status.success(),
+        "sim failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn temp(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("sim-report-{}-{name}", std::process::id()))
+}
+
+#[test]
+fn html_and_json_files_hold_the_report_and_its_series() {
+    let (html, json) = (temp("a.html"), temp("a.json"));
+    let out = sim(&[
+        "--html",
+        html.to_str().expect("utf-8 path"),
+        "--json",
+        json.to_str().expect("utf-8 path"),
+        "--quiet",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("invariants: all held"), "{stdout}");
+    let page = std::fs::read_to_string(&html).expect("the HTML was written");
+    assert!(page.starts_with("<!DOCTYPE html>"));
+    assert_eq!(page.matches("<svg").count(), 5);
+    assert!(!page.contains("NaN") && !page.contains("inf"));
+    // The command shown leaves out where output went.
+    assert!(page.contains("<code>sim --seeds 3 --peers 30"));
+    assert!(!page.contains("a.html"));
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&json).expect("written"))
+        .expect("the JSON parses");
+    let n = v["series"]["t_s"].as_array().map_or(0, Vec::len);
+    let end_s = v["sim_time_s"].as_f64().expect("sim_time_s");
+    assert_eq!(n, end_s.ceil() as usize);
+    for key in [
+        "peers_up",
+        "delivered_ratio",
+        "lost_per_s",
+        "alive_at_seeds_min",
+    ] {
+        assert_eq!(v["series"][key].as_array().map(Vec::len), Some(n), "{key}");
+    }
+    assert_eq!(v["detection"].as_array().map(Vec::len), Some(3));
+    assert!(stdout.contains(v["trace_hash"].as_str().expect("trace_hash")));
+    let _ = std::fs::remove_file(html);
+    let _ = std::fs::remove_file(json);
+}
+
+#[test]
+fn json_alone_prints_the_report_on_stdout() {
+    let out = sim(&["--json", "--quiet"]);
+    let v: Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!(v["peers"], 30);
+    assert!(v.get("series").is_none());
+}
+
+#[test]
+fn the_progress_line_shows_on_stderr_unless_quiet() {
+    let loud = sim(&["--progress-after", "0"]);
+    let err = String::from_utf8_lossy(&loud.stderr);
+    assert!(
+        err.starts_with("sim: ") && err.contains("s simulated") && err.contains("events/s"),
+        "{err}"
+    );
+    let quiet = sim(&["--progress-after", "0", "--quiet"]);
+    assert_eq!(String::from_utf8_lossy(&quiet.stderr), "");
+    // The run is the same either way.
+    let hash = |o: &Output| {
+        let s = String::from_utf8_lossy(&o.stdout);
+        s.split("trace hash ").nth(1).map(|t| t[..16].to_string())
+    };
+    assert_eq!(hash(&loud), hash(&quiet));
+    assert!(hash(&loud).is_some());
+}
