@@ -521,7 +521,7 @@ impl<A: Actor> Sim<A> {
             rng_seed,
             unix_ms_at_zero: UNIX_MS_AT_ZERO,
         };
-        self.w.checker.started(node);
+        self.w.checker.started(now, node);
         match A::start(self.w.addrs.is_seed(node), init) {
             Ok(a) => {
                 let actor = slot.actor.insert(a);
@@ -584,7 +584,10 @@ impl<A: Actor> Sim<A> {
                 .then(|| cfg.liveness_bound_ms()),
             forged_sent: self.w.forged_sent.clone(),
         };
-        Report::new(run, self.w.checker.measure(cfg.settings.min_degree))
+        Report::new(
+            run,
+            self.w.checker.measure(self.now(), cfg.settings.min_degree),
+        )
     }
 
     /// Whether the run reached the liveness bound (so promises 6–7 were checked).
