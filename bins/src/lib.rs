@@ -6,6 +6,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod hosts;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
@@ -87,6 +89,14 @@ pub struct NodeArgs {
     /// Close accepted connections idle this long [default: 60000].
     #[arg(long)]
     pub idle_timeout_ms: Option<u64>,
+    /// Accepted connections at once at most; further ones are closed at once [default: 4096].
+    #[arg(long)]
+    pub max_inbound: Option<usize>,
+    /// Accepted connections at once from one remote IP address at most; further ones from it
+    /// are closed at once [default: 2048, so that loopback clusters, where every connection
+    /// comes from 127.0.0.1, work; between real hosts use 64 (see docs/HARDENING.md)].
+    #[arg(long)]
+    pub max_inbound_per_ip: Option<usize>,
     /// Cluster key file: one hex key per line (the first seals what this node sends, every
     /// one is accepted), readable by its owner only. Every frame then carries an HMAC; frames
     /// without a valid one get `ERROR`. Re-read when it changes (key rotation).
@@ -137,6 +147,12 @@ impl NodeArgs {
         let mut l = Limits::default();
         if let Some(v) = self.idle_timeout_ms {
             l.inbound_idle_ms = v;
+        }
+        if let Some(v) = self.max_inbound {
+            l.max_inbound_per_node = v;
+        }
+        if let Some(v) = self.max_inbound_per_ip {
+            l.max_inbound_per_ip = v;
         }
         l
     }
@@ -306,6 +322,40 @@ fn default_rng_seed(me: SocketAddr) -> u64 {
     h
 }
 
+/// Where the kernel caps the open-files limit when the hard limit is unlimited.
+const NR_OPEN_FALLBACK: u64 = 1 << 20;
+
+/// Raises this process's soft limit on open files (`ulimit -n`) to its hard limit (capped by
+/// `/proc/sys/fs/nr_open`), as servers do: every connection is a file, a seed holds about two
+/// per peer it serves (the peer's and its own probes' link), and the usual default soft limit
+/// of 1,024 stopped a seed of 1,000 peers from accepting (`Too many open files`). Returns the
+/// soft limit before and after (`None`: unlimited).
+pub fn raise_open_files_limit() -> (Option<u64>, Option<u64>) {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let now = getrlimit(Resource::Nofile);
+    let cap = std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .unwrap_or(NR_OPEN_FALLBACK);
+    let target = now.maximum.unwrap_or(cap).min(cap);
+    match now.current {
+        Some(soft) if soft < target => {
+            let raised = Rlimit {
+                current: Some(target),
+                maximum: now.maximum,
+            };
+            match setrlimit(Resource::Nofile, raised) {
+                Ok(()) => (Some(soft), Some(target)),
+                Err(_) => (Some(soft), Some(soft)),
+            }
+        }
+        other => (other, other),
+    }
+}
+
+/// Open files below which a node warns at start: a seed needs about two per peer.
+const FEW_OPEN_FILES: u64 = 4096;
+
 /// Runs a `seed` or `peer` program until it is killed. Returns the one-line error that
 /// stops it from starting.
 pub fn run_node(role: Role, args: &NodeArgs) -> Result<(), String> {
@@ -326,6 +376,15 @@ pub fn run_node(role: Role, args: &NodeArgs) -> Result<(), String> {
     settings
         .validate()
         .map_err(|e| format!("invalid timing flags: {e}"))?;
+    let (before, after) = raise_open_files_limit();
+    if before != after {
+        log::info!("open files limit raised from {before:?} to {after:?}");
+    }
+    if let Some(n) = after.filter(|n| *n < FEW_OPEN_FILES) {
+        log::warn!(
+            "{role} {me}: at most {n} open files (the hard limit, ulimit -Hn): a seed needs about two per peer, every node one per connection; raise it (ulimit -Hn, systemd LimitNOFILE=)"
+        );
+    }
     let log = OutputLog::open(&args.output, !args.quiet)
         .map_err(|e| format!("cannot open output file {}: {e}", args.output.display()))?;
     let mut watch = None;
@@ -408,13 +467,25 @@ pub fn query_status_with(
     timeout: Duration,
     keyring: Option<&Keyring>,
 ) -> Result<(StatusResp, String), String> {
+    query_status_via(addr, timeout, keyring, None)
+}
+
+/// [`query_status_with`], through the relay listening on the Unix socket `relay` if one is
+/// given (a node in a network namespace this process cannot reach; see
+/// [`hosts::serve_relay`]).
+pub fn query_status_via(
+    addr: SocketAddr,
+    timeout: Duration,
+    keyring: Option<&Keyring>,
+    relay: Option<&Path>,
+) -> Result<(StatusResp, String), String> {
     let mut line = Vec::new();
     wire::encode(
         &Message::StatusReq,
         unix_now_ms() as f64 / 1000.0,
         &mut line,
     );
-    let reply = exchange_line(addr, &line, timeout, keyring, MAX_STATUS_LINE)?;
+    let reply = exchange_line_via(addr, &line, timeout, keyring, MAX_STATUS_LINE, relay)?;
     match wire::decode(reply.as_bytes()) {
         Ok(Message::StatusResp(status)) => Ok((*status, reply)),
         Ok(Message::Error { reason }) => Err(format!("{addr} answered ERROR: {reason}")),
@@ -481,12 +552,35 @@ pub fn exchange_line(
     keyring: Option<&Keyring>,
     max: u64,
 ) -> Result<String, String> {
-    let mut stream = TcpStream::connect_timeout(&addr, timeout)
-        .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
-    stream
-        .set_read_timeout(Some(timeout))
-        .and_then(|()| stream.set_write_timeout(Some(timeout)))
-        .map_err(|e| format!("{addr}: {e}"))?;
+    exchange_line_via(addr, json, timeout, keyring, max, None)
+}
+
+/// A connection [`exchange_line_via`] speaks on: TCP, or a relay's Unix socket.
+trait Line: Read + Write {}
+impl<T: Read + Write> Line for T {}
+
+/// [`exchange_line`], through the relay listening on the Unix socket `relay` if one is given
+/// (see [`hosts::serve_relay`]); the relay's own failures come back as errors.
+pub fn exchange_line_via(
+    addr: SocketAddr,
+    json: &[u8],
+    timeout: Duration,
+    keyring: Option<&Keyring>,
+    max: u64,
+    relay: Option<&Path>,
+) -> Result<String, String> {
+    let mut stream: Box<dyn Line> = match relay {
+        Some(socket) => Box::new(hosts::relay_connect(socket, addr, timeout)?),
+        None => {
+            let stream = TcpStream::connect_timeout(&addr, timeout)
+                .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+            stream
+                .set_read_timeout(Some(timeout))
+                .and_then(|()| stream.set_write_timeout(Some(timeout)))
+                .map_err(|e| format!("{addr}: {e}"))?;
+            Box::new(stream)
+        }
+    };
     let mut line = Vec::new();
     let mut nonce = 0;
     match keyring {
@@ -520,6 +614,9 @@ pub fn exchange_line(
         })?;
     if reply.is_empty() {
         return Err(format!("{addr} closed without a reply"));
+    }
+    if let Some(why) = reply.strip_prefix(hosts::RELAY_ERROR.as_bytes()) {
+        return Err(String::from_utf8_lossy(why).trim_end().to_string());
     }
     let reply = reply.strip_suffix(b"\n").unwrap_or(&reply);
     let reply = reply.strip_suffix(b"\r").unwrap_or(reply);

@@ -47,7 +47,8 @@ pub(super) struct Request {
     pub(super) node: NodeIdx,
     pub(super) to: Endpoint,
     pub(super) msg: Message,
-    /// Re-sent once already after its connection went away through no fault of its own.
+    /// Re-sent once already after its connection went away through no fault of its own (a
+    /// collateral close does not count: see `outbound_closed`).
     retried: bool,
     socket: Option<Token>,
     /// With a cluster key: the nonce it was last sent with, which its reply must be bound to.
@@ -388,8 +389,12 @@ impl<O: Observer> Host<O> {
             };
             req.socket = None;
             let innocent = why != Close::Remote || answered;
-            if innocent && !req.retried {
-                req.retried = true;
+            // A collateral close is this host's own doing (another request on the connection
+            // timed out): it costs the request no retry, its own deadline still bounds it.
+            // After a partition heals, connections dialled during it time out one after the
+            // other, and a gossip moved twice was dropped although the link was up again.
+            if innocent && (why == Close::Collateral || !req.retried) {
+                req.retried |= why != Close::Collateral;
                 retry.push(id);
             } else if let Some(req) = self.requests.remove(&id) {
                 self.respond(req, Err(Failure::Unreachable));

@@ -1,0 +1,968 @@
+//! Hosts in network namespaces: a multi-host network on one Linux machine, for the `hosts`
+//! program and the multi-host test suite (`bins/tests/hosts.rs`).
+//!
+//! A [`Lab`] is one network: a namespace per host, plus one namespace that holds the bridge
+//! and nothing else. Each host has one veth pair: `eth0` inside the host, the other end a port
+//! of the bridge named after the host. Every host gets its own address in a `/24` of its own
+//! ([`Subnet`]); the machine's own (root) namespace is never touched: no address, route,
+//! interface or rule is added there, and every `ip` command runs inside a namespace the lab
+//! made (`ip -n NS ...`, `ip netns exec NS ...`).
+//!
+//! Faults live in the bridge namespace, in one nftables table of the `bridge` family whose
+//! `forward` chain sees every frame between two hosts ([`Fault`]): silent drops per host pair
+//! and direction (a real partition: packets vanish, connections time out) and random loss
+//! (`numgen random`). [`Lab::unreachable`] adds `unreachable` routes inside a host instead, so
+//! `connect` fails at once: a different fault. Pauses are SIGSTOP/SIGCONT of a process.
+//!
+//! Names: every namespace of a lab is `<prefix><host>`, where the prefix starts with
+//! [`NAME_PREFIX`]. [`Lab::create`] first removes whatever an earlier lab of the same prefix
+//! left behind (an interrupted run skips `Drop`); dropping a lab (or [`Lab::remove`]) kills
+//! every process still inside its namespaces, by PID, and deletes the namespaces, which takes
+//! the veths, the bridge and the rules with them.
+//!
+//! The machine's own namespace cannot reach the hosts, so a client that must talk to a node
+//! from outside (the test suite's status queries) goes through a [`relay`]: a small server run
+//! inside a host namespace that forwards one request line from a Unix socket (a file, which
+//! every namespace sees) to a node and returns the reply line.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Every namespace a lab makes starts with this.
+pub const NAME_PREFIX: &str = "gnh-";
+
+/// The nftables table (family `bridge`, in the bridge namespace) that holds the faults.
+pub const FAULT_TABLE: &str = "gossip_faults";
+
+/// Name of the bridge inside the bridge namespace.
+const BRIDGE: &str = "br0";
+
+/// The longest host name: it names the bridge port, and interface names have at most 15
+/// bytes.
+pub const MAX_HOST_NAME: usize = 15;
+
+/// Runs `cmd` with `input` on its stdin (if any); its stdout, or an error naming the command
+/// and quoting its stderr.
+fn run(cmd: &mut Command, input: Option<&str>) -> Result<String, String> {
+    let shown = format!("{cmd:?}");
+    cmd.stdin(if input.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot run {shown}: {e}"))?;
+    if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
+        stdin
+            .write_all(text.as_bytes())
+            .map_err(|e| format!("{shown}: writing its input: {e}"))?;
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| format!("{shown}: {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        let err = String::from_utf8_lossy(&out.stderr);
+        Err(format!(
+            "{shown} failed ({}): {}{}",
+            out.status,
+            err.trim(),
+            input.map_or(String::new(), |i| format!("; input was:\n{i}"))
+        ))
+    }
+}
+
+/// `ip` with `args`.
+fn ip(args: &[&str]) -> Result<String, String> {
+    run(Command::new("ip").args(args), None)
+}
+
+/// `ip [-n ns] -batch -` with `script`, one command a line.
+fn ip_batch(ns: Option<&str>, script: &str) -> Result<(), String> {
+    let mut cmd = Command::new("ip");
+    if let Some(ns) = ns {
+        cmd.args(["-n", ns]);
+    }
+    cmd.args(["-batch", "-"]);
+    run(&mut cmd, Some(script)).map(drop)
+}
+
+/// `nft -f -` with `script`, inside namespace `ns` (one transaction: all or nothing).
+fn nft_in(ns: &str, script: &str) -> Result<(), String> {
+    run(
+        Command::new("ip").args(["netns", "exec", ns, "nft", "-f", "-"]),
+        Some(script),
+    )
+    .map(drop)
+}
+
+/// The namespaces that exist, by name.
+pub fn namespaces() -> Result<Vec<String>, String> {
+    let out = ip(&["netns", "list"])?;
+    Ok(out
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .map(str::to_string)
+        .collect())
+}
+
+/// The processes inside namespace `ns`.
+fn pids_in(ns: &str) -> Vec<u32> {
+    ip(&["netns", "pids", ns])
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
+/// Sends `signal` (`-KILL`, `-STOP`, `-CONT`) to process `pid`.
+pub fn signal(pid: u32, signal: &str) -> bool {
+    Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Removes the namespaces named in `names`: kills (SIGKILL, by PID) every process inside
+/// them, then deletes them, which removes their interfaces, routes and rules too. Returns
+/// how many processes were killed.
+pub fn remove_namespaces(names: &[String]) -> Result<usize, String> {
+    let mut killed = 0;
+    for ns in names {
+        for pid in pids_in(ns) {
+            // A stopped process dies of SIGKILL too.
+            if signal(pid, "-KILL") {
+                killed += 1;
+            }
+        }
+    }
+    if names.is_empty() {
+        return Ok(killed);
+    }
+    let script: String = names.iter().map(|n| format!("netns del {n}\n")).collect();
+    // `-force` goes on past a namespace that is already gone.
+    run(
+        Command::new("ip").args(["-force", "-batch", "-"]),
+        Some(&script),
+    )
+    .map(|_| killed)
+}
+
+/// Removes every namespace whose name starts with `prefix` (it must start with
+/// [`NAME_PREFIX`], so nothing a lab did not make can match). Returns the names removed.
+pub fn remove_prefix(prefix: &str) -> Result<Vec<String>, String> {
+    if !prefix.starts_with(NAME_PREFIX) || prefix.len() <= NAME_PREFIX.len() {
+        return Err(format!(
+            "refusing to remove namespaces by prefix {prefix:?}: it must start with {NAME_PREFIX:?} and name a lab"
+        ));
+    }
+    let mine: Vec<String> = namespaces()?
+        .into_iter()
+        .filter(|n| n.starts_with(prefix))
+        .collect();
+    remove_namespaces(&mine)?;
+    Ok(mine)
+}
+
+/// Removes the namespaces of earlier runs whose names start with `base` followed by a process
+/// id and `-` (`<base><pid>-...`, as the test suite names its labs) when that process no
+/// longer runs: what interrupted runs left behind, never a lab of a run still going. Returns
+/// the names removed.
+pub fn remove_stale(base: &str) -> Result<Vec<String>, String> {
+    if !base.starts_with(NAME_PREFIX) || base.len() <= NAME_PREFIX.len() {
+        return Err(format!("refusing to remove namespaces by prefix {base:?}"));
+    }
+    let stale: Vec<String> = namespaces()?
+        .into_iter()
+        .filter(|n| {
+            let Some(rest) = n.strip_prefix(base) else {
+                return false;
+            };
+            let Some((pid, _)) = rest.split_once('-') else {
+                return false;
+            };
+            pid.parse::<u32>()
+                .is_ok_and(|pid| pid != std::process::id() && !process_running(pid))
+        })
+        .collect();
+    remove_namespaces(&stale)?;
+    Ok(stale)
+}
+
+/// True while process `pid` runs (exists and is not a zombie waiting to be reaped).
+pub fn process_running(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    let state = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().next());
+    !matches!(state, Some("Z" | "X" | "x"))
+}
+
+/// A `/24` for the hosts of one lab: `a.b.c.1` and up.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Subnet(pub [u8; 3]);
+
+impl Subnet {
+    /// Host number `n` (1..=254) of the subnet.
+    pub fn host(&self, n: u8) -> Ipv4Addr {
+        let [a, b, c] = self.0;
+        Ipv4Addr::new(a, b, c, n)
+    }
+
+    /// Parses `a.b.c` (or `a.b.c.0`, `a.b.c.0/24`).
+    pub fn parse(text: &str) -> Result<Subnet, String> {
+        let base = text.trim_end_matches("/24");
+        let parts: Vec<&str> = base.split('.').collect();
+        let octets: Vec<u8> = parts
+            .iter()
+            .take(3)
+            .map(|p| p.parse::<u8>())
+            .collect::<Result<_, _>>()
+            .map_err(|_| format!("subnet {text:?}: expected a.b.c (a /24)"))?;
+        let ok_tail = parts.len() == 3 || (parts.len() == 4 && parts[3] == "0");
+        match octets[..] {
+            [a, b, c] if ok_tail => Ok(Subnet([a, b, c])),
+            _ => Err(format!("subnet {text:?}: expected a.b.c (a /24)")),
+        }
+    }
+}
+
+impl std::fmt::Display for Subnet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let [a, b, c] = self.0;
+        write!(f, "{a}.{b}.{c}.0/24")
+    }
+}
+
+/// One host of a lab.
+#[derive(Clone, Debug)]
+pub struct HostInfo {
+    /// Its short name (also its bridge port's name).
+    pub name: String,
+    /// Its namespace.
+    pub ns: String,
+    /// Its address.
+    pub ip: Ipv4Addr,
+}
+
+/// A network fault, carried out by the bridge: it applies to frames between two hosts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// Every IPv4 packet from any of `from` to any of `to` vanishes (one direction).
+    Drop {
+        /// Senders.
+        from: Vec<Ipv4Addr>,
+        /// Receivers.
+        to: Vec<Ipv4Addr>,
+    },
+    /// Each IPv4 packet from any of `from` to any of `to` is dropped with probability
+    /// `per_mille` / 1000, independently (`numgen random`).
+    Loss {
+        /// Senders.
+        from: Vec<Ipv4Addr>,
+        /// Receivers.
+        to: Vec<Ipv4Addr>,
+        /// Drop probability in thousandths.
+        per_mille: u32,
+    },
+}
+
+impl Fault {
+    /// Both directions between the groups `a` and `b` dropped: a partition.
+    pub fn cut(a: &[Ipv4Addr], b: &[Ipv4Addr]) -> Vec<Fault> {
+        vec![
+            Fault::Drop {
+                from: a.to_vec(),
+                to: b.to_vec(),
+            },
+            Fault::Drop {
+                from: b.to_vec(),
+                to: a.to_vec(),
+            },
+        ]
+    }
+
+    /// Random loss of `per_mille` / 1000 both ways between `a` and `b`.
+    pub fn lossy(a: &[Ipv4Addr], b: &[Ipv4Addr], per_mille: u32) -> Vec<Fault> {
+        vec![
+            Fault::Loss {
+                from: a.to_vec(),
+                to: b.to_vec(),
+                per_mille,
+            },
+            Fault::Loss {
+                from: b.to_vec(),
+                to: a.to_vec(),
+                per_mille,
+            },
+        ]
+    }
+
+    /// The nftables rule (for the bridge's `forward` chain), or `None` if a group is empty.
+    pub fn rule(&self) -> Option<String> {
+        let set = |ips: &[Ipv4Addr]| {
+            let items: Vec<String> = ips.iter().map(ToString::to_string).collect();
+            format!("{{ {} }}", items.join(", "))
+        };
+        match self {
+            Fault::Drop { from, to } if !from.is_empty() && !to.is_empty() => Some(format!(
+                "ip saddr {} ip daddr {} counter drop",
+                set(from),
+                set(to)
+            )),
+            Fault::Loss {
+                from,
+                to,
+                per_mille,
+            } if !from.is_empty() && !to.is_empty() => Some(format!(
+                "ip saddr {} ip daddr {} numgen random mod 1000 < {per_mille} counter drop",
+                set(from),
+                set(to)
+            )),
+            _ => None,
+        }
+    }
+}
+
+/// The nftables script that replaces the fault rules with `faults`, in one transaction.
+pub fn fault_script(bridge_ns_table: &str, faults: &[Fault]) -> String {
+    let mut s = format!("flush chain bridge {bridge_ns_table} forward\n");
+    for rule in faults.iter().filter_map(Fault::rule) {
+        let _ = writeln!(s, "add rule bridge {bridge_ns_table} forward {rule}");
+    }
+    s
+}
+
+/// Adds the rules of `faults` to the fault chain of the bridge namespace `bridge_ns`.
+pub fn add_fault_rules(bridge_ns: &str, faults: &[Fault]) -> Result<(), String> {
+    let script: String = faults
+        .iter()
+        .filter_map(Fault::rule)
+        .map(|r| format!("add rule bridge {FAULT_TABLE} forward {r}\n"))
+        .collect();
+    if script.is_empty() {
+        return Ok(());
+    }
+    nft_in(bridge_ns, &script)
+}
+
+/// Removes every fault rule in the bridge namespace `bridge_ns`.
+pub fn flush_faults(bridge_ns: &str) -> Result<(), String> {
+    nft_in(bridge_ns, &fault_script(FAULT_TABLE, &[]))
+}
+
+/// The IPv4 address of `eth0` inside namespace `ns`.
+pub fn address_in(ns: &str) -> Option<Ipv4Addr> {
+    let out = ip(&["-n", ns, "-4", "-o", "addr", "show", "dev", "eth0"]).ok()?;
+    let word = out.split_whitespace().skip_while(|w| *w != "inet").nth(1)?;
+    word.split('/').next()?.parse().ok()
+}
+
+/// Adds an `unreachable` route to each of `dsts` inside namespace `ns`.
+pub fn add_unreachable_in(ns: &str, dsts: &[Ipv4Addr]) -> Result<(), String> {
+    let script: String = dsts
+        .iter()
+        .map(|d| format!("route add unreachable {d}/32\n"))
+        .collect();
+    if script.is_empty() {
+        return Ok(());
+    }
+    ip_batch(Some(ns), &script)
+}
+
+/// Deletes every `unreachable` route inside namespace `ns`; returns how many there were.
+pub fn clear_unreachable_in(ns: &str) -> Result<usize, String> {
+    let out = ip(&["-n", ns, "route", "show", "type", "unreachable"])?;
+    let dsts: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .collect();
+    let script: String = dsts
+        .iter()
+        .map(|d| format!("route del unreachable {d}\n"))
+        .collect();
+    if !script.is_empty() {
+        ip_batch(Some(ns), &script)?;
+    }
+    Ok(dsts.len())
+}
+
+/// The processes inside namespace `ns`.
+pub fn processes_in(ns: &str) -> Vec<u32> {
+    pids_in(ns)
+}
+
+/// One multi-host network in namespaces (see the module doc). Dropping it removes everything
+/// it made, unless [`Lab::keep`] was called.
+#[derive(Debug)]
+pub struct Lab {
+    /// Every namespace of the lab is named `<prefix><host>`.
+    pub prefix: String,
+    /// The hosts' subnet.
+    pub subnet: Subnet,
+    /// The hosts, in the order given.
+    pub hosts: Vec<HostInfo>,
+    /// The namespace holding the bridge and the fault rules.
+    pub bridge_ns: String,
+    faults: Vec<Fault>,
+    /// Packets dropped by fault rules since replaced.
+    dropped_before: u64,
+    /// `unreachable` routes added: (host index, destination).
+    routes: Vec<(usize, Ipv4Addr)>,
+    keep: bool,
+}
+
+impl Lab {
+    /// Makes a lab: removes what an earlier lab with `prefix` left behind, then creates the
+    /// bridge namespace and one namespace per host of `names`, host `i` at address `i + 1` of
+    /// `subnet`, with an empty fault table. On failure, whatever was made is removed.
+    pub fn create(prefix: &str, subnet: Subnet, names: &[&str]) -> Result<Lab, String> {
+        if !prefix.starts_with(NAME_PREFIX) {
+            return Err(format!(
+                "lab prefix {prefix:?} must start with {NAME_PREFIX:?}"
+            ));
+        }
+        if names.is_empty() || names.len() > 253 {
+            return Err(format!("a lab has 1 to 253 hosts, not {}", names.len()));
+        }
+        for (i, n) in names.iter().enumerate() {
+            let ok = !n.is_empty()
+                && n.len() <= MAX_HOST_NAME
+                && n.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                && *n != BRIDGE
+                && *n != "br"
+                && *n != "lo";
+            if !ok {
+                return Err(format!(
+                    "host name {n:?}: 1 to {MAX_HOST_NAME} letters, digits, '-' or '_' (not br, br0 or lo)"
+                ));
+            }
+            if names[..i].contains(n) {
+                return Err(format!("host name {n:?} is given twice"));
+            }
+        }
+        remove_prefix(prefix)?;
+        let hosts: Vec<HostInfo> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| HostInfo {
+                name: n.to_string(),
+                ns: format!("{prefix}{n}"),
+                ip: subnet.host(i as u8 + 1),
+            })
+            .collect();
+        let mut lab = Lab {
+            prefix: prefix.to_string(),
+            subnet,
+            bridge_ns: format!("{prefix}br"),
+            hosts,
+            faults: Vec::new(),
+            dropped_before: 0,
+            routes: Vec::new(),
+            keep: false,
+        };
+        // On an error, `lab` is dropped here and removes what was made.
+        lab.build()?;
+        Ok(lab)
+    }
+
+    fn build(&mut self) -> Result<(), String> {
+        let mut script = format!("netns add {}\n", self.bridge_ns);
+        for h in &self.hosts {
+            let _ = writeln!(script, "netns add {}", h.ns);
+        }
+        ip_batch(None, &script)?;
+        // The bridge and every veth pair, made from inside the bridge namespace: one end stays
+        // there as a bridge port, the other is created directly inside the host.
+        let mut script = format!("link add name {BRIDGE} type bridge\nlink set dev {BRIDGE} up\n");
+        for h in &self.hosts {
+            let _ = writeln!(
+                script,
+                "link add name {} type veth peer name eth0 netns {}",
+                h.name, h.ns
+            );
+            let _ = writeln!(script, "link set dev {} master {BRIDGE}", h.name);
+            let _ = writeln!(script, "link set dev {} up", h.name);
+        }
+        ip_batch(Some(&self.bridge_ns), &script)?;
+        for h in &self.hosts {
+            let script = format!(
+                "link set dev lo up\naddr add {}/24 dev eth0\nlink set dev eth0 up\n",
+                h.ip
+            );
+            ip_batch(Some(&h.ns), &script)?;
+        }
+        nft_in(
+            &self.bridge_ns,
+            &format!(
+                "table bridge {FAULT_TABLE} {{\n  chain forward {{\n    type filter hook forward priority 0; policy accept;\n  }}\n}}\n"
+            ),
+        )
+    }
+
+    /// Every namespace of the lab.
+    pub fn namespaces(&self) -> Vec<String> {
+        std::iter::once(self.bridge_ns.clone())
+            .chain(self.hosts.iter().map(|h| h.ns.clone()))
+            .collect()
+    }
+
+    /// The host named `name`.
+    pub fn host(&self, name: &str) -> Option<&HostInfo> {
+        self.hosts.iter().find(|h| h.name == name)
+    }
+
+    fn host_index(&self, ip: Ipv4Addr) -> Option<usize> {
+        self.hosts.iter().position(|h| h.ip == ip)
+    }
+
+    /// A command that runs `program` inside host `host`'s namespace (`ip netns exec`, which
+    /// execs the program: the child's PID is the program's).
+    pub fn command(&self, host: &HostInfo, program: &Path) -> Command {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &host.ns]).arg(program);
+        cmd
+    }
+
+    /// The faults in force.
+    pub fn faults(&self) -> &[Fault] {
+        &self.faults
+    }
+
+    /// Replaces the faults in force with `faults` (one nftables transaction: no packet sees
+    /// a mix of the old and the new rules).
+    pub fn set_faults(&mut self, faults: Vec<Fault>) -> Result<(), String> {
+        if !self.faults.is_empty() {
+            self.dropped_before += self.dropped_by_rules();
+        }
+        nft_in(&self.bridge_ns, &fault_script(FAULT_TABLE, &faults))?;
+        self.faults = faults;
+        Ok(())
+    }
+
+    /// Adds `faults` to those in force.
+    pub fn add_faults(&mut self, faults: Vec<Fault>) -> Result<(), String> {
+        let mut all = self.faults.clone();
+        all.extend(faults);
+        self.set_faults(all)
+    }
+
+    /// Removes every fault rule and every `unreachable` route: the network is whole again.
+    pub fn heal(&mut self) -> Result<(), String> {
+        self.set_faults(Vec::new())?;
+        self.clear_routes()
+    }
+
+    /// The fault chain as nftables lists it, with each rule's packet counter.
+    pub fn fault_listing(&self) -> Result<String, String> {
+        run(
+            Command::new("ip").args([
+                "netns",
+                "exec",
+                &self.bridge_ns,
+                "nft",
+                "list",
+                "chain",
+                "bridge",
+                FAULT_TABLE,
+                "forward",
+            ]),
+            None,
+        )
+    }
+
+    /// Packets the fault rules dropped so far, in all (rules replaced since included).
+    pub fn dropped_packets(&self) -> u64 {
+        self.dropped_before + self.dropped_by_rules()
+    }
+
+    /// Packets the rules in force dropped.
+    fn dropped_by_rules(&self) -> u64 {
+        self.fault_listing()
+            .unwrap_or_default()
+            .split("packets ")
+            .skip(1)
+            .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+            .sum()
+    }
+
+    /// Inside host `from`, an `unreachable` route to each of `to`: connecting from `from` to
+    /// them fails at once ("No route to host"), and what `from` sends them on open connections
+    /// is not sent. One direction; the other needs routes in the other hosts.
+    pub fn unreachable(&mut self, from: Ipv4Addr, to: &[Ipv4Addr]) -> Result<(), String> {
+        let i = self
+            .host_index(from)
+            .ok_or_else(|| format!("{from} is not a host of this lab"))?;
+        let new: Vec<Ipv4Addr> = to
+            .iter()
+            .filter(|d| !self.routes.contains(&(i, **d)))
+            .copied()
+            .collect();
+        add_unreachable_in(&self.hosts[i].ns, &new)?;
+        self.routes.extend(new.into_iter().map(|d| (i, d)));
+        Ok(())
+    }
+
+    /// Deletes every `unreachable` route added.
+    pub fn clear_routes(&mut self) -> Result<(), String> {
+        let mut by_host: BTreeMap<usize, String> = BTreeMap::new();
+        for (i, dst) in &self.routes {
+            let _ = writeln!(
+                by_host.entry(*i).or_default(),
+                "route del unreachable {dst}/32"
+            );
+        }
+        for (i, script) in by_host {
+            ip_batch(Some(&self.hosts[i].ns), &script)?;
+        }
+        self.routes.clear();
+        Ok(())
+    }
+
+    /// Leaves the lab in place when dropped (the `hosts up` command).
+    pub fn keep(mut self) {
+        self.keep = true;
+    }
+
+    /// Kills every process still inside the lab's namespaces (by PID) and deletes them.
+    pub fn remove(mut self) -> Result<(), String> {
+        self.keep = true;
+        remove_namespaces(&self.namespaces()).map(drop)
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        if !self.keep {
+            if let Err(e) = remove_namespaces(&self.namespaces()) {
+                eprintln!("hosts: cleaning up {}: {e}", self.prefix);
+            }
+        }
+    }
+}
+
+/// Why labs cannot be made on this machine, if they cannot: the tools, root, network
+/// namespaces, veth pairs, a bridge and nftables' bridge family are each tried (in a
+/// namespace made for the check and removed after it).
+pub fn check_capability() -> Result<(), String> {
+    if Command::new("ip")
+        .arg("-V")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_err()
+    {
+        return Err("iproute2's `ip` is not installed (apt-get install iproute2)".into());
+    }
+    if Command::new("nft")
+        .arg("-v")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_err()
+    {
+        return Err("`nft` is not installed (apt-get install nftables)".into());
+    }
+    let uid = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2))
+                .and_then(|v| v.parse::<u32>().ok())
+        });
+    if uid != Some(0) {
+        return Err(
+            "it needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN) to make network namespaces".into(),
+        );
+    }
+    let prefix = format!("{NAME_PREFIX}check-{}-", std::process::id());
+    let lab = Lab::create(&prefix, Subnet([10, 254, 254]), &["a", "b"]).map_err(|e| {
+        format!("cannot make network namespaces, veths, a bridge and an nftables bridge table: {e}")
+    })?;
+    lab.remove()
+}
+
+// ----- the relay ----------------------------------------------------------------------------
+
+/// What a relay answers instead of a reply line when it could not get one.
+pub const RELAY_ERROR: &str = "#relay-error: ";
+
+/// Runs a relay on the Unix socket `socket` until the process is killed: each connection
+/// sends one header line `<ip:port> <timeout ms>`, then one request line; the relay sends the
+/// request to that node from this namespace on a fresh TCP connection and answers with the
+/// node's reply line (at most `max_reply` bytes), or with a line starting [`RELAY_ERROR`].
+pub fn serve_relay(socket: &Path, max_reply: u64) -> Result<(), String> {
+    let _ = std::fs::remove_file(socket);
+    let listener = UnixListener::bind(socket)
+        .map_err(|e| format!("cannot listen on {}: {e}", socket.display()))?;
+    for conn in listener.incoming() {
+        let Ok(conn) = conn else { continue };
+        std::thread::spawn(move || {
+            let mut out = match conn.try_clone() {
+                Ok(o) => o,
+                Err(_) => return,
+            };
+            let reply = relay_one(conn, max_reply).unwrap_or_else(|e| {
+                let mut line = format!("{RELAY_ERROR}{e}").into_bytes();
+                line.retain(|b| *b != b'\n');
+                line.push(b'\n');
+                line
+            });
+            let _ = out.write_all(&reply);
+        });
+    }
+    Ok(())
+}
+
+fn relay_one(conn: UnixStream, max_reply: u64) -> Result<Vec<u8>, String> {
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(|e| e.to_string())?;
+    let mut reader = BufReader::new(conn);
+    let mut header = String::new();
+    reader
+        .read_line(&mut header)
+        .map_err(|e| format!("header: {e}"))?;
+    let mut parts = header.split_whitespace();
+    let addr: SocketAddr = parts
+        .next()
+        .and_then(|a| a.parse().ok())
+        .ok_or_else(|| format!("bad header {header:?}"))?;
+    let timeout = Duration::from_millis(
+        parts
+            .next()
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(2000u64)
+            .max(1),
+    );
+    let mut request = Vec::new();
+    reader
+        .read_until(b'\n', &mut request)
+        .map_err(|e| format!("request: {e}"))?;
+    let mut stream = TcpStream::connect_timeout(&addr, timeout)
+        .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+    stream
+        .set_read_timeout(Some(timeout))
+        .and_then(|()| stream.set_write_timeout(Some(timeout)))
+        .map_err(|e| format!("{addr}: {e}"))?;
+    stream
+        .write_all(&request)
+        .map_err(|e| format!("{addr}: send: {e}"))?;
+    let mut reply = Vec::new();
+    BufReader::new(stream.take(max_reply))
+        .read_until(b'\n', &mut reply)
+        .map_err(|e| format!("{addr}: no reply: {e}"))?;
+    if reply.is_empty() {
+        return Err(format!("{addr} closed without a reply"));
+    }
+    if reply.last() != Some(&b'\n') {
+        reply.push(b'\n');
+    }
+    Ok(reply)
+}
+
+/// Opens a connection through the relay at `socket` to `addr`: the returned stream carries
+/// one request line and then one reply line, as a TCP connection to the node would.
+pub fn relay_connect(
+    socket: &Path,
+    addr: SocketAddr,
+    timeout: Duration,
+) -> Result<UnixStream, String> {
+    let mut s = UnixStream::connect(socket)
+        .map_err(|e| format!("cannot reach the relay {}: {e}", socket.display()))?;
+    // The relay waits up to `timeout` to connect and as long again for the reply.
+    let limit = timeout * 2 + Duration::from_millis(500);
+    s.set_read_timeout(Some(limit))
+        .and_then(|()| s.set_write_timeout(Some(limit)))
+        .map_err(|e| e.to_string())?;
+    s.write_all(format!("{addr} {}\n", timeout.as_millis()).as_bytes())
+        .map_err(|e| format!("relay: {e}"))?;
+    Ok(s)
+}
+
+// ----- the flood ----------------------------------------------------------------------------
+
+/// What a flood achieved against one target.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FloodReport {
+    /// The node flooded.
+    pub target: Option<SocketAddr>,
+    /// Connections attempted.
+    pub attempted: u64,
+    /// Connections the node still held open after a settling pause (the rest it closed at
+    /// once, or refused).
+    pub held: u64,
+}
+
+impl FloodReport {
+    /// One line: `flood <target> attempted=<n> held=<n>`.
+    pub fn line(&self) -> String {
+        format!(
+            "flood {} attempted={} held={}",
+            self.target
+                .map_or_else(|| "-".to_string(), |t| t.to_string()),
+            self.attempted,
+            self.held
+        )
+    }
+
+    /// Parses [`FloodReport::line`].
+    pub fn parse(line: &str) -> Option<FloodReport> {
+        let mut parts = line.split_whitespace();
+        if parts.next()? != "flood" {
+            return None;
+        }
+        let target = parts.next()?.parse().ok();
+        let mut r = FloodReport {
+            target,
+            ..FloodReport::default()
+        };
+        for p in parts {
+            let (k, v) = p.split_once('=')?;
+            let v: u64 = v.parse().ok()?;
+            match k {
+                "attempted" => r.attempted = v,
+                "held" => r.held = v,
+                _ => {}
+            }
+        }
+        Some(r)
+    }
+}
+
+/// True while the node has not closed `s` (nothing to read and no EOF).
+fn still_open(s: &TcpStream) -> bool {
+    if s.set_nonblocking(true).is_err() {
+        return false;
+    }
+    let mut buf = [0u8; 64];
+    let open = match (&*s).read(&mut buf) {
+        Err(e) => e.kind() == std::io::ErrorKind::WouldBlock,
+        Ok(n) => n > 0,
+    };
+    let _ = s.set_nonblocking(false);
+    open
+}
+
+/// A connection flood from this host: opens `connections` idle connections to each target
+/// and keeps them open, reports (one [`FloodReport::line`] per target on `out`) how many each
+/// target held after a pause, then for `duration` keeps reopening every one the target closed
+/// (each costs the target an accept), and reports again at the end.
+pub fn flood(
+    targets: &[SocketAddr],
+    connections: usize,
+    duration: Duration,
+    out: &mut dyn Write,
+) -> Result<(), String> {
+    let connect = |t: &SocketAddr| TcpStream::connect_timeout(t, Duration::from_millis(500)).ok();
+    let mut held: Vec<Vec<Option<TcpStream>>> = Vec::new();
+    let mut reports = Vec::new();
+    for t in targets {
+        let conns: Vec<Option<TcpStream>> = (0..connections).map(|_| connect(t)).collect();
+        held.push(conns);
+        reports.push(FloodReport {
+            target: Some(*t),
+            attempted: connections as u64,
+            held: 0,
+        });
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let report = |held: &mut Vec<Vec<Option<TcpStream>>>,
+                  reports: &mut Vec<FloodReport>,
+                  out: &mut dyn Write|
+     -> Result<(), String> {
+        for (conns, r) in held.iter_mut().zip(reports.iter_mut()) {
+            for c in conns.iter_mut() {
+                if c.as_ref().is_some_and(|s| !still_open(s)) {
+                    *c = None;
+                }
+            }
+            r.held = conns.iter().filter(|c| c.is_some()).count() as u64;
+            writeln!(out, "{}", r.line()).map_err(|e| e.to_string())?;
+        }
+        out.flush().map_err(|e| e.to_string())
+    };
+    report(&mut held, &mut reports, out)?;
+    let end = Instant::now() + duration;
+    while Instant::now() < end {
+        for (conns, (t, r)) in held.iter_mut().zip(targets.iter().zip(reports.iter_mut())) {
+            for c in conns.iter_mut() {
+                if c.as_ref().is_some_and(|s| !still_open(s)) {
+                    *c = None;
+                }
+                if c.is_none() {
+                    *c = connect(t);
+                    r.attempted += 1;
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    report(&mut held, &mut reports, out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fault_rules_name_both_groups_and_skip_empty_ones() {
+        let a = [Ipv4Addr::new(10, 1, 2, 1), Ipv4Addr::new(10, 1, 2, 2)];
+        let b = [Ipv4Addr::new(10, 1, 2, 3)];
+        let cut = Fault::cut(&a, &b);
+        assert_eq!(
+            cut[0].rule().unwrap(),
+            "ip saddr { 10.1.2.1, 10.1.2.2 } ip daddr { 10.1.2.3 } counter drop"
+        );
+        assert_eq!(
+            cut[1].rule().unwrap(),
+            "ip saddr { 10.1.2.3 } ip daddr { 10.1.2.1, 10.1.2.2 } counter drop"
+        );
+        let loss = Fault::lossy(&a[..1], &b, 100);
+        assert_eq!(
+            loss[0].rule().unwrap(),
+            "ip saddr { 10.1.2.1 } ip daddr { 10.1.2.3 } numgen random mod 1000 < 100 counter drop"
+        );
+        assert_eq!(Fault::cut(&a, &[])[0].rule(), None);
+        let script = fault_script("t", &cut);
+        assert!(script.starts_with("flush chain bridge t forward\n"));
+        assert_eq!(script.lines().count(), 3);
+    }
+
+    #[test]
+    fn subnets_and_flood_lines_parse() {
+        assert_eq!(Subnet::parse("10.9.8").unwrap(), Subnet([10, 9, 8]));
+        assert_eq!(Subnet::parse("10.9.8.0/24").unwrap(), Subnet([10, 9, 8]));
+        assert!(Subnet::parse("10.9").is_err());
+        assert!(Subnet::parse("10.9.8.7").is_err());
+        assert_eq!(Subnet([10, 9, 8]).host(3), Ipv4Addr::new(10, 9, 8, 3));
+        let r = FloodReport {
+            target: Some("10.0.0.1:7000".parse().unwrap()),
+            attempted: 500,
+            held: 32,
+        };
+        assert_eq!(FloodReport::parse(&r.line()), Some(r));
+    }
+
+    #[test]
+    fn removal_by_prefix_refuses_prefixes_a_lab_does_not_make() {
+        assert!(remove_prefix("").is_err());
+        assert!(remove_prefix("gnh-").is_err());
+        assert!(remove_prefix("netns").is_err());
+    }
+}
