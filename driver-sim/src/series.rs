@@ -196,7 +196,7 @@ impl Recorder {
         if let Some(kinds) = sim.requests_by_kind() {
             self.last_kinds.resize(kinds.len(), 0);
             for (k, (&now_n, last_n)) in kinds.iter().zip(&mut self.last_kinds).enumerate() {
-                let sent = now_n - *last_n;
+                let sent = now_n.saturating_sub(*last_n);
                 *last_n = now_n;
                 if sent == 0 && !s.requests_per_s.contains_key(REQUEST_KINDS[k]) {
                     continue;
