@@ -136,6 +136,15 @@ pub enum FaultKind {
     SetDup(f64),
     /// The network's per-message jitter changes.
     SetJitter(u64),
+    /// The node's host is saturated: every message to or from it waits a further uniform
+    /// `0..=extra_ms` (0 ends it). Its messages come late, none is lost: a merely slow peer
+    /// must not be removed, nor lose its links for long (the scenarios check it).
+    Slow {
+        /// The slow node.
+        node: NodeRef,
+        /// Most extra delay per message, each way.
+        extra_ms: u64,
+    },
     /// The simulator, playing a lying peer, sends a `DEAD_REPORT` accusing peer `peer` (alive)
     /// to seed `seed`. The accused must never be removed for it.
     Lie {

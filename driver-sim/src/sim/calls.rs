@@ -70,6 +70,13 @@ impl World {
         if n.tail > 0.0 && self.rng.chance(n.tail) {
             l += self.rng.below(n.tail_ms + 1);
         }
+        if !self.slow.is_empty() {
+            for &(node, extra) in &self.slow {
+                if node == a || node == b {
+                    l += self.rng.below(extra + 1);
+                }
+            }
+        }
         l.max(1)
     }
 

@@ -96,6 +96,8 @@ struct World {
     link_salt: u64,
     net: NetConfig,
     part: Option<PartState>,
+    /// Slow nodes and their most extra delay per message (see [`FaultKind::Slow`]).
+    slow: Vec<(u32, u64)>,
     trace: u64,
     events: u64,
     checker: Checker,
@@ -230,6 +232,7 @@ impl<A: Actor> Sim<A> {
             link_salt: mix64(cfg.seed ^ 0x6c69_6e6b_0002),
             net: cfg.net.clone(),
             part: None,
+            slow: Vec::new(),
             trace: mix64(cfg.seed),
             events: 0,
             checker: Checker::new(&cfg),
