@@ -136,6 +136,15 @@ pub enum FaultKind {
     SetDup(f64),
     /// The network's per-message jitter changes.
     SetJitter(u64),
+    /// The node's host is saturated: every message to or from it waits a further uniform
+    /// `0..=extra_ms` (0 ends it). Its messages come late, none is lost: a merely slow peer
+    /// must not be removed, nor lose its links for long (the scenarios check it).
+    Slow {
+        /// The slow node.
+        node: NodeRef,
+        /// Most extra delay per message, each way.
+        extra_ms: u64,
+    },
     /// The simulator, playing a lying peer, sends a `DEAD_REPORT` accusing peer `peer` (alive)
     /// to seed `seed`. The accused must never be removed for it.
     Lie {
@@ -304,6 +313,15 @@ impl SimConfig {
         self.join_start_ms + u64::from(j) * self.join_window_ms / u64::from(self.peers)
     }
 
+    /// How long a lost message can weigh on a removal (promise 4): a live peer's removal is
+    /// excused only if a message on its links was lost, stopped or late at most this long
+    /// before. A removal needs the seeds' own probes of the peer to fail within a vote round
+    /// before it commits, so losses that caused it are recent; twice a detection (see
+    /// [`liveness_bound_ms`]) leaves room for a detector's slow suspicion and a retried round.
+    pub fn loss_window_ms(&self) -> u64 {
+        2 * detection_ms(&self.settings) + 4 * self.net.max_latency_ms()
+    }
+
     /// The liveness bound after healing (see [`liveness_bound_ms`]).
     pub fn liveness_bound_ms(&self) -> u64 {
         liveness_bound_ms(&self.settings, self.seeds, self.peers, &self.net)
@@ -398,15 +416,7 @@ pub fn flood_time_ms(_s: &Settings, peers: u32, net: &NetConfig) -> u64 {
 ///
 /// With the default settings, 5 seeds, 50 peers and a 5 ms network this is 113.3 s.
 pub fn liveness_bound_ms(s: &Settings, seeds: u32, peers: u32, net: &NetConfig) -> u64 {
-    // The first probe comes within two rounds (a neighbour's own PING lets one round skip
-    // it); each miss is two silent tries, and a miss is probed again within half a round.
-    let misses = u64::from(s.probe_misses.max(1));
-    let detect = 2 * s.probe_interval_ms
-        + 2 * s.probe_timeout_ms
-        + (misses - 1) * (s.probe_interval_ms / 2 + 2 * s.probe_timeout_ms)
-        + s.suspect_timeout_ms
-        + s.vote_timeout_ms
-        + s.request_timeout_ms;
+    let detect = detection_ms(s);
     let rejoin = u64::from(seeds) * s.peer_list_refresh_ms
         + s.register_timeout_ms
         + s.register_retry_max_ms
@@ -421,6 +431,19 @@ pub fn liveness_bound_ms(s: &Settings, seeds: u32, peers: u32, net: &NetConfig) 
     2 * detect + rejoin + converge + repair + 20 * net.max_latency_ms()
 }
 
+/// `detect` of [`liveness_bound_ms`]: from a crash to the removal's commit, at the most.
+fn detection_ms(s: &Settings) -> u64 {
+    // The first probe comes within two rounds (a neighbour's own PING lets one round skip
+    // it); each miss is two silent tries, and a miss is probed again within half a round.
+    let misses = u64::from(s.probe_misses.max(1));
+    2 * s.probe_interval_ms
+        + 2 * s.probe_timeout_ms
+        + (misses - 1) * (s.probe_interval_ms / 2 + 2 * s.probe_timeout_ms)
+        + s.suspect_timeout_ms
+        + s.vote_timeout_ms
+        + s.request_timeout_ms
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -429,6 +452,11 @@ mod tests {
     fn bound_with_defaults_is_as_documented() {
         let b = liveness_bound_ms(&Settings::default(), 5, 50, &NetConfig::default());
         assert_eq!(b, 113_300);
+    }
+
+    #[test]
+    fn loss_window_with_defaults_is_as_documented() {
+        assert_eq!(SimConfig::new(1, 5, 50).loss_window_ms(), 18_420);
     }
 
     #[test]

@@ -156,6 +156,15 @@ fn summary(h: &mut String, rec: &Recording) {
     row(h, "false removals", &r.false_removals.to_string());
     row(
         h,
+        "promise 4 guarded",
+        &format!(
+            "{} peers, {:.1} % of their time up",
+            r.promise4_peers,
+            100.0 * r.promise4_share
+        ),
+    );
+    row(
+        h,
         "degree mean / max, power-law alpha",
         &format!(
             "{:.2} / {}, {}",

@@ -84,6 +84,11 @@ pub struct Report {
     pub detection_ms_p99: Option<u64>,
     /// Removal commits of live peers that never crashed.
     pub false_removals: u64,
+    /// Peers promise 4 ("no live peer removed") guarded for some time of the run: up, never
+    /// crashed, and no message on their links lost within the loss window before.
+    pub promise4_peers: u64,
+    /// The share of the peers' time up during which promise 4 guarded them.
+    pub promise4_share: f64,
     /// Promises broken (see `violations`).
     pub invariant_violations: u64,
     /// The first violations, in words.
@@ -213,6 +218,8 @@ impl Report {
             detection_ms_p50: m.detection_percentile(0.5),
             detection_ms_p99: m.detection_percentile(0.99),
             false_removals: m.false_removals,
+            promise4_peers: m.promise4_peers,
+            promise4_share: m.promise4_share,
             invariant_violations: m.violation_count,
             violations: m.violations.clone(),
             degree_max: degrees.iter().copied().max().unwrap_or(0),
@@ -248,7 +255,8 @@ impl Report {
              events {} ({:.2} M/s{}) · trace hash {}\n\
              gossip: {} generated · delivered {}/{} ({:.4}) · overhead {:.4} · hops max {} (overlay eccentricity {}{})\n\
              overlay: {} live peers · largest component {} · degree mean {:.2} max {} · power-law alpha {}\n\
-             failures: {} peers crashed · {} removed by quorum · detection p50 {} ms p99 {} ms · false removals {} · messages lost {}\n",
+             failures: {} peers crashed · {} removed by quorum · detection p50 {} ms p99 {} ms · false removals {} · messages lost {}\n\
+             promise 4 (no live peer removed) guarded {} peers, {:.1} % of their time up\n",
             self.seed,
             self.seeds,
             self.peers,
@@ -279,6 +287,8 @@ impl Report {
             opt(self.detection_ms_p99),
             self.false_removals,
             self.messages_lost,
+            self.promise4_peers,
+            100.0 * self.promise4_share,
         );
         s += &format!(
             "dissemination: payload {:.3} per receiver · {:.0} lines ({:.0} control) and {:.0} bytes per broadcast · last delivery p50 {} ms p99 {} ms · repaired {}\n",

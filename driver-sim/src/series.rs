@@ -196,7 +196,7 @@ impl Recorder {
         if let Some(kinds) = sim.requests_by_kind() {
             self.last_kinds.resize(kinds.len(), 0);
             for (k, (&now_n, last_n)) in kinds.iter().zip(&mut self.last_kinds).enumerate() {
-                let sent = now_n - *last_n;
+                let sent = now_n.saturating_sub(*last_n);
                 *last_n = now_n;
                 if sent == 0 && !s.requests_per_s.contains_key(REQUEST_KINDS[k]) {
                     continue;
@@ -396,7 +396,7 @@ pub struct Window {
 /// A moment something happened to one node.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Moment {
-    /// `peer crash`, `peer restart`, `lie` or `forgery`.
+    /// `peer crash`, `peer restart`, `slow host`, `host fast again`, `lie` or `forgery`.
     pub kind: &'static str,
     /// When (simulated ms).
     pub at_ms: u64,
@@ -487,6 +487,14 @@ impl Timeline {
                         }
                     }
                 }
+                FaultKind::Slow { extra_ms, .. } => t.moments.push(Moment {
+                    kind: if *extra_ms > 0 {
+                        "slow host"
+                    } else {
+                        "host fast again"
+                    },
+                    at_ms: at,
+                }),
                 FaultKind::Lie { .. } => t.moments.push(Moment {
                     kind: "lie",
                     at_ms: at,

@@ -27,7 +27,7 @@ struct Cli {
 enum Cmd {
     /// Make a lab: hosts h1..hN (or the names given), each with its own address.
     Up {
-        /// The lab's name: its namespaces are gnh-<name>-<host>. An earlier lab of this name
+        /// The lab's name: its namespaces are `gnh-<name>-<host>`. An earlier lab of this name
         /// is removed first.
         #[arg(long, default_value = "demo")]
         name: String,

@@ -1,6 +1,8 @@
 //! `sim`: runs a whole cluster in memory, in virtual time, from one seed, with injected faults,
 //! checking the promises after every event; prints a summary (or one JSON object with
-//! `--json`) and, if a promise broke, the line that replays the run. See `docs/SIMULATOR.md`.
+//! `--json`) and, if a promise broke, the line that replays the run. `--html FILE` and
+//! `--json FILE` write the run over time (a page with plots; the numbers behind them), and a
+//! long run shows its progress on stderr unless `--quiet`. See `docs/SIMULATOR.md`.
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;

@@ -52,6 +52,21 @@ pub struct PeerGhost {
     pub crashed_ever: bool,
     /// A message on one of its links was lost, stopped or late (ever).
     pub lossy: bool,
+    /// When a message on one of its links was last lost, stopped or late. A removal within
+    /// the loss window after it is excused (promise 4).
+    pub last_loss_ms: Option<u64>,
+    /// Promise 4 never judges this peer (its links were faulted at times the checker cannot
+    /// see: a multi-host run's log).
+    pub excused: bool,
+    /// Time it spent under promise 4 so far (up, never crashed, no loss in the window
+    /// before), not counting the current stretch.
+    pub checked_ms: u64,
+    /// Start of the current stretch under promise 4 (may lie ahead: a loss window's end).
+    pub checked_from: Option<u64>,
+    /// Time it spent up so far, not counting the current stretch, and when that began.
+    pub up_ms: u64,
+    /// When the current instance started.
+    pub up_since: Option<u64>,
     /// The incarnation the current instance was admitted at.
     pub incarnation: Option<u64>,
     /// Overlay neighbours (node ids), from `NeighbourAdded` / `NeighbourDropped`.
@@ -121,6 +136,26 @@ pub(super) struct Ghost {
     pub(super) repaired: u64,
     /// Per gossip (dense id): when its last first-time delivery so far happened.
     pub(super) last_delivery: Vec<u64>,
+    /// How long after a loss on its links a peer's removal is excused (promise 4).
+    pub(super) loss_window_ms: u64,
+}
+
+impl PeerGhost {
+    /// Closes the current stretch under promise 4 at `now`.
+    fn stop_checking(&mut self, now: u64) {
+        if let Some(from) = self.checked_from.take() {
+            self.checked_ms += now.saturating_sub(from);
+        }
+    }
+
+    /// Time under promise 4 and time up, until `now`.
+    pub fn checked_and_up_ms(&self, now: u64) -> (u64, u64) {
+        let open = |since: Option<u64>| since.map_or(0, |s| now.saturating_sub(s));
+        (
+            self.checked_ms + open(self.checked_from),
+            self.up_ms + open(self.up_since),
+        )
+    }
 }
 
 /// The `timestamp` the bytes of a gossip-plane line are measured with: a time of the run
@@ -128,8 +163,9 @@ pub(super) struct Ghost {
 const LINE_TS: f64 = 1_767_225_600.125;
 
 impl Ghost {
-    pub(super) fn new(addrs: Addrs) -> Ghost {
+    pub(super) fn new(addrs: Addrs, loss_window_ms: u64) -> Ghost {
         Ghost {
+            loss_window_ms,
             addrs,
             seed_up: vec![false; addrs.seeds as usize],
             seed_pl: vec![BTreeMap::new(); addrs.seeds as usize],
@@ -174,9 +210,15 @@ impl Ghost {
     }
 
     /// Node `node` started (first start or restart): a fresh instance.
-    pub(super) fn started(&mut self, node: u32) {
+    pub(super) fn started(&mut self, now: u64, node: u32) {
+        let window = self.loss_window_ms;
         if let Some(j) = self.peer_ix(node) {
             let p = &mut self.peers[j];
+            p.up_since = Some(now);
+            if !p.crashed_ever && !p.excused {
+                let clear = p.last_loss_ms.map_or(now, |l| now.max(l + window));
+                p.checked_from = Some(clear);
+            }
             p.alive = true;
             p.life += 1;
             p.incarnation = None;
@@ -210,6 +252,10 @@ impl Ghost {
             .filter_map(|&n| self.peer_ix(n).map(|k| (n, self.peers[k].life)))
             .collect();
         let p = &mut self.peers[j];
+        p.stop_checking(now);
+        if let Some(since) = p.up_since.take() {
+            p.up_ms += now.saturating_sub(since);
+        }
         p.alive = false;
         p.crashed_ever = true;
         let rec = CrashRecord {
@@ -229,11 +275,28 @@ impl Ghost {
 
     /// A message between `a` and `b` was lost, stopped by a partition, or late.
     #[inline]
-    pub(super) fn link_lost(&mut self, a: u32, b: u32) {
+    pub(super) fn link_lost(&mut self, now: u64, a: u32, b: u32) {
+        let window = self.loss_window_ms;
         for n in [a, b] {
             if let Some(j) = self.peer_ix(n) {
-                self.peers[j].lossy = true;
+                let p = &mut self.peers[j];
+                p.lossy = true;
+                p.last_loss_ms = Some(now);
+                if p.checked_from.is_some() {
+                    p.stop_checking(now);
+                    p.checked_from = Some(now + window);
+                }
             }
+        }
+    }
+
+    /// Promise 4 never judges peer node `node` (see [`PeerGhost::excused`]).
+    pub(super) fn excuse(&mut self, node: u32) {
+        if let Some(j) = self.peer_ix(node) {
+            let p = &mut self.peers[j];
+            p.excused = true;
+            p.checked_from = None;
+            p.checked_ms = 0;
         }
     }
 

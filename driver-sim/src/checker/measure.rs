@@ -45,6 +45,11 @@ pub struct Measured {
     pub detection_ms: Vec<u64>,
     /// Removal commits of live peers that never crashed.
     pub false_removals: u64,
+    /// Peers promise 4 guarded for some time (up, never crashed, no loss on their links
+    /// within the loss window before).
+    pub promise4_peers: u64,
+    /// The share of the peers' time up during which promise 4 guarded them.
+    pub promise4_share: f64,
     /// Violations found in all, and the first ones in words.
     pub violation_count: u64,
     /// The first violations, in words.
@@ -90,9 +95,16 @@ impl Measured {
 }
 
 impl Checker {
-    /// Measures the run so far. `min_degree` is where the power-law fit starts.
-    pub fn measure(&self, min_degree: u32) -> Measured {
+    /// Measures the run until `now`. `min_degree` is where the power-law fit starts.
+    pub fn measure(&self, now: u64, min_degree: u32) -> Measured {
         let g = &self.ghost;
+        let (mut checked_ms, mut up_ms, mut promise4_peers) = (0u64, 0u64, 0u64);
+        for p in &g.peers {
+            let (checked, up) = p.checked_and_up_ms(now);
+            checked_ms += checked;
+            up_ms += up;
+            promise4_peers += u64::from(checked > 0);
+        }
         let ov = Overlay::build(g);
         let (owed, delivered) = self.dissemination(&ov, None, |_, _, _| {}, false);
         let degrees = ov.degrees();
@@ -129,6 +141,12 @@ impl Checker {
             crashed_peers: g.crashes.len() as u64,
             detection_ms,
             false_removals: self.safety.false_removals,
+            promise4_peers,
+            promise4_share: if up_ms == 0 {
+                0.0
+            } else {
+                checked_ms as f64 / up_ms as f64
+            },
             violation_count: self.violation_count,
             violations: self.violations.iter().map(|v| v.to_string()).collect(),
             powerlaw_alpha: powerlaw_alpha(&degrees, min_degree),

@@ -419,16 +419,24 @@ impl Checker {
             return false;
         }
         self.safety.false_removals += 1;
-        if p.lossy {
+        let window = self.ghost.loss_window_ms;
+        let recent_loss = p
+            .last_loss_ms
+            .is_some_and(|l| now.saturating_sub(l) <= window);
+        if p.excused || recent_loss {
             return false;
         }
+        let last = match p.last_loss_ms {
+            Some(l) => format!("the last loss on its links was {} ms before", now - l),
+            None => "no message on its links was ever lost".to_string(),
+        };
         let name = self.ghost.name(x);
         self.violation(
             now,
             4,
             format!(
-                "{name} (incarnation {incarnation}) removed while up, never crashed, and no \
-                 message on its links was ever lost"
+                "{name} (incarnation {incarnation}) removed while up and never crashed; {last} \
+                 (more than the {window} ms that excuse a removal)"
             ),
         );
         true

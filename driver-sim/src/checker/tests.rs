@@ -15,7 +15,7 @@ fn with_liars(liars: &[u32]) -> (Checker, Addrs) {
     cfg.lying_seeds = liars.to_vec();
     let mut c = Checker::new(&cfg);
     for n in 0..a.nodes() {
-        c.started(n);
+        c.started(0, n);
     }
     (c, a)
 }
@@ -52,7 +52,7 @@ fn degrees_follow_neighbour_events_crashes_and_restarts() {
     c.crashed(2, p);
     assert_eq!(c.degree(0), 0, "a crashed peer keeps no links");
     link(&mut c, p, q, true);
-    c.started(p);
+    c.started(0, p);
     assert_eq!(c.degree(0), 0, "a restarted peer starts with no links");
     for j in 0..a.peers as usize {
         assert_eq!(c.degree(j), c.peers()[j].adj.len(), "peer {j}");
@@ -75,8 +75,19 @@ fn vote(c: &mut Checker, a: &Addrs, voter: u32, peer: u32, inc: u64, kind: Propo
 }
 
 fn change(c: &mut Checker, a: &Addrs, seed: u32, peer: u32, inc: u64, st: Status, votes: &[u32]) {
+    change_at(2, c, a, seed, (peer, inc, st), votes);
+}
+
+fn change_at(
+    now: u64,
+    c: &mut Checker,
+    a: &Addrs,
+    seed: u32,
+    (peer, inc, st): (u32, u64, Status),
+    votes: &[u32],
+) {
     c.on_event(
-        2,
+        now,
         seed,
         &Event::EntryChanged {
             entry: Entry {
@@ -98,7 +109,7 @@ fn certificates_need_real_votes_for_exactly_that_change() {
     change(&mut c, &a, 0, 3, 1, Status::Alive, &[0, 1]);
     assert_eq!(c.violation_count(), 0);
     // A removal backed by register votes: broken (peer 3 lost messages, so only 1).
-    c.link_lost(3, 0);
+    c.link_lost(1, 3, 0);
     change(&mut c, &a, 1, 3, 1, Status::Removed, &[0, 1]);
     assert_eq!(c.violation_count(), 1);
     // One voter listed twice is not a quorum.
@@ -156,7 +167,7 @@ fn dead_report_needs_a_real_verdict() {
     assert_eq!(c.violation_count(), 3, "a real verdict allows the report");
     // A restart forgets the verdict.
     c.crashed(7, det);
-    c.started(det);
+    c.started(0, det);
     c.on_send(det, &report);
     c.end_step(8);
     assert_eq!(c.violation_count(), 4);
@@ -193,7 +204,7 @@ fn gossip_once_per_instance_and_only_if_generated() {
     recv(&mut c, 4);
     assert_eq!(c.violation_count(), 2, "twice");
     c.crashed(3, 4);
-    c.started(4);
+    c.started(3, 4);
     recv(&mut c, 4);
     assert_eq!(
         c.violation_count(),
@@ -218,13 +229,67 @@ fn removing_a_clean_live_peer_is_a_violation_but_not_a_crashed_or_lossy_one() {
     }
     change(&mut c, &a, 0, 3, 1, Status::Removed, &[0, 1]);
     assert_eq!((c.violation_count(), c.false_removals()), (1, 1));
-    c.link_lost(4, 0);
+    c.link_lost(1, 4, 0);
     change(&mut c, &a, 0, 4, 1, Status::Removed, &[0, 1]);
     assert_eq!((c.violation_count(), c.false_removals()), (1, 2));
     c.crashed(10, 5);
     change(&mut c, &a, 0, 5, 1, Status::Removed, &[0, 1]);
     assert_eq!((c.violation_count(), c.false_removals()), (1, 2));
     assert_eq!(c.violations()[0].promise, 4);
+}
+
+#[test]
+fn a_loss_excuses_a_removal_only_within_its_window() {
+    let (mut c, a) = setup();
+    let window = SimConfig::new(1, a.seeds, a.peers).loss_window_ms();
+    for p in [3, 4] {
+        vote(&mut c, &a, 0, p, 1, ProposalKind::Register);
+        vote(&mut c, &a, 1, p, 1, ProposalKind::Register);
+        change(&mut c, &a, 0, p, 1, Status::Alive, &[0, 1]);
+        for s in 0..2 {
+            vote(&mut c, &a, s, p, 1, ProposalKind::Removal);
+        }
+    }
+    c.link_lost(10, 3, 0);
+    c.link_lost(10, 4, 0);
+    change_at(10 + window, &mut c, &a, 0, (3, 1, Status::Removed), &[0, 1]);
+    assert_eq!((c.violation_count(), c.false_removals()), (0, 1));
+    change_at(11 + window, &mut c, &a, 0, (4, 1, Status::Removed), &[0, 1]);
+    assert_eq!((c.violation_count(), c.false_removals()), (1, 2));
+    let v = &c.violations()[0];
+    assert_eq!(v.promise, 4);
+    assert!(
+        v.what.contains(&format!(
+            "last loss on its links was {} ms before",
+            window + 1
+        )),
+        "{}",
+        v.what
+    );
+}
+
+#[test]
+fn promise_4_counts_the_peers_and_the_time_it_guarded() {
+    let (mut c, a) = setup(); // every node up at 0
+    let window = SimConfig::new(1, a.seeds, a.peers).loss_window_ms();
+    let end = 100 + window + 1_000;
+    c.link_lost(100, 3, 0); // peer 0: guarded 0..100 and from 100 + window on
+    c.crashed(500, 4); // peer 1: guarded until its crash, never after its restart
+    c.started(600, 4);
+    c.link_lost(50, 5, 6); // peers 2 and 3: guarded 0..50; a second loss inside the
+    c.link_lost(40 + window, 5, 6); // window starts another, which runs past the end
+    let m = c.measure(end, 2);
+    assert_eq!(m.promise4_peers, 4, "every peer was guarded for some time");
+    let up = 4 * end - 100; // peer 1 was down 500..600
+    let guarded = (100 + 1_000) + 500 + 2 * 50;
+    assert!(
+        (m.promise4_share - guarded as f64 / up as f64).abs() < 1e-9,
+        "{} vs {guarded}/{up}",
+        m.promise4_share
+    );
+    c.excuse(3);
+    let m = c.measure(end, 2);
+    assert_eq!(m.promise4_peers, 3, "an excused peer is never guarded");
 }
 
 #[test]

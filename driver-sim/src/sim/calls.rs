@@ -70,6 +70,13 @@ impl World {
         if n.tail > 0.0 && self.rng.chance(n.tail) {
             l += self.rng.below(n.tail_ms + 1);
         }
+        if !self.slow.is_empty() {
+            for &(node, extra) in &self.slow {
+                if node == a || node == b {
+                    l += self.rng.below(extra + 1);
+                }
+            }
+        }
         l.max(1)
     }
 
@@ -122,7 +129,7 @@ impl World {
         let c = &self.calls[call as usize];
         if at > c.deadline {
             let (a, b) = (c.from, c.to);
-            self.checker.link_lost(a, b);
+            self.checker.link_lost(self.q.now(), a, b);
             self.messages_lost += 1;
             self.arm_timeout(call);
         } else {
@@ -183,7 +190,7 @@ impl World {
             return;
         }
         if self.blocked(from, to, false) || self.lost() {
-            self.checker.link_lost(from, to);
+            self.checker.link_lost(self.q.now(), from, to);
             self.messages_lost += 1;
             self.arm_timeout(call);
             self.free_if_finished(call);
@@ -200,7 +207,7 @@ impl World {
             },
         );
         if at > deadline {
-            self.checker.link_lost(from, to);
+            self.checker.link_lost(self.q.now(), from, to);
             self.arm_timeout(call);
         }
         if self.net.dup > 0.0 && self.rng.chance(self.net.dup) {
@@ -241,7 +248,7 @@ impl World {
             return;
         }
         if self.blocked(node, from, true) || self.lost() {
-            self.checker.link_lost(node, from);
+            self.checker.link_lost(self.q.now(), node, from);
             self.messages_lost += 1;
             self.arm_timeout(call);
             return;

@@ -103,6 +103,13 @@ impl<A: Actor> Sim<A> {
             FaultKind::SetDrop(x) => self.w.net.drop = x.clamp(0.0, 1.0),
             FaultKind::SetDup(x) => self.w.net.dup = x.clamp(0.0, 1.0),
             FaultKind::SetJitter(j) => self.w.net.jitter_ms = j,
+            FaultKind::Slow { node, extra_ms } => {
+                let n = self.id(node);
+                self.w.slow.retain(|(s, _)| *s != n);
+                if extra_ms > 0 {
+                    self.w.slow.push((n, extra_ms));
+                }
+            }
             FaultKind::Lie { peer, seed } => self.lying_report(now, peer, seed),
             FaultKind::Forge { kind, seed, peer } => self.forge(now, kind, seed, peer),
         }

@@ -96,6 +96,8 @@ struct World {
     link_salt: u64,
     net: NetConfig,
     part: Option<PartState>,
+    /// Slow nodes and their most extra delay per message (see [`FaultKind::Slow`]).
+    slow: Vec<(u32, u64)>,
     trace: u64,
     events: u64,
     checker: Checker,
@@ -230,6 +232,7 @@ impl<A: Actor> Sim<A> {
             link_salt: mix64(cfg.seed ^ 0x6c69_6e6b_0002),
             net: cfg.net.clone(),
             part: None,
+            slow: Vec::new(),
             trace: mix64(cfg.seed),
             events: 0,
             checker: Checker::new(&cfg),
@@ -521,7 +524,7 @@ impl<A: Actor> Sim<A> {
             rng_seed,
             unix_ms_at_zero: UNIX_MS_AT_ZERO,
         };
-        self.w.checker.started(node);
+        self.w.checker.started(now, node);
         match A::start(self.w.addrs.is_seed(node), init) {
             Ok(a) => {
                 let actor = slot.actor.insert(a);
@@ -584,7 +587,10 @@ impl<A: Actor> Sim<A> {
                 .then(|| cfg.liveness_bound_ms()),
             forged_sent: self.w.forged_sent.clone(),
         };
-        Report::new(run, self.w.checker.measure(cfg.settings.min_degree))
+        Report::new(
+            run,
+            self.w.checker.measure(self.now(), cfg.settings.min_degree),
+        )
     }
 
     /// Whether the run reached the liveness bound (so promises 6–7 were checked).

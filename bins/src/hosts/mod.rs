@@ -21,18 +21,22 @@
 //! the veths, the bridge and the rules with them.
 //!
 //! The machine's own namespace cannot reach the hosts, so a client that must talk to a node
-//! from outside (the test suite's status queries) goes through a [`relay`]: a small server run
+//! from outside (the test suite's status queries) goes through a relay ([`serve_relay`]): a small server run
 //! inside a host namespace that forwards one request line from a Unix socket (a file, which
 //! every namespace sees) to a node and returns the reply line.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::io::Write;
+use std::net::Ipv4Addr;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+
+mod flood;
+mod relay;
+
+pub use flood::{flood, FloodReport};
+pub use relay::{relay_connect, serve_relay, RELAY_ERROR};
 
 /// Every namespace a lab makes starts with this.
 pub const NAME_PREFIX: &str = "gnh-";
@@ -696,224 +700,6 @@ pub fn check_capability() -> Result<(), String> {
         format!("cannot make network namespaces, veths, a bridge and an nftables bridge table: {e}")
     })?;
     lab.remove()
-}
-
-// ----- the relay ----------------------------------------------------------------------------
-
-/// What a relay answers instead of a reply line when it could not get one.
-pub const RELAY_ERROR: &str = "#relay-error: ";
-
-/// Runs a relay on the Unix socket `socket` until the process is killed: each connection
-/// sends one header line `<ip:port> <timeout ms>`, then one request line; the relay sends the
-/// request to that node from this namespace on a fresh TCP connection and answers with the
-/// node's reply line (at most `max_reply` bytes), or with a line starting [`RELAY_ERROR`].
-pub fn serve_relay(socket: &Path, max_reply: u64) -> Result<(), String> {
-    let _ = std::fs::remove_file(socket);
-    let listener = UnixListener::bind(socket)
-        .map_err(|e| format!("cannot listen on {}: {e}", socket.display()))?;
-    for conn in listener.incoming() {
-        let Ok(conn) = conn else { continue };
-        std::thread::spawn(move || {
-            let mut out = match conn.try_clone() {
-                Ok(o) => o,
-                Err(_) => return,
-            };
-            let reply = relay_one(conn, max_reply).unwrap_or_else(|e| {
-                let mut line = format!("{RELAY_ERROR}{e}").into_bytes();
-                line.retain(|b| *b != b'\n');
-                line.push(b'\n');
-                line
-            });
-            let _ = out.write_all(&reply);
-        });
-    }
-    Ok(())
-}
-
-fn relay_one(conn: UnixStream, max_reply: u64) -> Result<Vec<u8>, String> {
-    conn.set_read_timeout(Some(Duration::from_secs(10)))
-        .map_err(|e| e.to_string())?;
-    let mut reader = BufReader::new(conn);
-    let mut header = String::new();
-    reader
-        .read_line(&mut header)
-        .map_err(|e| format!("header: {e}"))?;
-    let mut parts = header.split_whitespace();
-    let addr: SocketAddr = parts
-        .next()
-        .and_then(|a| a.parse().ok())
-        .ok_or_else(|| format!("bad header {header:?}"))?;
-    let timeout = Duration::from_millis(
-        parts
-            .next()
-            .and_then(|t| t.parse().ok())
-            .unwrap_or(2000u64)
-            .max(1),
-    );
-    let mut request = Vec::new();
-    reader
-        .read_until(b'\n', &mut request)
-        .map_err(|e| format!("request: {e}"))?;
-    let mut stream = TcpStream::connect_timeout(&addr, timeout)
-        .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
-    stream
-        .set_read_timeout(Some(timeout))
-        .and_then(|()| stream.set_write_timeout(Some(timeout)))
-        .map_err(|e| format!("{addr}: {e}"))?;
-    stream
-        .write_all(&request)
-        .map_err(|e| format!("{addr}: send: {e}"))?;
-    let mut reply = Vec::new();
-    BufReader::new(stream.take(max_reply))
-        .read_until(b'\n', &mut reply)
-        .map_err(|e| format!("{addr}: no reply: {e}"))?;
-    if reply.is_empty() {
-        return Err(format!("{addr} closed without a reply"));
-    }
-    if reply.last() != Some(&b'\n') {
-        reply.push(b'\n');
-    }
-    Ok(reply)
-}
-
-/// Opens a connection through the relay at `socket` to `addr`: the returned stream carries
-/// one request line and then one reply line, as a TCP connection to the node would.
-pub fn relay_connect(
-    socket: &Path,
-    addr: SocketAddr,
-    timeout: Duration,
-) -> Result<UnixStream, String> {
-    let mut s = UnixStream::connect(socket)
-        .map_err(|e| format!("cannot reach the relay {}: {e}", socket.display()))?;
-    // The relay waits up to `timeout` to connect and as long again for the reply.
-    let limit = timeout * 2 + Duration::from_millis(500);
-    s.set_read_timeout(Some(limit))
-        .and_then(|()| s.set_write_timeout(Some(limit)))
-        .map_err(|e| e.to_string())?;
-    s.write_all(format!("{addr} {}\n", timeout.as_millis()).as_bytes())
-        .map_err(|e| format!("relay: {e}"))?;
-    Ok(s)
-}
-
-// ----- the flood ----------------------------------------------------------------------------
-
-/// What a flood achieved against one target.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct FloodReport {
-    /// The node flooded.
-    pub target: Option<SocketAddr>,
-    /// Connections attempted.
-    pub attempted: u64,
-    /// Connections the node still held open after a settling pause (the rest it closed at
-    /// once, or refused).
-    pub held: u64,
-}
-
-impl FloodReport {
-    /// One line: `flood <target> attempted=<n> held=<n>`.
-    pub fn line(&self) -> String {
-        format!(
-            "flood {} attempted={} held={}",
-            self.target
-                .map_or_else(|| "-".to_string(), |t| t.to_string()),
-            self.attempted,
-            self.held
-        )
-    }
-
-    /// Parses [`FloodReport::line`].
-    pub fn parse(line: &str) -> Option<FloodReport> {
-        let mut parts = line.split_whitespace();
-        if parts.next()? != "flood" {
-            return None;
-        }
-        let target = parts.next()?.parse().ok();
-        let mut r = FloodReport {
-            target,
-            ..FloodReport::default()
-        };
-        for p in parts {
-            let (k, v) = p.split_once('=')?;
-            let v: u64 = v.parse().ok()?;
-            match k {
-                "attempted" => r.attempted = v,
-                "held" => r.held = v,
-                _ => {}
-            }
-        }
-        Some(r)
-    }
-}
-
-/// True while the node has not closed `s` (nothing to read and no EOF).
-fn still_open(s: &TcpStream) -> bool {
-    if s.set_nonblocking(true).is_err() {
-        return false;
-    }
-    let mut buf = [0u8; 64];
-    let open = match (&*s).read(&mut buf) {
-        Err(e) => e.kind() == std::io::ErrorKind::WouldBlock,
-        Ok(n) => n > 0,
-    };
-    let _ = s.set_nonblocking(false);
-    open
-}
-
-/// A connection flood from this host: opens `connections` idle connections to each target
-/// and keeps them open, reports (one [`FloodReport::line`] per target on `out`) how many each
-/// target held after a pause, then for `duration` keeps reopening every one the target closed
-/// (each costs the target an accept), and reports again at the end.
-pub fn flood(
-    targets: &[SocketAddr],
-    connections: usize,
-    duration: Duration,
-    out: &mut dyn Write,
-) -> Result<(), String> {
-    let connect = |t: &SocketAddr| TcpStream::connect_timeout(t, Duration::from_millis(500)).ok();
-    let mut held: Vec<Vec<Option<TcpStream>>> = Vec::new();
-    let mut reports = Vec::new();
-    for t in targets {
-        let conns: Vec<Option<TcpStream>> = (0..connections).map(|_| connect(t)).collect();
-        held.push(conns);
-        reports.push(FloodReport {
-            target: Some(*t),
-            attempted: connections as u64,
-            held: 0,
-        });
-    }
-    std::thread::sleep(Duration::from_millis(300));
-    let report = |held: &mut Vec<Vec<Option<TcpStream>>>,
-                  reports: &mut Vec<FloodReport>,
-                  out: &mut dyn Write|
-     -> Result<(), String> {
-        for (conns, r) in held.iter_mut().zip(reports.iter_mut()) {
-            for c in conns.iter_mut() {
-                if c.as_ref().is_some_and(|s| !still_open(s)) {
-                    *c = None;
-                }
-            }
-            r.held = conns.iter().filter(|c| c.is_some()).count() as u64;
-            writeln!(out, "{}", r.line()).map_err(|e| e.to_string())?;
-        }
-        out.flush().map_err(|e| e.to_string())
-    };
-    report(&mut held, &mut reports, out)?;
-    let end = Instant::now() + duration;
-    while Instant::now() < end {
-        for (conns, (t, r)) in held.iter_mut().zip(targets.iter().zip(reports.iter_mut())) {
-            for c in conns.iter_mut() {
-                if c.as_ref().is_some_and(|s| !still_open(s)) {
-                    *c = None;
-                }
-                if c.is_none() {
-                    *c = connect(t);
-                    r.attempted += 1;
-                }
-            }
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    report(&mut held, &mut reports, out)
 }
 
 #[cfg(test)]
