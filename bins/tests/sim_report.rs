@@ -53,7 +53,7 @@ fn html_and_json_files_hold_the_report_and_its_series() {
     assert!(stdout.contains("invariants: all held"), "{stdout}");
     let page = std::fs::read_to_string(&html).expect("the HTML was written");
     assert!(page.starts_with("<!DOCTYPE html>"));
-    assert_eq!(page.matches("<svg").count(), 5);
+    assert_eq!(page.matches("<svg").count(), 7);
     assert!(!page.contains("NaN") && !page.contains("inf"));
     // The command shown leaves out where output went.
     assert!(page.contains("<code>sim --seeds 3 --peers 30"));
@@ -72,6 +72,33 @@ fn html_and_json_files_hold_the_report_and_its_series() {
         assert_eq!(v["series"][key].as_array().map(Vec::len), Some(n), "{key}");
     }
     assert_eq!(v["detection"].as_array().map(Vec::len), Some(3));
+    // Coverage over time: one median and one worst share per offset; the hops histogram
+    // counts every first-time delivery, up to the most hops.
+    let points = v["coverage"]["t_ms"].as_array().map_or(0, Vec::len);
+    assert!(points > 1, "coverage offsets");
+    for key in ["median", "worst"] {
+        assert_eq!(
+            v["coverage"][key].as_array().map(Vec::len),
+            Some(points),
+            "{key}"
+        );
+    }
+    let hops: Vec<u64> = v["hops_histogram"]
+        .as_array()
+        .expect("hops_histogram")
+        .iter()
+        .filter_map(Value::as_u64)
+        .collect();
+    let first = v["series"]["first_deliveries"]
+        .as_array()
+        .and_then(|a| a.last())
+        .and_then(Value::as_u64);
+    assert_eq!(Some(hops.iter().sum::<u64>()), first);
+    assert_eq!(
+        hops.len() as u64,
+        v["hops_max"].as_u64().expect("hops_max") + 1
+    );
+    assert!(page.contains("Gossip coverage (") && page.contains("Hops of first-time"));
     assert!(stdout.contains(v["trace_hash"].as_str().expect("trace_hash")));
     let _ = std::fs::remove_file(html);
     let _ = std::fs::remove_file(json);

@@ -80,6 +80,25 @@ pub fn render(rec: &Recording) -> String {
         "Requests sent per second, by wire type (log scale; a gap is a second without any), \
          and messages lost per second (dropped, stopped by a partition, or late).",
     );
+    h.push_str("<h2>Gossip spread</h2>");
+    figure(
+        &mut h,
+        &coverage_plot(rec),
+        "Coverage: for each gossip, the share of the peers owed it that hold it, against the \
+         time since it was made; the median and the worst over the gossips (the time axis is \
+         logarithmic when the last delivery came more than 20 times later than the median \
+         gossip reached half its peers). \
+         A gossip counts if its origin is up at the end of the run in the instance that made \
+         it; it is owed to the peers up at the end whose instance had a neighbour when it was \
+         made, its origin excepted. In a large run a fixed sample of the gossips is followed \
+         (every k-th made). Dashed: when the median and the worst reach 50 % and 99 %.",
+    );
+    figure(
+        &mut h,
+        &hops_plot(rec),
+        "First-time gossip deliveries by the number of links the gossip travelled to get \
+         there, over every gossip of the run.",
+    );
     h.push_str("<h2>Detection and overlay</h2>");
     figure(
         &mut h,
@@ -419,6 +438,110 @@ fn requests_plot(rec: &Recording) -> Plot {
     p
 }
 
+fn coverage_plot(rec: &Recording) -> Plot {
+    let c = &rec.coverage;
+    let curve = |v: &[f64]| -> Vec<(f64, Option<f64>)> {
+        c.t_ms
+            .iter()
+            .zip(v)
+            .map(|(&t, &y)| (t as f64, Some(y)))
+            .collect()
+    };
+    let mut marks = Vec::new();
+    for (what, at, color) in [
+        ("median 50 %", c.median_50_ms, "#2ca02c"),
+        ("median 99 %", c.median_99_ms, "#1f77b4"),
+        ("worst 50 %", c.worst_50_ms, "#ff7f0e"),
+        ("worst 99 %", c.worst_99_ms, "#d62728"),
+    ] {
+        if let Some(at) = at {
+            marks.push(Mark {
+                label: format!("{what} at {at} ms"),
+                color,
+                x: at as f64,
+                full: true,
+            });
+        }
+    }
+    let sampled = if c.gossips_sampled < c.gossips_made {
+        format!(", a sample of {} made", c.gossips_made)
+    } else {
+        String::new()
+    };
+    let fin = |v: Option<f64>| v.map_or_else(|| "–".to_string(), |v| format!("{v:.3}"));
+    Plot {
+        title: format!(
+            "Gossip coverage ({} gossips{sampled}; at the end: median {}, worst {})",
+            c.gossips_counted,
+            fin(c.final_median),
+            fin(c.final_worst)
+        ),
+        x_label: if c.log_t {
+            "ms since the gossip was made (log)".into()
+        } else {
+            "ms since the gossip was made".into()
+        },
+        y_label: "share of owed peers holding it".into(),
+        log_x: c.log_t,
+        y_include: vec![0.0, 1.0],
+        lines: vec![
+            Line {
+                step: true,
+                ..Line::new("median over gossips", PALETTE[0], curve(&c.median))
+            },
+            Line {
+                step: true,
+                ..Line::new("worst gossip", PALETTE[3], curve(&c.worst))
+            },
+        ],
+        marks,
+        empty_note: if c.gossips_counted == 0 {
+            "no gossip owed to any peer".into()
+        } else {
+            "no gossip delivered".into()
+        },
+        ..Plot::default()
+    }
+}
+
+fn hops_plot(rec: &Recording) -> Plot {
+    let h = &rec.hops_histogram;
+    let total: u64 = h.iter().sum();
+    let first = h.iter().position(|&n| n > 0);
+    let last = h.iter().rposition(|&n| n > 0);
+    let mode = h
+        .iter()
+        .enumerate()
+        .max_by_key(|&(i, &n)| (n, std::cmp::Reverse(i)))
+        .filter(|&(_, &n)| n > 0)
+        .map(|(i, _)| i);
+    let title = match (mode, last) {
+        (Some(m), Some(l)) => format!(
+            "Hops of first-time deliveries ({total} deliveries; most often {m}, at most {l})"
+        ),
+        _ => "Hops of first-time deliveries".into(),
+    };
+    let pts = match (first, last) {
+        (Some(a), Some(z)) => (a..=z).map(|i| (i as f64, Some(h[i] as f64))).collect(),
+        _ => Vec::new(),
+    };
+    Plot {
+        title,
+        x_label: "hops (links travelled)".into(),
+        y_label: "first-time deliveries".into(),
+        y_include: vec![0.0],
+        x_range: first
+            .zip(last)
+            .map(|(a, z)| (a as f64 - 0.5, z as f64 + 0.5)),
+        lines: vec![Line {
+            bars: true,
+            ..Line::new("first-time deliveries", PALETTE[0], pts)
+        }],
+        empty_note: "no gossip delivered".into(),
+        ..Plot::default()
+    }
+}
+
 fn detection_plot(rec: &Recording) -> Plot {
     let n = rec.detection.len();
     let mut took: Vec<u64> = rec
@@ -598,6 +721,7 @@ mod tests {
     fn record(cfg: SimConfig) -> (Recording, u64) {
         let mut sim: Sim = Sim::new(cfg).expect("a valid config");
         sim.count_requests(true);
+        sim.record_spread(true);
         let mut rec = Recorder::new();
         let report = sim.run_observed(100, |s| rec.observe(s));
         let hash = sim.trace_hash();
@@ -668,12 +792,12 @@ mod tests {
         let (rec, _) = record(faulty());
         let page = render(&rec);
         assert_eq!(unbalanced(&page), Vec::<String>::new());
-        assert_eq!(page.matches("<svg").count(), 5);
-        assert_eq!(page.matches("</svg>").count(), 5);
+        assert_eq!(page.matches("<svg").count(), 7);
+        assert_eq!(page.matches("</svg>").count(), 7);
         for bad in ["NaN", "inf", "http://", "https://", "<script"] {
             let hits = page.matches(bad).count();
             // The one URL allowed is the SVG namespace, which browsers never fetch.
-            let allowed = if bad == "http://" { 5 } else { 0 };
+            let allowed = if bad == "http://" { 7 } else { 0 };
             assert_eq!(hits, allowed, "{bad} in the page");
         }
         for title in [
@@ -682,6 +806,11 @@ mod tests {
             "Requests per second by type",
             "Detection latency (2 of 2 crashed peers removed)",
             "Degree distribution",
+            "Gossip coverage (",
+            "Hops of first-time deliveries (",
+            "<title>median over gossips</title></path>",
+            "<title>worst gossip</title></path>",
+            "<title>first-time deliveries: ",
             "partition",
             "peer crash",
         ] {
@@ -708,7 +837,122 @@ mod tests {
             Some(n)
         );
         assert_eq!(v["promises"].as_array().map(Vec::len), Some(9));
+        let points = rec.coverage.t_ms.len();
+        assert!(points > 1 && points <= crate::series::COVERAGE_POINTS);
+        for key in ["t_ms", "median", "worst"] {
+            assert_eq!(
+                v["coverage"][key].as_array().map(Vec::len),
+                Some(points),
+                "{key}"
+            );
+        }
+        assert_eq!(
+            v["hops_histogram"].as_array().map(Vec::len),
+            Some(rec.report.hops_max as usize + 1)
+        );
         assert_eq!(v["detection"].as_array().map(Vec::len), Some(2));
+    }
+
+    /// The coverage curves and the hops histogram agree with the run's own counts.
+    fn check_spread(rec: &Recording) {
+        let c = &rec.coverage;
+        let r = &rec.report;
+        // A small run follows every gossip; those counted are owed exactly what the report
+        // says (one overlay component at the end: its restriction to the origin's changes
+        // nothing).
+        assert_eq!(c.gossips_made, r.gossip_generated);
+        assert_eq!(c.gossips_sampled, c.gossips_made);
+        assert!(c.gossips_counted > 0 && c.gossips_counted <= c.gossips_made);
+        assert_eq!((c.delivered, c.owed), (r.delivered, r.owed));
+        // Every first-time delivery has its bar.
+        let hops: u64 = rec.hops_histogram.iter().sum();
+        assert_eq!(Some(&hops), rec.series.first_deliveries.last());
+        assert_eq!(rec.hops_histogram.len(), r.hops_max as usize + 1);
+        assert!(rec.hops_histogram.last().is_some_and(|&n| n > 0));
+        // The curves: one value per offset, offsets rising, shares rising and between 0
+        // and 1, the worst never above the median, and they end at the final shares.
+        let n = c.t_ms.len();
+        assert_eq!((c.median.len(), c.worst.len()), (n, n));
+        assert!(c.t_ms.windows(2).all(|w| w[0] < w[1]));
+        for v in [&c.median, &c.worst] {
+            assert!(v.windows(2).all(|w| w[0] <= w[1]));
+            assert!(v.iter().all(|&y| (0.0..=1.0).contains(&y)));
+        }
+        assert!(c.worst.iter().zip(&c.median).all(|(w, m)| w <= m));
+        assert_eq!(c.median.last().copied(), c.final_median);
+        assert_eq!(c.worst.last().copied(), c.final_worst);
+        // The share delivered over all is the owed-weighted mean of the gossips' final
+        // shares: it lies between the worst and the best.
+        let ratio = r.delivered as f64 / r.owed as f64;
+        let worst = c.final_worst.expect("gossips counted");
+        assert!(worst <= ratio + 1e-12, "worst {worst}, delivered {ratio}");
+        // The times read off agree with the curves.
+        for (curve, q, at) in [
+            (&c.median, 0.5, c.median_50_ms),
+            (&c.median, 0.99, c.median_99_ms),
+            (&c.worst, 0.5, c.worst_50_ms),
+            (&c.worst, 0.99, c.worst_99_ms),
+        ] {
+            for (&t, &y) in c.t_ms.iter().zip(curve) {
+                assert_eq!(y >= q, at.is_some_and(|a| t >= a), "{q} at {t} ms: {y}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_coverage_and_the_hops_agree_with_the_delivery_counts() {
+        let (rec, _) = record(faulty());
+        check_spread(&rec);
+        let mut c = SimConfig::new(4, 3, 40);
+        c.settings.max_gossip = 2;
+        let (rec, _) = record(c);
+        check_spread(&rec);
+        // Without faults every gossip reaches every peer owed it, within a few hops.
+        let c = &rec.coverage;
+        assert_eq!(c.gossips_counted, 80);
+        assert_eq!((c.final_median, c.final_worst), (Some(1.0), Some(1.0)));
+        assert_eq!(rec.report.delivered_ratio, 1.0);
+        assert!(c.median_99_ms.is_some() && c.worst_99_ms >= c.median_99_ms);
+        assert!(!c.log_t, "deliveries within a few latencies");
+        assert_eq!(c.t_ms.first(), Some(&0));
+        assert_eq!(
+            rec.hops_histogram.first(),
+            Some(&0),
+            "nobody gets it 0 links away"
+        );
+    }
+
+    #[test]
+    fn a_long_tail_of_coverage_is_drawn_on_a_log_axis() {
+        let mut c = SimConfig::new(4, 3, 20);
+        c.settings.max_gossip = 1;
+        let (mut rec, _) = record(c);
+        // A tail out to 10 s, as repair after a partition would make.
+        let cov = &mut rec.coverage;
+        cov.log_t = true;
+        cov.t_ms = vec![5, 50, 500, 10_000];
+        cov.median = vec![0.1, 0.9, 0.95, 1.0];
+        cov.worst = vec![0.0, 0.5, 0.8, 1.0];
+        cov.worst_99_ms = Some(10_000);
+        let svg = coverage_plot(&rec).render();
+        assert!(svg.contains("ms since the gossip was made (log)"));
+        for tick in [">1<", ">10<", ">100<", ">1000<", ">10k<"] {
+            assert!(svg.contains(tick), "no tick {tick}");
+        }
+        assert!(svg.contains("worst 99 % at 10000 ms"));
+        assert_eq!(unbalanced(&svg), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_run_without_recorded_spread_says_so() {
+        let mut sim: Sim = Sim::new(SimConfig::new(2, 3, 12)).expect("a valid config");
+        let mut rec = Recorder::new();
+        let report = sim.run_observed(100, |s| rec.observe(s));
+        let rec = rec.finish(&sim, &report, "");
+        assert!(rec.coverage.t_ms.is_empty() && rec.hops_histogram.is_empty());
+        let page = render(&rec);
+        assert!(page.contains("no gossip delivered"));
+        assert_eq!(unbalanced(&page), Vec::<String>::new());
     }
 
     #[test]

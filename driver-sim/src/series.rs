@@ -2,10 +2,11 @@
 //! ([`Recorder`]), and after the run the fault timeline, every crash's detection and the
 //! promises' outcome ([`Recording`]).
 //!
-//! Nothing here runs per event. The recorder looks at the simulator between steps of
-//! [`crate::Sim::run_observed`] (the ghost state the checker keeps anyway), and the one count
-//! the simulator adds for it, requests by kind, is kept only when asked for
-//! ([`crate::Sim::count_requests`]). A run without a report asked for pays nothing.
+//! Little here runs per event. The recorder looks at the simulator between steps of
+//! [`crate::Sim::run_observed`] (the ghost state the checker keeps anyway); what the
+//! simulator adds for it, requests by kind ([`crate::Sim::count_requests`]) and when gossip
+//! spread ([`Spread`], [`crate::Sim::record_spread`]), is kept only when asked for. A run
+//! without a report asked for pays nothing.
 
 use std::collections::BTreeMap;
 
@@ -13,6 +14,7 @@ use gossip_core::msg::{Message, Status};
 use serde::Serialize;
 
 use crate::actor::Actor;
+use crate::checker::Checker;
 use crate::config::{FaultKind, NodeRef, PartitionKind, SimConfig};
 use crate::report::Report;
 use crate::sim::Sim;
@@ -129,7 +131,8 @@ impl Recorder {
     /// [`Recorder::observe`]; calls in between are ignored.
     pub const EVERY_MS: u64 = 1_000;
 
-    /// A recorder for a run starting at time 0. Call [`Sim::count_requests`] before the run.
+    /// A recorder for a run starting at time 0. Call [`Sim::count_requests`] and
+    /// [`Sim::record_spread`] before the run.
     pub fn new() -> Recorder {
         Recorder::default()
     }
@@ -275,6 +278,10 @@ impl Recorder {
                 *degrees.entry(c.degree(j) as u32).or_insert(0u32) += 1;
             }
         }
+        let (coverage, hops_histogram) = match sim.spread() {
+            Some(sp) => (sp.coverage(c), sp.hops().to_vec()),
+            None => (Coverage::default(), Vec::new()),
+        };
         Recording {
             report: report.clone(),
             command: command.to_string(),
@@ -285,6 +292,8 @@ impl Recorder {
             timeline: Timeline::of(cfg, end_ms),
             detection,
             degree_histogram: degrees.into_iter().collect(),
+            coverage,
+            hops_histogram,
         }
     }
 }
@@ -578,6 +587,281 @@ pub struct Recording {
     pub detection: Vec<Detection>,
     /// `(degree, live peers with it)` in the final overlay, by degree.
     pub degree_histogram: Vec<(u32, u32)>,
+    /// How fast gossip reached the peers it was owed to.
+    pub coverage: Coverage,
+    /// First-time gossip deliveries by the links they travelled: entry `h` counts those of
+    /// `h` hops (entry [`Spread::MAX_HOPS`] also those of more). Its sum is the run's
+    /// first-time deliveries (a repeat that breaks promise 3 would count here too).
+    pub hops_histogram: Vec<u64>,
+}
+
+/// When gossip spread, kept during a run for the report (only when asked for:
+/// [`Sim::record_spread`]): the hop count of every first-time delivery, and for a sample of
+/// the gossips, when each peer first got it.
+///
+/// Memory is bounded: every `stride`-th gossip (by the order they were made) is followed,
+/// at most `SPREAD_CELLS / peers` of them, with one `u32` per peer each, 16 MiB at most
+/// (10,000 peers: 419 gossips). A run whose gossips all fit is followed in full.
+#[derive(Debug)]
+pub struct Spread {
+    seeds: u32,
+    peers: usize,
+    /// Gossip ids that are multiples of `stride` are followed ...
+    stride: u32,
+    /// ... the first `cap` of them.
+    cap: usize,
+    /// Per followed gossip (`id / stride`): per peer index, ms from its making to that peer's
+    /// latest first-time receipt (`u32::MAX`: none). Allocated at its first receipt.
+    got: Vec<Vec<u32>>,
+    /// First-time deliveries by hops.
+    hops: Vec<u64>,
+}
+
+/// At most this many (gossip, peer) cells are kept by a [`Spread`].
+const SPREAD_CELLS: usize = 4 << 20;
+
+/// Points of the coverage curves.
+pub const COVERAGE_POINTS: usize = 100;
+
+impl Coverage {
+    /// Offsets are log-spaced when the last delivery came this many times later than the
+    /// median gossip reached half its peers.
+    pub const LOG_SPAN: f64 = 20.0;
+}
+
+impl Spread {
+    /// Hop counts from here on share the last bucket (the count comes off the wire).
+    pub const MAX_HOPS: u32 = 1_000;
+
+    /// A record for a run of `cfg`, empty.
+    pub fn new(cfg: &SimConfig) -> Spread {
+        let peers = cfg.peers as usize;
+        let cap = (SPREAD_CELLS / peers.max(1)).max(1);
+        let expected = peers.saturating_mul(cfg.settings.max_gossip as usize);
+        let stride = u32::try_from(expected.div_ceil(cap).max(1)).unwrap_or(u32::MAX);
+        Spread {
+            seeds: cfg.seeds,
+            peers,
+            stride,
+            cap,
+            got: Vec::new(),
+            hops: Vec::new(),
+        }
+    }
+
+    /// Node `node` received gossip `text` first-time at `now`, `hops` links from its origin
+    /// (after the checker `c` was told).
+    pub fn received(&mut self, c: &Checker, now: u64, node: u32, text: &str, hops: u32) {
+        let Some(j) = node
+            .checked_sub(self.seeds)
+            .map(|j| j as usize)
+            .filter(|&j| j < self.peers)
+        else {
+            return;
+        };
+        let Some(id) = c.gossip_id(text) else {
+            return;
+        };
+        let h = hops.min(Self::MAX_HOPS) as usize;
+        if self.hops.len() <= h {
+            self.hops.resize(h + 1, 0);
+        }
+        self.hops[h] += 1;
+        if id % self.stride != 0 {
+            return;
+        }
+        let k = (id / self.stride) as usize;
+        let Some(g) = c.gossips().get(id as usize).filter(|_| k < self.cap) else {
+            return;
+        };
+        if self.got.len() <= k {
+            self.got.resize_with(k + 1, Vec::new);
+        }
+        let row = &mut self.got[k];
+        if row.is_empty() {
+            *row = vec![u32::MAX; self.peers];
+        }
+        let delay = now.saturating_sub(g.gen_at).min(u64::from(u32::MAX - 1));
+        row[j] = delay as u32;
+    }
+
+    /// First-time deliveries by hops (see [`Recording::hops_histogram`]).
+    pub fn hops(&self) -> &[u64] {
+        &self.hops
+    }
+
+    /// The coverage of the followed gossips at the end of a run (`c`: its checker). A gossip
+    /// counts if its origin is up at the end in the instance that made it and it is owed to
+    /// some peer; it is owed to the live peers whose current instance had a neighbour when it
+    /// was made, its origin excepted (as in [`crate::Report::delivered_ratio`], but without
+    /// its restriction to the origin's overlay component), and a peer holds it if its current
+    /// instance got it.
+    pub fn coverage(&self, c: &Checker) -> Coverage {
+        let peers = c.peers();
+        let gossips = c.gossips();
+        let mut cov = Coverage {
+            gossips_made: gossips.len() as u64,
+            ..Coverage::default()
+        };
+        // Per counted gossip: (owed, sorted delays of the owed peers that hold it).
+        let mut each: Vec<(usize, Vec<u32>)> = Vec::new();
+        let stride = self.stride as usize;
+        for (k, id) in (0..gossips.len())
+            .step_by(stride)
+            .take(self.cap)
+            .enumerate()
+        {
+            cov.gossips_sampled += 1;
+            let g = &gossips[id];
+            let o = g.origin.wrapping_sub(self.seeds) as usize;
+            if !peers
+                .get(o)
+                .is_some_and(|p| p.alive && p.life == g.origin_life)
+            {
+                continue;
+            }
+            let row = self.got.get(k).map_or(&[][..], Vec::as_slice);
+            let bits = c.receivers(id);
+            let mut owed = 0;
+            let mut delays = Vec::new();
+            for (r, p) in peers.iter().enumerate() {
+                if r == o || !p.alive || p.connected_since.is_none_or(|t| t > g.gen_at) {
+                    continue;
+                }
+                owed += 1;
+                let has = bits.get(r / 64).is_some_and(|w| (w >> (r % 64)) & 1 == 1);
+                match row.get(r) {
+                    Some(&d) if has && d != u32::MAX => delays.push(d),
+                    _ => {}
+                }
+            }
+            if owed == 0 {
+                continue;
+            }
+            delays.sort_unstable();
+            cov.owed += owed as u64;
+            cov.delivered += delays.len() as u64;
+            each.push((owed, delays));
+        }
+        cov.gossips_counted = each.len() as u64;
+        let n = each.len();
+        let Some(hi) = each.iter().filter_map(|(_, d)| d.last()).max().copied() else {
+            // Nothing delivered: the final shares are all 0 (if anything was owed).
+            if n > 0 {
+                cov.final_median = Some(0.0);
+                cov.final_worst = Some(0.0);
+            }
+            return cov;
+        };
+        let lo = each
+            .iter()
+            .filter_map(|(_, d)| d.first())
+            .min()
+            .copied()
+            .unwrap_or(hi)
+            .max(1);
+        let hi = hi.max(lo);
+        // The median is the lower middle: the [(n - 1) / 2]-th smallest share.
+        let mid = (n - 1) / 2;
+        // When a share `q` is reached: per gossip, the delay of its ceil(q × owed)-th holder.
+        // The median curve reaches q when n - mid gossips did; the worst when all did.
+        let reached = |q: f64| -> (Option<u64>, Option<u64>) {
+            let mut at: Vec<Option<u32>> = each
+                .iter()
+                .map(|(owed, d)| {
+                    // The fewest holders whose share is q or more (`share >= q`
+                    // as the curves test it, without rounding up past a whole count).
+                    let need = (q * *owed as f64 - 1e-9).ceil().max(1.0) as usize;
+                    d.get(need - 1).copied()
+                })
+                .collect();
+            // Not reached sorts last.
+            at.sort_by_key(|a| (a.is_none(), a.unwrap_or(0)));
+            let med = at[n - 1 - mid].map(u64::from);
+            let worst = at[n - 1].map(u64::from);
+            (med, worst)
+        };
+        (cov.median_50_ms, cov.worst_50_ms) = reached(0.5);
+        (cov.median_99_ms, cov.worst_99_ms) = reached(0.99);
+        // Offsets in whole ms, each once: from 0 to the last delivery, or, when the last came
+        // more than [`Coverage::LOG_SPAN`] times later than the median gossip reached half
+        // its peers (a long tail), log-spaced from the first delivery to the last.
+        let typical = cov
+            .median_50_ms
+            .map_or(lo, |t| u32::try_from(t).unwrap_or(hi))
+            .max(1);
+        cov.log_t = f64::from(hi) > Coverage::LOG_SPAN * f64::from(typical);
+        let last = (COVERAGE_POINTS - 1) as f64;
+        let mut ts: Vec<u32> = (0..COVERAGE_POINTS)
+            .map(|i| {
+                let f = i as f64 / last;
+                if cov.log_t {
+                    (f64::from(lo) * (f64::from(hi) / f64::from(lo)).powf(f)).round() as u32
+                } else {
+                    (f64::from(hi) * f).round() as u32
+                }
+            })
+            .map(|t| t.min(hi))
+            .collect();
+        ts.dedup();
+        let mut shares = vec![0.0; n];
+        for &t in &ts {
+            for (s, (owed, d)) in shares.iter_mut().zip(&each) {
+                *s = d.partition_point(|&x| x <= t) as f64 / *owed as f64;
+            }
+            shares.sort_by(f64::total_cmp);
+            cov.t_ms.push(u64::from(t));
+            cov.median.push(shares[mid]);
+            cov.worst.push(shares[0]);
+        }
+        let mut finals: Vec<f64> = each
+            .iter()
+            .map(|(owed, d)| d.len() as f64 / *owed as f64)
+            .collect();
+        finals.sort_by(f64::total_cmp);
+        cov.final_median = Some(finals[mid]);
+        cov.final_worst = Some(finals[0]);
+        cov
+    }
+}
+
+/// How fast gossip reached the peers owed it (see [`Spread::coverage`]): per followed gossip,
+/// the share of the peers owed it that hold it, against ms since it was made; the median and
+/// the fewest over the gossips at each of up to [`COVERAGE_POINTS`] log-spaced offsets.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Coverage {
+    /// Gossips made in the run.
+    pub gossips_made: u64,
+    /// Gossips followed (a deterministic sample: every k-th made).
+    pub gossips_sampled: u64,
+    /// Of those, the gossips counted (origin up at the end, owed to some peer).
+    pub gossips_counted: u64,
+    /// Deliveries owed, over the counted gossips.
+    pub owed: u64,
+    /// Of those, made.
+    pub delivered: u64,
+    /// Whether `t_ms` is log-spaced (from the first delivery to the last: the last came more
+    /// than [`Coverage::LOG_SPAN`] times later than `median_50_ms`) rather than evenly spaced
+    /// from 0 to the last delivery.
+    pub log_t: bool,
+    /// Ms since a gossip was made, ascending.
+    pub t_ms: Vec<u64>,
+    /// The median share over the counted gossips at each offset.
+    pub median: Vec<f64>,
+    /// The smallest share at each offset.
+    pub worst: Vec<f64>,
+    /// The median share at the end of the run (`None`: no gossip counted).
+    pub final_median: Option<f64>,
+    /// The smallest share at the end of the run.
+    pub final_worst: Option<f64>,
+    /// Ms after which the median share reached 50 % (`None`: never).
+    pub median_50_ms: Option<u64>,
+    /// Ms after which the median share reached 99 %.
+    pub median_99_ms: Option<u64>,
+    /// Ms after which every counted gossip had reached 50 %.
+    pub worst_50_ms: Option<u64>,
+    /// Ms after which every counted gossip had reached 99 %.
+    pub worst_99_ms: Option<u64>,
 }
 
 #[cfg(test)]
@@ -639,6 +923,22 @@ mod tests {
         // The crash after healing never happens.
         let kinds: Vec<_> = t.moments.iter().map(|m| (m.kind, m.at_ms)).collect();
         assert_eq!(kinds, vec![("peer crash", 8_000), ("peer restart", 9_500)]);
+    }
+
+    #[test]
+    fn a_spread_follows_a_bounded_sample_of_the_gossips() {
+        let mut cfg = SimConfig::new(1, 5, 10_000);
+        cfg.settings.max_gossip = 10;
+        let s = Spread::new(&cfg);
+        assert!(s.cap * s.peers <= SPREAD_CELLS);
+        assert_eq!(s.cap, 419);
+        // 100,000 gossips expected, every 239th followed: 419 of them.
+        assert_eq!(s.stride, 239);
+        assert_eq!(100_000usize.div_ceil(s.stride as usize), s.cap);
+        // A small run is followed in full.
+        let mut cfg = SimConfig::new(1, 3, 30);
+        cfg.settings.max_gossip = 3;
+        assert_eq!(Spread::new(&cfg).stride, 1);
     }
 
     #[test]

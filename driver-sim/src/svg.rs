@@ -35,6 +35,9 @@ pub struct Line {
     pub step: bool,
     /// Dots at the points instead of a line.
     pub dots: bool,
+    /// Bars from the foot of the y axis (or 0) up to the points instead of a line, e.g. a
+    /// histogram.
+    pub bars: bool,
 }
 
 impl Line {
@@ -51,6 +54,7 @@ impl Line {
             dashed: false,
             step: false,
             dots: false,
+            bars: false,
         }
     }
 }
@@ -238,6 +242,8 @@ impl Plot {
                 l.color,
                 if l.dots {
                     "dot"
+                } else if l.bars {
+                    "bar"
                 } else if l.dashed {
                     "dash"
                 } else {
@@ -449,6 +455,10 @@ impl Plot {
                 }
                 continue;
             }
+            if l.bars {
+                bars(&mut s, l, pts, &xa, &ya);
+                continue;
+            }
             let mut d = String::new();
             let mut pen = false;
             for &(x, y) in pts {
@@ -487,6 +497,11 @@ impl Plot {
             let mut x = LEFT;
             for (label, color, kind) in row {
                 let sym = match kind {
+                    "bar" => format!(
+                        r#"<rect x="{:.1}" y="{:.1}" width="10" height="10" fill="{color}" fill-opacity="0.8"/>"#,
+                        x + 4.0,
+                        y - 9.0
+                    ),
                     "band" => format!(
                         r#"<rect x="{x:.1}" y="{:.1}" width="18" height="10" fill="{color}" fill-opacity="0.3"/>"#,
                         y - 9.0
@@ -529,6 +544,39 @@ impl Plot {
         }
         s.push_str("</svg>");
         s
+    }
+}
+
+/// The points of `l` as bars: each as wide as 80 % of the narrowest gap between points (at
+/// most 60 px), from the foot of the plot (0 if the y axis shows it) up to the value.
+fn bars(s: &mut String, l: &Line, pts: &[(f64, Option<f64>)], xa: &Axis, ya: &Axis) {
+    let px: Vec<f64> = pts.iter().map(|&(x, _)| xa.map(x)).collect();
+    let gap = px
+        .windows(2)
+        .map(|w| (w[1] - w[0]).abs())
+        .filter(|g| *g > 0.0)
+        .fold(f64::INFINITY, f64::min);
+    let width = (gap * 0.8).clamp(1.0, 60.0);
+    let base = if !ya.log && ya.lo <= 0.0 && ya.hi >= 0.0 {
+        ya.map(0.0)
+    } else {
+        ya.px0
+    };
+    let (top, foot) = (ya.px1, ya.px0);
+    for (&x, &(xv, y)) in px.iter().zip(pts) {
+        let Some(y) = y else { continue };
+        let py = ya.map(y).clamp(top, foot);
+        let (a, z) = (py.min(base), py.max(base));
+        let _ = write!(
+            s,
+            r#"<rect x="{:.1}" y="{a:.1}" width="{width:.1}" height="{:.1}" fill="{}" fill-opacity="0.8"><title>{}: {} at {}</title></rect>"#,
+            x - width / 2.0,
+            z - a,
+            l.color,
+            escape(&l.label),
+            tick_label(y, 1.0),
+            tick_label(xv, 1.0)
+        );
     }
 }
 
@@ -656,6 +704,57 @@ pub(crate) mod tests {
             empty_note: "nothing".into(),
             ..Plot::default()
         }
+    }
+
+    #[test]
+    fn bars_stand_on_zero_one_per_value() {
+        let p = Plot {
+            title: "hops".into(),
+            x_label: "hops".into(),
+            y_label: "deliveries".into(),
+            y_include: vec![0.0],
+            x_range: Some((0.5, 4.5)),
+            lines: vec![Line {
+                bars: true,
+                ..Line::new(
+                    "deliveries",
+                    "#1f77b4",
+                    vec![
+                        (1.0, Some(3.0)),
+                        (2.0, Some(10.0)),
+                        (3.0, None),
+                        (4.0, Some(0.0)),
+                    ],
+                )
+            }],
+            ..Plot::default()
+        };
+        let svg = p.render();
+        assert_eq!(unbalanced(&svg), Vec::<String>::new());
+        let bars: Vec<&str> = svg
+            .split("<rect ")
+            .filter(|r| r.contains("<title>deliveries: "))
+            .collect();
+        assert_eq!(bars.len(), 3, "{svg}");
+        let attr = |r: &str, k: &str| -> f64 {
+            let from = r.find(&format!(" {k}=\"")).expect("attribute") + k.len() + 3;
+            r[from..]
+                .split('"')
+                .next()
+                .and_then(|v| v.parse().ok())
+                .expect("a number")
+        };
+        // All end on the zero line; the taller count is the taller bar; 0 is flat.
+        let feet: Vec<f64> = bars
+            .iter()
+            .map(|r| attr(r, "y") + attr(r, "height"))
+            .collect();
+        assert!(feet.iter().all(|f| (f - feet[0]).abs() < 0.2), "{feet:?}");
+        assert!(attr(bars[1], "height") > attr(bars[0], "height"));
+        assert!(attr(bars[2], "height") < 0.2);
+        // The legend shows a bar.
+        assert!(svg.contains(r#"width="10" height="10""#));
+        assert!(!svg.contains("NaN") && !svg.contains("inf"));
     }
 
     #[test]

@@ -434,6 +434,7 @@ fn main() -> ExitCode {
     let json_file = args.json.clone().flatten();
     let recording = args.html.is_some() || json_file.is_some();
     sim.count_requests(recording);
+    sim.record_spread(recording);
     let mut recorder = recording.then(Recorder::new);
     let mut progress = Progress::new(!args.quiet, args.progress_after);
     let end_ms = sim.config().end_ms();

@@ -340,6 +340,11 @@ impl Ghost {
         true
     }
 
+    /// The dense id of gossip `text`, if some peer generated it.
+    pub(super) fn gossip_id(&self, text: &str) -> Option<u32> {
+        self.gossip_ids.get(text).copied()
+    }
+
     /// Node `node` received gossip `text` first-time, `hops` links from its origin.
     #[inline]
     pub(super) fn received(&mut self, now: u64, node: u32, text: &Arc<str>, hops: u32) -> Receipt {

@@ -377,6 +377,11 @@ impl Checker {
         &self.ghost.gossips
     }
 
+    /// The dense id (index in [`Checker::gossips`]) of gossip `text`, if some peer made it.
+    pub fn gossip_id(&self, text: &str) -> Option<u32> {
+        self.ghost.gossip_id(text)
+    }
+
     /// The receivers of gossip `id`: a bitset of peer indices.
     pub fn receivers(&self, id: usize) -> &[u64] {
         self.ghost.receivers(id)

@@ -110,6 +110,9 @@ struct World {
     /// Requests nodes sent, by [`crate::series::REQUEST_KINDS`] index: counted only when a
     /// run's time series is asked for ([`Sim::count_requests`]).
     sent_by_kind: Option<Vec<u64>>,
+    /// When and how far each gossip spread: kept only when a report is asked for
+    /// ([`Sim::record_spread`]).
+    spread: Option<crate::series::Spread>,
     /// The adversaries' own random choices, apart from the network's, so that adding
     /// adversaries to a run leaves the network's draws as they were.
     adv_rng: Rng,
@@ -170,6 +173,9 @@ impl World {
             )
         {
             self.checker.on_event(now, node, ev);
+        }
+        if let (Some(sp), Event::GossipFirstReceived { text, hops, .. }) = (&mut self.spread, ev) {
+            sp.received(&self.checker, now, node, text, *hops);
         }
         if let Some(w) = &mut self.watch {
             let r = if self.addrs.is_seed(node) {
@@ -243,6 +249,7 @@ impl<A: Actor> Sim<A> {
             faults,
             messages_lost: 0,
             sent_by_kind: None,
+            spread: None,
             adv_rng: Rng::new(mix64(cfg.seed ^ 0x6164_7665_7273_0003)),
             liars: (0..cfg.seeds).map(|i| cfg.is_lying_seed(i)).collect(),
             any_liars: !cfg.lying_seeds.is_empty(),
@@ -328,6 +335,17 @@ impl<A: Actor> Sim<A> {
     /// Counts the requests nodes send, by kind, from now on (see [`Sim::requests_by_kind`]).
     pub fn count_requests(&mut self, on: bool) {
         self.w.sent_by_kind = on.then(|| vec![0; crate::series::REQUEST_KINDS.len()]);
+    }
+
+    /// Keeps, from now on, when each (sampled) gossip reached each peer and the hop counts of
+    /// first-time deliveries (see [`Sim::spread`]); off, forgets them.
+    pub fn record_spread(&mut self, on: bool) {
+        self.w.spread = on.then(|| crate::series::Spread::new(&self.w.cfg));
+    }
+
+    /// The spread of gossip so far, if recorded.
+    pub fn spread(&self) -> Option<&crate::series::Spread> {
+        self.w.spread.as_ref()
     }
 
     /// Requests nodes sent so far, by [`crate::series::REQUEST_KINDS`] index, if counted.
