@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 
 pub mod hosts;
+pub mod log_line;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
