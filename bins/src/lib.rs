@@ -1,12 +1,13 @@
 //! Shared parts of the command-line programs: the node flags of `seed` and `peer`, loading
 //! the seed list and the cluster key file, running a node, the client side of the status
-//! query (sealed when a cluster key is given), and the live overlay drawn from it
-//! ([`overlay`]).
+//! query (sealed when a cluster key is given), the live overlay drawn from it
+//! ([`overlay`]), reading log lines back ([`log_line`]) and the multi-host lab ([`hosts`]).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod hosts;
+pub mod log_line;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};

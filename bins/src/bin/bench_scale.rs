@@ -33,6 +33,7 @@ use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::Parser;
+use gossip_bins::log_line::{parse_line, LogLine};
 use gossip_core::msg::{RoleStatus, Status};
 
 /// Starts seeds and N peer processes for each N and prints bootstrap latency, CPU and memory
@@ -171,20 +172,6 @@ struct Log {
     suspicions: u64,
 }
 
-fn parse_tag(line: &str) -> Option<(&str, SocketAddr, u64)> {
-    let (text, tag) = line.rsplit_once(" [")?;
-    let tag = tag.strip_suffix(']')?;
-    let mut parts = tag.split(' ');
-    let _role = parts.next()?;
-    let node = parts.next()?.parse().ok()?;
-    let (secs, ms) = parts.next()?.strip_prefix("t=")?.split_once('.')?;
-    Some((
-        text,
-        node,
-        secs.parse::<u64>().ok()? * 1000 + ms.parse::<u64>().ok()?,
-    ))
-}
-
 impl Log {
     fn read(&mut self, path: &Path) {
         let Ok(mut f) = File::open(path) else { return };
@@ -211,7 +198,12 @@ impl Log {
 
     fn take(&mut self, line: &str) {
         self.lines += 1;
-        let Some((text, node, ms)) = parse_tag(line) else {
+        let Some(LogLine {
+            text,
+            node,
+            unix_ms: ms,
+        }) = parse_line(line)
+        else {
             return;
         };
         if let Some(rest) = text.strip_prefix("First-time gossip received: ") {

@@ -494,29 +494,8 @@ pub fn counter(addr: SocketAddr, name: &str) -> u64 {
     })
 }
 
-/// A log line split into its text, the node that logged it and when (unix ms).
-pub struct LogLine {
-    pub text: String,
-    pub node: SocketAddr,
-    pub unix_ms: u64,
-}
-
-/// Parses `<text> [<role> <ip:port> t=<secs>.<ms>]`.
-pub fn parse_line(line: &str) -> Option<LogLine> {
-    let (text, tag) = line.rsplit_once(" [")?;
-    let tag = tag.strip_suffix(']')?;
-    let mut parts = tag.split(' ');
-    let _role = parts.next()?;
-    let node = parts.next()?.parse().ok()?;
-    let t = parts.next()?.strip_prefix("t=")?;
-    let (secs, ms) = t.split_once('.')?;
-    let unix_ms = secs.parse::<u64>().ok()? * 1000 + ms.parse::<u64>().ok()?;
-    Some(LogLine {
-        text: text.to_string(),
-        node,
-        unix_ms,
-    })
-}
+#[allow(unused_imports)] // each suite uses its own part
+pub use gossip_bins::log_line::{parse_line, LogLine};
 
 /// Registered with a quorum of seeds (a lone peer has no neighbours to greet).
 pub fn registered(peer: SocketAddr) -> bool {

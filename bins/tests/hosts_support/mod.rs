@@ -158,30 +158,7 @@ pub struct Proc {
     pub stderr: PathBuf,
 }
 
-/// A log line: its text, the node that wrote it and when (unix ms).
-#[derive(Clone, Debug)]
-pub struct LogLine {
-    pub text: String,
-    pub node: SocketAddr,
-    pub unix_ms: u64,
-}
-
-/// Parses `<text> [<role> <ip:port> t=<secs>.<ms>]`.
-pub fn parse_line(line: &str) -> Option<LogLine> {
-    let (text, tag) = line.rsplit_once(" [")?;
-    let tag = tag.strip_suffix(']')?;
-    let mut parts = tag.split(' ');
-    let _role = parts.next()?;
-    let node = parts.next()?.parse().ok()?;
-    let t = parts.next()?.strip_prefix("t=")?;
-    let (secs, ms) = t.split_once('.')?;
-    let unix_ms = secs.parse::<u64>().ok()? * 1000 + ms.parse::<u64>().ok()?;
-    Some(LogLine {
-        text: text.to_string(),
-        node,
-        unix_ms,
-    })
-}
+pub use gossip_bins::log_line::{parse_line, LogLine};
 
 /// A cluster of seeds and peers on hosts of their own (see the module doc).
 pub struct HostNet {
