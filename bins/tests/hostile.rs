@@ -542,6 +542,7 @@ impl Shared {
             Some(Message::Gossip(_)) => Message::GossipAck(GossipAck {
                 accepted: true,
                 duplicate: false,
+                prune: false,
             }),
             Some(Message::SuspectReq(r)) => Message::SuspectAck(Box::new(SuspectAck {
                 suspect: r.suspect,

@@ -59,6 +59,15 @@ pub struct Settings {
     pub max_hearsay_removals: u32,
     /// Gossip hashes a peer remembers (two generations of half this each).
     pub seen_capacity: u32,
+    /// Neighbours reconcile the gossip they hold, so copies lost to drops, partitions or
+    /// crashes are sent again (`GOSSIP_DIGEST`, `IHAVE`, `GOSSIP_PULL`).
+    pub gossip_repair: bool,
+    /// A peer sends a digest of the gossip it holds to one neighbour this often (in turn).
+    pub repair_interval_ms: u64,
+    /// A gossip a neighbour announced (`IHAVE`) that has not arrived whole this long after
+    /// the announcement is pulled from the announcer (sooner if it is past the margin of
+    /// gossip still in flight).
+    pub graft_timeout_ms: u64,
 }
 
 impl Default for Settings {
@@ -85,6 +94,9 @@ impl Default for Settings {
             sync_entry_limit: 1_000,
             max_hearsay_removals: 1_024,
             seen_capacity: 1 << 17,
+            gossip_repair: true,
+            repair_interval_ms: 1_000,
+            graft_timeout_ms: 500,
         }
     }
 }
@@ -116,6 +128,8 @@ impl Settings {
             ("register_retry_ms", self.register_retry_ms),
             ("anti_entropy_interval_ms", self.anti_entropy_interval_ms),
             ("peer_list_refresh_ms", self.peer_list_refresh_ms),
+            ("repair_interval_ms", self.repair_interval_ms),
+            ("graft_timeout_ms", self.graft_timeout_ms),
         ];
         for (name, v) in positive {
             if v == 0 {

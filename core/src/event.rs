@@ -137,14 +137,18 @@ pub enum Event {
         /// 1-based.
         msg_no: u32,
     },
-    /// Log: `First-time gossip received: <text> from <ip:port>`.
+    /// Log: `First-time gossip received: <text> from <ip:port>` (with ` (by repair)` when it
+    /// came in the reply to a pull).
     GossipFirstReceived {
         /// The gossip text.
         text: Arc<str>,
         /// The neighbour it came from.
         from: Endpoint,
-        /// Links it travelled to get here.
+        /// Links it travelled to get here (0 when pulled: a pulled copy does not say).
         hops: u32,
+        /// It came in the reply to this peer's pull (`GOSSIP_PULL`, the repair), not
+        /// pushed.
+        repaired: bool,
     },
     /// Log: `Duplicate gossip ignored: <text>`.
     GossipDuplicate {

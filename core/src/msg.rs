@@ -211,6 +211,92 @@ pub struct GossipAck {
     pub accepted: bool,
     /// wire: `duplicate`
     pub duplicate: bool,
+    /// wire: `prune` (extension, optional, default false; written only when true): reserved
+    /// for a lazy-push mode's PRUNE ("the copy was a duplicate: announce gossips to me on
+    /// this link instead of pushing them"); this version never sends it and ignores it.
+    pub prune: bool,
+}
+
+/// The gossips of one stamp second, named by their de-dup keys: how the repair's messages
+/// name gossips. On the wire `[second, key, key, ...]`.
+///
+/// A gossip is named only if its text is stamped (`<unix_secs>:<ip>:<msg_no>`): `second`
+/// is that stamp, each key is `gossip_key(text, origin_port).hash` (see
+/// `peer::gossip_key`; the function is part of the protocol, and a test pins its values).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IdGroup {
+    /// The stamp second shared by the gossips named.
+    pub second: u64,
+    /// Their de-dup keys.
+    pub keys: Vec<u64>,
+}
+
+/// Most buckets (stamp seconds) one `GOSSIP_DIGEST` carries; more is answered `ERROR`.
+pub const MAX_DIGEST_BUCKETS: usize = 64;
+
+/// Most gossip ids one repair message names (the keys of every group of a
+/// `GOSSIP_DIGEST` reply, an `IHAVE` or a `GOSSIP_PULL`); more is answered `ERROR`.
+pub const MAX_IDS: usize = 1_024;
+
+/// Most gossip bodies one `GOSSIP_PULL` reply carries; more makes the reply refused.
+pub const MAX_BODIES: usize = 256;
+
+/// `GOSSIP_DIGEST` request (extension, gossip repair): a summary of the gossips the sender
+/// holds, per stamp second: bucket `i` is the second `first + i`, with how many gossips of
+/// that second the sender holds and the XOR of their keys.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GossipDigest {
+    /// wire: `sender` (`"ip:port"`)
+    pub sender: Endpoint,
+    /// wire: `first`: the stamp second of the first bucket
+    pub first: u64,
+    /// wire: `counts`: gossips held per second, at most [`MAX_DIGEST_BUCKETS`]
+    pub counts: Vec<u32>,
+    /// wire: `hashes`: the XOR of their keys per second, as many as `counts`
+    pub hashes: Vec<u64>,
+}
+
+/// `GOSSIP_DIGEST` reply: the responder's keys of every second (within both windows) whose
+/// bucket differs from the request's, whole seconds only, up to [`MAX_IDS`] keys. A second
+/// listed with no key: the responder holds none of it. No group: nothing differs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DigestResp {
+    /// wire: `responder` (`"ip:port"`)
+    pub responder: Endpoint,
+    /// wire: `ids`: `[[second, key, ...], ...]`
+    pub ids: Vec<IdGroup>,
+}
+
+/// `IHAVE` (extension): "I hold these gossips". Sent by the repair to a neighbour that lacks
+/// them (one line names many). The receiver pulls what it still lacks (`GOSSIP_PULL`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IHave {
+    /// wire: `sender` (`"ip:port"`): the neighbour that holds them
+    pub sender: Endpoint,
+    /// wire: `ids`: `[[second, key, ...], ...]`, at most [`MAX_IDS`] keys
+    pub ids: Vec<IdGroup>,
+}
+
+/// `GOSSIP_PULL` request (extension): "send me these gossips". `graft` is reserved for a
+/// lazy-push mode's GRAFT (this version sends false and ignores it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GossipPull {
+    /// wire: `sender` (`"ip:port"`)
+    pub sender: Endpoint,
+    /// wire: `ids`: `[[second, key, ...], ...]`, at most [`MAX_IDS`] keys
+    pub ids: Vec<IdGroup>,
+    /// wire: `graft` (optional, default false)
+    pub graft: bool,
+}
+
+/// `GOSSIP_PULL` reply: the bodies asked for that the responder holds, at most
+/// [`MAX_BODIES`] (and a byte budget): the rest is asked again later.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PullResp {
+    /// wire: `responder` (`"ip:port"`)
+    pub responder: Endpoint,
+    /// wire: `bodies`: `[{"message", "origin_ip", "origin_port"?, "msg_no"}, ...]`
+    pub bodies: Vec<Arc<GossipBody>>,
 }
 
 /// `SUSPECT_REQ` (detector → witness peer).
@@ -453,6 +539,18 @@ pub enum Message {
     Confirm(Box<ConfirmReq>),
     /// `SEED_CONFIRM` with `vouched` (reply)
     ConfirmResp(Box<ConfirmResp>),
+    /// `GOSSIP_DIGEST` with `counts` (request)
+    Digest(Box<GossipDigest>),
+    /// `GOSSIP_DIGEST` with `ids` (reply)
+    DigestResp(Box<DigestResp>),
+    /// `IHAVE` with `ids` (request)
+    IHave(Box<IHave>),
+    /// `IHAVE` with `ack: true` (reply)
+    IHaveAck,
+    /// `GOSSIP_PULL` with `ids` (request; a GRAFT with `graft: true`)
+    Pull(Box<GossipPull>),
+    /// `GOSSIP_PULL` with `bodies` (reply)
+    PullResp(Box<PullResp>),
     /// `STATUS_REQ` (no fields)
     StatusReq,
     /// `STATUS_RESP`
@@ -485,6 +583,9 @@ impl Message {
             Message::Pong(_) => "PONG",
             Message::SeedSync(_) => "SEED_SYNC",
             Message::Confirm(_) | Message::ConfirmResp(_) => "SEED_CONFIRM",
+            Message::Digest(_) | Message::DigestResp(_) => "GOSSIP_DIGEST",
+            Message::IHave(_) | Message::IHaveAck => "IHAVE",
+            Message::Pull(_) | Message::PullResp(_) => "GOSSIP_PULL",
             Message::StatusReq => "STATUS_REQ",
             Message::StatusResp(_) => "STATUS_RESP",
         }
@@ -506,6 +607,9 @@ impl Message {
             | Message::DeadCommit(_)
             | Message::Ping(_)
             | Message::Confirm(_)
+            | Message::Digest(_)
+            | Message::IHave(_)
+            | Message::Pull(_)
             | Message::StatusReq => true,
             Message::SeedSync(s) => !s.reply,
             Message::RegisterResult(_)
@@ -521,6 +625,9 @@ impl Message {
             | Message::Error { .. }
             | Message::Pong(_)
             | Message::ConfirmResp(_)
+            | Message::DigestResp(_)
+            | Message::IHaveAck
+            | Message::PullResp(_)
             | Message::StatusResp(_) => false,
         }
     }

@@ -9,7 +9,8 @@
 //!   known peers, repair, and choosing and greeting neighbours (preferential attachment;
 //!   a new neighbour's `HELLO` is checked before it is accepted);
 //! - **overlay** (`overlay.rs`): the neighbours and what this peer knows about each link;
-//! - **gossip** (`gossip.rs`, `seen.rs`): generation, first-time forwarding, de-duplication;
+//! - **gossip** (`gossip.rs` and `gossip/`, `seen.rs`): generation, first-time forwarding,
+//!   de-duplication, and the repair that sends neighbours what they lost;
 //! - **liveness** (`liveness.rs`): probing neighbours, suspicion rounds with witnesses, dead
 //!   reports and following them up, answering as a witness;
 //! - **pings** (`pings.rs`): the `PING`s in flight, shared by every part that probes.
@@ -43,9 +44,13 @@ use overlay::Overlay;
 use pings::Pings;
 
 pub use decide::{choose_neighbours, pick_witnesses, verdict, Verdict};
+pub use gossip::{
+    BODY_OVERHEAD, MARGIN_SECS, MAX_MISSING, MAX_MISSING_HEARSAY, MAX_PULLS_IN_FLIGHT,
+    MAX_PULL_BYTES, MAX_RETAINED, MAX_RETAINED_BYTES, RETAIN_SECS,
+};
 pub use liveness::{MAX_LOCAL_HEALTH, MAX_PENDING_WITNESS};
 pub use membership::{LOST_LINK_TRIES, MAX_LOST_LINKS, MAX_PENDING_GREETINGS};
-pub use seen::{gossip_key, SeenSet};
+pub use seen::{gossip_key, Coverage, GossipKey, SeenSet, AHEAD_SECS, COVERED_SECS};
 
 /// Known peers remembered per `peer_list_limit` (a random one is evicted beyond).
 const KNOWN_PER_LIST: usize = 4;
@@ -69,6 +74,10 @@ enum Timer {
     Refresh,
     /// Still below the minimum degree after a selection round: refresh early.
     Repair,
+    /// Send the next neighbour a digest of the gossip held (gossip repair).
+    Reconcile,
+    /// Pull the announced gossips that are due.
+    Pull,
 }
 
 /// What every part of a peer uses while it handles one input: who it is, the time, its
@@ -185,6 +194,9 @@ impl Peer {
             } => parts.on_response(&mut cx, to, request, outcome),
             Input::Tick => parts.on_tick(&mut cx),
         }
+        if cx.settings.gossip_repair {
+            parts.gossip.note_links(&cx, parts.overlay);
+        }
     }
 
     /// When the peer next wants [`Input::Tick`].
@@ -200,7 +212,7 @@ impl Peer {
 
     /// A read-only view, as answered to `STATUS_REQ`.
     pub fn status(&self) -> StatusResp {
-        let counters = [
+        let mut counters = vec![
             ("bad_input", self.bad_input),
             ("dead_reports", self.liveness.dead_reports),
             ("gossip_duplicate", self.gossip.duplicate),
@@ -212,6 +224,8 @@ impl Peer {
             ("refutations", self.liveness.refutations),
             ("suspicions", self.liveness.suspicions_raised),
         ];
+        counters.extend(self.gossip.counters());
+        counters.sort_unstable();
         StatusResp {
             node: self.me,
             role: RoleStatus::Peer(PeerStatus {
@@ -265,6 +279,9 @@ impl Parts<'_> {
     fn on_request(&mut self, cx: &mut Cx<'_>, conn: ConnId, msg: Message) {
         match msg {
             Message::Gossip(g) => self.gossip.on_gossip(cx, self.overlay, conn, &g),
+            Message::Digest(d) => self.gossip.on_digest(cx, self.overlay, conn, &d),
+            Message::IHave(i) => self.gossip.on_ihave(cx, self.overlay, conn, &i),
+            Message::Pull(p) => self.gossip.on_pull(cx, self.overlay, conn, &p),
             Message::Ping(ping) => {
                 (self.liveness).on_ping(cx, self.overlay, self.pings, &ping);
                 let claimed = self.membership.claimed_incarnation();
@@ -334,6 +351,9 @@ impl Parts<'_> {
             Message::DeadReport(r) => {
                 (self.liveness).on_dead_result(cx, self.pings, to, r.dead, outcome)
             }
+            Message::Digest(_) => self.gossip.on_digest_resp(cx, self.overlay, to, outcome),
+            Message::IHave(_) => self.gossip.on_ihave_resp(self.overlay, to, &outcome),
+            Message::Pull(p) => (self.gossip).on_pull_resp(cx, self.overlay, to, &p, outcome),
             // Gossip acks carry nothing we act on: liveness comes from probes.
             _ => {}
         }
@@ -395,6 +415,8 @@ impl Parts<'_> {
             match timer {
                 Timer::RegisterRetry => self.membership.retry_registration(cx),
                 Timer::Gossip => self.gossip.generate(cx, self.overlay),
+                Timer::Reconcile => self.gossip.reconcile(cx, self.overlay),
+                Timer::Pull => self.gossip.pull_due(cx),
                 Timer::Probe => (self.liveness).probe_neighbours(cx, self.overlay, self.pings),
                 Timer::Reprobe => (self.liveness).reprobe_missed(cx, self.overlay, self.pings),
                 Timer::Repair => {

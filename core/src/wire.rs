@@ -100,7 +100,7 @@ mod reader;
 mod tests;
 
 pub use decode::decode;
-pub use encode::encode;
+pub use encode::{encode, encoded_len};
 pub use reader::LineReader;
 
 /// Longest line accepted by default, newline excluded.

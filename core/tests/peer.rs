@@ -14,10 +14,14 @@ use std::sync::Arc;
 
 use gossip_core::config::SettingsError;
 use gossip_core::msg::{
-    DeadResult, Gossip, GossipAck, GossipBody, Hello, HelloAck, PeerListResp, PeerStatus, Ping,
-    Pong, RegisterReq, RegisterResult, RoleStatus, Status, SuspectAck, SuspectReq,
+    DeadResult, DigestResp, Gossip, GossipAck, GossipBody, GossipDigest, GossipPull, Hello,
+    HelloAck, IHave, IdGroup, PeerListResp, PeerStatus, Ping, Pong, PullResp, RegisterReq,
+    RegisterResult, RoleStatus, Status, SuspectAck, SuspectReq, MAX_BODIES, MAX_IDS,
 };
-use gossip_core::peer::{gossip_key, MAX_PENDING_GREETINGS, MAX_PENDING_WITNESS};
+use gossip_core::peer::{
+    gossip_key, COVERED_SECS, MAX_MISSING_HEARSAY, MAX_PENDING_GREETINGS, MAX_PENDING_WITNESS,
+    MAX_PULLS_IN_FLIGHT, RETAIN_SECS,
+};
 use gossip_core::rng::Rng;
 use gossip_core::wire::DecodeError;
 use gossip_core::{
@@ -807,7 +811,8 @@ fn first_time_forwards_to_all_but_sender_and_duplicate_is_dropped() {
     assert!(out.has(&Event::GossipFirstReceived {
         text: Arc::from("1767225600:127.0.0.1:1"),
         from: a,
-        hops: 2
+        hops: 2,
+        repaired: false,
     }));
     let fwd = out.sends_of("GOSSIP_MSG");
     let to: Vec<Endpoint> = fwd.iter().map(|s| s.0).collect();
@@ -829,7 +834,8 @@ fn first_time_forwards_to_all_but_sender_and_duplicate_is_dropped() {
             ConnId(1),
             Message::GossipAck(GossipAck {
                 accepted: true,
-                duplicate: false
+                duplicate: false,
+                prune: false,
             })
         )]
     );
@@ -842,7 +848,8 @@ fn first_time_forwards_to_all_but_sender_and_duplicate_is_dropped() {
             ConnId(2),
             Message::GossipAck(GossipAck {
                 accepted: true,
-                duplicate: true
+                duplicate: true,
+                prune: false,
             })
         )]
     );
@@ -896,6 +903,482 @@ fn seen_set_stays_bounded_in_a_peer() {
         remembered <= capacity as usize + 8,
         "seen-set grew to at least {remembered}"
     );
+}
+
+// ----- gossip repair --------------------------------------------------------------------------
+
+/// The unix second at `Millis(0)`.
+const BASE: u64 = UNIX_MS / 1000;
+
+/// Settings for the repair tests: the peer makes no gossip of its own.
+fn quiet() -> Settings {
+    Settings {
+        max_gossip: 0,
+        ..Settings::default()
+    }
+}
+
+/// The text of gossip `n` of origin port 7009, stamped `BASE + second`.
+fn stamped(second: u64, n: u32) -> String {
+    format!("{}:127.0.0.1:{n}", BASE + second)
+}
+
+fn body_of(text: &str) -> Arc<GossipBody> {
+    Arc::new(GossipBody {
+        text: Arc::from(text),
+        origin_ip: ep(7009).ip(),
+        origin_port: Some(7009),
+        msg_no: 1,
+    })
+}
+
+/// The id the repair names gossip `text` (of origin port 7009) by: its second and key.
+fn id_of(text: &str) -> (u64, u64) {
+    let k = gossip_key(text, Some(7009));
+    (k.second.expect("stamped"), k.hash)
+}
+
+fn group(second: u64, keys: &[u64]) -> IdGroup {
+    IdGroup {
+        second,
+        keys: keys.to_vec(),
+    }
+}
+
+fn first_times(out: &Outs) -> Vec<(String, Endpoint, bool)> {
+    (out.events().into_iter())
+        .filter_map(|e| match e {
+            Event::GossipFirstReceived {
+                text,
+                from,
+                repaired,
+                ..
+            } => Some((text.to_string(), from, repaired)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// How the neighbours of a [`Harness`] answer the repair's requests.
+struct Answers<'a> {
+    digest: &'a dyn Fn(Endpoint, &GossipDigest) -> Vec<IdGroup>,
+    pull: &'a dyn Fn(Endpoint, &GossipPull) -> Vec<Arc<GossipBody>>,
+}
+
+impl Harness {
+    /// Ticks at every deadline up to `until`, answering at once every `GOSSIP_DIGEST`,
+    /// `GOSSIP_PULL` and `IHAVE` the peer sends (and every `PING`, with a `PONG`); every
+    /// output, answers' included.
+    fn run_repair(&mut self, until: Millis, answers: &Answers<'_>) -> Outs {
+        let mut all = Outs::default();
+        while let Some(at) = self.peer.next_deadline().filter(|&at| at <= until) {
+            let at = at.max(self.now);
+            let out = self.tick(at);
+            let mut asked = out.sends();
+            all.append(out);
+            while let Some((to, req)) = asked.pop() {
+                let answer = match &req {
+                    Message::Digest(d) => Message::DigestResp(Box::new(DigestResp {
+                        responder: to,
+                        ids: (answers.digest)(to, d),
+                    })),
+                    Message::Pull(p) => Message::PullResp(Box::new(PullResp {
+                        responder: to,
+                        bodies: (answers.pull)(to, p),
+                    })),
+                    Message::IHave(_) => Message::IHaveAck,
+                    Message::Ping(_) => pong(Some(2)),
+                    _ => continue,
+                };
+                let more = self.respond(at, to, req, Ok(answer));
+                asked.extend(more.sends());
+                all.append(more);
+            }
+        }
+        self.now = self.now.max(until);
+        all
+    }
+}
+
+/// Bootstrapped with `neighbours` at time 0, then run to 2 s (answering as [`IN_SYNC`]):
+/// the peer keeps the gossip stamped from the second it first had a neighbour on.
+fn repairing(neighbours: &[Endpoint]) -> Harness {
+    let mut h = Harness::bootstrapped(quiet(), neighbours);
+    h.run_repair(Millis(2_000), &IN_SYNC);
+    h
+}
+
+/// Neighbours that hold exactly what the peer holds.
+const IN_SYNC: Answers<'static> = Answers {
+    digest: &|_, _| Vec::new(),
+    pull: &|_, _| Vec::new(),
+};
+
+/// A copy the peer never got is named by a neighbour's digest reply, pulled, delivered as
+/// first-time once (logged as repaired), forwarded to the other neighbours; the same gossip
+/// arriving again later, pushed or named again, is a duplicate.
+#[test]
+fn a_lost_copy_is_pulled_after_a_digest_and_delivered_once() {
+    let (a, b) = (ep(7001), ep(7002));
+    let mut h = repairing(&[a, b]);
+    let (had, lost) = (stamped(3, 1), stamped(3, 2));
+    let out = h.request(Millis(3_500), 1, gossip(&had, 7009, a, 1));
+    assert_eq!(first_times(&out).len(), 1);
+    let (second, k_had) = id_of(&had);
+    let (_, k_lost) = id_of(&lost);
+    let lost_body = body_of(&lost);
+    // Every neighbour holds both, and says so to every digest.
+    let answers = Answers {
+        digest: &move |_, d| {
+            assert!(
+                d.first <= second,
+                "the digest covers the second of the gossip"
+            );
+            vec![group(second, &[k_had, k_lost])]
+        },
+        pull: &|_, p| {
+            assert_eq!(
+                p.ids,
+                vec![group(second, &[k_lost])],
+                "pulls only what it lacks"
+            );
+            vec![Arc::clone(&lost_body)]
+        },
+    };
+    let out = h.run_repair(Millis(15_000), &answers);
+    let pulls = out.sends_of("GOSSIP_PULL");
+    assert_eq!(pulls.len(), 1, "pulled once: {pulls:?}");
+    let from = pulls[0].0;
+    assert_eq!(first_times(&out), vec![(lost.clone(), from, true)]);
+    let other = if from == a { b } else { a };
+    let pushed: Vec<Endpoint> = (out.sends_of("GOSSIP_MSG").into_iter())
+        .filter(|(_, m)| matches!(m, Message::Gossip(g) if *g.body.text == *lost))
+        .map(|(to, _)| to)
+        .collect();
+    assert_eq!(
+        pushed,
+        vec![other],
+        "forwarded to every neighbour but the one it came from"
+    );
+    assert!(
+        out.sends_of("IHAVE").is_empty(),
+        "the neighbours lacked nothing"
+    );
+    // Pushed again, late: a duplicate.
+    let out = h.request(Millis(15_001), 2, gossip(&lost, 7009, other, 4));
+    assert!(first_times(&out).is_empty());
+    assert!(out.any_event(|e| matches!(e, Event::GossipDuplicate { .. })));
+    assert_eq!(h.counter("gossip_repaired"), 1);
+    assert_eq!(h.counter("gossip_first"), 2);
+}
+
+/// A peer is owed the gossip made from the second it first had a neighbour on, not before:
+/// a digest reply naming both kinds gets only the first pulled.
+#[test]
+fn a_peer_repairs_from_the_second_of_its_first_link() {
+    let a = ep(7001);
+    let (mut h, out) = Harness::joined(quiet(), &[]);
+    assert!(out.any_event(|e| matches!(e, Event::BootstrapComplete { .. })));
+    h.run_repair(Millis(5_500), &IN_SYNC);
+    h.greet(Millis(5_500), 1, a);
+    let (before, owed) = (stamped(4, 1), stamped(5, 2));
+    let (s_before, k_before) = id_of(&before);
+    let (s_owed, k_owed) = id_of(&owed);
+    let owed_body = body_of(&owed);
+    let answers = Answers {
+        digest: &move |_, _| vec![group(s_before, &[k_before]), group(s_owed, &[k_owed])],
+        pull: &|_, p| {
+            assert_eq!(p.ids, vec![group(s_owed, &[k_owed])]);
+            vec![Arc::clone(&owed_body)]
+        },
+    };
+    let out = h.run_repair(Millis(12_000), &answers);
+    assert_eq!(out.sends_of("GOSSIP_PULL").len(), 1);
+    assert_eq!(first_times(&out), vec![(owed, a, true)]);
+}
+
+/// A neighbour's `IHAVE` of a gossip past the margin of gossip in flight is pulled at once,
+/// one that recent only after `graft_timeout_ms` (and not at all if the push brings it
+/// first); a repaired copy is delivered once however many neighbours announce it.
+#[test]
+fn announced_gossip_is_pulled_once_unless_the_push_brings_it() {
+    let (a, b) = (ep(7001), ep(7002));
+    let mut h = repairing(&[a, b]);
+    let old = stamped(2, 1);
+    let (s_old, k_old) = id_of(&old);
+    let t = Millis(6_000);
+    let ihave = |from: Endpoint, s: u64, k: u64| {
+        Message::IHave(Box::new(IHave {
+            sender: from,
+            ids: vec![group(s, &[k])],
+        }))
+    };
+    let out = h.request(t, 1, ihave(a, s_old, k_old));
+    assert_eq!(out.replies(), vec![(ConnId(1), Message::IHaveAck)]);
+    let pulls = out.sends_of("GOSSIP_PULL");
+    assert_eq!(pulls.len(), 1, "past the margin: pulled at once");
+    assert_eq!(pulls[0].0, a);
+    // b announces it too while the pull is out: no second pull.
+    let out = h.request(t, 2, ihave(b, s_old, k_old));
+    assert!(out.sends_of("GOSSIP_PULL").is_empty());
+    let (to, req) = pulls[0].clone();
+    let reply = Message::PullResp(Box::new(PullResp {
+        responder: a,
+        bodies: vec![body_of(&old)],
+    }));
+    let out = h.respond(t, to, req, Ok(reply));
+    assert_eq!(first_times(&out), vec![(old.clone(), a, true)]);
+    // A recent one waits for the push, which comes: never pulled.
+    let fresh = stamped(6, 1);
+    let (s_new, k_new) = id_of(&fresh);
+    let out = h.request(Millis(6_100), 3, ihave(b, s_new, k_new));
+    assert!(
+        out.sends_of("GOSSIP_PULL").is_empty(),
+        "recent: waits for the push"
+    );
+    let out = h.request(Millis(6_200), 4, gossip(&fresh, 7009, a, 2));
+    assert_eq!(first_times(&out), vec![(fresh, a, false)]);
+    let out = h.run_repair(Millis(9_000), &IN_SYNC);
+    assert!(
+        out.sends_of("GOSSIP_PULL").is_empty(),
+        "{:?}",
+        out.sends_of("GOSSIP_PULL")
+    );
+    // A recent one that does not come is pulled after graft_timeout_ms.
+    let missed = stamped(9, 7);
+    let (s_m, k_m) = id_of(&missed);
+    let out = h.request(Millis(9_000), 5, ihave(b, s_m, k_m));
+    assert!(out.sends_of("GOSSIP_PULL").is_empty());
+    let limit = Millis(9_000 + quiet().graft_timeout_ms);
+    let (at, out) = h.tick_until(limit, |o| !o.sends_of("GOSSIP_PULL").is_empty());
+    assert_eq!(at, limit);
+    assert_eq!(out.targets("GOSSIP_PULL"), vec![b]);
+    assert_eq!(h.counter("gossip_repaired"), 1);
+}
+
+/// When nothing was lost, the repair costs one digest a second each way and nothing else:
+/// no `IHAVE`, no pull; a digest equal to the peer's own is answered with no id, one that
+/// lacks a second is answered with that second's keys.
+#[test]
+fn nothing_lost_costs_only_digests() {
+    let (a, b) = (ep(7001), ep(7002));
+    let mut h = repairing(&[a, b]);
+    let texts: Vec<String> = (1..=3).map(|n| stamped(2, n)).collect();
+    for (i, t) in texts.iter().enumerate() {
+        let out = h.request(
+            Millis(2_100 + i as u64),
+            10 + i as u64,
+            gossip(t, 7009, a, 1),
+        );
+        assert_eq!(first_times(&out).len(), 1);
+    }
+    let out = h.run_repair(Millis(30_000), &IN_SYNC);
+    assert!(out.sends_of("IHAVE").is_empty());
+    assert!(out.sends_of("GOSSIP_PULL").is_empty());
+    let digests = out.sends_of("GOSSIP_DIGEST");
+    let interval = quiet().repair_interval_ms;
+    assert!(
+        (20..=30_000 / interval as usize).contains(&digests.len()),
+        "{} digests in 28 s",
+        digests.len()
+    );
+    let mut to: Vec<Endpoint> = digests.iter().map(|d| d.0).collect();
+    to.dedup();
+    assert!(to.len() > 2, "neighbours are asked in turn: {to:?}");
+    // The peer's own digest (while the gossips are kept) comes back: nothing differs.
+    let mut h = repairing(&[a, b]);
+    for (i, t) in texts.iter().enumerate() {
+        h.request(
+            Millis(2_100 + i as u64),
+            10 + i as u64,
+            gossip(t, 7009, a, 1),
+        );
+    }
+    let out = h.run_repair(Millis(10_000), &IN_SYNC);
+    let Some((_, Message::Digest(mine))) = out.sends_of("GOSSIP_DIGEST").pop() else {
+        panic!("no digest sent")
+    };
+    let mut echo = (*mine).clone();
+    echo.sender = a;
+    let out = h.request(Millis(10_000), 50, Message::Digest(Box::new(echo.clone())));
+    assert_eq!(
+        out.replies(),
+        vec![(
+            ConnId(50),
+            Message::DigestResp(Box::new(DigestResp {
+                responder: ep(ME),
+                ids: vec![]
+            }))
+        )]
+    );
+    echo.counts.iter_mut().for_each(|c| *c = 0);
+    echo.hashes.iter_mut().for_each(|x| *x = 0);
+    let out = h.request(Millis(10_000), 51, Message::Digest(Box::new(echo)));
+    let keys: Vec<u64> = texts.iter().map(|t| id_of(t).1).collect();
+    assert_eq!(
+        out.replies(),
+        vec![(
+            ConnId(51),
+            Message::DigestResp(Box::new(DigestResp {
+                responder: ep(ME),
+                ids: vec![group(BASE + 2, &keys)]
+            }))
+        )]
+    );
+}
+
+/// Retention never outlives the seen set: a kept gossip is let go `RETAIN_SECS` after its
+/// stamp while the seen set still calls it a duplicate, a gossip announced outside the window
+/// is not pulled, and a pulled copy that comes back after the seen set stopped covering its
+/// second is refused rather than risk a second delivery.
+#[test]
+fn retention_stays_within_what_the_seen_set_covers() {
+    const { assert!(RETAIN_SECS + 2 < COVERED_SECS) };
+    let a = ep(7001);
+    let mut h = repairing(&[a]);
+    let kept = stamped(2, 1);
+    h.request(Millis(2_100), 1, gossip(&kept, 7009, a, 1));
+    h.run_repair(Millis(3_000), &IN_SYNC);
+    assert_eq!(h.counter("gossip_retained"), 1);
+    let gone = Millis((2 + RETAIN_SECS + 2) * 1_000);
+    h.run_repair(gone, &IN_SYNC);
+    assert_eq!(h.counter("gossip_retained"), 0, "let go after the window");
+    assert!(h.counter("gossip_retained_bytes") == 0);
+    let out = h.request(gone, 2, gossip(&kept, 7009, a, 1));
+    assert!(first_times(&out).is_empty(), "the seen set still knows it");
+    // Announced, stamped outside the window (or beyond what the seen set covers): not
+    // pulled.
+    let now_secs = gone.0 / 1_000;
+    let announce = |h: &mut Harness, conn: u64, text: &str| {
+        let (s, k) = id_of(text);
+        let ihave = Message::IHave(Box::new(IHave {
+            sender: a,
+            ids: vec![group(s, &[k])],
+        }));
+        h.request(gone, conn, ihave)
+    };
+    for (conn, age) in [(3, RETAIN_SECS + 1), (4, COVERED_SECS + 1)] {
+        let out = announce(&mut h, conn, &stamped(now_secs - age, 9));
+        assert!(
+            out.sends_of("GOSSIP_PULL").is_empty(),
+            "{age} s old: pulled"
+        );
+    }
+    // Announced at the edge of the window, answered once it fell outside what the seen set
+    // covers: refused.
+    let late = stamped(now_secs - RETAIN_SECS, 8);
+    let out = announce(&mut h, 5, &late);
+    let pulls = out.sends_of("GOSSIP_PULL");
+    assert_eq!(pulls.len(), 1);
+    let (to, req) = pulls[0].clone();
+    let reply = Message::PullResp(Box::new(PullResp {
+        responder: a,
+        bodies: vec![body_of(&late)],
+    }));
+    let too_late = Millis((now_secs - RETAIN_SECS + COVERED_SECS + 1) * 1_000);
+    let out = h.respond(too_late, to, req, Ok(reply));
+    assert!(first_times(&out).is_empty());
+    assert_eq!(h.counter("repair_refused"), 1);
+}
+
+/// Hostile or stray repair input: with repair off every repair message is answered `ERROR`
+/// and no digest is sent; strangers naming made-up gossips fill only their share of the
+/// awaited table, with a bounded number of pulls in flight; bodies nobody asked for are
+/// dropped; a pull naming many ids gets at most `MAX_BODIES` bodies, only ones held.
+#[test]
+fn repair_input_is_bounded_and_checked() {
+    let a = ep(7001);
+    let off = Settings {
+        gossip_repair: false,
+        ..quiet()
+    };
+    let mut h = Harness::bootstrapped(off, &[a]);
+    let digest = Message::Digest(Box::new(GossipDigest {
+        sender: a,
+        first: BASE,
+        counts: vec![0],
+        hashes: vec![0],
+    }));
+    let ihave = Message::IHave(Box::new(IHave {
+        sender: a,
+        ids: vec![],
+    }));
+    let pull = Message::Pull(Box::new(GossipPull {
+        sender: a,
+        ids: vec![],
+        graft: false,
+    }));
+    for (conn, msg) in [digest, ihave, pull].into_iter().enumerate() {
+        let out = h.request(Millis(1_000), conn as u64, msg);
+        assert!(
+            matches!(&out.replies()[..], [(_, Message::Error { .. })]),
+            "{:?}",
+            out.replies()
+        );
+    }
+    let out = h.run_repair(Millis(20_000), &IN_SYNC);
+    assert!(out.sends_of("GOSSIP_DIGEST").is_empty());
+
+    let mut h = repairing(&[a]);
+    let t = Millis(10_000);
+    let old = BASE + 5;
+    for (i, stranger) in [ep(8001), ep(8002), ep(8003)].into_iter().enumerate() {
+        let keys: Vec<u64> = (0..MAX_IDS as u64).map(|k| k * 3 + i as u64).collect();
+        let msg = Message::IHave(Box::new(IHave {
+            sender: stranger,
+            ids: vec![group(old, &keys)],
+        }));
+        h.request(t, 10 + i as u64, msg);
+    }
+    let pulls: Vec<(Endpoint, Message)> = (h.peer.pending().iter())
+        .filter_map(|p| match &p.msg {
+            m @ Message::Pull(_) => Some((p.to, m.clone())),
+            _ => None,
+        })
+        .collect();
+    assert!(!pulls.is_empty() && pulls.len() <= MAX_PULLS_IN_FLIGHT);
+    let named: usize = (pulls.iter())
+        .map(|(_, m)| match m {
+            Message::Pull(p) => p.ids.iter().map(|g| g.keys.len()).sum::<usize>(),
+            _ => 0,
+        })
+        .sum();
+    assert!(
+        named <= MAX_MISSING_HEARSAY,
+        "{named} ids pulled from strangers"
+    );
+    // Each answers with a body it was not asked for.
+    for (i, (to, req)) in pulls.into_iter().enumerate() {
+        let reply = Message::PullResp(Box::new(PullResp {
+            responder: to,
+            bodies: vec![body_of(&stamped(5, 1_000 + i as u32))],
+        }));
+        let out = h.respond(t, to, req, Ok(reply));
+        assert!(
+            first_times(&out).is_empty(),
+            "an unasked body was delivered"
+        );
+    }
+    assert!(h.counter("repair_unasked") >= 1);
+    assert_eq!(h.counter("gossip_first"), 0);
+    // A pull naming many ids: at most MAX_BODIES bodies back, each one held.
+    let held: Vec<String> = (0..300).map(|n| stamped(12, n)).collect();
+    for (i, text) in held.iter().enumerate() {
+        h.request(Millis(12_100), 100 + i as u64, gossip(text, 7009, a, 1));
+    }
+    let mut keys: Vec<u64> = held.iter().map(|t| id_of(t).1).collect();
+    keys.extend(1..=500);
+    let msg = Message::Pull(Box::new(GossipPull {
+        sender: ep(8009),
+        ids: vec![group(BASE + 12, &keys[..MAX_IDS.min(keys.len())])],
+        graft: false,
+    }));
+    let out = h.request(Millis(12_200), 999, msg);
+    let [(_, Message::PullResp(r))] = &out.replies()[..] else {
+        panic!("{:?}", out.replies())
+    };
+    assert_eq!(r.bodies.len(), MAX_BODIES);
+    assert!(r.bodies.iter().all(|b| held.contains(&b.text.to_string())));
 }
 
 // ----- liveness -------------------------------------------------------------------------------
@@ -2203,9 +2686,26 @@ fn random_outcome(
         Message::Gossip(_) => Message::GossipAck(GossipAck {
             accepted: true,
             duplicate: false,
+            prune: false,
         }),
+        Message::Digest(_) | Message::IHave(_) | Message::Pull(_) => in_sync(to, req),
         other => panic!("peer sent an unexpected request {other:?}"),
     })
+}
+
+/// The answer of a neighbour that holds exactly the gossip this peer holds.
+fn in_sync(to: Endpoint, req: &Message) -> Message {
+    match req {
+        Message::Digest(_) => Message::DigestResp(Box::new(DigestResp {
+            responder: to,
+            ids: Vec::new(),
+        })),
+        Message::IHave(_) => Message::IHaveAck,
+        _ => Message::PullResp(Box::new(PullResp {
+            responder: to,
+            bodies: Vec::new(),
+        })),
+    }
 }
 
 /// The answer of a world where every peer is up and agreeable and every seed admits.
@@ -2224,7 +2724,9 @@ fn healthy_outcome(to: Endpoint, req: &Message, pool: &[Endpoint]) -> Result<Mes
         Message::Gossip(_) => Message::GossipAck(GossipAck {
             accepted: true,
             duplicate: false,
+            prune: false,
         }),
+        Message::Digest(_) | Message::IHave(_) | Message::Pull(_) => in_sync(to, req),
         other => panic!("peer sent an unexpected request {other:?}"),
     })
 }

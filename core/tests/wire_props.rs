@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use gossip_core::msg::*;
 use gossip_core::wire::auth::{self, Expect, Keyring, ReplayCache, Stamp};
-use gossip_core::wire::{decode, encode, DecodeError, LineReader};
+use gossip_core::wire::{decode, encode, encoded_len, DecodeError, LineReader};
 use proptest::collection::{btree_map, vec};
 use proptest::prelude::*;
 
@@ -223,10 +223,11 @@ fn message() -> impl Strategy<Value = Message> {
                     hops,
                 })
             }),
-        (any::<bool>(), any::<bool>()).prop_map(|(accepted, duplicate)| {
+        (any::<bool>(), any::<bool>(), any::<bool>()).prop_map(|(accepted, duplicate, prune)| {
             Message::GossipAck(GossipAck {
                 accepted,
                 duplicate,
+                prune,
             })
         }),
         (endpoint(), endpoint()).prop_map(|(suspect, requester)| Message::SuspectReq(Box::new(
@@ -307,9 +308,59 @@ fn message() -> impl Strategy<Value = Message> {
                     reply
                 }))
             ),
+        (
+            endpoint(),
+            any::<u64>(),
+            vec((any::<u32>(), any::<u64>()), 0..=64)
+        )
+            .prop_map(
+                |(sender, first, buckets)| Message::Digest(Box::new(GossipDigest {
+                    sender,
+                    first,
+                    counts: buckets.iter().map(|b| b.0).collect(),
+                    hashes: buckets.iter().map(|b| b.1).collect(),
+                }))
+            ),
+        (endpoint(), id_groups()).prop_map(|(responder, ids)| Message::DigestResp(Box::new(
+            DigestResp { responder, ids }
+        ))),
+        (endpoint(), id_groups())
+            .prop_map(|(sender, ids)| Message::IHave(Box::new(IHave { sender, ids }))),
+        Just(Message::IHaveAck),
+        (endpoint(), id_groups(), any::<bool>()).prop_map(|(sender, ids, graft)| {
+            Message::Pull(Box::new(GossipPull { sender, ids, graft }))
+        }),
+        (endpoint(), vec(body(), 0..4)).prop_map(|(responder, bodies)| {
+            Message::PullResp(Box::new(PullResp { responder, bodies }))
+        }),
         Just(Message::StatusReq),
         status_resp(),
     ]
+}
+
+/// Gossip ids as the repair and lazy-push messages carry them (a second with no key too).
+fn id_groups() -> impl Strategy<Value = Vec<IdGroup>> {
+    vec(
+        (any::<u64>(), vec(any::<u64>(), 0..5)).prop_map(|(second, keys)| IdGroup { second, keys }),
+        0..4,
+    )
+}
+
+fn body() -> impl Strategy<Value = Arc<GossipBody>> {
+    (
+        text(),
+        ip(),
+        proptest::option::of(1..=u16::MAX),
+        any::<u32>(),
+    )
+        .prop_map(|(text, origin_ip, origin_port, msg_no)| {
+            Arc::new(GossipBody {
+                text: Arc::from(text),
+                origin_ip,
+                origin_port,
+                msg_no,
+            })
+        })
 }
 
 fn ts() -> impl Strategy<Value = f64> {
@@ -328,6 +379,7 @@ proptest! {
         let body = &line[..line.len() - 1];
         prop_assert!(!body.contains(&b'\n'));
         prop_assert_eq!(decode(body), Ok(msg.clone()));
+        prop_assert_eq!(encoded_len(&msg, ts), line.len(), "encoded_len of {:?}", msg);
     }
 
     #[test]

@@ -232,9 +232,23 @@ pub fn render(event: &Event) -> (Level, String) {
         Event::GossipGenerated { text, msg_no } => {
             (Output, format!("Generated gossip: {text} (#{msg_no})"))
         }
-        Event::GossipFirstReceived { text, from, hops } => (
+        Event::GossipFirstReceived {
+            text,
+            from,
+            hops,
+            repaired: false,
+        } => (
             Output,
             format!("First-time gossip received: {text} from {from} (hops={hops})"),
+        ),
+        Event::GossipFirstReceived {
+            text,
+            from,
+            repaired: true,
+            ..
+        } => (
+            Output,
+            format!("First-time gossip received: {text} from {from} (by repair)"),
         ),
         Event::GossipDuplicate { text, from } => (
             Output,

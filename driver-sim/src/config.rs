@@ -338,6 +338,19 @@ impl SimConfig {
         Some((start, start + 2 * self.settings.gossip_interval_ms))
     }
 
+    /// Gossips generated in `[window.0, window.1)`, the retention window before healing, must
+    /// reach every live peer connected to their origin by the end of the run too (promise 5
+    /// with gossip repair: copies lost while the faults lasted are sent again). `None` without
+    /// repair or without a liveness phase.
+    pub fn repair_check_window(&self) -> Option<(u64, u64)> {
+        let heal = self.heal_at_ms?;
+        if !self.liveness || !self.settings.gossip_repair {
+            return None;
+        }
+        let retain_ms = gossip_core::peer::RETAIN_SECS * 1_000;
+        Some((heal.saturating_sub(retain_ms), heal))
+    }
+
     /// The end of the liveness phase: promises 6–7 are checked at `heal + bound`; the run goes
     /// on for two gossip intervals (gossips to check) and a flood time.
     pub fn liveness_end_ms(&self) -> Option<u64> {

@@ -50,6 +50,24 @@ pub struct Report {
     pub overhead_ratio: f64,
     /// Gossip requests sent.
     pub gossip_sends: u64,
+    /// Copies of gossip bodies sent (`GOSSIP_MSG` requests and bodies in pull replies) per
+    /// first-time delivery: a broadcast's payload sends over the `N − 1` peers it reaches.
+    /// 1.0 is a perfect spanning tree; a flood sends `2|E| − (N − 1)` per broadcast.
+    pub payload_per_broadcast: f64,
+    /// Gossip-plane lines other than `GOSSIP_MSG` requests (their acks, and the repair's
+    /// messages and replies) per gossip generated.
+    pub control_lines_per_broadcast: f64,
+    /// Every gossip-plane line per gossip generated.
+    pub lines_per_broadcast: f64,
+    /// Bytes of every gossip-plane line (as the wire encodes it, without a cluster key) per
+    /// gossip generated.
+    pub bytes_per_broadcast: f64,
+    /// Median over gossips of the time from its generation to its last first-time delivery.
+    pub last_delivery_ms_p50: Option<u64>,
+    /// 99th percentile of the same.
+    pub last_delivery_ms_p99: Option<u64>,
+    /// First-time deliveries that came by a pull (gossip repair), not pushed.
+    pub repaired: u64,
     /// Most links a first-time delivery travelled.
     pub hops_max: u32,
     /// The final overlay's largest eccentricity (its diameter; a lower bound if not exact).
@@ -157,6 +175,7 @@ impl Report {
                 num as f64 / den as f64
             }
         };
+        let per = |n: u64, d: u64| if d == 0 { 0.0 } else { n as f64 / d as f64 };
         let degrees = &m.degrees;
         let names = |map: &BTreeMap<&'static str, u64>| {
             (map.iter())
@@ -181,6 +200,16 @@ impl Report {
             owed: m.owed,
             overhead_ratio: ratio(m.gossip_sends, m.expected_sends),
             gossip_sends: m.gossip_sends,
+            payload_per_broadcast: per(m.payload_sends, m.first_deliveries),
+            control_lines_per_broadcast: per(
+                m.gossip_lines.saturating_sub(m.gossip_sends),
+                m.gossip_generated,
+            ),
+            lines_per_broadcast: per(m.gossip_lines, m.gossip_generated),
+            bytes_per_broadcast: per(m.gossip_bytes, m.gossip_generated),
+            last_delivery_ms_p50: m.last_delivery_percentile(0.5),
+            last_delivery_ms_p99: m.last_delivery_percentile(0.99),
+            repaired: m.repaired,
             hops_max: m.hops_max,
             eccentricity_max: m.eccentricity.0,
             eccentricity_exact: m.eccentricity.1,
@@ -260,6 +289,16 @@ impl Report {
             self.messages_lost,
             self.promise4_peers,
             100.0 * self.promise4_share,
+        );
+        s += &format!(
+            "dissemination: payload {:.3} per receiver · {:.0} lines ({:.0} control) and {:.0} bytes per broadcast · last delivery p50 {} ms p99 {} ms · repaired {}\n",
+            self.payload_per_broadcast,
+            self.lines_per_broadcast,
+            self.control_lines_per_broadcast,
+            self.bytes_per_broadcast,
+            opt(self.last_delivery_ms_p50),
+            opt(self.last_delivery_ms_p99),
+            self.repaired,
         );
         let seed_sends: u64 = self.seed_sends.values().sum();
         s += &format!(

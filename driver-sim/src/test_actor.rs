@@ -183,6 +183,7 @@ impl TestActor {
                             msg: Message::GossipAck(GossipAck {
                                 accepted: true,
                                 duplicate: dup,
+                                prune: false,
                             }),
                         });
                         if !dup {
@@ -191,6 +192,7 @@ impl TestActor {
                                 text: g.body.text.clone(),
                                 from: g.sender,
                                 hops: g.hops,
+                                repaired: false,
                             }));
                             self.gossip_out(&g, Some(g.sender), now);
                         }

@@ -86,6 +86,10 @@ struct Args {
     /// Gossip interval in ms (the spec's 5000).
     #[arg(long)]
     gossip_interval: Option<u64>,
+    /// Turn gossip repair off (neighbours no longer reconcile what they hold, so a copy lost
+    /// to a fault is lost for good).
+    #[arg(long)]
+    no_repair: bool,
     /// When faults stop, in seconds (default: just after the last fault).
     #[arg(long)]
     heal: Option<f64>,
@@ -267,6 +271,7 @@ fn parse_partition(s: &str, i: usize, seed: u64) -> Result<(u64, u64, Partition)
 fn build(args: &Args) -> Result<SimConfig, String> {
     let mut c = SimConfig::new(args.seed, args.seeds, args.peers);
     c.settings.max_gossip = args.max_gossip;
+    c.settings.gossip_repair = !args.no_repair;
     if let Some(g) = args.gossip_interval {
         c.settings.gossip_interval_ms = g;
     }

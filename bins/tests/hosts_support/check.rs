@@ -205,11 +205,20 @@ fn parse(map: &Map, text: &str) -> Option<Parsed> {
     }
     if let Some(rest) = text.strip_prefix("First-time gossip received: ") {
         let (t, tail) = rest.rsplit_once(" from ")?;
+        if let Some(from) = tail.strip_suffix(" (by repair)") {
+            return Some(E(Event::GossipFirstReceived {
+                text: Arc::from(t),
+                from: map.ep(&ep_at(from)?),
+                hops: 0,
+                repaired: true,
+            }));
+        }
         let (from, hops) = tail.split_once(" (hops=")?;
         return Some(E(Event::GossipFirstReceived {
             text: Arc::from(t),
             from: map.ep(&ep_at(from)?),
             hops: hops.strip_suffix(')')?.parse().ok()?,
+            repaired: false,
         }));
     }
     if let Some(rest) = text.strip_prefix("Suspicion check for ") {

@@ -1,18 +1,33 @@
-//! Gossip: generation on a timer, first-time forwarding to every neighbour but the sender,
-//! and de-duplication. It owns the seen set and the gossip counters; the neighbours it
-//! forwards to are the overlay's.
+//! Gossip: generation on a timer, first-time forwarding, de-duplication, and the repair that
+//! sends again what a neighbour lost. It owns the seen set, the retained gossip and the
+//! gossip counters; the neighbours it forwards to are the overlay's.
 //!
-//! This is the busiest path of a peer: no formatting, no allocation on a forward (every copy
-//! of a gossip shares its origin's body through an `Arc`; only the sender and the hop count
-//! are rewritten), and an O(1) seen check.
+//! - this file: making gossip, taking a pushed copy (`GOSSIP_MSG`), delivering a first-time
+//!   copy (whatever brought it) and forwarding it;
+//! - `retained.rs`: the bodies kept for repair, with their per-second digest;
+//! - `repair.rs`: the exchange with neighbours (`GOSSIP_DIGEST`, `IHAVE`, `GOSSIP_PULL`) and
+//!   the gossips announced but not yet received.
+//!
+//! The push path is the busiest of a peer: no formatting, no allocation on a forward (every
+//! copy of a gossip shares its origin's body through an `Arc`; only the sender and the hop
+//! count are rewritten), and an O(1) seen check.
+
+mod repair;
+mod retained;
 
 use std::sync::Arc;
 
 use super::overlay::Overlay;
-use super::seen::{gossip_key, SeenSet};
+use super::seen::{gossip_key, GossipKey, SeenSet};
 use super::{Cx, Timer};
 use crate::msg::{Endpoint, Gossip as GossipMsg, GossipAck, GossipBody, Message};
 use crate::{ConnId, Event, Output};
+
+pub use repair::{MAX_MISSING, MAX_MISSING_HEARSAY, MAX_PULLS_IN_FLIGHT, MAX_PULL_BYTES};
+pub use retained::{BODY_OVERHEAD, MARGIN_SECS, MAX_RETAINED, MAX_RETAINED_BYTES, RETAIN_SECS};
+
+use repair::Repair;
+use retained::Retained;
 
 /// The gossip a peer made and saw.
 #[derive(Debug)]
@@ -25,6 +40,10 @@ pub(super) struct Gossip {
     pub first: u64,
     /// Repeats dropped.
     pub duplicate: u64,
+    /// The bodies kept for repair.
+    retained: Retained,
+    /// The exchange with neighbours.
+    repair: Repair,
 }
 
 impl Gossip {
@@ -34,12 +53,50 @@ impl Gossip {
             generated: 0,
             first: 0,
             duplicate: 0,
+            retained: Retained::new(),
+            repair: Repair::default(),
         }
     }
 
     /// Gossip made so far.
     pub(super) fn generated(&self) -> u32 {
         self.generated
+    }
+
+    /// The peer bootstrapped: arms the repair rounds (at a random phase, so neighbours do
+    /// not all exchange in the same millisecond).
+    pub(super) fn start(cx: &mut Cx<'_>) {
+        if cx.settings.gossip_repair {
+            let interval = cx.settings.repair_interval_ms;
+            let phase = interval / 2 + cx.rng.below(interval);
+            let at = cx.after(phase);
+            cx.timers.set(Timer::Reconcile, at);
+        }
+    }
+
+    /// Counters for `STATUS_RESP`, by name.
+    pub(super) fn counters(&self) -> [(&'static str, u64); 8] {
+        let r = &self.repair;
+        [
+            ("gossip_repaired", r.repaired),
+            ("gossip_retained", self.retained.len() as u64),
+            ("gossip_retained_bytes", self.retained.bytes() as u64),
+            ("repair_digests", r.digests_sent),
+            ("repair_pulls", r.pulls_sent),
+            ("repair_bodies_served", r.bodies_served),
+            ("repair_refused", r.refused),
+            ("repair_unasked", r.unasked),
+        ]
+    }
+
+    /// Once the peer has a neighbour, it keeps and reconciles the gossip stamped from that
+    /// second on: a gossip made while it had a neighbour is owed to it (it may have missed
+    /// it), one made before is not. Called after every input (an O(1) check once open).
+    #[inline]
+    pub(super) fn note_links(&mut self, cx: &Cx<'_>, overlay: &Overlay) {
+        if self.retained.closed() && overlay.len() > 0 {
+            self.retained.open(cx.unix_secs());
+        }
     }
 
     /// Makes the next gossip `<timestamp>:<IP>:<Msg#>` and sends it to every neighbour;
@@ -68,6 +125,10 @@ impl Gossip {
             sender: cx.me,
             hops: 1,
         };
+        if cx.settings.gossip_repair {
+            self.note_links(cx, overlay);
+            self.retained.insert(now_secs, key, &gossip.body);
+        }
         forward(cx, overlay, &gossip, None);
         if self.generated < cx.settings.max_gossip {
             let at = cx.after(cx.settings.gossip_interval_ms);
@@ -92,6 +153,7 @@ impl Gossip {
             Message::GossipAck(GossipAck {
                 accepted: true,
                 duplicate: !first,
+                prune: false,
             }),
         );
         let from = gossip.sender;
@@ -103,12 +165,10 @@ impl Gossip {
             });
             return;
         }
-        self.first += 1;
-        cx.emit(Event::GossipFirstReceived {
-            text: Arc::clone(&body.text),
-            from,
-            hops: gossip.hops,
-        });
+        if self.retained.closed() {
+            self.note_links(cx, overlay);
+        }
+        self.delivered(cx, key, body, from, gossip.hops, false);
         let onward = GossipMsg {
             body: Arc::clone(body),
             sender: cx.me,
@@ -116,10 +176,34 @@ impl Gossip {
         };
         forward(cx, overlay, &onward, Some(from));
     }
+
+    /// A first-time delivery (already in the seen set), pushed or pulled: counted, logged,
+    /// kept for repair, and no longer awaited.
+    fn delivered(
+        &mut self,
+        cx: &mut Cx<'_>,
+        key: GossipKey,
+        body: &Arc<GossipBody>,
+        from: Endpoint,
+        hops: u32,
+        repaired: bool,
+    ) {
+        self.first += 1;
+        cx.emit(Event::GossipFirstReceived {
+            text: Arc::clone(&body.text),
+            from,
+            hops,
+            repaired,
+        });
+        if cx.settings.gossip_repair {
+            self.retained.insert(cx.unix_secs(), key, body);
+            self.repair.arrived(key);
+        }
+    }
 }
 
 /// Sends `gossip` to every neighbour but `except`. Every copy shares its body. The acks are
-/// not wanted: liveness comes from probes, and a lost copy is a duplicate's business.
+/// not wanted: liveness comes from probes, and a lost copy is the repair's business.
 fn forward(cx: &mut Cx<'_>, overlay: &Overlay, gossip: &GossipMsg, except: Option<Endpoint>) {
     let deadline = cx.after(cx.settings.request_timeout_ms);
     cx.out.reserve(overlay.len());

@@ -31,6 +31,22 @@ pub(super) struct Link {
     /// The neighbour re-greeted us (a `HELLO` on an existing link) since our last periodic
     /// re-greeting: it holds the link, so the next one may skip it.
     pub greeted: bool,
+    /// Whether the neighbour speaks the gossip repair's messages.
+    pub speaks: Speaks,
+}
+
+/// Whether a neighbour speaks the gossip repair's messages (`GOSSIP_DIGEST`, `IHAVE`,
+/// `GOSSIP_PULL`). A node of the reference implementation answers them `ERROR`.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub(super) enum Speaks {
+    /// Not known yet: asked like a speaker.
+    #[default]
+    Unknown,
+    /// It sent or answered an extension message.
+    Yes,
+    /// It answered one with `ERROR`: it is asked nothing more (it still gets every gossip
+    /// pushed whole).
+    No,
 }
 
 #[derive(Debug, Default)]
@@ -83,6 +99,11 @@ impl Overlay {
             self.links.remove(i);
             out.push(Output::Event(Event::NeighbourDropped { peer, reason }));
         }
+    }
+
+    /// The `i`-th neighbour (in endpoint order) and its link.
+    pub(super) fn get_index(&self, i: usize) -> Option<(&Endpoint, &Link)> {
+        self.links.get(i).map(|(p, l)| (p, l))
     }
 
     /// The `i`-th neighbour (in endpoint order) and its link.

@@ -217,7 +217,26 @@ const SECONDS: usize = 32;
 
 /// How far past the peer's own clock a gossip's stamp may be and still take over a table: a
 /// stamp further ahead is a lie or a badly skewed clock, and must not evict current keys.
-const AHEAD_SECS: u64 = 8;
+pub const AHEAD_SECS: u64 = 8;
+
+/// How far behind the peer's clock a stamp may be and the set still know for sure whether it
+/// saw that gossip ([`SeenSet::check`]). A table is taken over only by a stamp at most
+/// [`AHEAD_SECS`] past the clock, so the second it held, [`SECONDS`] earlier, is at most
+/// `SECONDS − AHEAD_SECS` behind: every later second still has its own table.
+pub const COVERED_SECS: u64 = SECONDS as u64 - AHEAD_SECS - 1;
+
+/// What the set knows about one gossip key ([`SeenSet::check`]).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Coverage {
+    /// Seen (and still remembered).
+    Seen,
+    /// Surely never seen: the key's second has its table, the table never gave keys of that
+    /// second to the general generations, and the key is not in it.
+    New,
+    /// The set cannot tell: no stamp, a stamp outside the covered window, or a second whose
+    /// keys may have gone to the general generations, which forget by count.
+    Unsure,
+}
 
 /// The keys of gossips stamped with one second: one cache line, which a lookup reads before
 /// the key's own line.
@@ -308,6 +327,34 @@ impl SeenSet {
     pub fn contains(&self, key: GossipKey) -> bool {
         let hash = stored(key.hash);
         self.recent[Self::recent_slot(hash)] == hash || self.remembers(hash, key.second)
+    }
+
+    /// Whether `key` was seen, answered only where the answer is sure: a gossip that comes
+    /// back by repair is delivered only if [`Coverage::New`], so it is never delivered twice.
+    /// Sure means stamped within `[now_secs − COVERED_SECS, now_secs + AHEAD_SECS]`, in a
+    /// second whose table holds that second (or an older one, about to be taken over) and
+    /// never spilled keys of it into the general generations.
+    pub fn check(&self, key: GossipKey, now_secs: u64) -> Coverage {
+        let Some(s) = key.second else {
+            return Coverage::Unsure;
+        };
+        if s > now_secs.saturating_add(AHEAD_SECS) || s.saturating_add(COVERED_SECS) < now_secs {
+            return Coverage::Unsure;
+        }
+        if self.contains(key) {
+            return Coverage::Seen;
+        }
+        match self.by_second.as_deref() {
+            None => Coverage::New,
+            Some(tables) => {
+                let t = &tables[s as usize % SECONDS];
+                if t.second > s || t.spilled_below > s {
+                    Coverage::Unsure
+                } else {
+                    Coverage::New
+                }
+            }
+        }
     }
 
     /// Records `key`, seen at `now_secs` (unix seconds by the peer's clock); true if it was new.

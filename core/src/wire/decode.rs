@@ -13,10 +13,11 @@ use serde_json::{Map, Value};
 
 use super::{fast, DecodeError, MAX_LIST};
 use crate::msg::{
-    CommitSync, ConfirmReq, ConfirmResp, DeadReport, DeadResult, Decision, Endpoint, Entry, Fact,
-    Gossip, GossipAck, GossipBody, Hello, HelloAck, Message, PeerListResp, PeerStatus, Ping, Pong,
-    RegisterReq, RegisterResult, RoleStatus, SeedStatus, SeedSync, Status, StatusResp, SuspectAck,
-    SuspectReq, VoteReq, VoteResp, MAX_CONFIRM_FACTS,
+    CommitSync, ConfirmReq, ConfirmResp, DeadReport, DeadResult, Decision, DigestResp, Endpoint,
+    Entry, Fact, Gossip, GossipAck, GossipBody, GossipDigest, GossipPull, Hello, HelloAck, IHave,
+    IdGroup, Message, PeerListResp, PeerStatus, Ping, Pong, PullResp, RegisterReq, RegisterResult,
+    RoleStatus, SeedStatus, SeedSync, Status, StatusResp, SuspectAck, SuspectReq, VoteReq,
+    VoteResp, MAX_BODIES, MAX_CONFIRM_FACTS, MAX_DIGEST_BUCKETS, MAX_IDS,
 };
 
 /// Decodes one line (without its `\n`; a trailing `\r` is tolerated).
@@ -84,6 +85,9 @@ const TYPES: &[&str] = &[
     "PONG",
     "SEED_SYNC",
     "SEED_CONFIRM",
+    "GOSSIP_DIGEST",
+    "IHAVE",
+    "GOSSIP_PULL",
     "STATUS_REQ",
     "STATUS_RESP",
 ];
@@ -173,6 +177,7 @@ fn decode_payload(kind: &'static str, p: &Payload<'_>) -> Result<Message, Decode
                 Message::GossipAck(GossipAck {
                     accepted: p.opt_bool("accepted")?.unwrap_or(true),
                     duplicate: p.opt_bool("duplicate")?.unwrap_or(false),
+                    prune: p.opt_bool("prune")?.unwrap_or(false),
                 })
             } else {
                 return Err(p.missing("message"));
@@ -233,6 +238,63 @@ fn decode_payload(kind: &'static str, p: &Payload<'_>) -> Result<Message, Decode
             entries: p.entries("entries")?,
             reply: p.opt_bool("reply")?.unwrap_or(false),
         })),
+        "GOSSIP_DIGEST" => {
+            if p.has("counts") {
+                let counts = p.u32_list("counts")?;
+                let hashes = p.u64_list("hashes")?;
+                if counts.len() > MAX_DIGEST_BUCKETS {
+                    return Err(p.bad("counts", "at most 64 buckets"));
+                }
+                if hashes.len() != counts.len() {
+                    return Err(p.bad("hashes", "as many hashes as counts"));
+                }
+                Message::Digest(Box::new(GossipDigest {
+                    sender: p.endpoint("sender")?,
+                    first: p.u64("first")?,
+                    counts,
+                    hashes,
+                }))
+            } else if p.has("ids") {
+                Message::DigestResp(Box::new(DigestResp {
+                    responder: p.endpoint("responder")?,
+                    ids: p.id_groups("ids")?,
+                }))
+            } else {
+                return Err(p.missing("counts"));
+            }
+        }
+        "IHAVE" => {
+            if p.has("ids") {
+                Message::IHave(Box::new(IHave {
+                    sender: p.endpoint("sender")?,
+                    ids: p.id_groups("ids")?,
+                }))
+            } else if p.has("ack") {
+                Message::IHaveAck
+            } else {
+                return Err(p.missing("ids"));
+            }
+        }
+        "GOSSIP_PULL" => {
+            if p.has("ids") {
+                Message::Pull(Box::new(GossipPull {
+                    sender: p.endpoint("sender")?,
+                    ids: p.id_groups("ids")?,
+                    graft: p.opt_bool("graft")?.unwrap_or(false),
+                }))
+            } else if p.has("bodies") {
+                let bodies = p.bodies("bodies")?;
+                if bodies.len() > MAX_BODIES {
+                    return Err(p.bad("bodies", "at most 256 bodies"));
+                }
+                Message::PullResp(Box::new(PullResp {
+                    responder: p.endpoint("responder")?,
+                    bodies,
+                }))
+            } else {
+                return Err(p.missing("ids"));
+            }
+        }
         "STATUS_REQ" => Message::StatusReq,
         "STATUS_RESP" => Message::StatusResp(Box::new(StatusResp {
             node: p.endpoint("node")?,
@@ -425,6 +487,27 @@ impl<'a> Payload<'a> {
             .ok_or_else(|| self.missing(field))
     }
 
+    fn u32_list(&self, field: &'static str) -> Result<Vec<u32>, DecodeError> {
+        self.opt_list(field, "a list of non-negative 32-bit integers", as_u32)?
+            .ok_or_else(|| self.missing(field))
+    }
+
+    /// Gossip ids: `[[second, key, ...], ...]`, at most [`MAX_IDS`] keys in all.
+    fn id_groups(&self, field: &'static str) -> Result<Vec<IdGroup>, DecodeError> {
+        let groups = self
+            .opt_list(field, ID_GROUPS, as_id_group)?
+            .ok_or_else(|| self.missing(field))?;
+        if groups.iter().map(|g| g.keys.len()).sum::<usize>() > MAX_IDS {
+            return Err(self.bad(field, "at most 1024 keys in all"));
+        }
+        Ok(groups)
+    }
+
+    fn bodies(&self, field: &'static str) -> Result<Vec<Arc<GossipBody>>, DecodeError> {
+        self.opt_list(field, BODY_LIST, as_body)?
+            .ok_or_else(|| self.missing(field))
+    }
+
     fn entries(&self, field: &'static str) -> Result<Vec<Entry>, DecodeError> {
         self.opt_list(field, ENTRY_LIST, as_entry)?
             .ok_or_else(|| self.missing(field))
@@ -563,6 +646,9 @@ const ENDPOINT: &str = "an \"ip:port\" string with a port in 1..=65535";
 const ENDPOINT_LIST: &str = "a list of \"ip:port\" strings";
 const ENTRY_LIST: &str = "a list of {\"peer\", \"incarnation\", \"status\", \"votes\"} objects";
 const FACT_LIST: &str = "a list of {\"peer\", \"incarnation\", \"status\"} objects";
+const ID_GROUPS: &str = "a list of [second, key, ...] lists of non-negative integers";
+const BODY_LIST: &str =
+    "a list of {\"message\", \"origin_ip\", \"origin_port\", \"msg_no\"} objects";
 
 fn as_u32(v: &Value) -> Option<u32> {
     v.as_u64().and_then(|n| u32::try_from(n).ok())
@@ -653,6 +739,30 @@ fn as_fact(v: &Value) -> Option<Fact> {
         incarnation: m.get("incarnation")?.as_u64()?,
         status: as_status(m.get("status")?)?,
     })
+}
+
+fn as_id_group(v: &Value) -> Option<IdGroup> {
+    let items = v.as_array().filter(|a| a.len() <= MAX_IDS + 1)?;
+    let (second, keys) = items.split_first()?;
+    Some(IdGroup {
+        second: second.as_u64()?,
+        keys: keys.iter().map(Value::as_u64).collect::<Option<Vec<_>>>()?,
+    })
+}
+
+/// A gossip body: the fields of a `GOSSIP_MSG` its origin wrote (`origin_port` optional).
+fn as_body(v: &Value) -> Option<Arc<GossipBody>> {
+    let m = v.as_object()?;
+    let origin_port = match m.get("origin_port").filter(|p| !p.is_null()) {
+        None => None,
+        Some(p) => Some(as_port(p)?),
+    };
+    Some(Arc::new(GossipBody {
+        text: Arc::from(m.get("message")?.as_str()?),
+        origin_ip: parse_ip(m.get("origin_ip")?.as_str()?)?,
+        origin_port,
+        msg_no: as_u32(m.get("msg_no")?)?,
+    }))
 }
 
 fn as_entry(v: &Value) -> Option<Entry> {

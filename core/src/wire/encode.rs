@@ -6,7 +6,10 @@
 use std::io::Write as _;
 use std::net::{IpAddr, SocketAddr};
 
-use crate::msg::{CommitSync, Decision, Endpoint, Entry, Message, RoleStatus, Status, VoteReq};
+use crate::msg::{
+    CommitSync, Decision, Endpoint, Entry, GossipBody, IdGroup, Message, RoleStatus, Status,
+    VoteReq,
+};
 
 /// Appends `msg` as one JSON line (with its `\n`) to `out`; `ts` is the sender's wall clock
 /// in unix seconds (informational; a non-finite value is written as `0`).
@@ -24,6 +27,71 @@ pub fn encode(msg: &Message, ts: f64, out: &mut Vec<u8>) {
     out.extend_from_slice(b",\"ts\":");
     write_ts(out, ts);
     out.extend_from_slice(b"}\n");
+}
+
+/// The length of the line [`encode`] writes for `msg` at `ts`, newline included. The hot
+/// messages (a gossip and its ack with an IPv4 origin and sender and a text that needs no
+/// escaping) are measured without writing them (a driver that counts the bytes of every
+/// line it carries pays little); anything else is encoded into a scratch buffer.
+pub fn encoded_len(msg: &Message, ts: f64) -> usize {
+    let ts_len = || {
+        let ms = (ts * 1000.0).round();
+        if (0.0..FAST_TS_LIMIT).contains(&ts) && ms / 1000.0 == ts {
+            let ms = ms as u64;
+            let frac = match ms % 1000 {
+                f if f % 100 == 0 => 1,
+                f if f % 10 == 0 => 2,
+                _ => 3,
+            };
+            digits(ms / 1000) + 1 + frac
+        } else {
+            let mut t = Vec::new();
+            write_ts(&mut t, ts);
+            t.len()
+        }
+    };
+    match msg {
+        Message::Gossip(g) => {
+            let b = &g.body;
+            if let (IpAddr::V4(ip), SocketAddr::V4(sender)) = (b.origin_ip, g.sender) {
+                if !b.text.bytes().any(needs_escape) {
+                    // {"type":"GOSSIP_MSG","payload":{"message":"","origin_ip":"",
+                    // "msg_no":,"sender":"","hops":},"ts":}\n
+                    let mut n = 98 + b.text.len() + v4_len(ip);
+                    n += digits(u64::from(b.msg_no)) + v4_len(*sender.ip()) + 1;
+                    n += digits(u64::from(sender.port())) + digits(u64::from(g.hops));
+                    if let Some(port) = b.origin_port {
+                        n += 15 + digits(u64::from(port)); // ,"origin_port":
+                    }
+                    return n + ts_len();
+                }
+            }
+        }
+        Message::GossipAck(a) => {
+            // {"type":"GOSSIP_MSG","payload":{"accepted":,"duplicate":},"ts":}\n
+            let word = |v: bool| if v { 4 } else { 5 };
+            let prune = if a.prune { 13 } else { 0 }; // ,"prune":true
+            return 65 + word(a.accepted) + word(a.duplicate) + prune + ts_len();
+        }
+        _ => {}
+    }
+    let mut out = Vec::new();
+    encode(msg, ts, &mut out);
+    out.len()
+}
+
+/// Decimal digits of `v`.
+fn digits(v: u64) -> usize {
+    v.checked_ilog10().map_or(1, |d| d as usize + 1)
+}
+
+/// The length of an IPv4 address in dotted decimal.
+fn v4_len(ip: std::net::Ipv4Addr) -> usize {
+    3 + ip
+        .octets()
+        .iter()
+        .map(|&o| digits(u64::from(o)))
+        .sum::<usize>()
 }
 
 fn write_payload(msg: &Message, w: &mut ObjWriter<'_>) {
@@ -85,16 +153,16 @@ fn write_payload(msg: &Message, w: &mut ObjWriter<'_>) {
             w.opt_u64("incarnation", m.incarnation);
         }
         Message::Gossip(m) => {
-            w.str("message", &m.body.text);
-            w.ip("origin_ip", m.body.origin_ip);
-            w.opt_u64("origin_port", m.body.origin_port.map(u64::from));
-            w.u64("msg_no", m.body.msg_no.into());
+            write_body(w, &m.body);
             w.endpoint("sender", m.sender);
             w.u64("hops", m.hops.into());
         }
         Message::GossipAck(m) => {
             w.bool("accepted", m.accepted);
             w.bool("duplicate", m.duplicate);
+            if m.prune {
+                w.bool("prune", true);
+            }
         }
         Message::SuspectReq(m) => {
             w.endpoint_pair("dead_ip", "dead_port", m.suspect);
@@ -169,6 +237,47 @@ fn write_payload(msg: &Message, w: &mut ObjWriter<'_>) {
             w.entries("entries", &m.entries);
             w.bool("reply", m.reply);
         }
+        Message::Digest(m) => {
+            w.endpoint("sender", m.sender);
+            w.u64("first", m.first);
+            let mut list = w.list("counts");
+            for c in &m.counts {
+                list.u64(u64::from(*c));
+            }
+            list.close();
+            let mut list = w.list("hashes");
+            for h in &m.hashes {
+                list.u64(*h);
+            }
+            list.close();
+        }
+        Message::DigestResp(m) => {
+            w.endpoint("responder", m.responder);
+            write_id_groups(w, "ids", &m.ids);
+        }
+        Message::IHave(m) => {
+            w.endpoint("sender", m.sender);
+            write_id_groups(w, "ids", &m.ids);
+        }
+        Message::IHaveAck => w.bool("ack", true),
+        Message::Pull(m) => {
+            w.endpoint("sender", m.sender);
+            write_id_groups(w, "ids", &m.ids);
+            if m.graft {
+                w.bool("graft", true);
+            }
+        }
+        Message::PullResp(m) => {
+            w.endpoint("responder", m.responder);
+            let mut list = w.list("bodies");
+            for b in &m.bodies {
+                list.sep();
+                let mut obj = ObjWriter::open(list.out);
+                write_body(&mut obj, b);
+                obj.close();
+            }
+            list.close();
+        }
         Message::StatusReq => {}
         Message::StatusResp(m) => {
             w.endpoint("node", m.node);
@@ -193,6 +302,29 @@ fn write_payload(msg: &Message, w: &mut ObjWriter<'_>) {
             inner.close();
         }
     }
+}
+
+/// The fields of a gossip its origin wrote, as in `GOSSIP_MSG`.
+fn write_body(w: &mut ObjWriter<'_>, b: &GossipBody) {
+    w.str("message", &b.text);
+    w.ip("origin_ip", b.origin_ip);
+    w.opt_u64("origin_port", b.origin_port.map(u64::from));
+    w.u64("msg_no", b.msg_no.into());
+}
+
+/// Gossip ids as `[[second, key, ...], ...]`.
+fn write_id_groups(w: &mut ObjWriter<'_>, name: &'static str, groups: &[IdGroup]) {
+    let mut list = w.list(name);
+    for g in groups {
+        list.sep();
+        let mut inner = ListWriter::open(list.out);
+        inner.u64(g.second);
+        for k in &g.keys {
+            inner.u64(*k);
+        }
+        inner.close();
+    }
+    list.close();
 }
 
 fn write_vote_req(w: &mut ObjWriter<'_>, m: &VoteReq, ip: &'static str, port: &'static str) {
@@ -469,6 +601,12 @@ struct ListWriter<'a> {
 }
 
 impl ListWriter<'_> {
+    /// A list nested in another: `[` now, `]` at `close`.
+    fn open(out: &mut Vec<u8>) -> ListWriter<'_> {
+        out.push(b'[');
+        ListWriter { out, first: true }
+    }
+
     fn sep(&mut self) {
         if !self.first {
             self.out.push(b',');

@@ -28,8 +28,8 @@ pub(super) fn decode(text: &str) -> Option<Message> {
     s.key("payload")?;
     match kind {
         "GOSSIP_MSG" => {
-            let [message, origin_ip, origin_port, msg_no, sender, hops, accepted, duplicate] = s
-                .payload([
+            let [message, origin_ip, origin_port, msg_no, sender, hops, accepted, duplicate, prune] =
+                s.payload([
                     "message",
                     "origin_ip",
                     "origin_port",
@@ -38,6 +38,7 @@ pub(super) fn decode(text: &str) -> Option<Message> {
                     "hops",
                     "accepted",
                     "duplicate",
+                    "prune",
                 ])?;
             s.rest_of_envelope()?;
             // The general path's rule: `message` present → the gossip; else `accepted` or
@@ -57,6 +58,7 @@ pub(super) fn decode(text: &str) -> Option<Message> {
                 Some(Message::GossipAck(GossipAck {
                     accepted: opt(accepted, as_bool)?.unwrap_or(true),
                     duplicate: opt(duplicate, as_bool)?.unwrap_or(false),
+                    prune: opt(prune, as_bool)?.unwrap_or(false),
                 }))
             } else {
                 None

@@ -192,6 +192,7 @@ fn reference_style_lines_decode() {
             Message::GossipAck(GossipAck {
                 accepted: true,
                 duplicate: true,
+                prune: false,
             }),
         ),
         (
@@ -199,7 +200,87 @@ fn reference_style_lines_decode() {
             Message::GossipAck(GossipAck {
                 accepted: false,
                 duplicate: false,
+                prune: false,
             }),
+        ),
+        (
+            line(
+                "GOSSIP_MSG",
+                r#"{"accepted": true, "duplicate": true, "prune": true}"#,
+            ),
+            Message::GossipAck(GossipAck {
+                accepted: true,
+                duplicate: true,
+                prune: true,
+            }),
+        ),
+        (
+            line(
+                "GOSSIP_DIGEST",
+                r#"{"sender": "127.0.0.1:6001", "first": 1767225580, "counts": [0, 2], "hashes": [0, 17]}"#,
+            ),
+            Message::Digest(Box::new(GossipDigest {
+                sender: ep("127.0.0.1:6001"),
+                first: 1_767_225_580,
+                counts: vec![0, 2],
+                hashes: vec![0, 17],
+            })),
+        ),
+        (
+            line(
+                "GOSSIP_DIGEST",
+                r#"{"responder": "127.0.0.1:6002", "ids": [[1767225581, 9, 8], [1767225582]]}"#,
+            ),
+            Message::DigestResp(Box::new(DigestResp {
+                responder: ep("127.0.0.1:6002"),
+                ids: vec![
+                    IdGroup {
+                        second: 1_767_225_581,
+                        keys: vec![9, 8],
+                    },
+                    IdGroup {
+                        second: 1_767_225_582,
+                        keys: vec![],
+                    },
+                ],
+            })),
+        ),
+        (
+            line("IHAVE", r#"{"sender": "127.0.0.1:6001", "ids": []}"#),
+            Message::IHave(Box::new(IHave {
+                sender: ep("127.0.0.1:6001"),
+                ids: vec![],
+            })),
+        ),
+        (line("IHAVE", r#"{"ack": true}"#), Message::IHaveAck),
+        (
+            line(
+                "GOSSIP_PULL",
+                r#"{"sender": "127.0.0.1:6001", "ids": [[1767225581, 9]], "graft": true}"#,
+            ),
+            Message::Pull(Box::new(GossipPull {
+                sender: ep("127.0.0.1:6001"),
+                ids: vec![IdGroup {
+                    second: 1_767_225_581,
+                    keys: vec![9],
+                }],
+                graft: true,
+            })),
+        ),
+        (
+            line(
+                "GOSSIP_PULL",
+                r#"{"responder": "127.0.0.1:6002", "bodies": [{"message": "1767225581:127.0.0.1:1", "origin_ip": "127.0.0.1", "msg_no": 1}]}"#,
+            ),
+            Message::PullResp(Box::new(PullResp {
+                responder: ep("127.0.0.1:6002"),
+                bodies: vec![Arc::new(GossipBody {
+                    text: "1767225581:127.0.0.1:1".into(),
+                    origin_ip: "127.0.0.1".parse().unwrap(),
+                    origin_port: None,
+                    msg_no: 1,
+                })],
+            })),
         ),
         (
             line(
@@ -831,4 +912,72 @@ fn lists_longer_than_the_cap_are_rejected() {
         &format!(r#"{{"peers": [{ok}], "seed": "127.0.0.1:1"}}"#),
     );
     assert!(dec(&l).is_ok());
+}
+
+#[test]
+fn repair_messages_are_bounded_and_strict() {
+    let digest = |counts: &str, hashes: &str| {
+        line(
+            "GOSSIP_DIGEST",
+            &format!(
+                r#"{{"sender": "127.0.0.1:1", "first": 5, "counts": {counts}, "hashes": {hashes}}}"#
+            ),
+        )
+    };
+    let n = |k: usize, v: &str| format!("[{}]", vec![v; k].join(","));
+    assert!(dec(&digest(&n(64, "1"), &n(64, "2"))).is_ok());
+    assert_eq!(
+        bad(&digest(&n(65, "1"), &n(65, "2"))),
+        ("GOSSIP_DIGEST", "counts")
+    );
+    assert_eq!(bad(&digest("[1]", "[]")), ("GOSSIP_DIGEST", "hashes"));
+    assert_eq!(bad(&digest("[-1]", "[0]")), ("GOSSIP_DIGEST", "counts"));
+    assert_eq!(
+        bad(&digest("[4294967296]", "[0]")),
+        ("GOSSIP_DIGEST", "counts")
+    );
+    assert_eq!(
+        missing(&line("GOSSIP_DIGEST", r#"{"sender": "127.0.0.1:1"}"#)),
+        ("GOSSIP_DIGEST", "counts")
+    );
+    let pull = |ids: &str| {
+        line(
+            "GOSSIP_PULL",
+            &format!(r#"{{"sender": "127.0.0.1:1", "ids": {ids}}}"#),
+        )
+    };
+    // 1,024 keys in all, however they are grouped.
+    let keys = |k: usize| vec!["7"; k].join(",");
+    assert!(dec(&pull(&format!("[[1,{}],[2,{}]]", keys(512), keys(512)))).is_ok());
+    assert_eq!(
+        bad(&pull(&format!("[[1,{}],[2,{}]]", keys(512), keys(513)))),
+        ("GOSSIP_PULL", "ids")
+    );
+    for ids in ["[[]]", "[1]", "[[1, -2]]", "[[\"1\", 2]]", "{}", "[[1.5]]"] {
+        assert_eq!(bad(&pull(ids)), ("GOSSIP_PULL", "ids"), "{ids}");
+    }
+    let graft = line(
+        "GOSSIP_PULL",
+        r#"{"sender": "127.0.0.1:1", "ids": [], "graft": 1}"#,
+    );
+    assert_eq!(bad(&graft), ("GOSSIP_PULL", "graft"));
+    let body = r#"{"message": "1:1.2.3.4:1", "origin_ip": "1.2.3.4", "msg_no": 1}"#;
+    let bodies = |k: usize| {
+        line(
+            "GOSSIP_PULL",
+            &format!(
+                r#"{{"responder": "127.0.0.1:1", "bodies": [{}]}}"#,
+                vec![body; k].join(",")
+            ),
+        )
+    };
+    assert!(dec(&bodies(256)).is_ok());
+    assert_eq!(bad(&bodies(257)), ("GOSSIP_PULL", "bodies"));
+    let bad_body = line(
+        "GOSSIP_PULL",
+        r#"{"responder": "127.0.0.1:1", "bodies": [{"message": "x", "origin_ip": "1.2.3.4", "origin_port": 0, "msg_no": 1}]}"#,
+    );
+    assert_eq!(bad(&bad_body), ("GOSSIP_PULL", "bodies"));
+    let ihave = line("IHAVE", r#"{"sender": "127.0.0.1:1"}"#);
+    assert_eq!(missing(&ihave), ("IHAVE", "ids"));
 }

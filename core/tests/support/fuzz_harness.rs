@@ -366,6 +366,61 @@ impl World {
         }
     }
 
+    /// Gossip ids: mostly of the gossips `gossip` makes (so they may be held), some random.
+    fn ids(&self, b: &mut Bytes<'_>) -> Vec<IdGroup> {
+        (0..b.small(4))
+            .map(|_| {
+                let keys = (0..b.small(5))
+                    .map(|_| {
+                        if b.bool() {
+                            let g = self.gossip(b);
+                            gossip_core::peer::gossip_key(&g.body.text, g.body.origin_port).hash
+                        } else {
+                            b.u64()
+                        }
+                    })
+                    .collect();
+                IdGroup {
+                    second: 1_767_225_600 + b.num() % 64,
+                    keys,
+                }
+            })
+            .collect()
+    }
+
+    /// A message of the gossip repair and lazy push, request or reply.
+    fn gossip_repair(&self, b: &mut Bytes<'_>) -> Message {
+        match b.u8() % 6 {
+            0 => {
+                let n = b.small(30);
+                Message::Digest(Box::new(GossipDigest {
+                    sender: self.endpoint(b),
+                    first: 1_767_225_600 + b.num() % 64,
+                    counts: (0..n).map(|_| b.num32() % 4).collect(),
+                    hashes: (0..n).map(|_| b.u64()).collect(),
+                }))
+            }
+            1 => Message::DigestResp(Box::new(DigestResp {
+                responder: self.endpoint(b),
+                ids: self.ids(b),
+            })),
+            2 => Message::IHave(Box::new(IHave {
+                sender: self.endpoint(b),
+                ids: self.ids(b),
+            })),
+            3 => Message::IHaveAck,
+            4 => Message::Pull(Box::new(GossipPull {
+                sender: self.endpoint(b),
+                ids: self.ids(b),
+                graft: b.bool(),
+            })),
+            _ => Message::PullResp(Box::new(PullResp {
+                responder: self.endpoint(b),
+                bodies: (0..b.small(4)).map(|_| self.gossip(b).body).collect(),
+            })),
+        }
+    }
+
     fn sync(&self, b: &mut Bytes<'_>, reply: bool) -> SeedSync {
         let buckets = match b.u8() % 4 {
             0 => Vec::new(),
@@ -430,6 +485,7 @@ impl World {
             12 => Message::GossipAck(GossipAck {
                 accepted: b.bool(),
                 duplicate: b.bool(),
+                prune: b.bool(),
             }),
             13 => Message::SuspectReq(Box::new(SuspectReq {
                 suspect: self.endpoint(b),
@@ -484,6 +540,7 @@ impl World {
                 Message::SeedSync(Box::new(self.sync(b, reply)))
             }
             25 => Message::StatusReq,
+            _ if !b.u8().is_multiple_of(4) => self.gossip_repair(b),
             _ => Message::StatusResp(Box::new(StatusResp {
                 node: self.endpoint(b),
                 role: RoleStatus::Peer(PeerStatus {
@@ -547,7 +604,17 @@ impl World {
             Message::Gossip(_) => Message::GossipAck(GossipAck {
                 accepted: true,
                 duplicate: b.bool(),
+                prune: b.u8() < 40,
             }),
+            Message::Digest(_) => Message::DigestResp(Box::new(DigestResp {
+                responder: to,
+                ids: self.ids(b),
+            })),
+            Message::IHave(_) => Message::IHaveAck,
+            Message::Pull(_) => Message::PullResp(Box::new(PullResp {
+                responder: to,
+                bodies: (0..b.small(4)).map(|_| self.gossip(b).body).collect(),
+            })),
             Message::SuspectReq(r) => Message::SuspectAck(Box::new(SuspectAck {
                 suspect: r.suspect,
                 alive: b.bool(),

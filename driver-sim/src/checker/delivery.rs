@@ -1,6 +1,7 @@
 //! Promise 5, checked at the end of a run: every gossip a live peer made in the check window
 //! (two gossip intervals after the liveness bound) reached every live peer of its overlay
-//! component that had a neighbour when it was made. Also the dissemination the report shows:
+//! component that had a neighbour when it was made; with gossip repair, so did every gossip
+//! made in the retention window before healing (copies lost while the faults lasted). Also the dissemination the report shows:
 //! deliveries owed and made, over every gossip of the run.
 
 use super::overlay::Overlay;
@@ -9,16 +10,16 @@ use super::Checker;
 /// When promise 5 is judged.
 #[derive(Debug)]
 pub(super) struct Delivery {
-    /// Gossips generated in `[from, to)` must have reached every peer owed.
-    window: Option<(u64, u64)>,
+    /// Gossips generated in `[from, to)` of each window must have reached every peer owed.
+    windows: [Option<(u64, u64)>; 2],
     /// The run must have lasted this long (the gossips of the window had time to spread).
     judged_from: Option<u64>,
 }
 
 impl Delivery {
-    pub(super) fn new(window: Option<(u64, u64)>, judged_from: Option<u64>) -> Delivery {
+    pub(super) fn new(windows: [Option<(u64, u64)>; 2], judged_from: Option<u64>) -> Delivery {
         Delivery {
-            window,
+            windows,
             judged_from,
         }
     }
@@ -124,24 +125,24 @@ impl Checker {
     /// Whether promise 5 is judged by a run that ends at `end_ms` (it lasts through the check
     /// window and the flood after it).
     pub fn delivery_judged(&self, end_ms: u64) -> bool {
-        self.delivery.window.is_some() && end_ms >= self.delivery.judged_from.unwrap_or(u64::MAX)
+        self.delivery.windows.iter().any(Option::is_some)
+            && end_ms >= self.delivery.judged_from.unwrap_or(u64::MAX)
     }
 
     /// Promise 5, at the end of a run that lasted through the check window and the flood
     /// after it (a shorter run checks nothing).
     pub fn check_delivery(&mut self, now: u64) {
-        let Some((from, to)) = self.delivery.window else {
-            return;
-        };
         if now < self.delivery.judged_from.unwrap_or(u64::MAX) {
             return;
         }
-        for (g, who) in self.undelivered(from, to).into_iter().take(10) {
-            self.violation(
-                now,
-                5,
-                format!("gossip {g} never reached live peer {who}, connected to its origin"),
-            );
+        for (from, to) in self.delivery.windows.into_iter().flatten() {
+            for (g, who) in self.undelivered(from, to).into_iter().take(10) {
+                self.violation(
+                    now,
+                    5,
+                    format!("gossip {g} never reached live peer {who}, connected to its origin"),
+                );
+            }
         }
     }
 }

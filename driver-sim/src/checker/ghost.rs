@@ -125,6 +125,17 @@ pub(super) struct Ghost {
     pub(super) first_deliveries: u64,
     /// Largest `hops` of a first-time delivery.
     pub(super) hops_max: u32,
+    /// Lines of the gossip plane sent: `GOSSIP_MSG` and its ack, and the repair's messages
+    /// (`GOSSIP_DIGEST`, `IHAVE`, `GOSSIP_PULL`) and their replies.
+    pub(super) gossip_lines: u64,
+    /// Their bytes, as the wire encodes them (newline included, no cluster key).
+    pub(super) gossip_bytes: u64,
+    /// Copies of gossip bodies sent: `GOSSIP_MSG` requests and the bodies of pull replies.
+    pub(super) payload_sends: u64,
+    /// First-time deliveries that came by a pull (the repair).
+    pub(super) repaired: u64,
+    /// Per gossip (dense id): when its last first-time delivery so far happened.
+    pub(super) last_delivery: Vec<u64>,
     /// How long after a loss on its links a peer's removal is excused (promise 4).
     pub(super) loss_window_ms: u64,
 }
@@ -146,6 +157,10 @@ impl PeerGhost {
         )
     }
 }
+
+/// The `timestamp` the bytes of a gossip-plane line are measured with: a time of the run
+/// (from 2026-01-01T00:00:00Z), to the millisecond.
+const LINE_TS: f64 = 1_767_225_600.125;
 
 impl Ghost {
     pub(super) fn new(addrs: Addrs, loss_window_ms: u64) -> Ghost {
@@ -169,6 +184,11 @@ impl Ghost {
             expected_sends: 0,
             first_deliveries: 0,
             hops_max: 0,
+            gossip_lines: 0,
+            gossip_bytes: 0,
+            payload_sends: 0,
+            repaired: 0,
+            last_delivery: Vec::new(),
         }
     }
 
@@ -288,6 +308,16 @@ impl Ghost {
         }
     }
 
+    /// Counts a line of the gossip plane sent, with `payload` body copies. Its bytes are
+    /// measured at [`LINE_TS`]: every line carries its send time, and a time of the run
+    /// with milliseconds has that many characters (a few lines have one or two fewer).
+    #[inline]
+    pub(super) fn gossip_line(&mut self, msg: &Message, payload: u64) {
+        self.gossip_lines += 1;
+        self.payload_sends += payload;
+        self.gossip_bytes += gossip_core::wire::encoded_len(msg, LINE_TS) as u64;
+    }
+
     /// Peer `node` generated gossip `text`. False if `node` is not a peer.
     pub(super) fn generated(&mut self, now: u64, node: u32, text: &Arc<str>) -> bool {
         let Some(j) = self.peer_ix(node) else {
@@ -306,6 +336,7 @@ impl Ghost {
             gen_at: now,
         });
         self.receivers.resize(self.receivers.len() + self.words, 0);
+        self.last_delivery.push(now);
         true
     }
 
@@ -316,7 +347,7 @@ impl Ghost {
 
     /// Node `node` received gossip `text` first-time, `hops` links from its origin.
     #[inline]
-    pub(super) fn received(&mut self, node: u32, text: &Arc<str>, hops: u32) -> Receipt {
+    pub(super) fn received(&mut self, now: u64, node: u32, text: &Arc<str>, hops: u32) -> Receipt {
         let Some(j) = self.peer_ix(node) else {
             return Receipt::NotAPeer;
         };
@@ -329,6 +360,7 @@ impl Ghost {
             return Receipt::Twice;
         }
         *word |= b;
+        self.last_delivery[id as usize] = now;
         self.first_deliveries += 1;
         self.hops_max = self.hops_max.max(hops);
         self.expected_sends += u64::from(self.degrees[j]).saturating_sub(1);

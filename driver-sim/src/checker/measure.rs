@@ -24,6 +24,19 @@ pub struct Measured {
     pub expected_sends: u64,
     /// Most links a first-time delivery travelled.
     pub hops_max: u32,
+    /// First-time deliveries (any gossip, any peer).
+    pub first_deliveries: u64,
+    /// Copies of gossip bodies sent (`GOSSIP_MSG` requests and bodies of pull replies).
+    pub payload_sends: u64,
+    /// Lines of the gossip plane sent, and their bytes.
+    pub gossip_lines: u64,
+    /// Bytes of those lines.
+    pub gossip_bytes: u64,
+    /// First-time deliveries that came by the repair's pulls.
+    pub repaired: u64,
+    /// Per gossip delivered to someone: ms from its generation to its last first-time
+    /// delivery, ascending.
+    pub last_delivery_ms: Vec<u64>,
     /// The final overlay's largest eccentricity, and whether it is exact.
     pub eccentricity: (u32, bool),
     /// Peers crashed.
@@ -70,6 +83,11 @@ impl Measured {
         percentile(&self.detection_ms, p)
     }
 
+    /// The `p`-quantile of the last-delivery times.
+    pub fn last_delivery_percentile(&self, p: f64) -> Option<u64> {
+        percentile(&self.last_delivery_ms, p)
+    }
+
     /// The `p`-quantile of commit spreads.
     pub fn commit_spread_percentile(&self, p: f64) -> Option<u64> {
         percentile(&self.commit_spread_ms, p)
@@ -100,6 +118,11 @@ impl Checker {
             .map(|(first, last, _)| last - first)
             .collect();
         commit_spread_ms.sort_unstable();
+        let mut last_delivery_ms: Vec<u64> = (g.gossips.iter().zip(&g.last_delivery))
+            .filter(|(info, &at)| at > info.gen_at)
+            .map(|(info, &at)| at - info.gen_at)
+            .collect();
+        last_delivery_ms.sort_unstable();
         let changes = |status| g.spread.keys().filter(|(_, _, s)| *s == status).count() as u64;
         Measured {
             gossip_generated: g.gossips.len() as u64,
@@ -108,6 +131,12 @@ impl Checker {
             gossip_sends: g.gossip_sends,
             expected_sends: g.expected_sends,
             hops_max: g.hops_max,
+            first_deliveries: g.first_deliveries,
+            payload_sends: g.payload_sends,
+            gossip_lines: g.gossip_lines,
+            gossip_bytes: g.gossip_bytes,
+            repaired: g.repaired,
+            last_delivery_ms,
             eccentricity: ov.max_eccentricity(),
             crashed_peers: g.crashes.len() as u64,
             detection_ms,

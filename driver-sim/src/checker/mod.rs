@@ -142,7 +142,10 @@ impl Checker {
                 cfg.liveness_bound_ms(),
                 cfg.liars_stop_at_heal,
             ),
-            delivery: Delivery::new(cfg.gossip_check_window(), cfg.liveness_end_ms()),
+            delivery: Delivery::new(
+                [cfg.gossip_check_window(), cfg.repair_check_window()],
+                cfg.liveness_end_ms(),
+            ),
             violations: Vec::new(),
             violation_count: 0,
             by_promise: [0; 10],
@@ -199,7 +202,13 @@ impl Checker {
     #[inline]
     pub fn on_send(&mut self, node: u32, msg: &Message) {
         match msg {
-            Message::Gossip(_) => self.ghost.gossip_sends += 1,
+            Message::Gossip(_) => {
+                self.ghost.gossip_sends += 1;
+                self.ghost.gossip_line(msg, 1);
+            }
+            Message::Digest(_) | Message::IHave(_) | Message::Pull(_) => {
+                self.ghost.gossip_line(msg, 0)
+            }
             Message::DeadReport(r) => self.safety.deferred_reports.push((node, r.dead)),
             Message::RegisterReq(r) => {
                 if let (Some(j), Some(inc)) = (self.ghost.peer_ix(node), r.incarnation) {
@@ -208,6 +217,18 @@ impl Checker {
                 self.ghost.count_seed_send(node, msg);
             }
             _ => self.ghost.count_seed_send(node, msg),
+        }
+    }
+
+    /// A node replied `msg` (counted if it is a line of the gossip plane).
+    #[inline]
+    pub fn on_reply(&mut self, msg: &Message) {
+        match msg {
+            Message::GossipAck(_) | Message::DigestResp(_) | Message::IHaveAck => {
+                self.ghost.gossip_line(msg, 0)
+            }
+            Message::PullResp(r) => self.ghost.gossip_line(msg, r.bodies.len() as u64),
+            _ => {}
         }
     }
 
@@ -223,7 +244,13 @@ impl Checker {
     /// Node `node` emitted `ev`.
     pub fn on_event(&mut self, now: u64, node: u32, ev: &Event) {
         match ev {
-            Event::GossipFirstReceived { text, hops, .. } => {
+            Event::GossipFirstReceived {
+                text,
+                hops,
+                repaired,
+                ..
+            } => {
+                self.ghost.repaired += u64::from(*repaired);
                 self.gossip_received(now, node, text, *hops)
             }
             Event::GossipGenerated { text, .. } => self.gossip_generated(now, node, text),

@@ -114,7 +114,7 @@ impl Checker {
     /// Promise 3 for a first-time receipt (and the ghost's record of it).
     #[inline]
     pub(super) fn gossip_received(&mut self, now: u64, node: u32, text: &Arc<str>, hops: u32) {
-        let what = match self.ghost.received(node, text, hops) {
+        let what = match self.ghost.received(now, node, text, hops) {
             Receipt::First => return,
             Receipt::NotAPeer => "",
             Receipt::NeverGenerated => " that no peer generated",

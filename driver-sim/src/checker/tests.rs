@@ -185,6 +185,7 @@ fn gossip_once_per_instance_and_only_if_generated() {
                 text: Arc::from(&*t),
                 from: a.endpoint(3),
                 hops: 1,
+                repaired: false,
             },
         )
     };

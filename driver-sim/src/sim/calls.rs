@@ -226,6 +226,7 @@ impl World {
 
     /// Carries out `Output::Reply` from `node`.
     pub(super) fn reply(&mut self, now: u64, node: u32, conn: ConnId, mut msg: Message) {
+        self.checker.on_reply(&msg);
         let call = (conn.0 & 0xffff_ffff) as u32;
         let gen = ((conn.0 >> 32) as u32) & GEN_MASK;
         let bit = if conn.0 >> 63 == 1 { 2 } else { 1 };

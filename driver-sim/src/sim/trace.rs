@@ -72,7 +72,31 @@ pub(super) fn fingerprint(m: &Message) -> u64 {
                 ^ ((c.vouched.iter().filter(|v| **v).count() as u64) << 24)
                 ^ mix64(ep_word(&c.seed))
         }
+        Message::Digest(d) => {
+            26 ^ (d.first << 8)
+                ^ d.hashes.iter().fold(0, |h, &x| combine(h, x))
+                ^ mix64(ep_word(&d.sender))
+        }
+        Message::DigestResp(r) => 27 ^ ids_word(&r.ids) ^ mix64(ep_word(&r.responder)),
+        Message::IHave(i) => 28 ^ ids_word(&i.ids) ^ mix64(ep_word(&i.sender)),
+        Message::IHaveAck => 29,
+        Message::Pull(p) => {
+            30 ^ ids_word(&p.ids) ^ (u64::from(p.graft) << 8) ^ mix64(ep_word(&p.sender))
+        }
+        Message::PullResp(r) => {
+            31 ^ (r.bodies.iter()).fold(0, |h, b| combine(h, u64::from(b.msg_no) ^ s(&b.text)))
+                ^ mix64(ep_word(&r.responder))
+        }
     }
+}
+
+/// The gossip ids a repair message names, as one word for the trace hash.
+fn ids_word(ids: &[gossip_core::msg::IdGroup]) -> u64 {
+    ids.iter().fold(0, |h, g| {
+        g.keys
+            .iter()
+            .fold(combine(h, g.second), |h, &k| combine(h, k))
+    })
 }
 
 impl World {

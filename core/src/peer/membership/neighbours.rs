@@ -6,6 +6,7 @@
 use std::collections::{BTreeSet, VecDeque};
 
 use super::super::decide::choose_neighbours;
+use super::super::gossip::Gossip;
 use super::super::overlay::Overlay;
 use super::super::pings::{PingRole, Pings};
 use super::super::{count, Cx, Timer};
@@ -187,6 +188,7 @@ impl Membership {
         cx.timers.set(Timer::Probe, probe);
         let refresh = cx.after(cx.settings.peer_list_refresh_ms);
         cx.timers.set(Timer::Refresh, refresh);
+        Gossip::start(cx);
         hurry_repair(cx, overlay);
     }
 

@@ -55,6 +55,12 @@ fn fast_path_takes_the_hot_lines_in_both_spellings() {
         Message::GossipAck(GossipAck {
             accepted: true,
             duplicate: true,
+            prune: false,
+        }),
+        Message::GossipAck(GossipAck {
+            accepted: true,
+            duplicate: true,
+            prune: true,
         }),
         Message::Ping(Ping {
             sender,
