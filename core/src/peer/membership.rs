@@ -41,6 +41,8 @@ struct Registration {
     successes: BTreeSet<Endpoint>,
     /// The highest incarnation a seed said it admitted.
     admitted: Option<u64>,
+    /// The highest incarnation a seed proposed in a round that failed.
+    proposed: Option<u64>,
 }
 
 /// A peer's standing with the seeds and what it knows of the other peers.
@@ -143,6 +145,8 @@ impl Membership {
             if r.success {
                 self.reg.successes.insert(seed);
                 self.reg.admitted = self.reg.admitted.max(r.incarnation);
+            } else {
+                self.reg.proposed = self.reg.proposed.max(r.incarnation);
             }
         }
         if self.registered {
@@ -184,8 +188,27 @@ impl Membership {
         if self.registered {
             return;
         }
+        if let Some(hint) = self.raised_hint() {
+            // Successes at the old incarnation no longer count: ask everyone again.
+            return self.start_registration(cx, Some(hint));
+        }
         self.reg.asked = self.reg.successes.clone();
         self.ask_seeds(cx);
+    }
+
+    /// After a failed round: the incarnation to ask for next, if seeds found a higher one due
+    /// than this peer claims. Seeds that hold a removal this peer has not heard of (it
+    /// restarted empty, or missed it) propose one above it, while seeds that lost their state
+    /// or hold the old admission refuse that above what the peer claims: without this, a
+    /// restarted peer collected two kinds of partial yes for good. One seed's word moves it at
+    /// most one step above the highest incarnation a seed admitted it at (or the one it holds).
+    fn raised_hint(&self) -> Option<u64> {
+        let ceiling = (self.reg.admitted)
+            .unwrap_or(0)
+            .max(self.incarnation)
+            .saturating_add(1);
+        let hint = self.reg.proposed?.min(ceiling);
+        (hint > self.claimed_incarnation()).then_some(hint)
     }
 
     fn registration_won(&mut self, cx: &mut Cx<'_>, overlay: &mut Overlay) {

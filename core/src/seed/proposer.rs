@@ -421,7 +421,9 @@ impl Core {
             id,
             success,
             round.yes_count(),
-            success.then_some(round.incarnation),
+            // On failure too: the incarnation this seed found due tells a registrant that
+            // lost its state (or missed a removal) what to ask for next time.
+            Some(round.incarnation),
             (!success).then_some(reason),
         );
         for conn in &round.waiting {
