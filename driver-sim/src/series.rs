@@ -61,7 +61,10 @@ pub const PROMISES: [(u8, &str); 9] = [
         3,
         "no gossip is delivered twice to a peer, none that nobody made",
     ),
-    (4, "no live peer with loss-free links is removed"),
+    (
+        4,
+        "no live peer is removed unless its links lost messages just before",
+    ),
     (
         5,
         "every gossip of a live peer reaches every live peer connected to it",
