@@ -68,6 +68,26 @@ pub const DEFAULT_TIMING: &[&str] = &[
 
 static CAPABLE: OnceLock<Result<(), String>> = OnceLock::new();
 static SKIP_NOTICE: Once = Once::new();
+static PANIC_HOOK: Once = Once::new();
+
+thread_local! {
+    /// The message of this thread's panic, for the logs a failed test keeps.
+    static PANIC_MESSAGE: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Keeps each panic's message (and where it happened) for [`HostNet`]'s drop, which writes it
+/// into the failed test's `FAILED` file: the harness's captured output is easily lost, the
+/// kept logs are not.
+fn keep_panic_messages() {
+    PANIC_HOOK.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let text = format!("{info}");
+            PANIC_MESSAGE.with(|m| *m.borrow_mut() = Some(text));
+            default(info);
+        }));
+    });
+}
 
 /// True if labs can be made here. If not: panics when `HOSTS_REQUIRED` is set (to anything
 /// but `0`), else prints one line saying why the suite does not run and returns false.
@@ -215,6 +235,7 @@ impl HostNet {
         if !capable() {
             return None;
         }
+        keep_panic_messages();
         let base = format!("{}t-{tag}-", hosts::NAME_PREFIX);
         match hosts::remove_stale(&base) {
             Ok(gone) if !gone.is_empty() => {
@@ -719,7 +740,10 @@ impl Drop for HostNet {
         }
         // The lab (a field) is dropped after this: it removes the namespaces.
         if std::thread::panicking() {
-            let _ = std::fs::write(self.dir.join(FAILED_MARK), "");
+            let message = PANIC_MESSAGE
+                .with(|m| m.borrow_mut().take())
+                .unwrap_or_default();
+            let _ = std::fs::write(self.dir.join(FAILED_MARK), message);
             eprintln!("[{}] logs kept in {}", self.tag, self.dir.display());
         } else {
             let _ = std::fs::remove_dir_all(&self.dir);
