@@ -2638,6 +2638,38 @@ fn a_restarted_peer_asks_next_for_the_incarnation_the_seeds_found_due() {
 }
 
 #[test]
+fn lying_seeds_naming_high_incarnations_move_a_restarted_peer_no_further_than_the_honest_one() {
+    let (mut h, born) = Harness::new(settings());
+    // One seed admits it at 1000, one proposes 1001 (two liars), the honest one proposes 3:
+    // the lowest proposal and the lowest admission bound it, so it asks for 3.
+    let mut answers = vec![
+        Ok(register_ok(false, Some(3))),
+        Ok(register_ok(false, Some(1_001))),
+        Ok(register_ok(true, Some(1_000))),
+    ];
+    let mut pending = born.sends_of("REGISTER_REQ");
+    let mut retry_at = None;
+    while let Some((to, req)) = pending.pop() {
+        let answer = answers.pop().expect("three seeds, three answers");
+        let out = h.respond(Millis(10), to, req, answer);
+        pending.extend(out.sends_of("REGISTER_REQ"));
+        retry_at = retry_at.or(out.events().iter().find_map(|e| match e {
+            Event::RegistrationFailed { retry_at, .. } => Some(*retry_at),
+            _ => None,
+        }));
+    }
+    let out = h.tick(retry_at.expect("the round failed"));
+    let again = out.sends_of("REGISTER_REQ");
+    assert!(!again.is_empty());
+    for (_, m) in &again {
+        assert!(
+            matches!(m, Message::RegisterReq(r) if r.incarnation == Some(3)),
+            "{m:?}"
+        );
+    }
+}
+
+#[test]
 fn a_peer_does_not_raise_its_incarnation_past_one_above_what_a_seed_admitted() {
     let (mut h, born) = Harness::new(settings());
     // Every round fails, each naming a far higher incarnation (a lying seed, say), and no

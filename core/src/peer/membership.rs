@@ -41,8 +41,10 @@ struct Registration {
     successes: BTreeSet<Endpoint>,
     /// The highest incarnation a seed said it admitted.
     admitted: Option<u64>,
-    /// The highest incarnation a seed proposed in a round that failed.
+    /// The lowest incarnation a seed proposed in a round that failed.
     proposed: Option<u64>,
+    /// The lowest incarnation a seed said it admitted.
+    admitted_low: Option<u64>,
 }
 
 /// A peer's standing with the seeds and what it knows of the other peers.
@@ -145,8 +147,9 @@ impl Membership {
             if r.success {
                 self.reg.successes.insert(seed);
                 self.reg.admitted = self.reg.admitted.max(r.incarnation);
+                self.reg.admitted_low = lowest(self.reg.admitted_low, r.incarnation);
             } else {
-                self.reg.proposed = self.reg.proposed.max(r.incarnation);
+                self.reg.proposed = lowest(self.reg.proposed, r.incarnation);
             }
         }
         if self.registered {
@@ -200,10 +203,14 @@ impl Membership {
     /// than this peer claims. Seeds that hold a removal this peer has not heard of (it
     /// restarted empty, or missed it) propose one above it, while seeds that lost their state
     /// or hold the old admission refuse that above what the peer claims: without this, a
-    /// restarted peer collected two kinds of partial yes for good. One seed's word moves it at
-    /// most one step above the highest incarnation a seed admitted it at (or the one it holds).
+    /// restarted peer collected two kinds of partial yes for good.
+    ///
+    /// The lowest proposal counts, at most one step above the lowest admission a seed named
+    /// (or the incarnation it holds): a lying seed naming a higher one, or lying seeds one
+    /// admitting it high and another proposing one above, move it no further than what the
+    /// honest seeds that answered found.
     fn raised_hint(&self) -> Option<u64> {
-        let ceiling = (self.reg.admitted)
+        let ceiling = (self.reg.admitted_low)
             .unwrap_or(0)
             .max(self.incarnation)
             .saturating_add(1);
@@ -462,4 +469,12 @@ fn send_peer_list_req(cx: &mut Cx<'_>, seed: Endpoint) {
 /// The most known peers kept.
 fn known_cap(cx: &Cx<'_>) -> usize {
     KNOWN_PER_LIST.saturating_mul(cx.settings.peer_list_limit as usize)
+}
+
+/// The lower of what is known and what a seed named (`None` when neither said anything).
+fn lowest(known: Option<u64>, named: Option<u64>) -> Option<u64> {
+    match (known, named) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
 }
