@@ -466,8 +466,9 @@ mod tests {
         let after = actor(&sim, 3).counts.clone();
         assert!(after.timeouts - before.timeouts <= 1, "{after:?}");
         assert!(after.ok > before.ok + 3);
-        assert!(sim.checker().peers()[3].lossy && sim.checker().peers()[4].lossy);
-        assert!(!sim.checker().peers()[0].lossy);
+        assert!(sim.checker().peers()[3].last_loss_ms.is_some());
+        assert!(sim.checker().peers()[4].last_loss_ms.is_some());
+        assert!(sim.checker().peers()[0].last_loss_ms.is_none());
     }
 
     #[test]

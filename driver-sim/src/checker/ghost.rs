@@ -50,8 +50,6 @@ pub struct PeerGhost {
     pub life: u32,
     /// Crashed at least once (ever).
     pub crashed_ever: bool,
-    /// A message on one of its links was lost, stopped or late (ever).
-    pub lossy: bool,
     /// When a message on one of its links was last lost, stopped or late. A removal within
     /// the loss window after it is excused (promise 4).
     pub last_loss_ms: Option<u64>,
@@ -280,7 +278,6 @@ impl Ghost {
         for n in [a, b] {
             if let Some(j) = self.peer_ix(n) {
                 let p = &mut self.peers[j];
-                p.lossy = true;
                 p.last_loss_ms = Some(now);
                 if p.checked_from.is_some() {
                     p.stop_checking(now);
