@@ -87,6 +87,11 @@ pub struct NodeArgs {
     /// [default: 1024].
     #[arg(long)]
     pub max_hearsay_removals: Option<u32>,
+    /// Peer: how gossip is passed on: `flood` (whole on every link, the spec's) or `lazy`
+    /// (whole along a spanning tree the peers prune from the overlay, announced by id on the
+    /// other links; see docs/PROTOCOL-EXTENSIONS.md) [default: flood].
+    #[arg(long)]
+    pub gossip_mode: Option<config::GossipMode>,
     /// Close accepted connections idle this long [default: 60000].
     #[arg(long)]
     pub idle_timeout_ms: Option<u64>,
@@ -138,7 +143,8 @@ impl NodeArgs {
             anti_entropy_interval_ms,
             peer_list_refresh_ms,
             min_degree,
-            max_hearsay_removals
+            max_hearsay_removals,
+            gossip_mode
         );
         s
     }

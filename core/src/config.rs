@@ -68,6 +68,49 @@ pub struct Settings {
     /// the announcement is pulled from the announcer (sooner if it is past the margin of
     /// gossip still in flight).
     pub graft_timeout_ms: u64,
+    /// How a peer passes gossip on: whole to every neighbour (the spec's flood), or whole
+    /// along a spanning tree and announced on the other links (lazy push).
+    pub gossip_mode: GossipMode,
+    /// Lazy push: the ids a peer owes its lazy links are announced (`IHAVE`, one line per
+    /// neighbour for all of them) this long after the first one is owed.
+    pub ihave_interval_ms: u64,
+}
+
+/// How a peer passes a first-time gossip on.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub enum GossipMode {
+    /// Whole to every neighbour but the one it came from: about `2|E| - (N - 1)` copies per
+    /// broadcast. The spec's, and what the reference implementation does.
+    #[default]
+    Flood,
+    /// Plumtree (Leitão, Pereira, Rodrigues 2007): whole along the eager links, which the
+    /// peers prune to a spanning tree (a duplicate answers `prune`), and announced in
+    /// batched `IHAVE`s on the lazy ones, which a peer that misses a gossip grafts back
+    /// (`GOSSIP_PULL graft`). About `N - 1` copies per broadcast. Needs the gossip repair.
+    Lazy,
+}
+
+impl std::fmt::Display for GossipMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            GossipMode::Flood => "flood",
+            GossipMode::Lazy => "lazy",
+        })
+    }
+}
+
+impl std::str::FromStr for GossipMode {
+    type Err = SettingsError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "flood" => Ok(GossipMode::Flood),
+            "lazy" => Ok(GossipMode::Lazy),
+            other => Err(SettingsError(format!(
+                "unknown gossip mode {other:?}: expected flood or lazy"
+            ))),
+        }
+    }
 }
 
 impl Default for Settings {
@@ -97,6 +140,8 @@ impl Default for Settings {
             gossip_repair: true,
             repair_interval_ms: 1_000,
             graft_timeout_ms: 500,
+            gossip_mode: GossipMode::Flood,
+            ihave_interval_ms: 100,
         }
     }
 }
@@ -130,6 +175,7 @@ impl Settings {
             ("peer_list_refresh_ms", self.peer_list_refresh_ms),
             ("repair_interval_ms", self.repair_interval_ms),
             ("graft_timeout_ms", self.graft_timeout_ms),
+            ("ihave_interval_ms", self.ihave_interval_ms),
         ];
         for (name, v) in positive {
             if v == 0 {
@@ -164,6 +210,9 @@ impl Settings {
         }
         if self.seen_capacity < 2 {
             return err("seen_capacity must be at least 2");
+        }
+        if self.gossip_mode == GossipMode::Lazy && !self.gossip_repair {
+            return err("gossip_mode lazy needs gossip_repair: lazy links carry only announcements, and a peer pulls what they announce");
         }
         Ok(())
     }
@@ -269,6 +318,26 @@ pub fn parse_seeds(text: &str) -> Result<Vec<Endpoint>, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gossip_modes_parse_print_and_lazy_needs_repair() {
+        for mode in [GossipMode::Flood, GossipMode::Lazy] {
+            assert_eq!(mode.to_string().parse::<GossipMode>(), Ok(mode));
+        }
+        let bad = "eager".parse::<GossipMode>().expect_err("not a mode");
+        assert!(bad.0.contains("flood or lazy"), "{bad}");
+        let lazy = Settings {
+            gossip_mode: GossipMode::Lazy,
+            ..Settings::default()
+        };
+        assert_eq!(lazy.validate(), Ok(()));
+        let no_repair = Settings {
+            gossip_repair: false,
+            ..lazy
+        };
+        let why = no_repair.validate().expect_err("lazy without repair");
+        assert!(why.0.contains("needs gossip_repair"), "{why}");
+    }
 
     #[test]
     fn a_written_seed_list_reads_back() {

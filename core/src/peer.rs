@@ -31,7 +31,7 @@ mod seen;
 
 use std::num::NonZeroU32;
 
-use crate::config::SettingsError;
+use crate::config::{GossipMode, SettingsError};
 use crate::msg::{Endpoint, Message, PeerStatus, Pong, RoleStatus, StatusResp};
 use crate::rng::Rng;
 use crate::timers::FewTimers;
@@ -45,8 +45,8 @@ use pings::Pings;
 
 pub use decide::{choose_neighbours, pick_witnesses, verdict, Verdict};
 pub use gossip::{
-    BODY_OVERHEAD, MARGIN_SECS, MAX_MISSING, MAX_MISSING_HEARSAY, MAX_PULLS_IN_FLIGHT,
-    MAX_PULL_BYTES, MAX_RETAINED, MAX_RETAINED_BYTES, RETAIN_SECS,
+    BODY_OVERHEAD, MARGIN_SECS, MAX_MISSING, MAX_MISSING_HEARSAY, MAX_OWED_ANNOUNCEMENTS,
+    MAX_PULLS_IN_FLIGHT, MAX_PULL_BYTES, MAX_RETAINED, MAX_RETAINED_BYTES, RETAIN_SECS,
 };
 pub use liveness::{MAX_LOCAL_HEALTH, MAX_PENDING_WITNESS};
 pub use membership::{LOST_LINK_TRIES, MAX_LOST_LINKS, MAX_PENDING_GREETINGS};
@@ -78,6 +78,8 @@ enum Timer {
     Reconcile,
     /// Pull the announced gossips that are due.
     Pull,
+    /// Lazy push: send the `IHAVE`s owed to lazy links.
+    Announce,
 }
 
 /// What every part of a peer uses while it handles one input: who it is, the time, its
@@ -196,6 +198,9 @@ impl Peer {
         }
         if cx.settings.gossip_repair {
             parts.gossip.note_links(&cx, parts.overlay);
+        }
+        if cx.settings.gossip_mode == GossipMode::Lazy {
+            parts.gossip.attach(&mut cx, parts.overlay);
         }
     }
 
@@ -352,9 +357,9 @@ impl Parts<'_> {
                 (self.liveness).on_dead_result(cx, self.pings, to, r.dead, outcome)
             }
             Message::Digest(_) => self.gossip.on_digest_resp(cx, self.overlay, to, outcome),
-            Message::IHave(_) => self.gossip.on_ihave_resp(self.overlay, to, &outcome),
+            Message::IHave(i) => (self.gossip).on_ihave_resp(cx, self.overlay, to, &i, &outcome),
+            Message::Gossip(g) => (self.gossip).on_gossip_ack(cx, self.overlay, &to, &g, &outcome),
             Message::Pull(p) => (self.gossip).on_pull_resp(cx, self.overlay, to, &p, outcome),
-            // Gossip acks carry nothing we act on: liveness comes from probes.
             _ => {}
         }
     }
@@ -416,7 +421,8 @@ impl Parts<'_> {
                 Timer::RegisterRetry => self.membership.retry_registration(cx),
                 Timer::Gossip => self.gossip.generate(cx, self.overlay),
                 Timer::Reconcile => self.gossip.reconcile(cx, self.overlay),
-                Timer::Pull => self.gossip.pull_due(cx),
+                Timer::Pull => self.gossip.pull_due(cx, self.overlay),
+                Timer::Announce => self.gossip.announce(cx, self.overlay),
                 Timer::Probe => (self.liveness).probe_neighbours(cx, self.overlay, self.pings),
                 Timer::Reprobe => (self.liveness).reprobe_missed(cx, self.overlay, self.pings),
                 Timer::Repair => {

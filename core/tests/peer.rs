@@ -12,7 +12,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use gossip_core::config::SettingsError;
+use gossip_core::config::{GossipMode, SettingsError};
 use gossip_core::msg::{
     DeadResult, DigestResp, Gossip, GossipAck, GossipBody, GossipDigest, GossipPull, Hello,
     HelloAck, IHave, IdGroup, PeerListResp, PeerStatus, Ping, Pong, PullResp, RegisterReq,
@@ -3260,4 +3260,343 @@ fn small_network_grows_hubs() {
     assert!(degrees[0] >= 1, "an isolated peer");
     assert!(max >= 5 * median, "no hub: median {median}, max {max}");
     assert_symmetric(&net);
+}
+
+// ----- lazy push --------------------------------------------------------------------------
+
+/// [`quiet`] in lazy mode.
+fn lazy() -> Settings {
+    Settings {
+        gossip_mode: GossipMode::Lazy,
+        ..quiet()
+    }
+}
+
+/// A gossip ack, pruning or not.
+fn gossip_ack(prune: bool) -> Message {
+    Message::GossipAck(GossipAck {
+        accepted: true,
+        duplicate: prune,
+        prune,
+    })
+}
+
+/// The `GOSSIP_PULL`s in `out` as (target, graft, number of ids).
+fn pulls(out: &Outs) -> Vec<(Endpoint, bool, usize)> {
+    (out.sends_of("GOSSIP_PULL").into_iter())
+        .filter_map(|(to, m)| match m {
+            Message::Pull(p) => Some((to, p.graft, p.ids.iter().map(|g| g.keys.len()).sum())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Where a gossip with text `text` went whole.
+fn pushed_to(out: &Outs, text: &str) -> Vec<Endpoint> {
+    (out.sends_of("GOSSIP_MSG").into_iter())
+        .filter(|(_, m)| matches!(m, Message::Gossip(g) if *g.body.text == *text))
+        .map(|(to, _)| to)
+        .collect()
+}
+
+/// The ids each `IHAVE` in `out` named, by target.
+fn announced(out: &Outs) -> BTreeMap<Endpoint, Vec<(u64, u64)>> {
+    let mut by: BTreeMap<Endpoint, Vec<(u64, u64)>> = BTreeMap::new();
+    for (to, m) in out.sends_of("IHAVE") {
+        if let Message::IHave(i) = m {
+            for g in &i.ids {
+                by.entry(to)
+                    .or_default()
+                    .extend(g.keys.iter().map(|&k| (g.second, k)));
+            }
+        }
+    }
+    by
+}
+
+/// A peer in lazy mode joins the tree by one link: its first neighbour is grafted at once
+/// (an empty `GOSSIP_PULL` saying `graft`), the others stay lazy. A gossip goes whole over
+/// the tree link and is announced on the lazy ones, in one `IHAVE` per neighbour for all the
+/// gossips of an interval.
+#[test]
+fn lazy_push_joins_the_tree_by_one_link_and_announces_on_the_others() {
+    let (a, b, c) = (ep(7001), ep(7002), ep(7003));
+    let (mut h, _) = Harness::joined(lazy(), &[]);
+    let out = h.greet(Millis(0), 100, a);
+    assert_eq!(pulls(&out), vec![(a, true, 0)], "grafts its first link");
+    for (i, n) in [b, c].into_iter().enumerate() {
+        let out = h.greet(Millis(0), 101 + i as u64, n);
+        assert!(pulls(&out).is_empty(), "one tree link is enough");
+    }
+    assert_eq!(h.counter("lazy_grafts_sent"), 1);
+    // Two gossips from c's side: whole to a (the tree), announced to b (c sent them).
+    let (g1, g2) = (stamped(1, 1), stamped(1, 2));
+    let mut out = h.request(Millis(1_000), 1, gossip(&g1, 7009, c, 1));
+    out.append(h.request(Millis(1_010), 2, gossip(&g2, 7009, c, 1)));
+    assert_eq!(pushed_to(&out, &g1), vec![a]);
+    assert_eq!(pushed_to(&out, &g2), vec![a]);
+    assert!(out.sends_of("IHAVE").is_empty(), "announcements wait");
+    let (at, out) = h.tick_until(Millis(1_500), |o| !o.sends_of("IHAVE").is_empty());
+    assert_eq!(at, Millis(1_000 + lazy().ihave_interval_ms));
+    let mut ids = vec![id_of(&g1), id_of(&g2)];
+    ids.sort_unstable();
+    assert_eq!(
+        announced(&out),
+        BTreeMap::from([(b, ids)]),
+        "one IHAVE, both ids"
+    );
+    // c pushed them: its link joined the tree (it holds it eager).
+    let g3 = stamped(2, 3);
+    let out = h.request(Millis(2_000), 3, gossip(&g3, 7009, a, 1));
+    assert_eq!(pushed_to(&out, &g3), vec![c]);
+}
+
+/// A duplicate pushed over a link prunes the link for that gossip's origin only: the ack
+/// says `prune`, and this peer then announces that origin's gossip on the link. A pruned
+/// neighbour's ack does the same from its end. Another origin's gossip still goes whole, and
+/// a first-time copy pushed over the link makes it whole for its origin again.
+#[test]
+fn a_duplicate_prunes_a_link_for_its_origin_only() {
+    let (a, b, c) = (ep(7001), ep(7002), ep(7003));
+    let mut h = Harness::bootstrapped(lazy(), &[a, b, c]);
+    // The tree: a by the attach graft; b and c by pushing to us.
+    let text = stamped;
+    let g = |t: &str, origin: u16, from: Endpoint| gossip(t, origin, from, 1);
+    h.request(Millis(1_000), 1, g(&text(1, 1), 7009, b));
+    h.request(Millis(1_000), 2, g(&text(1, 2), 7009, c));
+    // A copy b already sent, now from c: a duplicate, pruned for origin 7009.
+    let out = h.request(Millis(1_100), 3, g(&text(1, 1), 7009, c));
+    assert_eq!(out.replies(), vec![(ConnId(3), gossip_ack(true))]);
+    assert_eq!(h.counter("lazy_prunes_sent"), 1);
+    // Origin 7009's next gossip from a: whole to b, announced to c.
+    let t = text(2, 3);
+    let out = h.request(Millis(2_000), 4, g(&t, 7009, a));
+    assert_eq!(pushed_to(&out, &t), vec![b]);
+    let (_, out) = h.tick_until(Millis(3_000), |o| !o.sends_of("IHAVE").is_empty());
+    assert_eq!(announced(&out).keys().copied().collect::<Vec<_>>(), vec![c]);
+    // Origin 7010's: whole to both.
+    let other = format!("{}:127.0.0.1:9", BASE + 2);
+    let out = h.request(Millis(2_100), 5, g(&other, 7010, a));
+    let whole = pushed_to(&out, &other);
+    assert_eq!(whole, vec![b, c]);
+    // b answers its copy `prune`: origin 7010 is announced to b from now on.
+    let (to, req) = (out.sends_of("GOSSIP_MSG").into_iter())
+        .find(|(to, _)| *to == b)
+        .expect("pushed to b");
+    h.respond(Millis(2_105), to, req, Ok(gossip_ack(true)));
+    assert_eq!(h.counter("lazy_prunes_heard"), 1);
+    let next = format!("{}:127.0.0.1:10", BASE + 3);
+    let out = h.request(Millis(3_000), 6, g(&next, 7010, a));
+    assert_eq!(pushed_to(&out, &next), vec![c]);
+    // c pushes origin 7009's gossip first-time again: whole to c for 7009 once more.
+    let again = text(4, 11);
+    h.request(Millis(4_000), 7, g(&again, 7009, c));
+    let last = text(5, 12);
+    let out = h.request(Millis(5_000), 8, g(&last, 7009, a));
+    assert_eq!(pushed_to(&out, &last), vec![b, c]);
+}
+
+/// A gossip announced on a lazy link that the tree does not bring is pulled with `graft`
+/// (after `graft_timeout_ms`, at most twice that), and the link joins the tree: the next
+/// gossip goes over it whole. A neighbour's graft does the same from its end. What was
+/// stamped before this peer's last graft is pulled without grafting.
+#[test]
+fn a_gossip_the_tree_misses_grafts_the_link_that_announced_it() {
+    let (a, b) = (ep(7001), ep(7002));
+    let mut h = Harness::bootstrapped(lazy(), &[a, b]);
+    let ihave = |from: Endpoint, text: &str| {
+        let (s, k) = id_of(text);
+        Message::IHave(Box::new(IHave {
+            sender: from,
+            ids: vec![group(s, &[k])],
+        }))
+    };
+    // Stamped in the second of the attach graft: pulled plainly.
+    let early = stamped(0, 1);
+    h.request(Millis(2_000), 1, ihave(b, &early));
+    let timeout = lazy().graft_timeout_ms;
+    let (at, out) = h.tick_until(Millis(2_000 + 2 * timeout), |o| !pulls(o).is_empty());
+    assert!(at >= Millis(2_000 + timeout), "waits for the tree");
+    assert_eq!(pulls(&out), vec![(b, false, 1)]);
+    // Stamped later, 5 s on: grafted.
+    let late = stamped(7, 2);
+    h.request(Millis(7_000), 2, ihave(b, &late));
+    let (_, out) = h.tick_until(Millis(7_000 + 2 * timeout), |o| !pulls(o).is_empty());
+    assert_eq!(pulls(&out), vec![(b, true, 1)]);
+    assert_eq!(h.counter("lazy_grafts_sent"), 2, "the attach and this one");
+    let next = stamped(9, 3);
+    let out = h.request(Millis(9_000), 3, gossip(&next, 7009, a, 1));
+    assert_eq!(pushed_to(&out, &next), vec![b], "b is in the tree now");
+}
+
+/// A neighbour's pull with `graft` takes the link into the tree: gossip goes to it whole.
+#[test]
+fn a_neighbours_graft_makes_the_link_eager() {
+    let (a, b) = (ep(7001), ep(7002));
+    let mut h = Harness::bootstrapped(lazy(), &[a, b]);
+    let before = stamped(3, 1);
+    let out = h.request(Millis(3_000), 1, gossip(&before, 7009, a, 1));
+    assert!(pushed_to(&out, &before).is_empty(), "b is lazy");
+    let graft = Message::Pull(Box::new(GossipPull {
+        sender: b,
+        ids: vec![],
+        graft: true,
+    }));
+    let out = h.request(Millis(3_100), 2, graft);
+    assert!(matches!(&out.replies()[..], [(_, Message::PullResp(r))] if r.bodies.is_empty()));
+    assert_eq!(h.counter("lazy_grafts_heard"), 1);
+    let after = stamped(4, 2);
+    let out = h.request(Millis(4_000), 3, gossip(&after, 7009, a, 1));
+    assert_eq!(pushed_to(&out, &after), vec![b]);
+}
+
+/// What lies can do to lazy push: a neighbour that answers every push `prune`, duplicates
+/// forged in every neighbour's name, and `prune` acks for gossip pushed to a stranger never
+/// cut a peer off: every neighbour still hears of every gossip (whole or announced), and
+/// still gets it whole once it grafts. A node that never greeted with an incarnation (the
+/// reference implementation) is never pruned.
+#[test]
+fn forged_prunes_never_cut_a_peer_off() {
+    let (a, b, c) = (ep(7001), ep(7002), ep(7003));
+    let reference = ep(7004);
+    let mut h = Harness::bootstrapped(lazy(), &[a, b, c]);
+    // The reference node: greeted by us, accepted without an incarnation.
+    let out = h.request(Millis(500), 50, {
+        Message::Hello(Box::new(Hello {
+            peer: reference,
+            degree: 1,
+            incarnation: None,
+        }))
+    });
+    let mut checks = out.sends();
+    while let Some((to, req)) = checks.pop() {
+        let outcome = match &req {
+            Message::Ping(_) => Ok(pong(Some(1))),
+            Message::PeerListReq { .. } => Ok(peer_list(to, &[], Some((1, Status::Alive)))),
+            _ => continue,
+        };
+        checks.extend(h.respond(Millis(500), to, req, outcome).sends());
+    }
+    assert!(h.status().neighbours.contains(&reference));
+    let mut conn = 1;
+    for round in 0..4u64 {
+        let t = Millis(1_000 + round * 1_000);
+        let text = stamped(1 + round, round as u32);
+        // The real copy, from a stranger.
+        let out = h.request(t, conn, gossip(&text, 7009, ep(7999), 1));
+        conn += 1;
+        let whole = pushed_to(&out, &text);
+        assert!(
+            whole.contains(&reference),
+            "the reference always gets it whole"
+        );
+        // Every neighbour of ours answers `prune` (the reference's ack is not wanted).
+        for (to, req) in out.sends_of("GOSSIP_MSG") {
+            if to != reference {
+                h.respond(t, to, req, Ok(gossip_ack(true)));
+            }
+        }
+        // And a forger sends duplicates in every neighbour's name.
+        for n in [a, b, c, reference] {
+            let out = h.request(t, conn, gossip(&text, 7009, n, 2));
+            conn += 1;
+            let pruned = matches!(&out.replies()[..], [(_, Message::GossipAck(k))] if k.prune);
+            assert_eq!(pruned, n != reference, "{n}");
+        }
+        let out = h.run_until(t.after(900));
+        let told = announced(&out);
+        for n in [a, b, c] {
+            assert!(
+                whole.contains(&n) || told.get(&n).is_some_and(|ids| ids.contains(&id_of(&text))),
+                "round {round}: {n} neither got {text} nor heard of it"
+            );
+        }
+    }
+    // A pruned neighbour that misses gossip grafts and gets it whole again.
+    let graft = Message::Pull(Box::new(GossipPull {
+        sender: b,
+        ids: vec![group(id_of(&stamped(4, 3)).0, &[id_of(&stamped(4, 3)).1])],
+        graft: true,
+    }));
+    let out = h.request(Millis(5_000), conn, graft);
+    assert!(
+        matches!(&out.replies()[..], [(_, Message::PullResp(r))] if r.bodies.len() == 1),
+        "the graft is served"
+    );
+    let next = stamped(5, 9);
+    let out = h.request(Millis(5_100), conn + 1, gossip(&next, 7009, ep(7999), 1));
+    assert!(
+        pushed_to(&out, &next).contains(&b),
+        "grafted back: whole again"
+    );
+}
+
+/// A neighbour that answers `IHAVE` with `ERROR` (ours, with the repair off) gets what the
+/// announcement named whole, and is never announced to again.
+#[test]
+fn a_neighbour_that_refuses_announcements_gets_gossip_whole() {
+    let (a, b) = (ep(7001), ep(7002));
+    let mut h = Harness::bootstrapped(lazy(), &[a, b]);
+    let first = stamped(3, 1);
+    h.request(Millis(3_000), 1, gossip(&first, 7009, a, 1));
+    let (at, out) = h.tick_until(Millis(4_000), |o| !o.sends_of("IHAVE").is_empty());
+    let (to, req) = out.sends_of("IHAVE").remove(0);
+    assert_eq!(to, b);
+    let out = h.respond(
+        at,
+        to,
+        req,
+        Ok(Message::error("IHAVE: gossip repair is off")),
+    );
+    assert_eq!(pushed_to(&out, &first), vec![b], "sent whole instead");
+    let second = stamped(4, 2);
+    let out = h.request(Millis(4_000), 2, gossip(&second, 7009, a, 1));
+    assert_eq!(pushed_to(&out, &second), vec![b]);
+}
+
+/// Small networks of both modes, the same joins and gossip: every peer gets every gossip
+/// once in both; lazy push sends far fewer copies that turn out duplicates, and says so in
+/// its counters.
+#[test]
+fn lazy_push_delivers_everything_with_few_duplicates() {
+    let mut dups = Vec::new();
+    for mode in [GossipMode::Flood, GossipMode::Lazy] {
+        let settings = Settings {
+            gossip_mode: mode,
+            max_gossip: 4,
+            ..net_settings()
+        };
+        let mut net = Net::new(3, settings.clone());
+        let peers: Vec<Endpoint> = (9100..9124).map(ep).collect();
+        for (i, &p) in peers.iter().enumerate() {
+            net.run_until(Millis(i as u64 * 150));
+            net.join(p, settings.clone());
+        }
+        net.run_until(Millis(40_000));
+        let total = peers.len() as u64 * 4;
+        for &p in &peers {
+            assert_eq!(net.counter(p, "gossip_generated"), 4, "{mode}: {p}");
+            assert_eq!(
+                net.counter(p, "gossip_first"),
+                total - 4,
+                "{mode}: {p} missed gossip"
+            );
+        }
+        let sum = |name: &str| peers.iter().map(|&p| net.counter(p, name)).sum::<u64>();
+        dups.push(sum("gossip_duplicate"));
+        if mode == GossipMode::Lazy {
+            assert!(sum("lazy_ids_announced") > 0);
+            assert!(
+                sum("lazy_grafts_sent") >= peers.len() as u64 - 1,
+                "each joined the tree"
+            );
+        }
+    }
+    eprintln!("duplicates: flood {}, lazy {}", dups[0], dups[1]);
+    assert!(
+        dups[1] * 4 < dups[0],
+        "flood {} vs lazy {}",
+        dups[0],
+        dups[1]
+    );
 }

@@ -10,11 +10,14 @@
 //! * `liveness_after_healing`: the same schedules, then promises 5–7 within the bound after
 //!   the faults stop (among the honest seeds if the lying seeds keep lying).
 //!
+//! Half the schedules (odd seeds) run the peers in lazy-push mode, half in flood mode.
+//!
 //! `SIM_SEED=random` explores new schedules (CI runs a fixed set).
 //! `SIM_LOG=1` prints every node event (replay a saved failure with it).
 //! `SIM_CASES=n` sets the number of cases of each property (default 32 for safety and 16 for
 //! liveness, about a minute together in release mode).
 
+use gossip_core::config::GossipMode;
 use gossip_driver_sim::{
     Fault, FaultKind, ForgeKind, NetConfig, NodeRef, Partition, PartitionKind, Sim, SimConfig,
     Split,
@@ -121,6 +124,9 @@ struct Schedule {
     first_liar: u32,
     /// They lie to the end (else they stop at healing).
     keep_lying: bool,
+    /// The peers pass gossip on in lazy mode (else they flood): half the cases each, by the
+    /// seed's lowest bit, so both modes meet every kind of fault.
+    lazy: bool,
 }
 
 fn schedule() -> impl Strategy<Value = Schedule> {
@@ -142,6 +148,7 @@ fn schedule() -> impl Strategy<Value = Schedule> {
                 liars,
                 first_liar,
                 keep_lying,
+                lazy: seed & 1 == 1,
             },
         )
 }
@@ -153,6 +160,9 @@ fn config(s: &Schedule, liveness: bool) -> SimConfig {
     let mut c = SimConfig::new(s.seed, s.seeds, s.peers);
     c.net = NetConfig::chosen_by(s.seed);
     c.settings.max_gossip = 1_000; // keep gossiping through the liveness phase (promise 5)
+    if s.lazy {
+        c.settings.gossip_mode = GossipMode::Lazy;
+    }
     let t0 = c.joins_end_ms() + 1_000;
     let minority = (s.seeds - 1) / 2;
     let mut faults = Vec::new();
@@ -331,6 +341,7 @@ fn found_crash_during_a_partition_is_removed_after_healing() {
         liars: 0,
         first_liar: 0,
         keep_lying: false,
+        lazy: false,
     };
     if let Err(e) = run(&s, true) {
         panic!("{e}");
@@ -373,6 +384,7 @@ fn found_a_removal_a_lying_seed_voted_for_reaches_the_peer() {
         liars: 2,
         first_liar: 1577541771,
         keep_lying: false,
+        lazy: false,
     };
     if let Err(e) = run(&s, true) {
         panic!("{e}");
@@ -396,6 +408,7 @@ fn found_a_removal_yes_is_taken_back_when_the_peer_answers() {
         liars: 2,
         first_liar: 571724861,
         keep_lying: false,
+        lazy: false,
     };
     if let Err(e) = run(&s, false) {
         panic!("{e}");

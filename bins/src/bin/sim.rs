@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use gossip_core::config::GossipMode;
 use gossip_core::hash::mix64;
 use gossip_core::rng::Rng;
 use gossip_driver_sim::series::Recorder;
@@ -90,6 +91,10 @@ struct Args {
     /// to a fault is lost for good).
     #[arg(long)]
     no_repair: bool,
+    /// How peers pass gossip on: `flood` (whole on every link, the spec's) or `lazy`
+    /// (whole along a spanning tree, announced on the other links; needs the repair).
+    #[arg(long, default_value_t = GossipMode::Flood)]
+    gossip_mode: GossipMode,
     /// When faults stop, in seconds (default: just after the last fault).
     #[arg(long)]
     heal: Option<f64>,
@@ -272,6 +277,7 @@ fn build(args: &Args) -> Result<SimConfig, String> {
     let mut c = SimConfig::new(args.seed, args.seeds, args.peers);
     c.settings.max_gossip = args.max_gossip;
     c.settings.gossip_repair = !args.no_repair;
+    c.settings.gossip_mode = args.gossip_mode;
     if let Some(g) = args.gossip_interval {
         c.settings.gossip_interval_ms = g;
     }

@@ -6,12 +6,14 @@
 //!   copy (whatever brought it) and forwarding it;
 //! - `retained.rs`: the bodies kept for repair, with their per-second digest;
 //! - `repair.rs`: the exchange with neighbours (`GOSSIP_DIGEST`, `IHAVE`, `GOSSIP_PULL`) and
-//!   the gossips announced but not yet received.
+//!   the gossips announced but not yet received;
+//! - `lazy.rs`: lazy push (Plumtree): which links get gossip whole and which only hear of it.
 //!
 //! The push path is the busiest of a peer: no formatting, no allocation on a forward (every
 //! copy of a gossip shares its origin's body through an `Arc`; only the sender and the hop
 //! count are rewritten), and an O(1) seen check.
 
+mod lazy;
 mod repair;
 mod retained;
 
@@ -20,13 +22,16 @@ use std::sync::Arc;
 use super::overlay::Overlay;
 use super::seen::{gossip_key, GossipKey, SeenSet};
 use super::{Cx, Timer};
+use crate::config::GossipMode;
 use crate::msg::{Endpoint, Gossip as GossipMsg, GossipAck, GossipBody, Message};
 use crate::{ConnId, Event, Output};
 
+pub use lazy::MAX_OWED_ANNOUNCEMENTS;
 pub use repair::{MAX_MISSING, MAX_MISSING_HEARSAY, MAX_PULLS_IN_FLIGHT, MAX_PULL_BYTES};
 pub use retained::{BODY_OVERHEAD, MARGIN_SECS, MAX_RETAINED, MAX_RETAINED_BYTES, RETAIN_SECS};
 
-use repair::Repair;
+use lazy::Lazy;
+use repair::{grouped, Repair};
 use retained::Retained;
 
 /// The gossip a peer made and saw.
@@ -44,6 +49,8 @@ pub(super) struct Gossip {
     retained: Retained,
     /// The exchange with neighbours.
     repair: Repair,
+    /// Lazy push's announcements owed and counters.
+    lazy: Lazy,
 }
 
 impl Gossip {
@@ -55,6 +62,7 @@ impl Gossip {
             duplicate: 0,
             retained: Retained::new(),
             repair: Repair::default(),
+            lazy: Lazy::default(),
         }
     }
 
@@ -75,9 +83,16 @@ impl Gossip {
     }
 
     /// Counters for `STATUS_RESP`, by name.
-    pub(super) fn counters(&self) -> [(&'static str, u64); 8] {
+    pub(super) fn counters(&self) -> [(&'static str, u64); 14] {
         let r = &self.repair;
+        let l = &self.lazy;
         [
+            ("lazy_grafts_heard", l.grafts_heard),
+            ("lazy_grafts_sent", l.grafts_sent),
+            ("lazy_ids_announced", l.ids_announced),
+            ("lazy_ihave_sent", l.ihave_sent),
+            ("lazy_prunes_heard", l.prunes_heard),
+            ("lazy_prunes_sent", l.prunes_sent),
             ("gossip_repaired", r.repaired),
             ("gossip_retained", self.retained.len() as u64),
             ("gossip_retained_bytes", self.retained.bytes() as u64),
@@ -129,7 +144,7 @@ impl Gossip {
             self.note_links(cx, overlay);
             self.retained.insert(now_secs, key, &gossip.body);
         }
-        forward(cx, overlay, &gossip, None);
+        self.forward(cx, overlay, &gossip, key, None);
         if self.generated < cx.settings.max_gossip {
             let at = cx.after(cx.settings.gossip_interval_ms);
             cx.timers.set(Timer::Gossip, at);
@@ -137,26 +152,32 @@ impl Gossip {
     }
 
     /// Incoming gossip, from a neighbour or not (the reference may gossip before `HELLO`):
-    /// acknowledged; forwarded if it is the first copy, dropped (and noted) if not.
+    /// acknowledged; forwarded if it is the first copy, dropped (and noted) if not. In lazy
+    /// mode a duplicate prunes the link it came on, a first copy makes it eager.
     pub(super) fn on_gossip(
         &mut self,
         cx: &mut Cx<'_>,
-        overlay: &Overlay,
+        overlay: &mut Overlay,
         conn: ConnId,
         gossip: &GossipMsg,
     ) {
         let body = &gossip.body;
         let key = gossip_key(&body.text, body.origin_port);
         let first = self.seen.insert(key, cx.unix_secs());
+        let from = gossip.sender;
+        let lazy_mode = cx.settings.gossip_mode == GossipMode::Lazy;
+        let prune = lazy_mode && !first && self.lazy.prune(overlay, &from, body);
+        if lazy_mode && first {
+            self.lazy.came_over(overlay, &from, body);
+        }
         cx.reply(
             conn,
             Message::GossipAck(GossipAck {
                 accepted: true,
                 duplicate: !first,
-                prune: false,
+                prune,
             }),
         );
-        let from = gossip.sender;
         if !first {
             self.duplicate += 1;
             cx.emit(Event::GossipDuplicate {
@@ -174,7 +195,23 @@ impl Gossip {
             sender: cx.me,
             hops: gossip.hops.saturating_add(1),
         };
-        forward(cx, overlay, &onward, Some(from));
+        self.forward(cx, overlay, &onward, key, Some(from));
+    }
+
+    /// Passes a first-time gossip on to every neighbour but `except`: whole to all in flood
+    /// mode; in lazy mode whole to the eager links and announced to the lazy ones.
+    fn forward(
+        &mut self,
+        cx: &mut Cx<'_>,
+        overlay: &Overlay,
+        gossip: &GossipMsg,
+        key: GossipKey,
+        except: Option<Endpoint>,
+    ) {
+        match cx.settings.gossip_mode {
+            GossipMode::Flood => flood(cx, overlay, gossip, except),
+            GossipMode::Lazy => self.lazy.forward(cx, overlay, gossip, key, except),
+        }
     }
 
     /// A first-time delivery (already in the seen set), pushed or pulled: counted, logged,
@@ -204,7 +241,7 @@ impl Gossip {
 
 /// Sends `gossip` to every neighbour but `except`. Every copy shares its body. The acks are
 /// not wanted: liveness comes from probes, and a lost copy is the repair's business.
-fn forward(cx: &mut Cx<'_>, overlay: &Overlay, gossip: &GossipMsg, except: Option<Endpoint>) {
+fn flood(cx: &mut Cx<'_>, overlay: &Overlay, gossip: &GossipMsg, except: Option<Endpoint>) {
     let deadline = cx.after(cx.settings.request_timeout_ms);
     cx.out.reserve(overlay.len());
     cx.out.extend(

@@ -33,7 +33,20 @@ pub(super) struct Link {
     pub greeted: bool,
     /// Whether the neighbour speaks the gossip repair's messages.
     pub speaks: Speaks,
+    /// Lazy push: the link is not in the tree, so gossip goes to this neighbour as `IHAVE`
+    /// announcements, not whole (see `join_tree`; a graft makes it eager).
+    pub lazy: bool,
+    /// Lazy push: origins whose gossip goes over this link as announcements only, although
+    /// it is in the tree (a duplicate of their gossip came over it, from either end). Sorted,
+    /// at most [`MAX_PRUNED_ORIGINS`].
+    pub pruned: Vec<Origin>,
 }
+
+/// A gossip's origin as lazy push tells origins apart (`origin_port` 0 when not given).
+pub(super) type Origin = (std::net::IpAddr, u16);
+
+/// Origins pruned per link at most; past it a link stays eager for the others.
+pub const MAX_PRUNED_ORIGINS: usize = 4_096;
 
 /// Whether a neighbour speaks the gossip repair's messages (`GOSSIP_DIGEST`, `IHAVE`,
 /// `GOSSIP_PULL`). A node of the reference implementation answers them `ERROR`.
@@ -47,6 +60,40 @@ pub(super) enum Speaks {
     /// It answered one with `ERROR`: it is asked nothing more (it still gets every gossip
     /// pushed whole).
     No,
+}
+
+impl Link {
+    /// Whether gossip goes to this neighbour whole. A link to a node that does not speak the
+    /// extension (the reference implementation) always does.
+    #[inline]
+    pub(super) fn eager(&self) -> bool {
+        !self.lazy || self.speaks != Speaks::Yes
+    }
+
+    /// Whether gossip from `origin` goes to this neighbour whole.
+    #[inline]
+    pub(super) fn eager_for(&self, origin: &Origin) -> bool {
+        self.eager() && (self.pruned.is_empty() || self.pruned.binary_search(origin).is_err())
+    }
+
+    /// Gossip from `origin` goes over this link as announcements; false if it already did
+    /// or the bound is reached.
+    pub(super) fn prune(&mut self, origin: Origin) -> bool {
+        match self.pruned.binary_search(&origin) {
+            Err(i) if self.pruned.len() < MAX_PRUNED_ORIGINS => {
+                self.pruned.insert(i, origin);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Gossip from `origin` goes over this link whole again (if the link is in the tree).
+    pub(super) fn unprune(&mut self, origin: &Origin) {
+        if let Ok(i) = self.pruned.binary_search(origin) {
+            self.pruned.remove(i);
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -68,6 +115,11 @@ impl Overlay {
 
     pub(super) fn contains(&self, peer: &Endpoint) -> bool {
         self.position(peer).is_ok()
+    }
+
+    pub(super) fn link(&self, peer: &Endpoint) -> Option<&Link> {
+        let i = self.position(peer).ok()?;
+        Some(&self.links[i].1)
     }
 
     pub(super) fn link_mut(&mut self, peer: &Endpoint) -> Option<&mut Link> {
@@ -109,6 +161,11 @@ impl Overlay {
     /// The `i`-th neighbour (in endpoint order) and its link.
     pub(super) fn get_index_mut(&mut self, i: usize) -> Option<(&Endpoint, &mut Link)> {
         self.links.get_mut(i).map(|(p, l)| (&*p, l))
+    }
+
+    /// The neighbours and their links, in endpoint order.
+    pub(super) fn iter(&self) -> impl Iterator<Item = (&Endpoint, &Link)> + '_ {
+        self.links.iter().map(|(p, l)| (p, l))
     }
 
     /// The neighbours, in endpoint order.

@@ -23,6 +23,7 @@ use std::sync::Arc;
 
 use super::retained::{MARGIN_SECS, RETAIN_SECS};
 use super::{Gossip, Overlay};
+use crate::config::GossipMode;
 use crate::msg::{
     DigestResp, Endpoint, Gossip as GossipMsg, GossipBody, GossipDigest, GossipPull, IHave,
     IdGroup, Message, PullResp, MAX_BODIES, MAX_IDS,
@@ -61,6 +62,9 @@ struct Missing {
     /// When it is pulled (again).
     due: Millis,
     tries: u8,
+    /// It was announced while it could still be on its way: pulling it in lazy mode means
+    /// the tree did not bring it in time, so the pull grafts.
+    recent: bool,
 }
 
 /// The repair's state and counters.
@@ -69,7 +73,7 @@ pub(super) struct Repair {
     /// The next neighbour (position in the overlay) to send a digest to.
     next: usize,
     digest_in_flight: bool,
-    pulls_in_flight: usize,
+    pub(super) pulls_in_flight: usize,
     /// Gossips announced and awaited, by key.
     missing: BTreeMap<u64, Missing>,
     /// First-time deliveries by repair.
@@ -96,13 +100,14 @@ impl Repair {
     /// arrives first; a new entry only while fewer than `room` wait.
     fn await_gossip(
         &mut self,
-        second: u64,
-        key: u64,
+        (second, key): (u64, u64),
         announcer: Endpoint,
         due: Millis,
+        recent: bool,
         room: usize,
     ) {
         if let Some(m) = self.missing.get_mut(&key) {
+            m.recent |= recent;
             if !m.announcers.contains(&announcer) && m.announcers.len() < MAX_ANNOUNCERS {
                 m.announcers.push(announcer);
             }
@@ -118,8 +123,25 @@ impl Repair {
                     announcers: vec![announcer],
                     due,
                     tries: 0,
+                    recent,
                 },
             );
+        }
+    }
+}
+
+/// When a gossip announced now, and possibly still on its way, is pulled if it has not come:
+/// after `graft_timeout_ms`, and in lazy mode after up to as long again at random. Every
+/// peer cut off from the tree hears of a gossip at about the same time; the spread lets the
+/// first graft bring it to the others before they graft links of their own (each one more
+/// would close a cycle).
+fn graft_wait(cx: &mut Cx<'_>) -> Millis {
+    let timeout = cx.settings.graft_timeout_ms;
+    match cx.settings.gossip_mode {
+        GossipMode::Flood => cx.after(timeout),
+        GossipMode::Lazy => {
+            let spread = cx.rng.below(timeout);
+            cx.after(timeout + spread)
         }
     }
 }
@@ -132,7 +154,7 @@ fn learn(overlay: &mut Overlay, peer: &Endpoint, speaks: Speaks) {
 }
 
 /// Ids as groups by second, in the order given (consecutive equal seconds share a group).
-fn grouped(ids: impl IntoIterator<Item = (u64, u64)>) -> Vec<IdGroup> {
+pub(super) fn grouped(ids: impl IntoIterator<Item = (u64, u64)>) -> Vec<IdGroup> {
     let mut groups: Vec<IdGroup> = Vec::new();
     for (second, key) in ids {
         match groups.last_mut() {
@@ -228,15 +250,24 @@ impl Gossip {
         let (lo, hi) = self.retained.window(now_secs);
         let mut offer = Vec::new();
         let mut offered = 0;
+        let wait = graft_wait(cx);
         for g in r.ids.iter().filter(|g| (lo..=hi).contains(&g.second)) {
             let s = g.second;
+            // In lazy mode a gossip that may still be on its way down the tree is given the
+            // time an announced one gets; a flood brings it in milliseconds if at all.
+            let recent = s.saturating_add(MARGIN_SECS) > now_secs;
+            let due = match cx.settings.gossip_mode {
+                GossipMode::Lazy if recent => wait,
+                _ => cx.now,
+            };
             for &k in &g.keys {
                 let key = GossipKey {
                     hash: k,
                     second: Some(s),
                 };
                 if self.seen.check(key, now_secs) == Coverage::New {
-                    self.repair.await_gossip(s, k, to, cx.now, MAX_MISSING);
+                    self.repair
+                        .await_gossip((s, k), to, due, recent, MAX_MISSING);
                 }
             }
             let mut theirs = g.keys.clone();
@@ -261,7 +292,7 @@ impl Gossip {
             let deadline = cx.after(cx.settings.request_timeout_ms);
             cx.send(to, msg, deadline);
         }
-        self.pull_due(cx);
+        self.pull_due(cx, overlay);
     }
 
     /// A peer holds these gossips: the ones this peer surely lacks are awaited, and pulled
@@ -292,37 +323,59 @@ impl Gossip {
             MAX_MISSING_HEARSAY
         };
         let now_secs = cx.unix_secs();
-        let later = cx.after(cx.settings.graft_timeout_ms);
+        let later = graft_wait(cx);
         for g in &ih.ids {
             let s = g.second;
-            let due = if s.saturating_add(MARGIN_SECS) <= now_secs {
-                cx.now
-            } else {
-                later
-            };
+            let recent = s.saturating_add(MARGIN_SECS) > now_secs;
+            let due = if recent { later } else { cx.now };
             for &k in &g.keys {
                 let key = GossipKey {
                     hash: k,
                     second: Some(s),
                 };
                 if self.seen.check(key, now_secs) == Coverage::New {
-                    self.repair.await_gossip(s, k, ih.sender, due, room);
+                    self.repair
+                        .await_gossip((s, k), ih.sender, due, recent, room);
                 }
             }
         }
-        self.pull_due(cx);
+        self.pull_due(cx, overlay);
     }
 
-    /// The answer to our `IHAVE`: an `ERROR` means the neighbour does not speak the extension.
+    /// The answer to our `IHAVE`: an `ERROR` means the neighbour does not speak the extension
+    /// (one of ours with the repair off). It gets what the `IHAVE` named whole instead: in
+    /// lazy mode that was its only copy.
     pub(in crate::peer) fn on_ihave_resp(
         &mut self,
+        cx: &mut Cx<'_>,
         overlay: &mut Overlay,
         to: Endpoint,
+        request: &IHave,
         outcome: &Result<Message, Failure>,
     ) {
         match outcome {
             Ok(Message::IHaveAck) => learn(overlay, &to, Speaks::Yes),
-            Ok(Message::Error { .. }) => learn(overlay, &to, Speaks::No),
+            Ok(Message::Error { .. }) => {
+                learn(overlay, &to, Speaks::No);
+                let deadline = cx.after(cx.settings.request_timeout_ms);
+                for g in &request.ids {
+                    for &k in &g.keys {
+                        if let Some(body) = self.retained.get(g.second, k) {
+                            let gossip = GossipMsg {
+                                body: Arc::clone(body),
+                                sender: cx.me,
+                                hops: 1,
+                            };
+                            cx.out.push(crate::Output::Send {
+                                to,
+                                msg: Message::Gossip(gossip),
+                                deadline,
+                                wants_response: false,
+                            });
+                        }
+                    }
+                }
+            }
             _ => {}
         }
     }
@@ -331,11 +384,15 @@ impl Gossip {
     /// from its next announcer, one `GOSSIP_PULL` per neighbour, and arms the timer for the
     /// next one due. A gossip tried [`MAX_TRIES`] times, or whose announcers are all gone, or
     /// that left the window, is given up.
-    pub(in crate::peer) fn pull_due(&mut self, cx: &mut Cx<'_>) {
+    ///
+    /// In lazy mode a pull of a recent gossip (one that may still be in flight) from a
+    /// neighbour is a graft: the tree did not bring it, so the link it came on joins the tree.
+    pub(in crate::peer) fn pull_due(&mut self, cx: &mut Cx<'_>, overlay: &mut Overlay) {
         let now = cx.now;
         let now_secs = cx.unix_secs();
         let slots = MAX_PULLS_IN_FLIGHT.saturating_sub(self.repair.pulls_in_flight);
-        let mut batches: BTreeMap<Endpoint, Vec<(u64, u64)>> = BTreeMap::new();
+        let mut batches: BTreeMap<Endpoint, Vec<(u64, u64, bool)>> = BTreeMap::new();
+        let lazy_mode = cx.settings.gossip_mode == GossipMode::Lazy;
         let retry = cx.after(cx.settings.request_timeout_ms);
         self.repair.missing.retain(|&key, m| {
             if m.due > now {
@@ -347,11 +404,23 @@ impl Gossip {
             {
                 return false;
             }
-            let from = m.announcers[usize::from(m.tries) % m.announcers.len()];
+            let mut from = m.announcers[usize::from(m.tries) % m.announcers.len()];
+            // Lazy mode: a first try goes to an announcer over a tree link if there is one
+            // (it is only pruned for this origin, and the pull mends that), not one that
+            // would add a link to the tree and close a cycle.
+            if lazy_mode && m.tries == 0 {
+                let in_tree = |a: &&Endpoint| overlay.link(a).is_some_and(|l| !l.lazy);
+                if let Some(&a) = m.announcers.iter().find(in_tree) {
+                    from = a;
+                }
+            }
             let open = batches.len() < slots || batches.contains_key(&from);
             match batches.get(&from).map_or(0, Vec::len) {
                 n if open && n < MAX_IDS => {
-                    batches.entry(from).or_default().push((m.second, key));
+                    batches
+                        .entry(from)
+                        .or_default()
+                        .push((m.second, key, m.recent));
                     m.tries += 1;
                     m.due = retry;
                 }
@@ -363,10 +432,13 @@ impl Gossip {
         });
         for (from, mut ids) in batches {
             ids.sort_unstable();
+            let newest = (ids.iter()).filter(|id| id.2).map(|id| id.0).max();
+            let graft = lazy_mode
+                && newest.is_some_and(|newest| self.lazy.graft(cx, overlay, &from, newest));
             let msg = Message::Pull(Box::new(GossipPull {
                 sender: cx.me,
-                ids: grouped(ids),
-                graft: false,
+                ids: grouped(ids.into_iter().map(|(s, k, _)| (s, k))),
+                graft,
             }));
             self.repair.pulls_in_flight += 1;
             self.repair.pulls_sent += 1;
@@ -384,8 +456,9 @@ impl Gossip {
     }
 
     /// A pull: the bodies asked for that this peer holds, up to [`MAX_BODIES`] and
-    /// [`MAX_PULL_BYTES`]. Read-only and bounded, whoever asks (`graft` is reserved for a
-    /// lazy-push mode and changes nothing here).
+    /// [`MAX_PULL_BYTES`]. Bounded, whoever asks; in lazy mode a neighbour's `graft` makes
+    /// the link to it eager (the worst a forged one does is send a neighbour more whole
+    /// copies, until it prunes the link again).
     pub(in crate::peer) fn on_pull(
         &mut self,
         cx: &mut Cx<'_>,
@@ -425,6 +498,9 @@ impl Gossip {
             }
         }
         self.repair.bodies_served += bodies.len() as u64;
+        if p.graft && cx.settings.gossip_mode == GossipMode::Lazy {
+            (self.lazy).grafted_by(overlay, &p.sender, bodies.iter().map(|b| &**b));
+        }
         cx.reply(
             conn,
             Message::PullResp(Box::new(PullResp {
@@ -451,9 +527,9 @@ impl Gossip {
             Ok(Message::PullResp(r)) => r,
             Ok(Message::Error { .. }) => {
                 learn(overlay, &to, Speaks::No);
-                return self.pull_due(cx);
+                return self.pull_due(cx, overlay);
             }
-            _ => return self.pull_due(cx),
+            _ => return self.pull_due(cx, overlay),
         };
         learn(overlay, &to, Speaks::Yes);
         let mut asked: Vec<(u64, u64)> = (request.ids.iter())
@@ -473,12 +549,15 @@ impl Gossip {
                     self.seen.insert(key, now_secs);
                     self.repair.repaired += 1;
                     self.delivered(cx, key, body, to, 0, true);
+                    if request.graft {
+                        self.lazy.came_over(overlay, &to, body);
+                    }
                     let onward = GossipMsg {
                         body: Arc::clone(body),
                         sender: cx.me,
                         hops: 1,
                     };
-                    super::forward(cx, overlay, &onward, Some(to));
+                    self.forward(cx, overlay, &onward, key, Some(to));
                 }
                 Coverage::Seen => self.repair.arrived(key),
                 Coverage::Unsure => {
@@ -487,7 +566,7 @@ impl Gossip {
                 }
             }
         }
-        self.pull_due(cx);
+        self.pull_due(cx, overlay);
     }
 }
 
@@ -507,7 +586,7 @@ mod tests {
         let ep = |p: u16| Endpoint::from(([10, 0, 0, 1], p));
         let mut r = Repair::default();
         for k in 0..(MAX_MISSING as u64 + 10) {
-            r.await_gossip(1, k, ep(1), Millis(5), MAX_MISSING_HEARSAY);
+            r.await_gossip((1, k), ep(1), Millis(5), false, MAX_MISSING_HEARSAY);
         }
         assert_eq!(
             r.missing.len(),
@@ -515,11 +594,11 @@ mod tests {
             "hearsay has its share"
         );
         for k in 0..(MAX_MISSING as u64 + 10) {
-            r.await_gossip(1, k, ep(1), Millis(5), MAX_MISSING);
+            r.await_gossip((1, k), ep(1), Millis(5), false, MAX_MISSING);
         }
         assert_eq!(r.missing.len(), MAX_MISSING);
         for p in 2..8 {
-            r.await_gossip(1, 0, ep(p), Millis(1), MAX_MISSING);
+            r.await_gossip((1, 0), ep(p), Millis(1), false, MAX_MISSING);
         }
         let m = &r.missing[&0];
         assert_eq!(m.announcers.len(), MAX_ANNOUNCERS);

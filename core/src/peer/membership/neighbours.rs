@@ -7,10 +7,11 @@ use std::collections::{BTreeSet, VecDeque};
 
 use super::super::decide::choose_neighbours;
 use super::super::gossip::Gossip;
-use super::super::overlay::Overlay;
+use super::super::overlay::{Overlay, Speaks};
 use super::super::pings::{PingRole, Pings};
 use super::super::{count, Cx, Timer};
 use super::Membership;
+use crate::config::GossipMode;
 use crate::msg::{Endpoint, Hello, HelloAck, Message, Status};
 use crate::{ConnId, Event, Failure};
 
@@ -233,7 +234,16 @@ impl Membership {
             return;
         }
         self.remember(cx, overlay, peer, incarnation);
-        overlay.add(peer, their_degree, cx.out);
+        let new = overlay.add(peer, their_degree, cx.out);
+        // Only this implementation greets with an incarnation: the link speaks the
+        // extension (until an `ERROR` says otherwise). In lazy mode a new link to such a
+        // node starts out of the tree; a graft takes it in (see `gossip/lazy.rs`).
+        if let Some(link) = overlay.link_mut(&peer) {
+            if incarnation.is_some() && link.speaks == Speaks::Unknown {
+                link.speaks = Speaks::Yes;
+            }
+            link.lazy |= new && cx.settings.gossip_mode == GossipMode::Lazy;
+        }
     }
 
     // ----- a new neighbour's HELLO ----------------------------------------------------------
