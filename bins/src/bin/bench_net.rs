@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use gossip_core::msg::{RoleStatus, Status};
 use gossip_core::wire::auth::Keyring;
+use gossip_core::config::GossipMode;
 use gossip_core::{config, Event, Millis, Settings};
 use gossip_driver_mio::{Host, Limits, NodeSpec, Observer, Role};
 
@@ -52,6 +53,9 @@ struct Cli {
     /// every frame.
     #[arg(long, value_name = "PATH")]
     cluster_key_file: Option<PathBuf>,
+    /// How the throughput runs' peers pass gossip on: `flood` or `lazy`.
+    #[arg(long, default_value_t = GossipMode::Flood)]
+    gossip_mode: GossipMode,
 }
 
 /// The cluster key of a run: the file the node programs get, and its keyring.
@@ -345,14 +349,18 @@ struct Counter {
     window_start: Option<Instant>,
     cpu_at_start: f64,
     in_window: u64,
+    /// First-time deliveries in the window: what a mode that sends fewer duplicates
+    /// (lazy push) is compared on.
+    first_in_window: u64,
     last_delivered: Option<Instant>,
 }
 
 impl Counter {
-    fn delivery(&mut self) {
+    fn delivery(&mut self, first: bool) {
         self.delivered += 1;
         if self.window_start.is_some() {
             self.in_window += 1;
+            self.first_in_window += u64::from(first);
             self.last_delivered = Some(Instant::now());
         }
     }
@@ -371,9 +379,9 @@ impl Observer for Counter {
             Event::GossipGenerated { .. } => self.generated += 1,
             Event::GossipFirstReceived { .. } => {
                 self.first += 1;
-                self.delivery();
+                self.delivery(true);
             }
-            Event::GossipDuplicate { .. } => self.delivery(),
+            Event::GossipDuplicate { .. } => self.delivery(false),
             _ => {}
         }
     }
@@ -398,13 +406,15 @@ fn cpu_seconds() -> f64 {
 }
 
 /// One throughput run: (delivered msg/s, delivered, first-time deliveries, seconds,
-/// delivered per CPU second, CPU seconds of the window).
+/// delivered per CPU second, CPU seconds of the window, first-time deliveries per CPU
+/// second).
 fn throughput_run(
     peers: usize,
     per_peer: u32,
     run: usize,
     key: Option<&Key>,
-) -> Result<(f64, u64, u64, f64, f64, f64), String> {
+    gossip_mode: GossipMode,
+) -> Result<(f64, u64, u64, f64, f64, f64, f64), String> {
     let counter = Counter {
         peers,
         ..Counter::default()
@@ -430,6 +440,7 @@ fn throughput_run(
         // The data plane is measured here; liveness has its own runs (removal). An
         // overloaded loop answers probes late, which would start suspicions mid-run.
         probe_interval_ms: 60_000,
+        gossip_mode,
         ..Settings::default()
     };
     for (i, l) in listeners.into_iter().enumerate() {
@@ -486,6 +497,7 @@ fn throughput_run(
         secs,
         c.in_window as f64 / cpu.max(0.01),
         cpu,
+        c.first_in_window as f64 / cpu.max(0.01),
     ))
 }
 
@@ -563,21 +575,32 @@ fn run(cli: &Cli) -> Result<(), String> {
     if want("throughput") {
         let mut rates = Vec::new();
         let mut per_cpu = Vec::new();
+        let mut first_per_cpu = Vec::new();
         for run in 0..cli.runs {
-            let (rate, delivered, first, secs, cpu_rate, cpu) =
-                throughput_run(cli.hosted_peers, cli.gossip_per_peer, run, key)?;
+            let (rate, delivered, first, secs, cpu_rate, cpu, first_rate) = throughput_run(
+                cli.hosted_peers,
+                cli.gossip_per_peer,
+                run,
+                key,
+                cli.gossip_mode,
+            )?;
             println!(
                 "throughput run {run}: {delivered} gossip messages delivered ({first} first-time); \
-                 after all bootstrapped {rate:.0} msg/s over {secs:.2} s ({cpu_rate:.0} per CPU second, {cpu:.2} CPU s)"
+                 after all bootstrapped {rate:.0} msg/s over {secs:.2} s ({cpu_rate:.0} per CPU second, \
+                 {first_rate:.0} first-time per CPU second, {cpu:.2} CPU s)"
             );
             rates.push(rate);
             per_cpu.push(cpu_rate);
+            first_per_cpu.push(first_rate);
         }
         println!(
-            "THROUGHPUT median: {:.0} delivered gossip msg/s wall clock, {:.0} per CPU second, with {} peers in one process{} (target >= 250000)",
+            "THROUGHPUT median: {:.0} delivered gossip msg/s wall clock, {:.0} per CPU second \
+             ({:.0} first-time per CPU second), with {} peers in one process, gossip mode {}{} (target >= 250000)",
             median(&mut rates),
             median(&mut per_cpu),
+            median(&mut first_per_cpu),
             cli.hosted_peers,
+            cli.gossip_mode,
             if key.is_some() { ", cluster key on" } else { "" }
         );
     }

@@ -324,6 +324,7 @@ impl Gossip {
         };
         let now_secs = cx.unix_secs();
         let later = graft_wait(cx);
+        let mut pull_now = false;
         for g in &ih.ids {
             let s = g.second;
             let recent = s.saturating_add(MARGIN_SECS) > now_secs;
@@ -336,10 +337,19 @@ impl Gossip {
                 if self.seen.check(key, now_secs) == Coverage::New {
                     self.repair
                         .await_gossip((s, k), ih.sender, due, recent, room);
+                    pull_now |= !recent;
                 }
             }
         }
-        self.pull_due(cx, overlay);
+        if pull_now {
+            self.pull_due(cx, overlay);
+        } else if !self.repair.missing.is_empty() {
+            // Nothing due yet: no walk of the whole table (lazy push announces every gossip
+            // on every lazy link, and most arrive whole before they are due), only the timer
+            // brought forward if a new one is due first.
+            let first = cx.timers.get(&Timer::Pull).map_or(later, |at| at.min(later));
+            cx.timers.set(Timer::Pull, first);
+        }
     }
 
     /// The answer to our `IHAVE`: an `ERROR` means the neighbour does not speak the extension
