@@ -3418,6 +3418,13 @@ fn a_gossip_the_tree_misses_grafts_the_link_that_announced_it() {
     let (at, out) = h.tick_until(Millis(2_000 + 2 * timeout), |o| !pulls(o).is_empty());
     assert!(at >= Millis(2_000 + timeout), "waits for the tree");
     assert_eq!(pulls(&out), vec![(b, false, 1)]);
+    let (to, req) = out.sends_of("GOSSIP_PULL").remove(0);
+    let served = Message::PullResp(Box::new(PullResp {
+        responder: b,
+        bodies: vec![body_of(&early)],
+    }));
+    let out = h.respond(at, to, req, Ok(served));
+    assert_eq!(first_times(&out), vec![(early.clone(), b, true)]);
     // Stamped later, 5 s on: grafted.
     let late = stamped(7, 2);
     h.request(Millis(7_000), 2, ihave(b, &late));
