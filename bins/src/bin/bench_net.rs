@@ -24,9 +24,9 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use gossip_core::config::GossipMode;
 use gossip_core::msg::{RoleStatus, Status};
 use gossip_core::wire::auth::Keyring;
-use gossip_core::config::GossipMode;
 use gossip_core::{config, Event, Millis, Settings};
 use gossip_driver_mio::{Host, Limits, NodeSpec, Observer, Role};
 

@@ -347,7 +347,10 @@ impl Gossip {
             // Nothing due yet: no walk of the whole table (lazy push announces every gossip
             // on every lazy link, and most arrive whole before they are due), only the timer
             // brought forward if a new one is due first.
-            let first = cx.timers.get(&Timer::Pull).map_or(later, |at| at.min(later));
+            let first = cx
+                .timers
+                .get(&Timer::Pull)
+                .map_or(later, |at| at.min(later));
             cx.timers.set(Timer::Pull, first);
         }
     }
