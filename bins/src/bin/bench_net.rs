@@ -405,16 +405,31 @@ fn cpu_seconds() -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
-/// One throughput run: (delivered msg/s, delivered, first-time deliveries, seconds,
-/// delivered per CPU second, CPU seconds of the window, first-time deliveries per CPU
-/// second).
+/// What one throughput run measured, over the window from "every peer bootstrapped" to the
+/// last delivery.
+struct Throughput {
+    /// Deliveries (first-time and duplicate) per wall-clock second.
+    rate: f64,
+    /// Deliveries over the whole run, and the first-time ones.
+    delivered: u64,
+    first: u64,
+    /// The window's length.
+    secs: f64,
+    /// Deliveries, and first-time deliveries, per CPU second.
+    per_cpu: f64,
+    first_per_cpu: f64,
+    /// CPU seconds of the window.
+    cpu: f64,
+}
+
+/// One throughput run.
 fn throughput_run(
     peers: usize,
     per_peer: u32,
     run: usize,
     key: Option<&Key>,
     gossip_mode: GossipMode,
-) -> Result<(f64, u64, u64, f64, f64, f64, f64), String> {
+) -> Result<Throughput, String> {
     let counter = Counter {
         peers,
         ..Counter::default()
@@ -490,15 +505,15 @@ fn throughput_run(
     let secs = b.duration_since(a).as_secs_f64();
     let cpu = cpu_seconds() - c.cpu_at_start;
     log_stats(&host, t0);
-    Ok((
-        c.in_window as f64 / secs,
-        c.delivered,
-        c.first,
+    Ok(Throughput {
+        rate: c.in_window as f64 / secs,
+        delivered: c.delivered,
+        first: c.first,
         secs,
-        c.in_window as f64 / cpu.max(0.01),
+        per_cpu: c.in_window as f64 / cpu.max(0.01),
+        first_per_cpu: c.first_in_window as f64 / cpu.max(0.01),
         cpu,
-        c.first_in_window as f64 / cpu.max(0.01),
-    ))
+    })
 }
 
 fn log_stats(host: &Host<Counter>, t0: Instant) {
@@ -577,7 +592,15 @@ fn run(cli: &Cli) -> Result<(), String> {
         let mut per_cpu = Vec::new();
         let mut first_per_cpu = Vec::new();
         for run in 0..cli.runs {
-            let (rate, delivered, first, secs, cpu_rate, cpu, first_rate) = throughput_run(
+            let Throughput {
+                rate,
+                delivered,
+                first,
+                secs,
+                per_cpu: cpu_rate,
+                first_per_cpu: first_rate,
+                cpu,
+            } = throughput_run(
                 cli.hosted_peers,
                 cli.gossip_per_peer,
                 run,
