@@ -153,7 +153,8 @@ impl Gossip {
 
     /// Incoming gossip, from a neighbour or not (the reference may gossip before `HELLO`):
     /// acknowledged; forwarded if it is the first copy, dropped (and noted) if not. In lazy
-    /// mode a duplicate prunes the link it came on, a first copy makes it eager.
+    /// mode a duplicate prunes the link it came on for its origin, and a first copy makes the
+    /// link eager for it.
     pub(super) fn on_gossip(
         &mut self,
         cx: &mut Cx<'_>,

@@ -34,7 +34,8 @@ pub(super) struct Link {
     /// Whether the neighbour speaks the gossip repair's messages.
     pub speaks: Speaks,
     /// Lazy push: the link is not in the tree, so gossip goes to this neighbour as `IHAVE`
-    /// announcements, not whole (see `join_tree`; a graft makes it eager).
+    /// announcements, not whole. A new link starts so; a graft takes it into the tree (see
+    /// `gossip/lazy.rs`).
     pub lazy: bool,
     /// Lazy push: origins whose gossip goes over this link as announcements only, although
     /// it is in the tree (a duplicate of their gossip came over it, from either end). Sorted,
@@ -45,8 +46,9 @@ pub(super) struct Link {
 /// A gossip's origin as lazy push tells origins apart (`origin_port` 0 when not given).
 pub(super) type Origin = (std::net::IpAddr, u16);
 
-/// Origins pruned per link at most; past it a link stays eager for the others.
-pub const MAX_PRUNED_ORIGINS: usize = 4_096;
+/// Origins pruned per link at most; past it a link stays eager for the others (so a liar
+/// pruning made-up origins makes a link hold at most 20 KiB).
+pub const MAX_PRUNED_ORIGINS: usize = 1_024;
 
 /// Whether a neighbour speaks the gossip repair's messages (`GOSSIP_DIGEST`, `IHAVE`,
 /// `GOSSIP_PULL`). A node of the reference implementation answers them `ERROR`.
@@ -73,7 +75,9 @@ impl Link {
     /// Whether gossip from `origin` goes to this neighbour whole.
     #[inline]
     pub(super) fn eager_for(&self, origin: &Origin) -> bool {
-        self.eager() && (self.pruned.is_empty() || self.pruned.binary_search(origin).is_err())
+        self.speaks != Speaks::Yes
+            || (!self.lazy
+                && (self.pruned.is_empty() || self.pruned.binary_search(origin).is_err()))
     }
 
     /// Gossip from `origin` goes over this link as announcements; false if it already did
@@ -177,6 +181,30 @@ impl Overlay {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn prunes_are_per_origin_bounded_and_only_on_links_that_speak() {
+        let origin = |i: u16| (std::net::IpAddr::from([10, 0, 0, 1]), i);
+        let mut link = Link {
+            speaks: Speaks::Yes,
+            ..Link::default()
+        };
+        assert!(link.eager_for(&origin(1)));
+        assert!(link.prune(origin(1)) && !link.prune(origin(1)));
+        assert!(!link.eager_for(&origin(1)) && link.eager_for(&origin(2)));
+        link.unprune(&origin(1));
+        assert!(link.eager_for(&origin(1)));
+        for i in 0..2_000 {
+            link.prune(origin(i));
+        }
+        assert_eq!(link.pruned.len(), MAX_PRUNED_ORIGINS, "bounded");
+        assert!(link.eager_for(&origin(1_999)), "past the bound: eager");
+        link.lazy = true;
+        assert!(!link.eager() && !link.eager_for(&origin(1_999)));
+        // A node that does not speak the extension gets everything whole, whatever was set.
+        link.speaks = Speaks::No;
+        assert!(link.eager() && link.eager_for(&origin(1)));
+    }
 
     #[test]
     fn stays_sorted_and_keeps_links() {
