@@ -3607,3 +3607,52 @@ fn lazy_push_delivers_everything_with_few_duplicates() {
         dups[1]
     );
 }
+
+/// Peers of both modes in one network (each with its own setting, as after a rolling
+/// upgrade): a flood peer ignores `prune` and `graft`, a lazy one announces to it and it pulls;
+/// every peer still gets every gossip once.
+#[test]
+fn flood_and_lazy_peers_in_one_network_deliver_everything() {
+    let base = Settings {
+        max_gossip: 4,
+        ..net_settings()
+    };
+    let mut net = Net::new(3, base.clone());
+    let peers: Vec<Endpoint> = (9200..9220).map(ep).collect();
+    for (i, &p) in peers.iter().enumerate() {
+        let mode = if i % 2 == 0 {
+            GossipMode::Lazy
+        } else {
+            GossipMode::Flood
+        };
+        net.run_until(Millis(i as u64 * 150));
+        net.join(
+            p,
+            Settings {
+                gossip_mode: mode,
+                ..base.clone()
+            },
+        );
+    }
+    net.run_until(Millis(45_000));
+    let total = peers.len() as u64 * 4;
+    for &p in &peers {
+        assert_eq!(net.counter(p, "gossip_generated"), 4, "{p}");
+        assert_eq!(
+            net.counter(p, "gossip_first"),
+            total - 4,
+            "{p} missed gossip"
+        );
+    }
+    let lazy_grafts: u64 = (peers.iter().step_by(2))
+        .map(|&p| net.counter(p, "lazy_grafts_sent"))
+        .sum();
+    let flood_grafts: u64 = (peers.iter().skip(1).step_by(2))
+        .map(|&p| net.counter(p, "lazy_grafts_sent"))
+        .sum();
+    assert!(
+        lazy_grafts >= 10,
+        "every lazy peer joined the tree: {lazy_grafts}"
+    );
+    assert_eq!(flood_grafts, 0, "a flood peer never grafts");
+}
