@@ -72,14 +72,22 @@ proptest! {
     fn peer_keeps_its_promises_on_any_inputs(data in proptest::collection::vec(any::<u8>(), 0..4096)) {
         node_inputs(Role::Peer, &data);
     }
+
+    #[test]
+    fn lazy_peer_keeps_its_promises_on_any_inputs(data in proptest::collection::vec(any::<u8>(), 0..4096)) {
+        node_inputs(Role::LazyPeer, &data);
+    }
 }
 
 /// Deterministic long byte strings reach deep states (registrations certified, neighbours
 /// chosen): the properties above are not only checked on nodes that did nothing.
 #[test]
 fn long_inputs_reach_interesting_states() {
-    let mut total = [Reached::default(); 2];
-    for (i, role) in [Role::Seed, Role::Peer].into_iter().enumerate() {
+    let mut total = [Reached::default(); 3];
+    for (i, role) in [Role::Seed, Role::Peer, Role::LazyPeer]
+        .into_iter()
+        .enumerate()
+    {
         for run in 0..20u64 {
             let mut x = run.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
             let data: Vec<u8> = (0..8_000)
@@ -96,16 +104,21 @@ fn long_inputs_reach_interesting_states() {
             total[i].size = total[i].size.max(r.size);
         }
     }
-    eprintln!("reached: seed {:?}, peer {:?}", total[0], total[1]);
-    let [seed, peer] = total;
+    eprintln!(
+        "reached: seed {:?}, peer {:?}, lazy peer {:?}",
+        total[0], total[1], total[2]
+    );
+    let [seed, peer, lazy] = total;
     assert!(
         seed.replies > 1_000 && seed.sends > 100 && seed.size >= 2,
         "{seed:?}"
     );
-    assert!(
-        peer.replies > 1_000 && peer.sends > 100 && peer.size >= 2,
-        "{peer:?}"
-    );
+    for peer in [peer, lazy] {
+        assert!(
+            peer.replies > 1_000 && peer.sends > 100 && peer.size >= 2,
+            "{peer:?}"
+        );
+    }
 }
 
 /// Every input a long fuzz run found failing (kept in `fuzz-regressions/`, named
@@ -125,10 +138,10 @@ fn fuzz_regressions_replay() {
             decode_line(&data);
         } else if let Some((&role, program)) = data.split_first() {
             // As fuzz/fuzz_targets/node_inputs.rs reads it: the first byte picks the role.
-            let role = if role & 1 == 0 {
-                Role::Seed
-            } else {
-                Role::Peer
+            let role = match role % 4 {
+                1 => Role::Peer,
+                3 => Role::LazyPeer,
+                _ => Role::Seed,
             };
             node_inputs(role, program);
         }

@@ -27,6 +27,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
+use gossip_core::config::GossipMode;
 use gossip_core::msg::*;
 use gossip_core::wire::{self, DecodeError, LineReader};
 use gossip_core::{
@@ -661,6 +662,8 @@ pub enum Role {
     Seed,
     /// A peer of those three seeds.
     Peer,
+    /// A peer in lazy-push mode.
+    LazyPeer,
 }
 
 /// Runs `role` on the input sequence read from `data`; panics on a broken promise.
@@ -668,7 +671,7 @@ pub fn node_inputs(role: Role, data: &[u8]) -> Reached {
     let seeds: Vec<SocketAddr> = SEEDS.iter().copied().map(lo).collect();
     let me = match role {
         Role::Seed => seeds[0],
-        Role::Peer => lo(ME_PEER),
+        Role::Peer | Role::LazyPeer => lo(ME_PEER),
     };
     let mut pool = seeds.clone();
     pool.push(lo(ME_PEER));
@@ -677,13 +680,19 @@ pub fn node_inputs(role: Role, data: &[u8]) -> Reached {
     let init = NodeInit {
         me,
         seeds: world.seeds.clone(),
-        settings: settings(),
+        settings: Settings {
+            gossip_mode: match role {
+                Role::LazyPeer => GossipMode::Lazy,
+                Role::Seed | Role::Peer => GossipMode::Flood,
+            },
+            ..settings()
+        },
         rng_seed: 7,
         unix_ms_at_zero: 1_767_225_600_000,
     };
     let node = match role {
         Role::Seed => Node::seed(init),
-        Role::Peer => Node::peer(init),
+        Role::Peer | Role::LazyPeer => Node::peer(init),
     }
     .unwrap_or_else(|e| panic!("harness settings rejected: {e}"));
     let mut run = Run {
