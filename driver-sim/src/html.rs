@@ -663,6 +663,7 @@ fn settings(h: &mut String, rec: &Recording) {
         "gossip: messages per peer, interval",
         &format!("{}, {} ms", c.max_gossip, c.gossip_interval_ms),
     );
+    row(h, "gossip mode", &rec.report.gossip_mode);
     row(h, "probe interval", &format!("{} ms", c.probe_interval_ms));
     row(h, "minimum degree", &c.min_degree.to_string());
     let (lo, hi) = c.latency_ms;

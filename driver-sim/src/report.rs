@@ -18,6 +18,8 @@ pub struct Report {
     pub seeds: u32,
     /// Peers in the cluster.
     pub peers: u32,
+    /// How the peers passed gossip on: `flood` or `lazy`.
+    pub gossip_mode: String,
     /// Simulated seconds.
     pub sim_time_s: f64,
     /// Wall-clock seconds the run took.
@@ -145,6 +147,8 @@ pub struct RunNumbers {
     pub seeds: u32,
     /// Peers in the cluster.
     pub peers: u32,
+    /// How the peers passed gossip on.
+    pub gossip_mode: gossip_core::config::GossipMode,
     /// Simulated ms at the end.
     pub sim_ms: u64,
     /// Wall-clock seconds the run took.
@@ -186,6 +190,7 @@ impl Report {
             seed: run.seed,
             seeds: run.seeds,
             peers: run.peers,
+            gossip_mode: run.gossip_mode.to_string(),
             sim_time_s,
             wall_s: run.wall_s,
             events: run.events,
@@ -291,7 +296,8 @@ impl Report {
             100.0 * self.promise4_share,
         );
         s += &format!(
-            "dissemination: payload {:.3} per receiver · {:.0} lines ({:.0} control) and {:.0} bytes per broadcast · last delivery p50 {} ms p99 {} ms · repaired {}\n",
+            "dissemination ({}): payload {:.3} per receiver · {:.0} lines ({:.0} control) and {:.0} bytes per broadcast · last delivery p50 {} ms p99 {} ms · repaired {}\n",
+            self.gossip_mode,
             self.payload_per_broadcast,
             self.lines_per_broadcast,
             self.control_lines_per_broadcast,

@@ -595,6 +595,7 @@ impl<A: Actor> Sim<A> {
             seed: cfg.seed,
             seeds: cfg.seeds,
             peers: cfg.peers,
+            gossip_mode: cfg.settings.gossip_mode,
             sim_ms: self.now(),
             wall_s,
             cpu_s,
