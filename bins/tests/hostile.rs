@@ -3,7 +3,9 @@
 //! commit syncs naming real seeds, solicits votes and carries a commit on them, pushes
 //! anti-entropy entries, registers a live peer's endpoint at a huge incarnation, replays
 //! genuine frames it observed as a participant, lies about a live peer's death as a
-//! colluding minority, and greets a live peer on behalf of an endpoint no seed lists.
+//! colluding minority, greets a live peer on behalf of an endpoint no seed lists, and forges
+//! the prunes and grafts that shape lazy push's gossip tree around a peer
+//! (`forged_prunes_and_grafts_never_cut_a_lazy_peer_off`, peers in `--gossip-mode lazy`).
 //!
 //! While each attack runs, a [`Watch`] thread polls every seed's status every 100 ms and
 //! records any entry the rules forbid: a live peer `REMOVED`, an endpoint that never
@@ -19,8 +21,10 @@
 //! member or an on-path replayer can do with membership frames.
 //!
 //! The attack on `HELLO` (a peer must refuse a neighbour no seed lists) has a test of its
-//! own. The last tests reproduce the findings of `docs/SECURITY.md` this suite made, each
-//! now fixed (or, for finding 4, bounded) and kept as a regression test.
+//! own. The lazy push attack is on the peers' gossip, not on membership: it checks from the
+//! shared output file that every gossip still reaches every peer exactly once. The last
+//! tests reproduce the findings of `docs/SECURITY.md` this suite made, each now fixed (or,
+//! for finding 4, bounded) and kept as a regression test.
 
 mod common;
 
@@ -35,10 +39,10 @@ use std::time::{Duration, Instant};
 
 use common::{free_port, free_port_on, status_with, wait_for, Net};
 use gossip_core::msg::{
-    CommitSync, ConfirmReq, ConfirmResp, DeadReport, Decision, Endpoint, Entry, Fact, GossipAck,
-    Hello, HelloAck, Message, PeerListResp, PeerStatus, Ping, Pong, RegisterReq, RegisterResult,
-    RoleStatus, SeedStatus, SeedSync, Status, StatusResp, SuspectAck, SuspectReq, VoteReq,
-    VoteResp, SYNC_BUCKETS,
+    CommitSync, ConfirmReq, ConfirmResp, DeadReport, Decision, Endpoint, Entry, Fact,
+    Gossip as GossipMsg, GossipAck, GossipBody, GossipPull, Hello, HelloAck, IdGroup, Message,
+    PeerListResp, PeerStatus, Ping, Pong, RegisterReq, RegisterResult, RoleStatus, SeedStatus,
+    SeedSync, Status, StatusResp, SuspectAck, SuspectReq, VoteReq, VoteResp, SYNC_BUCKETS,
 };
 use gossip_core::seed::{MAX_CONFIRMING, MAX_INCARNATION, MAX_PENDING, MEMORY_CAP};
 use gossip_core::wire;
@@ -786,8 +790,15 @@ fn network(name: &str, n: usize) -> (Net, Vec<(Endpoint, Rank)>) {
 /// [`network`], with more flags for every node.
 fn network_with(name: &str, n: usize, extra: &[&str]) -> (Net, Vec<(Endpoint, Rank)>) {
     let flags: Vec<&str> = FLAGS.iter().chain(extra).copied().collect();
-    let mut net = Net::start_with(name, 3, &[], &flags);
-    let peers: Vec<SocketAddr> = (0..n).map(|_| net.add_peer()).collect();
+    network_on(name, &flags, &vec![[127, 0, 0, 1]; n])
+}
+
+/// Three seeds and a registered, bootstrapped peer on each of `ips`, every node with exactly
+/// `flags` (not [`FLAGS`]: the programs refuse a flag given twice, so a test that changes one
+/// of them passes its own list).
+fn network_on(name: &str, flags: &[&str], ips: &[[u8; 4]]) -> (Net, Vec<(Endpoint, Rank)>) {
+    let mut net = Net::start_with(name, 3, &[], flags);
+    let peers: Vec<SocketAddr> = ips.iter().map(|&ip| net.add_peer_on(ip)).collect();
     let seeds = net.seeds.clone();
     let all_alive = || {
         seeds.iter().all(|&s| {
@@ -2226,6 +2237,430 @@ fn a_strangers_hello_naming_an_unlisted_endpoint_is_refused() {
         failures.is_empty(),
         "the peer did not refuse a HELLO naming an endpoint in no seed's Peer List:\n{}",
         failures.join("\n")
+    );
+    assert!(net.panics().is_empty(), "{:?}", net.panics());
+}
+
+// ---------------------------------------------------------------------------------------
+// Lazy push
+// ---------------------------------------------------------------------------------------
+
+/// Gossips each peer makes in the lazy push test (every 500 ms: 20 s of gossip, and the test
+/// waits for all of it).
+const LAZY_MAX_GOSSIP: &str = "40";
+
+/// How long the stranger attacks the lazy peers, in rounds.
+const LAZY_ATTACK_FOR: Duration = Duration::from_secs(6);
+
+/// A link is made in two steps (`HELLO`, then `HELLO_ACK`): a peer counts as reachable this
+/// long after it logged its first link.
+const LINK_SETTLE_MS: u64 = 50;
+
+/// [`FLAGS`] with [`LAZY_MAX_GOSSIP`] for `--max-gossip`, and `--gossip-mode lazy` (the seeds
+/// take it and ignore it).
+fn lazy_flags() -> Vec<&'static str> {
+    let mut flags = FLAGS.to_vec();
+    if let Some(i) = flags.iter().position(|f| *f == "--max-gossip") {
+        flags[i + 1] = LAZY_MAX_GOSSIP;
+    }
+    flags.extend(["--gossip-mode", "lazy"]);
+    flags
+}
+
+/// A peer's status counters (empty if it does not answer).
+fn peer_counters(peer: SocketAddr) -> Counters {
+    status_with(peer, None).map_or_else(Counters::new, |s| s.counters.into_iter().collect())
+}
+
+/// The gossip in the shared output file. The peers listen on addresses of their own, so a
+/// text (`<secs>:<ip>:<n>`) names its origin.
+#[derive(Debug, Default)]
+struct GossipLog {
+    /// Per text: its origin, number, and when it was made (unix ms).
+    made: BTreeMap<String, (SocketAddr, u32, u64)>,
+    /// Per (text, peer): each time the peer logged it first-time received (unix ms), and
+    /// whether by repair (a pull).
+    got: BTreeMap<(String, SocketAddr), Vec<(u64, bool)>>,
+    /// Per peer: when it had bootstrapped and had a neighbour.
+    joined: BTreeMap<SocketAddr, u64>,
+}
+
+impl GossipLog {
+    fn read(net: &Net) -> GossipLog {
+        let mut g = GossipLog::default();
+        let (mut booted, mut linked) = (BTreeMap::new(), BTreeMap::new());
+        for l in net.log().iter().filter_map(|l| common::parse_line(l)) {
+            if l.text.starts_with("Bootstrap complete") {
+                booted.entry(l.node).or_insert(l.unix_ms);
+            } else if l.text.starts_with("Neighbor added") {
+                linked.entry(l.node).or_insert(l.unix_ms);
+            } else if let Some(rest) = l.text.strip_prefix("Generated gossip: ") {
+                let mut words = rest.split(' ');
+                let text = words.next().unwrap_or_default().to_string();
+                let no = words
+                    .next()
+                    .and_then(|w| w.strip_prefix("(#")?.strip_suffix(')')?.parse().ok())
+                    .unwrap_or(0);
+                let again = g.made.insert(text.clone(), (l.node, no, l.unix_ms));
+                assert!(again.is_none(), "gossip {text} made twice");
+            } else if let Some(rest) = l.text.strip_prefix("First-time gossip received: ") {
+                let text = rest.split(' ').next().unwrap_or_default().to_string();
+                let repaired = rest.ends_with("(by repair)");
+                (g.got.entry((text, l.node)).or_default()).push((l.unix_ms, repaired));
+            }
+        }
+        for (peer, at) in booted {
+            if let Some(&l) = linked.get(&peer) {
+                g.joined.insert(peer, at.max(l));
+            }
+        }
+        g
+    }
+
+    /// Whether `peer` logged gossip `text` first-time received.
+    fn has(&self, text: &str, peer: SocketAddr) -> bool {
+        self.got.contains_key(&(text.to_string(), peer))
+    }
+
+    /// Per origin, the newest gossip `peer` holds (made it, or received it): text and number.
+    fn held(&self, peer: SocketAddr) -> BTreeMap<SocketAddr, (String, u32)> {
+        let mut out: BTreeMap<SocketAddr, (String, u32)> = BTreeMap::new();
+        for (text, &(origin, no, _)) in &self.made {
+            if origin == peer || self.has(text, peer) {
+                let newest = out.entry(origin).or_insert_with(|| (text.clone(), no));
+                if no > newest.1 {
+                    *newest = (text.clone(), no);
+                }
+            }
+        }
+        out
+    }
+
+    /// Whether gossip made at `at` by `origin` is owed to `peer`: both had joined the overlay
+    /// (bootstrapped and linked) by then. A peer that finished its bootstrap alone (the
+    /// first one may) makes gossip nobody can get until it has a link.
+    fn owed(&self, origin: SocketAddr, peer: SocketAddr, at: u64) -> bool {
+        let joined = |p| self.joined.get(&p).map(|j| j + LINK_SETTLE_MS);
+        origin != peer
+            && joined(origin).is_some_and(|j| j <= at)
+            && joined(peer).is_some_and(|j| j <= at)
+    }
+
+    /// Every (gossip, peer) owed and not received.
+    fn missing(&self, peers: &[SocketAddr]) -> Vec<(String, SocketAddr, SocketAddr)> {
+        let mut out = Vec::new();
+        for (text, &(origin, _, at)) in &self.made {
+            for &p in peers {
+                if self.owed(origin, p, at) && !self.has(text, p) {
+                    out.push((text.clone(), origin, p));
+                }
+            }
+        }
+        out
+    }
+
+    /// Delivery delays (ms) at `peer` of the gossip made in `from..to` (unix ms), and how
+    /// many of those deliveries came by a pull.
+    fn delays(&self, peer: SocketAddr, from: u64, to: u64) -> (Vec<u64>, usize) {
+        let mut delays = Vec::new();
+        let mut pulled = 0;
+        for (text, &(_, _, at)) in &self.made {
+            if !(from..to).contains(&at) {
+                continue;
+            }
+            if let Some(&(got, repaired)) =
+                (self.got.get(&(text.clone(), peer))).and_then(|v| v.first())
+            {
+                delays.push(got.saturating_sub(at));
+                pulled += usize::from(repaired);
+            }
+        }
+        delays.sort_unstable();
+        (delays, pulled)
+    }
+}
+
+/// A copy of gossip `text` made by `origin`, pushed in `sender`'s name.
+fn forged_copy(text: &str, origin: SocketAddr, msg_no: u32, sender: SocketAddr) -> Message {
+    Message::Gossip(GossipMsg {
+        body: Arc::new(GossipBody {
+            text: Arc::from(text),
+            origin_ip: origin.ip(),
+            origin_port: Some(origin.port()),
+            msg_no,
+        }),
+        sender,
+        hops: 2,
+    })
+}
+
+/// A graft in `sender`'s name: an empty pull (as a peer joining the tree sends it), or one
+/// whose ids name nothing anybody made.
+fn forged_graft(sender: SocketAddr, naming_nothing: bool) -> Message {
+    let ids = if naming_nothing {
+        vec![IdGroup {
+            second: unix_now_ms() / 1000,
+            keys: vec![nonce_seed(), nonce_seed()],
+        }]
+    } else {
+        Vec::new()
+    };
+    Message::Pull(Box::new(GossipPull {
+        sender,
+        ids,
+        graft: true,
+    }))
+}
+
+/// `(median, largest)` of sorted `delays`, for the summary.
+fn spread(delays: &[u64]) -> (u64, u64) {
+    let median = delays.get(delays.len() / 2).copied().unwrap_or(0);
+    (median, delays.last().copied().unwrap_or(0))
+}
+
+/// Attack 9: forged prunes and grafts against peers in lazy push mode (`--gossip-mode
+/// lazy`, the seeds take the flag and ignore it). Six peers, each on an address of its own
+/// (so a gossip text names its origin), gossip; for a few seconds a stranger (a plain TCP
+/// client that answers nothing) attacks the best linked peer V in rounds, while real gossip
+/// flows. In each neighbour N's name it pushes V a copy of the newest gossip V holds from
+/// every origin (V's own included): each is a duplicate, so V prunes every origin on every
+/// link to its neighbours. In V's name it pushes each neighbour the same (each prunes V for
+/// every origin too). And it grafts both ways, in each neighbour's name to V and in V's to
+/// each neighbour: `GOSSIP_PULL` with `graft: true`, empty or naming nothing anybody made.
+/// Wanted: no peer is cut off. Every gossip made once both its origin and a peer had joined
+/// reaches that peer exactly once (V and its neighbours included, before, during and after
+/// the attack), and each peer's `gossip_first` agrees with the log. The forged copies must
+/// all be duplicates (the stranger delivers nothing that could hide a lost gossip) and must
+/// prune (the attack bites).
+#[test]
+fn forged_prunes_and_grafts_never_cut_a_lazy_peer_off() {
+    let started = Instant::now();
+    let max: u64 = LAZY_MAX_GOSSIP.parse().expect("a number");
+    let ips: Vec<[u8; 4]> = (0..6).map(|i| [127, 0, 0, 20 + i]).collect();
+    let (net, ranks) = network_on("hostile-lazy", &lazy_flags(), &ips);
+    let peers: Vec<SocketAddr> = ranks.iter().map(|r| r.0).collect();
+    assert!(
+        wait_for(Duration::from_secs(15), || {
+            let g = GossipLog::read(&net);
+            peers.iter().all(|&p| g.held(p).len() == peers.len())
+        }),
+        "the peers do not all hold gossip from every origin ({} gossips made)",
+        GossipLog::read(&net).made.len()
+    );
+    let degree = |p| peer_view(p).map_or(0, |v| v.2.len());
+    let v = peers
+        .iter()
+        .copied()
+        .max_by_key(|&p| degree(p))
+        .expect("peers");
+    let before = peer_counters(v);
+
+    // The attack, in rounds while gossip flows.
+    let mut sent: BTreeMap<&str, u64> = BTreeMap::new();
+    // Outcomes of the forged copies, per direction (to V, to a neighbour): pruned,
+    // duplicate not pruned, taken as new, no ack.
+    let mut to_v = [0u64; 4];
+    let mut to_nb = [0u64; 4];
+    let mut graft_replies: BTreeMap<String, u64> = BTreeMap::new();
+    let mut attacked = BTreeSet::new();
+    let mut rounds = 0;
+    let attack_from = unix_now_ms();
+    let until = Instant::now() + LAZY_ATTACK_FOR;
+    let outcome = |reply: &Result<Message, String>, tally: &mut [u64; 4]| {
+        let i = match reply {
+            Ok(Message::GossipAck(a)) if a.duplicate && a.prune => 0,
+            Ok(Message::GossipAck(a)) if a.duplicate => 1,
+            Ok(Message::GossipAck(_)) => 2,
+            _ => 3,
+        };
+        tally[i] += 1;
+    };
+    let mut graft = |to: SocketAddr, sender: SocketAddr, naming_nothing: bool| {
+        let reply = ask(to, &forged_graft(sender, naming_nothing));
+        let what = match &reply {
+            Ok(Message::PullResp(r)) => format!("GOSSIP_PULL reply, {} bodies", r.bodies.len()),
+            other => brief(other),
+        };
+        *graft_replies.entry(what).or_insert(0) += 1;
+    };
+    while Instant::now() < until {
+        rounds += 1;
+        let g = GossipLog::read(&net);
+        let held_v = g.held(v);
+        for n in peer_view(v).map(|x| x.2).unwrap_or_default() {
+            attacked.insert(n);
+            for (&origin, (text, no)) in &held_v {
+                *sent
+                    .entry("GOSSIP_MSG duplicate to V in a neighbour's name")
+                    .or_insert(0) += 1;
+                outcome(&ask(v, &forged_copy(text, origin, *no, n)), &mut to_v);
+            }
+            for naming_nothing in [false, true] {
+                *sent
+                    .entry("GOSSIP_PULL graft to V in a neighbour's name")
+                    .or_insert(0) += 1;
+                graft(v, n, naming_nothing);
+            }
+            for (&origin, (text, no)) in &g.held(n) {
+                *sent
+                    .entry("GOSSIP_MSG duplicate to a neighbour in V's name")
+                    .or_insert(0) += 1;
+                outcome(&ask(n, &forged_copy(text, origin, *no, v)), &mut to_nb);
+            }
+            *sent
+                .entry("GOSSIP_PULL graft to a neighbour in V's name")
+                .or_insert(0) += 1;
+            graft(n, v, true);
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let attack_to = unix_now_ms();
+    let during = peer_counters(v);
+
+    // Every gossip reaches every peer that had joined when it was made.
+    let done = wait_for(Duration::from_secs(60), || {
+        peers.iter().all(|&p| {
+            peer_counters(p)
+                .get("gossip_generated")
+                .copied()
+                .unwrap_or(0)
+                >= max
+        }) && GossipLog::read(&net).missing(&peers).is_empty()
+    });
+    // The last copies' log lines, and the counters, settle.
+    std::thread::sleep(Duration::from_millis(500));
+    let g = GossipLog::read(&net);
+    let after = peer_counters(v);
+    let counters: BTreeMap<SocketAddr, Counters> =
+        peers.iter().map(|&p| (p, peer_counters(p))).collect();
+    let get = |c: &Counters, k: &str| c.get(k).copied().unwrap_or(0);
+
+    // The summary.
+    let lines: u64 = sent.values().sum();
+    eprintln!("== attack 9: forged prunes and grafts against lazy push peers");
+    eprintln!(
+        "   victim {v}, its neighbours {attacked:?}; {rounds} rounds in {:.1} s; lines sent: {lines} ({})",
+        (attack_to - attack_from) as f64 / 1000.0,
+        sent.iter()
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let show = |t: &[u64; 4]| {
+        format!(
+            "pruned {}, duplicate not pruned {}, taken as new {}, no ack {}",
+            t[0], t[1], t[2], t[3]
+        )
+    };
+    eprintln!("   forged copies to V: {}", show(&to_v));
+    eprintln!("   forged copies to its neighbours: {}", show(&to_nb));
+    eprintln!("   forged grafts answered: {graft_replies:?}");
+    for k in [
+        "lazy_prunes_sent",
+        "lazy_prunes_heard",
+        "lazy_grafts_heard",
+        "lazy_grafts_sent",
+        "gossip_repaired",
+        "repair_pulls",
+    ] {
+        eprintln!(
+            "   V {k}: {} before the attack, {} at its end, {} at the end",
+            get(&before, k),
+            get(&during, k),
+            get(&after, k)
+        );
+    }
+    let total = max * peers.len() as u64;
+    let mut owed_pairs = 0;
+    let mut unowed_pairs = 0;
+    for &(origin, _, at) in g.made.values() {
+        for &p in peers.iter().filter(|&&p| p != origin) {
+            if g.owed(origin, p, at) {
+                owed_pairs += 1;
+            } else {
+                unowed_pairs += 1;
+            }
+        }
+    }
+    eprintln!(
+        "   gossip made: {} of {total}; (gossip, peer) pairs owed {owed_pairs}, not owed (made before both had joined) {unowed_pairs}",
+        g.made.len()
+    );
+    for &p in &peers {
+        let c = &counters[&p];
+        let (first, made) = (get(c, "gossip_first"), get(c, "gossip_generated"));
+        let (d_att, pulled_att) = g.delays(p, attack_from, attack_to);
+        let (d_after, pulled_after) = g.delays(p, attack_to, u64::MAX);
+        let (m1, x1) = spread(&d_att);
+        let (m2, x2) = spread(&d_after);
+        eprintln!(
+            "   {p}{}: gossip_first {first} + gossip_generated {made} = {} of {total}; made during the attack: {} got (median {m1} ms, max {x1} ms, {pulled_att} pulled); after: {} got (median {m2} ms, max {x2} ms, {pulled_after} pulled); prunes sent {}, grafts sent {}",
+            if p == v {
+                " (V)"
+            } else if attacked.contains(&p) {
+                " (V's neighbour)"
+            } else {
+                ""
+            },
+            first + made,
+            d_att.len(),
+            d_after.len(),
+            get(c, "lazy_prunes_sent"),
+            get(c, "lazy_grafts_sent"),
+        );
+    }
+    eprintln!("   took {:.1} s", started.elapsed().as_secs_f64());
+
+    // The promises.
+    let missing = g.missing(&peers);
+    assert!(
+        done && missing.is_empty(),
+        "peers cut off: {} gossips owed never arrived (text, origin, peer): {missing:?}",
+        missing.len()
+    );
+    for ((text, p), times) in &g.got {
+        assert_eq!(
+            times.len(),
+            1,
+            "{p} took {text} as new {} times",
+            times.len()
+        );
+        let origin = g.made.get(text).map(|m| m.0);
+        assert!(origin.is_some(), "{p} received {text}, which nobody made");
+        assert_ne!(origin, Some(*p), "{p} took its own {text} as new");
+    }
+    for &p in &peers {
+        let logged = g.got.keys().filter(|(_, q)| *q == p).count() as u64;
+        let c = &counters[&p];
+        assert_eq!(
+            get(c, "gossip_generated"),
+            max,
+            "{p} did not make all its gossip"
+        );
+        assert_eq!(
+            get(c, "gossip_first"),
+            logged,
+            "{p}'s gossip_first disagrees with the {logged} first-time deliveries it logged"
+        );
+    }
+    assert!(
+        g.made.values().filter(|m| m.2 >= attack_to).count() >= peers.len(),
+        "too little gossip was made after the attack for the test to show anything"
+    );
+    assert_eq!(
+        to_v[2] + to_nb[2],
+        0,
+        "forged copies were taken as new: the stranger delivered gossip"
+    );
+    assert!(
+        to_v[0] > 0 && to_nb[0] > 0,
+        "the forged copies pruned nothing (to V: {}; to its neighbours: {})",
+        show(&to_v),
+        show(&to_nb)
+    );
+    assert!(
+        get(&after, "lazy_prunes_sent") > get(&before, "lazy_prunes_sent"),
+        "V's lazy_prunes_sent did not grow"
     );
     assert!(net.panics().is_empty(), "{:?}", net.panics());
 }
