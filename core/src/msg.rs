@@ -211,9 +211,9 @@ pub struct GossipAck {
     pub accepted: bool,
     /// wire: `duplicate`
     pub duplicate: bool,
-    /// wire: `prune` (extension, optional, default false; written only when true): reserved
-    /// for a lazy-push mode's PRUNE ("the copy was a duplicate: announce gossips to me on
-    /// this link instead of pushing them"); this version never sends it and ignores it.
+    /// wire: `prune` (extension, optional, default false; written only when true): lazy
+    /// push's PRUNE ("the copy was a duplicate: announce this origin's gossip to me on this
+    /// link instead of pushing it"); read only in lazy mode, as the reply to our own push.
     pub prune: bool,
 }
 
@@ -277,8 +277,8 @@ pub struct IHave {
     pub ids: Vec<IdGroup>,
 }
 
-/// `GOSSIP_PULL` request (extension): "send me these gossips". `graft` is reserved for a
-/// lazy-push mode's GRAFT (this version sends false and ignores it).
+/// `GOSSIP_PULL` request (extension): "send me these gossips". `graft` is lazy push's GRAFT
+/// ("send me gossip over this link whole again"); a peer in flood mode ignores it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GossipPull {
     /// wire: `sender` (`"ip:port"`)
