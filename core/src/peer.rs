@@ -49,7 +49,7 @@ pub use gossip::{
     MAX_PULLS_IN_FLIGHT, MAX_PULL_BYTES, MAX_RETAINED, MAX_RETAINED_BYTES, RETAIN_SECS,
 };
 pub use liveness::{MAX_LOCAL_HEALTH, MAX_PENDING_WITNESS};
-pub use membership::{LOST_LINK_TRIES, MAX_LOST_LINKS, MAX_PENDING_GREETINGS};
+pub use membership::{LOST_LINK_BACKOFF, LOST_LINK_TRIES, MAX_LOST_LINKS, MAX_PENDING_GREETINGS};
 pub use seen::{gossip_key, Coverage, GossipKey, SeenSet, AHEAD_SECS, COVERED_SECS};
 
 /// Known peers remembered per `peer_list_limit` (a random one is evicted beyond).
@@ -80,6 +80,8 @@ enum Timer {
     Pull,
     /// Lazy push: send the `IHAVE`s owed to lazy links.
     Announce,
+    /// Greet the neighbours dropped as dead that are due (a partition may have healed).
+    GreetLost,
 }
 
 /// What every part of a peer uses while it handles one input: who it is, the time, its
@@ -405,13 +407,13 @@ impl Parts<'_> {
     }
 
     /// A neighbour found dead by a peer-level consensus (and reported): drop the link, forget
-    /// it, and look for new candidates; greet it again at each refresh in case it was only
-    /// cut off (a partition), so the link comes back when it heals.
+    /// it, and look for new candidates; greet it again now and then in case it was only cut
+    /// off (a partition), so the link comes back soon after it heals.
     fn bury(&mut self, cx: &mut Cx<'_>, dead: Option<Endpoint>) {
         if let Some(dead) = dead {
             self.overlay.drop_link(dead, "dead", cx.out);
             self.membership.forget_dead(cx, &dead);
-            self.membership.note_lost(dead);
+            self.membership.note_lost(cx, dead);
         }
     }
 
@@ -423,6 +425,7 @@ impl Parts<'_> {
                 Timer::Reconcile => self.gossip.reconcile(cx, self.overlay),
                 Timer::Pull => self.gossip.pull_due(cx, self.overlay),
                 Timer::Announce => self.gossip.announce(cx, self.overlay),
+                Timer::GreetLost => self.membership.greet_lost(cx, self.overlay),
                 Timer::Probe => (self.liveness).probe_neighbours(cx, self.overlay, self.pings),
                 Timer::Reprobe => (self.liveness).reprobe_missed(cx, self.overlay, self.pings),
                 Timer::Repair => {
@@ -433,7 +436,6 @@ impl Parts<'_> {
                 Timer::Refresh => {
                     self.membership.periodic_refresh(cx, self.overlay);
                     self.membership.regreet_neighbours(cx, self.overlay, false);
-                    self.membership.greet_lost(cx, self.overlay);
                     self.liveness.recheck_accusations(cx, self.pings);
                     let at = cx.after(cx.settings.peer_list_refresh_ms);
                     cx.timers.set(Timer::Refresh, at);

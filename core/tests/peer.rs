@@ -379,6 +379,30 @@ impl Harness {
     }
 
     /// Ticks to the next tick, within one refresh period, that greets neighbours again.
+    /// The next `HELLO` to `peer` before `limit`, if any (everything else sent meanwhile
+    /// goes unanswered).
+    fn try_next_greeting_of(&mut self, peer: Endpoint, limit: Millis) -> Option<(Millis, Message)> {
+        while let Some(at) = self.peer.next_deadline().filter(|&at| at <= limit) {
+            let at = at.max(self.now);
+            let out = self.tick(at);
+            if let Some((_, m)) = out
+                .sends_of("HELLO")
+                .into_iter()
+                .find(|(to, _)| *to == peer)
+            {
+                return Some((at, m));
+            }
+        }
+        None
+    }
+
+    /// The next `HELLO` to `peer`, within a refresh period.
+    fn next_greeting_of(&mut self, peer: Endpoint) -> (Millis, Message) {
+        let limit = self.now.after(self.settings.peer_list_refresh_ms);
+        self.try_next_greeting_of(peer, limit)
+            .unwrap_or_else(|| panic!("{peer} not greeted by {limit:?}"))
+    }
+
     fn next_regreeting(&mut self) -> (Millis, Vec<(Endpoint, Message)>) {
         let limit = self.now.after(self.settings.peer_list_refresh_ms);
         let (at, out) = self.tick_until(limit, |o| !o.sends_of("HELLO").is_empty());
@@ -2229,9 +2253,10 @@ fn a_link_dropped_on_a_refused_report_comes_back_at_once() {
 }
 
 /// A partition makes both ends of a link drop it as dead; the link comes back once the other
-/// end answers again, or the two sides of a healed partition would stay apart.
+/// end answers again, or the two sides of a healed partition would stay apart. The first
+/// greeting goes one probe interval after the drop, so a short partition heals in about that.
 #[test]
-fn a_neighbour_dropped_as_dead_is_greeted_at_each_refresh_until_the_link_is_back() {
+fn a_neighbour_dropped_as_dead_is_greeted_until_the_link_is_back() {
     let (dead, b, c) = (ep(7001), ep(7002), ep(7003));
     let (mut h, now, asks) = suspected(dead, &[b, c]);
     let mut out = Outs::default();
@@ -2242,47 +2267,49 @@ fn a_neighbour_dropped_as_dead_is_greeted_at_each_refresh_until_the_link_is_back
         peer: dead,
         reason: "dead"
     }));
-    let greetings_of = |hellos: &[(Endpoint, Message)]| -> Vec<Message> {
-        hellos
-            .iter()
-            .filter(|(to, _)| *to == dead)
-            .map(|(_, m)| m.clone())
-            .collect()
-    };
-    for _ in 0..2 {
-        let (at, hellos) = h.next_regreeting();
-        let to_dead = greetings_of(&hellos);
-        assert_eq!(
-            to_dead.len(),
-            1,
-            "one greeting of the lost neighbour: {hellos:?}"
-        );
-        let out = h.respond(at, dead, to_dead[0].clone(), Err(Failure::Timeout));
-        assert!(out.events().is_empty());
-    }
-    let (at, hellos) = h.next_regreeting();
-    let to_dead = greetings_of(&hellos);
-    let out = h.respond(at, dead, to_dead[0].clone(), Ok(hello_ack(true, dead, 1)));
+    let (first, hello) = h.next_greeting_of(dead);
+    assert_eq!(
+        first,
+        now.after(h.settings.probe_interval_ms),
+        "first greeting one probe interval after the drop"
+    );
+    let out = h.respond(first, dead, hello, Err(Failure::Timeout));
+    assert!(out.events().is_empty());
+    let (at, hello) = h.next_greeting_of(dead);
+    let out = h.respond(at, dead, hello, Ok(hello_ack(true, dead, 1)));
     assert!(out.any_event(|e| matches!(e, Event::NeighbourAdded { peer, .. } if *peer == dead)));
     assert!(h.status().neighbours.contains(&dead));
 }
 
+/// A lost neighbour that never answers is greeted ever less often (the gap is an eighth of
+/// the time since the link was lost, at least a probe interval) and given up after
+/// `LOST_LINK_TRIES` greetings, about ten minutes at the default timings.
 #[test]
-fn a_lost_neighbour_that_never_answers_is_given_up() {
+fn a_lost_neighbour_that_never_answers_is_greeted_less_often_then_given_up() {
+    use gossip_core::peer::{LOST_LINK_BACKOFF, LOST_LINK_TRIES};
     let (dead, b, c) = (ep(7001), ep(7002), ep(7003));
     let (mut h, now, asks) = suspected(dead, &[b, c]);
     for (to, req) in asks {
         h.respond(now, to, req, Ok(ack(dead, false, to)));
     }
-    let mut greeted = 0;
-    for _ in 0..gossip_core::peer::LOST_LINK_TRIES + 5 {
-        let (at, hellos) = h.next_regreeting();
-        for (to, m) in hellos.into_iter().filter(|(to, _)| *to == dead) {
-            greeted += 1;
-            h.respond(at, to, m, Err(Failure::Unreachable));
-        }
+    let interval = h.settings.probe_interval_ms;
+    let mut times = Vec::new();
+    while let Some((at, hello)) = h.try_next_greeting_of(dead, Millis(now.0 + 3_600_000)) {
+        times.push(at);
+        h.respond(at, dead, hello, Err(Failure::Unreachable));
     }
-    assert_eq!(greeted, gossip_core::peer::LOST_LINK_TRIES);
+    assert_eq!(times.len() as u32, LOST_LINK_TRIES);
+    let mut prev = now;
+    for &at in &times {
+        let want = (prev.since(now) / LOST_LINK_BACKOFF).max(interval);
+        assert_eq!(at.since(prev), want, "greetings at {times:?}");
+        prev = at;
+    }
+    let span = times[times.len() - 1].since(now);
+    assert!(
+        (480_000..=720_000).contains(&span),
+        "given up after {span} ms, not about ten minutes"
+    );
 }
 
 #[test]

@@ -15,7 +15,7 @@ use super::overlay::Overlay;
 use super::pings::Pings;
 use super::{count, Cx, Timer, KNOWN_PER_LIST, MERGE_EVERY};
 use crate::msg::{Endpoint, Hello, Message, PeerListResp, RegisterReq, Status};
-use crate::{quorum, Event, Failure};
+use crate::{quorum, Event, Failure, Millis};
 
 pub use neighbours::MAX_PENDING_GREETINGS;
 use neighbours::{Greeting, Selection};
@@ -24,9 +24,26 @@ use neighbours::{Greeting, Selection};
 /// `Membership::lost`); beyond, the oldest is forgotten.
 pub const MAX_LOST_LINKS: usize = 8;
 
-/// Periodic refreshes at which a lost neighbour is greeted again before it is given up (with
-/// the default 10 s refresh, 10 minutes).
-pub const LOST_LINK_TRIES: u32 = 60;
+/// Greetings of a lost neighbour before it is given up (with the default 1 s probe interval,
+/// about ten minutes: see [`LOST_LINK_BACKOFF`]).
+pub const LOST_LINK_TRIES: u32 = 45;
+
+/// A lost neighbour is greeted again after a probe interval, or after this fraction of the
+/// time since the link was lost if that is longer: the two sides of a partition find each
+/// other again within an eighth of how long it lasted (at least a probe interval), so the
+/// gossip made in its last seconds is still in the repair window when the overlay is whole
+/// again, and a peer that really died costs a few dozen greetings, not one per interval.
+pub const LOST_LINK_BACKOFF: u64 = 8;
+
+/// A neighbour dropped as dead, to be greeted again until the link is back.
+#[derive(Debug)]
+struct LostLink {
+    peer: Endpoint,
+    lost_at: Millis,
+    /// When it is greeted next.
+    due: Millis,
+    tries_left: u32,
+}
 
 /// One registration attempt (a retry or a rejoin starts from the seeds that said success).
 #[derive(Debug, Default)]
@@ -74,13 +91,12 @@ pub(super) struct Membership {
     pub known: Known,
     /// New neighbours' `HELLO`s being checked, by greeter.
     greetings: BTreeMap<Endpoint, Greeting>,
-    /// Neighbours dropped as dead, with the greetings left to try: each periodic refresh
-    /// greets them again until a link to them is back. A partition makes both ends of every
-    /// link across it drop the link; without this the two sides stay two overlays once it
-    /// heals (each peer still at its minimum degree, so nothing repairs) and gossip never
-    /// crosses again. A peer that really died is never linked again and is given up after
-    /// [`LOST_LINK_TRIES`] greetings.
-    lost: Vec<(Endpoint, u32)>,
+    /// Neighbours dropped as dead, greeted again (see [`LOST_LINK_BACKOFF`]) until a link to
+    /// them is back. A partition makes both ends of every link across it drop the link;
+    /// without this the two sides stay two overlays once it heals (each peer still at its
+    /// minimum degree, so nothing repairs) and gossip never crosses again. A peer that really
+    /// died is never linked again and is given up after [`LOST_LINK_TRIES`] greetings.
+    lost: Vec<LostLink>,
 }
 
 impl Membership {
@@ -368,48 +384,61 @@ impl Membership {
     }
 
     /// A neighbour was dropped as dead: remember it, to greet it again (see `lost`).
-    pub(super) fn note_lost(&mut self, peer: Endpoint) {
-        self.lost.retain(|(p, _)| *p != peer);
+    pub(super) fn note_lost(&mut self, cx: &mut Cx<'_>, peer: Endpoint) {
+        self.lost.retain(|l| l.peer != peer);
         if self.lost.len() >= MAX_LOST_LINKS {
             self.lost.remove(0);
         }
-        self.lost.push((peer, LOST_LINK_TRIES));
+        self.lost.push(LostLink {
+            peer,
+            lost_at: cx.now,
+            due: cx.after(cx.settings.probe_interval_ms),
+            tries_left: LOST_LINK_TRIES,
+        });
+        arm_lost_timer(cx, &self.lost);
     }
 
-    /// At each periodic refresh: `HELLO` to every lost neighbour not linked again yet (its
-    /// answer is handled as any greeting's: an acceptance adds the link). Nothing while this
-    /// peer is not registered (it would be refused) or has no room.
+    /// `Timer::GreetLost`: `HELLO` to every lost neighbour that is due and not linked again
+    /// yet (its answer is handled as any greeting's: an acceptance adds the link). While
+    /// this peer is not registered (it would be refused) or has no room, the greetings wait
+    /// without using up tries.
     pub(super) fn greet_lost(&mut self, cx: &mut Cx<'_>, overlay: &Overlay) {
-        self.greet_lost_where(cx, overlay, |_| true);
+        let now = cx.now;
+        self.greet_lost_where(cx, overlay, |l| l.due <= now);
+        arm_lost_timer(cx, &self.lost);
     }
 
     /// A lost neighbour was found up (it answered the re-check of an accusation the seeds
-    /// refused): greet it now rather than at the next refresh, so a link dropped on a
-    /// suspicion the seeds did not share comes back within a round trip.
+    /// refused): greet it now rather than when it is due, so a link dropped on a suspicion
+    /// the seeds did not share comes back within a round trip.
     pub(super) fn greet_lost_now(&mut self, cx: &mut Cx<'_>, overlay: &Overlay, peer: Endpoint) {
-        self.greet_lost_where(cx, overlay, |p| *p == peer);
+        self.greet_lost_where(cx, overlay, |l| l.peer == peer);
+        arm_lost_timer(cx, &self.lost);
     }
 
     fn greet_lost_where(
         &mut self,
         cx: &mut Cx<'_>,
         overlay: &Overlay,
-        pick: impl Fn(&Endpoint) -> bool,
+        pick: impl Fn(&LostLink) -> bool,
     ) {
         self.lost
-            .retain(|(peer, tries)| *tries > 0 && !overlay.contains(peer));
-        if !self.registered || overlay.len() >= cx.settings.max_degree as usize {
-            return;
-        }
+            .retain(|l| l.tries_left > 0 && !overlay.contains(&l.peer));
+        let can_greet = self.registered && overlay.len() < cx.settings.max_degree as usize;
         let hello = Hello {
             peer: cx.me,
             degree: count(overlay.len()),
             incarnation: Some(self.incarnation),
         };
         let deadline = cx.after(cx.settings.request_timeout_ms);
-        for (peer, tries) in self.lost.iter_mut().filter(|(p, _)| pick(p)) {
-            *tries -= 1;
-            cx.send(*peer, Message::Hello(Box::new(hello.clone())), deadline);
+        let (now, interval) = (cx.now, cx.settings.probe_interval_ms);
+        for lost in self.lost.iter_mut().filter(|l| pick(l)) {
+            let gap = (now.since(lost.lost_at) / LOST_LINK_BACKOFF).max(interval);
+            lost.due = now.after(gap);
+            if can_greet {
+                lost.tries_left -= 1;
+                cx.send(lost.peer, Message::Hello(Box::new(hello.clone())), deadline);
+            }
         }
     }
 
@@ -455,6 +484,14 @@ impl Membership {
             .map(|off| (start + off) % len)
             .find(|&i| self.known.key_at(i).is_some_and(|p| !overlay.contains(&p)));
         victim.is_some_and(|i| self.known.remove_index(i))
+    }
+}
+
+/// Arms `Timer::GreetLost` for the first lost neighbour due (none: cancelled).
+fn arm_lost_timer(cx: &mut Cx<'_>, lost: &[LostLink]) {
+    match lost.iter().map(|l| l.due).min() {
+        Some(at) => cx.timers.set(Timer::GreetLost, at),
+        None => cx.timers.cancel(&Timer::GreetLost),
     }
 }
 
