@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod control_client;
 pub mod hosts;
 pub mod log_line;
 
@@ -18,6 +19,7 @@ use clap::Args;
 use gossip_core::msg::{DeadReport, DeadResult, Endpoint, Message, StatusResp};
 use gossip_core::wire::auth::{self, Expect, Keyring, ReplayCache, Stamp};
 use gossip_core::{config, wire, Settings};
+use gossip_driver_mio::local::LocalConfig;
 use gossip_driver_mio::{nonce_seed, unix_now_ms, Host, Limits, NodeSpec, OutputLog, Role};
 
 pub mod overlay;
@@ -111,6 +113,23 @@ pub struct NodeArgs {
     /// How often to check the cluster key file for changes, in ms.
     #[arg(long, hide = true, default_value_t = 2000)]
     pub cluster_key_check_ms: u64,
+    /// Serve a control socket at this path (mode 0600) for `gossipctl` and other local
+    /// programs: publish, watch, members, info (see docs/CONTROL.md).
+    #[arg(long, value_name = "PATH")]
+    pub control: Option<PathBuf>,
+    /// Append every event, one JSON line each, to this file (the format of
+    /// docs/CONTROL.md's event stream).
+    #[arg(long, value_name = "FILE")]
+    pub events: Option<PathBuf>,
+    /// Serve `GET /metrics` (Prometheus text format) on this address, e.g. 127.0.0.1:9100.
+    #[arg(long, value_name = "IP:PORT")]
+    pub metrics: Option<SocketAddr>,
+    /// Peer: longest application message payload, in bytes [default: 16384].
+    #[arg(long)]
+    pub max_app_bytes: Option<u32>,
+    /// Peer: application messages it publishes per second at most [default: 2000].
+    #[arg(long)]
+    pub publish_rate: Option<u32>,
     /// Exit when the process with this id is no longer our parent (used by `cluster`, so
     /// its children never outlive it).
     #[arg(long, hide = true)]
@@ -144,7 +163,9 @@ impl NodeArgs {
             peer_list_refresh_ms,
             min_degree,
             max_hearsay_removals,
-            gossip_mode
+            gossip_mode,
+            max_app_bytes,
+            publish_rate
         );
         s
     }
@@ -412,8 +433,17 @@ pub fn run_node(role: Role, args: &NodeArgs) -> Result<(), String> {
         settings,
         rng_seed: args.rng_seed.unwrap_or_else(|| default_rng_seed(me)),
     };
-    host.add_node(me, spec).map_err(|e| e.to_string())?;
+    let idx = host.add_node(me, spec).map_err(|e| e.to_string())?;
     log::info!("{role} listening on {me}");
+    let local = LocalConfig {
+        control: args.control.clone(),
+        events: args.events.clone(),
+        metrics: args.metrics,
+    };
+    let metrics = host.attach_local(idx, &local).map_err(|e| e.to_string())?;
+    if let Some(addr) = metrics {
+        log::info!("{role} {me}: metrics on http://{addr}/metrics");
+    }
     let parent = args.exit_with_parent;
     let mut next_check = Instant::now();
     host.run_until(|host| {
@@ -456,6 +486,37 @@ pub fn node_main(role: Role, args: NodeArgs) -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// How people are shown a Peer List entry's status (`status`, `gossipctl members`).
+pub fn status_word(status: gossip_core::msg::Status) -> &'static str {
+    match status {
+        gossip_core::msg::Status::Alive => "alive",
+        gossip_core::msg::Status::Removed => "removed",
+    }
+}
+
+/// A seed's Peer List as `status` and `gossipctl members` print it: a header, then one
+/// indented row per entry with its incarnation, status and certificate; nothing when empty.
+pub fn peer_list_table(entries: &[gossip_core::msg::Entry]) -> String {
+    let mut table = String::new();
+    if !entries.is_empty() {
+        table.push_str(&format!(
+            "  {:<22} {:>11}  {:<8} VOTES\n",
+            "PEER", "INCARNATION", "STATUS"
+        ));
+    }
+    for e in entries {
+        let votes: Vec<String> = e.votes.iter().map(ToString::to_string).collect();
+        table.push_str(&format!(
+            "  {:<22} {:>11}  {:<8} {}\n",
+            e.peer.to_string(),
+            e.incarnation,
+            status_word(e.status),
+            votes.join(",")
+        ));
+    }
+    table
 }
 
 /// Longest status reply read (a seed's whole Peer List).

@@ -150,7 +150,7 @@ fn corpus(seeds: &[SocketAddr], a: SocketAddr, b: SocketAddr) -> Vec<Case> {
         case("spoofed DEAD_REPORT about a live peer", line(&Message::DeadReport(Box::new(DeadReport { dead: b, self_ip: a.ip(), timestamp: 1, reporter: a, text: None, incarnation: None, witnesses: vec![a] }))), Answer),
         case("vote request from a spoofed proposer", line(&Message::RegisterVote(Box::new(VoteReq { proposal_id: "spoof".into(), peer: stranger, incarnation: None, proposer: seeds[1] }))), Answer),
         case("removal vote request about a live peer", line(&Message::DeadVote(Box::new(VoteReq { proposal_id: "spoof2".into(), peer: a, incarnation: None, proposer: seeds[2] }))), Answer),
-        case("gossip with a spoofed sender", line(&Message::Gossip(Gossip { body: Arc::new(GossipBody { text: "1:127.0.0.1:99".into(), origin_ip: b.ip(), origin_port: Some(b.port()), msg_no: 99 }), sender: b, hops: 1 })), Answer),
+        case("gossip with a spoofed sender", line(&Message::Gossip(Gossip { body: Arc::new(GossipBody { text: "1:127.0.0.1:99".into(), origin_ip: b.ip(), origin_port: Some(b.port()), msg_no: 99, app: None  }), sender: b, hops: 1 })), Answer),
         case("suspicion request from a spoofed requester", line(&Message::SuspectReq(Box::new(SuspectReq { suspect: b, requester: seeds[0] }))), Answer),
     ];
     let mut pipelined = Vec::new();

@@ -547,6 +547,7 @@ impl Shared {
                 accepted: true,
                 duplicate: false,
                 prune: false,
+                app: false,
             }),
             Some(Message::SuspectReq(r)) => Message::SuspectAck(Box::new(SuspectAck {
                 suspect: r.suspect,
@@ -2388,6 +2389,7 @@ fn forged_copy(text: &str, origin: SocketAddr, msg_no: u32, sender: SocketAddr) 
             origin_ip: origin.ip(),
             origin_port: Some(origin.port()),
             msg_no,
+            app: None,
         }),
         sender,
         hops: 2,

@@ -9,7 +9,7 @@ pub fn quorum(n: usize) -> usize {
 
 /// Timing and limits of a node. Every duration is in milliseconds. [`Settings::default`]
 /// gives the spec's values; [`Settings::validate`] rejects combinations that cannot work.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Settings {
     /// A peer generates a gossip message this often (spec: 5 s).
     pub gossip_interval_ms: u64,
@@ -74,10 +74,25 @@ pub struct Settings {
     /// Lazy push: the ids a peer owes its lazy links are announced (`IHAVE`, one line per
     /// neighbour for all of them) this long after the first one is owed.
     pub ihave_interval_ms: u64,
+    /// Longest application message payload (`APP_MSG` `data`), in bytes.
+    pub max_app_bytes: u32,
+    /// Application messages a peer publishes per second at most (a token bucket with a
+    /// burst of as many): a publish over it is refused, never queued without bound.
+    pub publish_rate: u32,
+    /// Application messages a peer accepts from one origin per second at most (a token
+    /// bucket with a burst of as many), first-time copies only: above it a copy is refused
+    /// unseen, so a flood under one origin's name costs its receivers a bounded amount. At
+    /// twice `publish_rate`, an honest publisher never meets it.
+    pub app_rate_per_origin: u32,
 }
 
+/// The largest `max_app_bytes` allowed: escaped as JSON (up to six bytes a character), one
+/// payload still fits the default 1 MiB line.
+pub const MAX_APP_BYTES_LIMIT: u32 = 128 << 10;
+
 /// How a peer passes a first-time gossip on.
-#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum GossipMode {
     /// Whole to every neighbour but the one it came from: about `2|E| - (N - 1)` copies per
     /// broadcast. The spec's, and what the reference implementation does.
@@ -142,6 +157,9 @@ impl Default for Settings {
             graft_timeout_ms: 500,
             gossip_mode: GossipMode::Flood,
             ihave_interval_ms: 100,
+            max_app_bytes: 16 << 10,
+            publish_rate: 2_000,
+            app_rate_per_origin: 4_000,
         }
     }
 }
@@ -210,6 +228,12 @@ impl Settings {
         }
         if self.seen_capacity < 2 {
             return err("seen_capacity must be at least 2");
+        }
+        if self.max_app_bytes == 0 || self.max_app_bytes > MAX_APP_BYTES_LIMIT {
+            return err("max_app_bytes must be in 1..=131072");
+        }
+        if self.publish_rate == 0 || self.app_rate_per_origin == 0 {
+            return err("publish_rate and app_rate_per_origin must be positive");
         }
         if self.gossip_mode == GossipMode::Lazy && !self.gossip_repair {
             return err("gossip_mode lazy needs gossip_repair: lazy links carry only announcements, and a peer pulls what they announce");

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::msg::{Decision, Endpoint, Entry};
+use crate::msg::{Decision, Endpoint, Entry, GossipBody};
 use crate::Millis;
 
 /// Which kind of seed vote round.
@@ -148,6 +148,29 @@ pub enum Event {
         hops: u32,
         /// It came in the reply to this peer's pull (`GOSSIP_PULL`, the repair), not
         /// pushed.
+        repaired: bool,
+    },
+    /// This peer broadcast an application message (the answer to [`crate::Input::Publish`]).
+    AppPublished {
+        /// The message (its id is `body.text`).
+        body: Arc<GossipBody>,
+    },
+    /// A publish was refused; nothing was sent (the answer to [`crate::Input::Publish`]).
+    PublishRefused {
+        /// Why, in a sentence.
+        reason: String,
+        /// Over the publish rate: when a publish would pass.
+        retry_after_ms: Option<u64>,
+    },
+    /// An application message reached this peer for the first time.
+    AppDelivered {
+        /// The message.
+        body: Arc<GossipBody>,
+        /// The neighbour it came from.
+        from: Endpoint,
+        /// Links it travelled to get here (0 when pulled).
+        hops: u32,
+        /// It came in the reply to this peer's pull (the repair), not pushed.
         repaired: bool,
     },
     /// Log: `Duplicate gossip ignored: <text>`.

@@ -96,6 +96,16 @@ pub enum Input {
     /// `now` has reached [`crate::Node::next_deadline`]: run the timers that are due.
     /// A spurious tick (nothing due) is harmless.
     Tick,
+    /// An application on this node's machine asks it to broadcast a message (the control
+    /// socket's `publish`). The node answers with exactly one event, at once:
+    /// [`Event::AppPublished`] with the message's id, or [`Event::PublishRefused`] (a seed,
+    /// a payload over the limit, a peer not joined yet, or over its publish rate).
+    Publish {
+        /// What the application calls it (optional).
+        name: Option<String>,
+        /// The payload.
+        data: String,
+    },
 }
 
 /// Everything a node asks its driver to do or to know.

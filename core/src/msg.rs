@@ -177,10 +177,12 @@ pub struct HelloAck {
 }
 
 /// What a gossip's origin wrote: the same in every copy of it, so every copy in the network
-/// shares one allocation.
+/// shares one allocation. The spec's gossip (`GOSSIP_MSG`) and an application message
+/// (`APP_MSG`, with [`GossipBody::app`]) travel, de-duplicate and are repaired alike.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GossipBody {
-    /// wire: `message`: `<timestamp>:<IP>:<Msg#>`
+    /// wire: `message`: `<timestamp>:<IP>:<Msg#>`, or an application message's id
+    /// `<timestamp>:<ip:port>/<boot>.<n>` (see [`AppPart`]).
     pub text: Arc<str>,
     /// wire: `origin_ip`
     pub origin_ip: IpAddr,
@@ -189,6 +191,38 @@ pub struct GossipBody {
     pub origin_port: Option<u16>,
     /// wire: `msg_no`
     pub msg_no: u32,
+    /// What an application published, if this is an application message (wire: `APP_MSG`
+    /// rather than `GOSSIP_MSG`). Boxed: the spec's gossip, the hot case, stays small.
+    pub app: Option<Box<AppPart>>,
+}
+
+impl GossipBody {
+    /// True for an application message.
+    #[inline]
+    pub fn is_app(&self) -> bool {
+        self.app.is_some()
+    }
+}
+
+/// Longest application message name, in bytes.
+pub const MAX_APP_NAME: usize = 128;
+
+/// The part of a gossip body only an application message has (`APP_MSG`, extension).
+///
+/// Its id (the body's `text`) is `<timestamp>:<ip:port>/<boot>.<n>`: the second it was
+/// published (so the repair can name it like any gossip), the publisher's endpoint, a random
+/// 32-bit number the publisher drew when it started (eight hex digits) and a count from 1.
+/// No spec gossip text contains `/`, so the two never share a key, and a publisher that
+/// restarts within a second does not reuse an id.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppPart {
+    /// wire: `name` (optional, at most [`MAX_APP_NAME`] bytes): what the application calls
+    /// it, for subscribers to filter on.
+    pub name: Option<Box<str>>,
+    /// wire: `data`: the payload, UTF-8 text (`Settings::max_app_bytes` at most).
+    pub data: Box<str>,
+    /// wire: `published_ms`: the publisher's unix time in ms when it published.
+    pub published_ms: u64,
 }
 
 /// `GOSSIP_MSG` (peer → neighbour). The hot message: the origin's shared body plus the two
@@ -215,6 +249,8 @@ pub struct GossipAck {
     /// push's PRUNE ("the copy was a duplicate: announce this origin's gossip to me on this
     /// link instead of pushing it"); read only in lazy mode, as the reply to our own push.
     pub prune: bool,
+    /// The ack of an application message: its wire type is `APP_MSG`, like the request's.
+    pub app: bool,
 }
 
 /// The gossips of one stamp second, named by their de-dup keys: how the repair's messages
@@ -503,9 +539,9 @@ pub enum Message {
     Hello(Box<Hello>),
     /// `HELLO_ACK`
     HelloAck(Box<HelloAck>),
-    /// `GOSSIP_MSG` with `message`
+    /// `GOSSIP_MSG` with `message` (`APP_MSG` for an application message)
     Gossip(Gossip),
-    /// `GOSSIP_MSG` with `accepted` (reply)
+    /// `GOSSIP_MSG` (or `APP_MSG`) with `accepted` (reply)
     GossipAck(GossipAck),
     /// `SUSPECT_REQ`
     SuspectReq(Box<SuspectReq>),
@@ -570,6 +606,8 @@ impl Message {
             Message::PeerListResp(_) => "PEER_LIST_RESP",
             Message::Hello(_) => "HELLO",
             Message::HelloAck(_) => "HELLO_ACK",
+            Message::Gossip(g) if g.body.is_app() => "APP_MSG",
+            Message::GossipAck(a) if a.app => "APP_MSG",
             Message::Gossip(_) | Message::GossipAck(_) => "GOSSIP_MSG",
             Message::SuspectReq(_) => "SUSPECT_REQ",
             Message::SuspectAck(_) => "SUSPECT_ACK",

@@ -2,7 +2,7 @@
 
 use crate::config::SettingsError;
 use crate::msg::{Endpoint, StatusResp};
-use crate::{Input, Millis, NodeInit, Output, Peer, Seed};
+use crate::{Input, Millis, NodeInit, Output, Peer, Seed, Settings};
 
 /// A seed or a peer.
 // A seed keeps its state behind a box (see [`Seed`]); a peer is inline: it is the one a
@@ -50,6 +50,22 @@ impl Node {
         match self {
             Node::Seed(s) => s.me(),
             Node::Peer(p) => p.me(),
+        }
+    }
+
+    /// The settings it runs with.
+    pub fn settings(&self) -> &Settings {
+        match self {
+            Node::Seed(s) => s.settings(),
+            Node::Peer(p) => p.settings(),
+        }
+    }
+
+    /// The seeds of its config, in config order.
+    pub fn seeds(&self) -> &[Endpoint] {
+        match self {
+            Node::Seed(s) => s.seeds(),
+            Node::Peer(p) => p.seeds(),
         }
     }
 

@@ -46,7 +46,8 @@ use pings::Pings;
 pub use decide::{choose_neighbours, pick_witnesses, verdict, Verdict};
 pub use gossip::{
     BODY_OVERHEAD, MARGIN_SECS, MAX_MISSING, MAX_MISSING_HEARSAY, MAX_OWED_ANNOUNCEMENTS,
-    MAX_PULLS_IN_FLIGHT, MAX_PULL_BYTES, MAX_RETAINED, MAX_RETAINED_BYTES, RETAIN_SECS,
+    MAX_PULLS_IN_FLIGHT, MAX_PULL_BYTES, MAX_RETAINED, MAX_RETAINED_BYTES, MAX_TRACKED_ORIGINS,
+    RETAIN_SECS,
 };
 pub use liveness::{MAX_LOCAL_HEALTH, MAX_PENDING_WITNESS};
 pub use membership::{LOST_LINK_BACKOFF, LOST_LINK_TRIES, MAX_LOST_LINKS, MAX_PENDING_GREETINGS};
@@ -105,7 +106,12 @@ impl Cx<'_> {
 
     /// Wall-clock unix seconds now: the texts the spec fixes carry them.
     fn unix_secs(&self) -> u64 {
-        self.unix_ms_at_zero.saturating_add(self.now.0) / 1000
+        self.unix_ms() / 1000
+    }
+
+    /// Wall-clock unix milliseconds now.
+    fn unix_ms(&self) -> u64 {
+        self.unix_ms_at_zero.saturating_add(self.now.0)
     }
 
     fn send(&mut self, to: Endpoint, msg: Message, deadline: Millis) {
@@ -197,6 +203,9 @@ impl Peer {
                 outcome,
             } => parts.on_response(&mut cx, to, request, outcome),
             Input::Tick => parts.on_tick(&mut cx),
+            Input::Publish { name, data } => {
+                (parts.gossip).publish(&mut cx, parts.overlay, name, data)
+            }
         }
         if cx.settings.gossip_repair {
             parts.gossip.note_links(&cx, parts.overlay);
@@ -215,6 +224,26 @@ impl Peer {
     /// This peer's endpoint.
     pub fn me(&self) -> Endpoint {
         self.me
+    }
+
+    /// The settings it runs with.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The seeds of its config.
+    pub fn seeds(&self) -> &[Endpoint] {
+        &self.seeds
+    }
+
+    /// The peers this peer knows of (from seeds' Peer Lists and its links), with the
+    /// incarnation it last heard of, in endpoint order: a sample of the membership, never all
+    /// of it.
+    pub fn known_peers(&self) -> Vec<(Endpoint, Option<u64>)> {
+        let known = &self.membership.known;
+        let mut all: Vec<_> = known.keys().map(|p| (p, known.get(&p).flatten())).collect();
+        all.sort_unstable();
+        all
     }
 
     /// A read-only view, as answered to `STATUS_REQ`.
@@ -285,7 +314,10 @@ struct Parts<'a> {
 impl Parts<'_> {
     fn on_request(&mut self, cx: &mut Cx<'_>, conn: ConnId, msg: Message) {
         match msg {
-            Message::Gossip(g) => self.gossip.on_gossip(cx, self.overlay, conn, &g),
+            Message::Gossip(g) => match gossip::app::invalid(cx.settings, &g.body) {
+                Some(why) => self.reject(cx, conn, why),
+                None => self.gossip.on_gossip(cx, self.overlay, conn, &g),
+            },
             Message::Digest(d) => self.gossip.on_digest(cx, self.overlay, conn, &d),
             Message::IHave(i) => self.gossip.on_ihave(cx, self.overlay, conn, &i),
             Message::Pull(p) => self.gossip.on_pull(cx, self.overlay, conn, &p),

@@ -87,16 +87,25 @@ impl Limited {
 }
 
 /// A token bucket in thousandths of a request, so a rate below one per millisecond refills
-/// exactly with integer arithmetic.
+/// exactly with integer arithmetic. Also the publish limits of a peer's application
+/// messages.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
-struct Bucket {
+pub struct Bucket {
     milli_tokens: u64,
     last: Millis,
 }
 
 impl Bucket {
+    /// A full bucket of `burst` at `now`.
+    pub fn full(now: Millis, burst: u32) -> Bucket {
+        Bucket {
+            milli_tokens: u64::from(burst).saturating_mul(1_000),
+            last: now,
+        }
+    }
+
     /// Refills for the time since the last call, then takes one request if there is one.
-    fn take(&mut self, now: Millis, per_sec: u32, burst: u32) -> bool {
+    pub fn take(&mut self, now: Millis, per_sec: u32, burst: u32) -> bool {
         let cap = u64::from(burst).saturating_mul(1_000);
         // per_sec requests per 1000 ms = per_sec milli-requests per ms.
         let refill = now.since(self.last).saturating_mul(u64::from(per_sec));
@@ -109,6 +118,21 @@ impl Bucket {
             false
         }
     }
+
+    /// After a refused [`Bucket::take`]: how long until one request would pass (`per_sec`
+    /// of 0: never, `u64::MAX`).
+    pub fn wait_ms(&self, per_sec: u32) -> u64 {
+        let missing = 1_000u64.saturating_sub(self.milli_tokens);
+        match u64::from(per_sec) {
+            0 => u64::MAX,
+            rate => missing.div_ceil(rate),
+        }
+    }
+
+    /// When it was last taken from or refilled.
+    pub fn last(&self) -> Millis {
+        self.last
+    }
 }
 
 /// The rate state of one connection: one bucket per [`Limited`] kind, full at the start.
@@ -120,10 +144,7 @@ pub struct ConnRate {
 impl ConnRate {
     /// Full buckets at `now` (a new connection may send a burst at once).
     pub fn new(now: Millis, limits: &RateLimits) -> ConnRate {
-        let full = |burst: u32| Bucket {
-            milli_tokens: u64::from(burst).saturating_mul(1_000),
-            last: now,
-        };
+        let full = |burst: u32| Bucket::full(now, burst);
         ConnRate {
             buckets: [
                 full(limits.register_burst),

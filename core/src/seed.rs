@@ -136,12 +136,24 @@ impl Seed {
     pub fn status(&self) -> StatusResp {
         self.0.status()
     }
+
+    /// The settings it runs with.
+    pub fn settings(&self) -> &Settings {
+        &self.0.settings
+    }
+
+    /// The seeds of its config, in config order (itself included).
+    pub fn seeds(&self) -> &[Endpoint] {
+        &self.0.seeds
+    }
 }
 
 /// The seed's state and logic.
 #[derive(Debug)]
 struct Core {
     me: Endpoint,
+    /// Every seed of the config, in config order.
+    seeds: Vec<Endpoint>,
     /// The other seeds, in config order.
     others: Vec<Endpoint>,
     certifier: Certifier,
@@ -180,6 +192,7 @@ impl Core {
                 .copied()
                 .filter(|s| *s != init.me)
                 .collect(),
+            seeds: init.seeds,
             confirmations: Confirmations::new(certifier.quorum()),
             certifier,
             settings: init.settings,
@@ -212,6 +225,10 @@ impl Core {
                 outcome,
             } => self.on_response(now, to, request, outcome),
             Input::Tick => self.on_tick(now),
+            Input::Publish { .. } => self.emit(Event::PublishRefused {
+                reason: "seeds do not publish: publish from a peer".into(),
+                retry_after_ms: None,
+            }),
         }
     }
 

@@ -103,6 +103,35 @@ pub use decode::decode;
 pub use encode::{encode, encoded_len};
 pub use reader::LineReader;
 
+/// Every wire `type` this codec knows, as `'static` names ([`crate::Message::type_name`]
+/// gives one of them for every message).
+pub const TYPES: [&str; 24] = [
+    "REGISTER_REQ",
+    "REGISTER_COMMIT",
+    "REGISTER_VOTE",
+    "PEER_LIST_REQ",
+    "PEER_LIST_RESP",
+    "HELLO",
+    "HELLO_ACK",
+    "GOSSIP_MSG",
+    "APP_MSG",
+    "SUSPECT_REQ",
+    "SUSPECT_ACK",
+    "DEAD_REPORT",
+    "SEED_DEAD_COMMIT",
+    "SEED_DEAD_VOTE",
+    "ERROR",
+    "PING",
+    "PONG",
+    "SEED_SYNC",
+    "SEED_CONFIRM",
+    "GOSSIP_DIGEST",
+    "IHAVE",
+    "GOSSIP_PULL",
+    "STATUS_REQ",
+    "STATUS_RESP",
+];
+
 /// Longest line accepted by default, newline excluded.
 pub const DEFAULT_MAX_LINE: usize = 1 << 20;
 

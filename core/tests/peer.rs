@@ -145,6 +145,7 @@ fn gossip(text: &str, origin_port: u16, sender: Endpoint, hops: u32) -> Message 
             origin_ip: ep(origin_port).ip(),
             origin_port: Some(origin_port),
             msg_no: 1,
+            app: None,
         }),
         sender,
         hops,
@@ -860,6 +861,7 @@ fn first_time_forwards_to_all_but_sender_and_duplicate_is_dropped() {
                 accepted: true,
                 duplicate: false,
                 prune: false,
+                app: false,
             })
         )]
     );
@@ -874,6 +876,7 @@ fn first_time_forwards_to_all_but_sender_and_duplicate_is_dropped() {
                 accepted: true,
                 duplicate: true,
                 prune: false,
+                app: false,
             })
         )]
     );
@@ -953,6 +956,7 @@ fn body_of(text: &str) -> Arc<GossipBody> {
         origin_ip: ep(7009).ip(),
         origin_port: Some(7009),
         msg_no: 1,
+        app: None,
     })
 }
 
@@ -2557,6 +2561,7 @@ fn gossip_throughput() {
                         origin_ip: sender.ip(),
                         origin_port: Some(7001),
                         msg_no: 1,
+                        app: None,
                     }),
                     sender,
                     hops: 1,
@@ -2814,6 +2819,7 @@ fn random_outcome(
             accepted: true,
             duplicate: false,
             prune: false,
+            app: false,
         }),
         Message::Digest(_) | Message::IHave(_) | Message::Pull(_) => in_sync(to, req),
         other => panic!("peer sent an unexpected request {other:?}"),
@@ -2852,6 +2858,7 @@ fn healthy_outcome(to: Endpoint, req: &Message, pool: &[Endpoint]) -> Result<Mes
             accepted: true,
             duplicate: false,
             prune: false,
+            app: false,
         }),
         Message::Digest(_) | Message::IHave(_) | Message::Pull(_) => in_sync(to, req),
         other => panic!("peer sent an unexpected request {other:?}"),
@@ -3305,6 +3312,7 @@ fn gossip_ack(prune: bool) -> Message {
         accepted: true,
         duplicate: prune,
         prune,
+        app: false,
     })
 }
 
@@ -3682,4 +3690,290 @@ fn flood_and_lazy_peers_in_one_network_deliver_everything() {
         "every lazy peer joined the tree: {lazy_grafts}"
     );
     assert_eq!(flood_grafts, 0, "a flood peer never grafts");
+}
+
+// ----- application messages -------------------------------------------------------------------
+
+/// An `APP_MSG` published by `origin` as its `n`th message, stamped at the fixtures' clock.
+fn app_msg(origin: Endpoint, n: u32, sender: Endpoint, data: &str) -> Message {
+    Message::Gossip(Gossip {
+        body: Arc::new(GossipBody {
+            text: Arc::from(format!("{}:{origin}/0000abcd.{n}", UNIX_MS / 1000)),
+            origin_ip: origin.ip(),
+            origin_port: Some(origin.port()),
+            msg_no: n,
+            app: Some(Box::new(gossip_core::msg::AppPart {
+                name: Some("deploy".into()),
+                data: data.into(),
+                published_ms: UNIX_MS,
+            })),
+        }),
+        sender,
+        hops: 1,
+    })
+}
+
+fn publish(name: Option<&str>, data: &str) -> Input {
+    Input::Publish {
+        name: name.map(str::to_string),
+        data: data.to_string(),
+    }
+}
+
+/// The one answer a publish gets: the id, or why it was refused.
+fn published(out: &Outs) -> Result<Arc<str>, (String, Option<u64>)> {
+    let answers: Vec<_> = (out.events().into_iter())
+        .filter_map(|e| match e {
+            Event::AppPublished { body } => Some(Ok(Arc::clone(&body.text))),
+            Event::PublishRefused {
+                reason,
+                retry_after_ms,
+            } => Some(Err((reason, retry_after_ms))),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(answers.len(), 1, "exactly one answer: {out:?}");
+    answers.into_iter().next().expect("one")
+}
+
+#[test]
+fn a_published_message_goes_whole_to_every_neighbour_and_names_its_origin() {
+    let (a, b) = (ep(7001), ep(7002));
+    let mut h = Harness::bootstrapped(settings(), &[a, b]);
+    let out = h.input(Millis(10), publish(Some("deploy"), "v2 \"quoted\"\nline"));
+    let id = published(&out).expect("published");
+    assert!(id.ends_with(".1"), "{id}");
+    assert!(id.contains(&format!(":{}/", ep(ME))), "{id}");
+    let sends = out.sends_of("APP_MSG");
+    let mut to: Vec<Endpoint> = sends.iter().map(|(t, _)| *t).collect();
+    to.sort();
+    assert_eq!(to, vec![a, b]);
+    let Message::Gossip(g) = &sends[0].1 else {
+        panic!("not a gossip: {:?}", sends[0].1)
+    };
+    let app = g.body.app.as_ref().expect("an application message");
+    assert_eq!(&*app.data, "v2 \"quoted\"\nline");
+    assert_eq!(app.name.as_deref(), Some("deploy"));
+    assert!(out.sends_of("GOSSIP_MSG").is_empty());
+    let again = h.input(Millis(11), publish(None, "next"));
+    let second = published(&again).expect("published");
+    assert!(second.ends_with(".2"), "numbered in order: {second}");
+    assert_eq!(h.counter("app_published"), 2);
+}
+
+#[test]
+fn a_publish_over_a_limit_or_before_joining_is_refused_and_sends_nothing() {
+    let s = Settings {
+        max_app_bytes: 8,
+        ..settings()
+    };
+    let (mut fresh, _) = Harness::new(s.clone());
+    let out = fresh.input(Millis(1), publish(None, "hi"));
+    let (why, _) = published(&out).expect_err("not joined");
+    assert!(why.contains("not joined"), "{why}");
+    assert!(out.sends().is_empty());
+    let mut h = Harness::bootstrapped(s, &[ep(7001)]);
+    let out = h.input(Millis(1), publish(None, "123456789"));
+    let (why, retry) = published(&out).expect_err("too big");
+    assert!(why.contains("9 bytes, over the limit of 8"), "{why}");
+    assert_eq!(retry, None);
+    assert!(out.sends().is_empty());
+    let long = "n".repeat(129);
+    let out = h.input(Millis(1), publish(Some(&long), "ok"));
+    assert!(published(&out).expect_err("long name").0.contains("name"));
+    assert_eq!(h.counter("app_published"), 0);
+}
+
+#[test]
+fn publishing_faster_than_the_rate_is_refused_with_when_to_retry() {
+    let s = Settings {
+        publish_rate: 3,
+        ..settings()
+    };
+    let mut h = Harness::bootstrapped(s, &[ep(7001)]);
+    for _ in 0..3 {
+        published(&h.input(Millis(100), publish(None, "x"))).expect("within the burst");
+    }
+    let out = h.input(Millis(100), publish(None, "x"));
+    let (why, retry) = published(&out).expect_err("over the rate");
+    assert!(why.contains("publish queue full"), "{why}");
+    assert_eq!(retry, Some(334), "a third of a second at 3 per second");
+    assert!(out.sends().is_empty());
+    published(&h.input(Millis(434), publish(None, "x"))).expect("refilled");
+}
+
+#[test]
+fn a_seed_refuses_to_publish() {
+    let init = NodeInit {
+        me: ep(5001),
+        seeds: seeds3(),
+        settings: settings(),
+        rng_seed: 1,
+        unix_ms_at_zero: UNIX_MS,
+    };
+    let mut seed = Node::seed(init).expect("seed");
+    let mut out = Vec::new();
+    seed.handle(Millis(0), Input::Start, &mut out);
+    out.clear();
+    seed.handle(Millis(1), publish(None, "x"), &mut out);
+    assert!(matches!(
+        out.as_slice(),
+        [Output::Event(Event::PublishRefused { reason, .. })] if reason.contains("seeds")
+    ));
+}
+
+#[test]
+fn an_application_message_is_delivered_once_and_passed_on_like_gossip() {
+    let (a, b, c) = (ep(7001), ep(7002), ep(7003));
+    let mut h = Harness::bootstrapped(settings(), &[a, b]);
+    let origin = ep(7009);
+    let out = h.request(Millis(5), 900, app_msg(origin, 1, a, "hello"));
+    let delivered: Vec<_> = (out.events().into_iter())
+        .filter_map(|e| match e {
+            Event::AppDelivered {
+                body,
+                from,
+                hops,
+                repaired,
+            } => Some((body, from, hops, repaired)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(delivered.len(), 1);
+    let (body, from, hops, repaired) = &delivered[0];
+    assert_eq!((*from, *hops, *repaired), (a, 1, false));
+    assert_eq!(body.app.as_ref().map(|a| &*a.data), Some("hello"));
+    assert_eq!(
+        out.targets("APP_MSG"),
+        vec![b],
+        "on to every neighbour but the sender"
+    );
+    assert!(matches!(
+        out.replies().as_slice(),
+        [(
+            _,
+            Message::GossipAck(GossipAck {
+                accepted: true,
+                duplicate: false,
+                app: true,
+                ..
+            })
+        )]
+    ));
+    assert!(!out.any_event(|e| matches!(e, Event::GossipFirstReceived { .. })));
+    let dup = h.request(Millis(6), 901, app_msg(origin, 1, c, "hello"));
+    assert!(dup.events().is_empty(), "a duplicate is no event: {dup:?}");
+    assert!(dup.sends().is_empty());
+    assert!(matches!(
+        dup.replies().as_slice(),
+        [(
+            _,
+            Message::GossipAck(GossipAck {
+                duplicate: true,
+                app: true,
+                ..
+            })
+        )]
+    ));
+    assert_eq!(h.counter("app_delivered"), 1);
+    assert_eq!(h.counter("app_duplicate"), 1);
+    assert_eq!(
+        h.counter("gossip_first"),
+        0,
+        "the spec's gossip counters are apart"
+    );
+}
+
+#[test]
+fn an_application_message_whose_id_does_not_name_its_origin_or_is_too_big_is_an_error() {
+    let a = ep(7001);
+    let s = Settings {
+        max_app_bytes: 4,
+        ..settings()
+    };
+    let mut h = Harness::bootstrapped(s, &[a]);
+    let Message::Gossip(mut g) = app_msg(ep(7009), 1, a, "ok") else {
+        unreachable!()
+    };
+    let mut forged = (*g.body).clone();
+    forged.text = Arc::from(format!("{}:{}/0000abcd.1", UNIX_MS / 1000, ep(7008)));
+    g.body = Arc::new(forged);
+    let out = h.request(Millis(5), 900, Message::Gossip(g));
+    assert!(matches!(
+        out.replies().as_slice(),
+        [(_, Message::Error { reason })] if reason.contains("does not name its origin")
+    ));
+    assert!(out.sends().is_empty());
+    let out = h.request(Millis(5), 901, app_msg(ep(7009), 2, a, "too big"));
+    assert!(matches!(
+        out.replies().as_slice(),
+        [(_, Message::Error { reason })] if reason.contains("over the limit of 4")
+    ));
+    assert_eq!(h.counter("app_delivered"), 0);
+}
+
+/// A flood under one origin's name is refused past that origin's rate, unseen: a later copy,
+/// once the origin is back under its rate, is delivered. Other origins are not held back.
+#[test]
+fn a_flood_from_one_origin_is_refused_past_its_rate_and_others_pass() {
+    let a = ep(7001);
+    let s = Settings {
+        app_rate_per_origin: 2,
+        ..settings()
+    };
+    let mut h = Harness::bootstrapped(s, &[a, ep(7002)]);
+    let origin = ep(7009);
+    let accepted = |out: &Outs| {
+        matches!(
+            out.replies().as_slice(),
+            [(_, Message::GossipAck(GossipAck { accepted: true, .. }))]
+        )
+    };
+    for n in 1..=2 {
+        assert!(accepted(&h.request(
+            Millis(5),
+            900 + u64::from(n),
+            app_msg(origin, n, a, "x")
+        )));
+    }
+    let refused = h.request(Millis(5), 910, app_msg(origin, 3, a, "x"));
+    assert!(!accepted(&refused));
+    assert!(refused.events().is_empty() && refused.sends().is_empty());
+    assert!(accepted(&h.request(
+        Millis(5),
+        911,
+        app_msg(ep(7010), 1, a, "x")
+    )));
+    let later = h.request(Millis(600), 912, app_msg(origin, 3, a, "x"));
+    assert!(accepted(&later), "refused unseen, so delivered later");
+    assert!(later.any_event(|e| matches!(e, Event::AppDelivered { .. })));
+    assert_eq!(h.counter("app_rate_limited"), 1);
+}
+
+/// A neighbour of the reference implementation (it greets without an incarnation) does not
+/// speak `APP_MSG`: it never gets one.
+#[test]
+fn a_reference_neighbour_never_gets_an_application_message() {
+    let ours = ep(7001);
+    let reference = ep(7004);
+    let mut h = Harness::bootstrapped(settings(), &[ours]);
+    let hello = Message::Hello(Box::new(Hello {
+        peer: reference,
+        degree: 1,
+        incarnation: None,
+    }));
+    let mut out = h.request(Millis(1), 300, hello);
+    for (to, req) in out.sends() {
+        let outcome = match &req {
+            Message::Ping(_) => Ok(pong(Some(1))),
+            _ => Ok(peer_list(to, &[reference], None)),
+        };
+        out.append(h.respond(Millis(1), to, req, outcome));
+    }
+    assert!(h.status().neighbours.contains(&reference));
+    let out = h.input(Millis(10), publish(None, "x"));
+    published(&out).expect("published");
+    assert_eq!(out.targets("APP_MSG"), vec![ours]);
+    let fwd = h.request(Millis(11), 301, app_msg(ep(7009), 1, ours, "y"));
+    assert!(fwd.targets("APP_MSG").is_empty(), "{fwd:?}");
 }

@@ -203,33 +203,18 @@ fn message() -> impl Strategy<Value = Message> {
                     incarnation
                 }))
             ),
-        (
-            text(),
-            ip(),
-            proptest::option::of(1..=u16::MAX),
-            any::<u32>(),
-            endpoint(),
-            any::<u32>()
-        )
-            .prop_map(|(text, origin_ip, origin_port, msg_no, sender, hops)| {
-                Message::Gossip(Gossip {
-                    body: Arc::new(GossipBody {
-                        text: Arc::from(text),
-                        origin_ip,
-                        origin_port,
-                        msg_no,
-                    }),
-                    sender,
-                    hops,
+        (body(), endpoint(), any::<u32>())
+            .prop_map(|(body, sender, hops)| { Message::Gossip(Gossip { body, sender, hops }) }),
+        (any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>()).prop_map(
+            |(accepted, duplicate, prune, app)| {
+                Message::GossipAck(GossipAck {
+                    accepted,
+                    duplicate,
+                    prune,
+                    app,
                 })
-            }),
-        (any::<bool>(), any::<bool>(), any::<bool>()).prop_map(|(accepted, duplicate, prune)| {
-            Message::GossipAck(GossipAck {
-                accepted,
-                duplicate,
-                prune,
-            })
-        }),
+            }
+        ),
         (endpoint(), endpoint()).prop_map(|(suspect, requester)| Message::SuspectReq(Box::new(
             SuspectReq { suspect, requester }
         ))),
@@ -346,20 +331,39 @@ fn id_groups() -> impl Strategy<Value = Vec<IdGroup>> {
     )
 }
 
+/// A gossip body: the spec's gossip, or an application message half the time.
 fn body() -> impl Strategy<Value = Arc<GossipBody>> {
     (
         text(),
         ip(),
         proptest::option::of(1..=u16::MAX),
         any::<u32>(),
+        proptest::option::of(app_part()),
     )
-        .prop_map(|(text, origin_ip, origin_port, msg_no)| {
+        .prop_map(|(text, origin_ip, origin_port, msg_no, app)| {
             Arc::new(GossipBody {
                 text: Arc::from(text),
                 origin_ip,
                 origin_port,
                 msg_no,
+                app: app.map(Box::new),
             })
+        })
+}
+
+/// An application message's own part: any name within the limit, any text.
+fn app_part() -> impl Strategy<Value = AppPart> {
+    (
+        proptest::option::of(
+            any::<String>().prop_filter("name limit", |n| n.len() <= MAX_APP_NAME),
+        ),
+        any::<String>(),
+        any::<u64>(),
+    )
+        .prop_map(|(name, data, published_ms)| AppPart {
+            name: name.map(String::into_boxed_str),
+            data: data.into_boxed_str(),
+            published_ms,
         })
 }
 

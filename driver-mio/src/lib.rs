@@ -84,6 +84,7 @@
 
 pub mod host;
 pub mod limits;
+pub mod local;
 pub mod output;
 pub mod render;
 

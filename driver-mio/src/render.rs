@@ -315,9 +315,53 @@ pub fn render(event: &Event) -> (Level, String) {
                 "Removed from the Peer List (incarnation {removed_incarnation}): registering again"
             ),
         ),
+        Event::AppPublished { body } => {
+            let (name, bytes) = app_summary(body);
+            (
+                Output,
+                format!(
+                    "Published application message: {}{name} ({bytes} bytes)",
+                    body.text
+                ),
+            )
+        }
+        Event::AppDelivered {
+            body,
+            from,
+            hops,
+            repaired,
+        } => {
+            let (name, bytes) = app_summary(body);
+            let how = match repaired {
+                true => "by repair".to_string(),
+                false => format!("hops={hops}"),
+            };
+            (
+                Output,
+                format!(
+                    "Application message received: {}{name} ({bytes} bytes) from {from} ({how})",
+                    body.text
+                ),
+            )
+        }
+        Event::PublishRefused { reason, .. } => (Output, format!("Publish refused: {reason}")),
         Event::BadInput { reason } => (Detail, format!("Bad input answered: {reason}")),
         #[allow(unreachable_patterns)]
         other => (Detail, format!("{other:?}")),
+    }
+}
+
+/// An application message's name (as ` name=<name>`, or nothing) and payload size: its
+/// payload is the application's, never logged.
+fn app_summary(body: &gossip_core::msg::GossipBody) -> (String, usize) {
+    match &body.app {
+        Some(app) => (
+            app.name
+                .as_deref()
+                .map_or_else(String::new, |n| format!(" name={n:?}")),
+            app.data.len(),
+        ),
+        None => (String::new(), 0),
     }
 }
 

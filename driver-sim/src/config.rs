@@ -271,6 +271,21 @@ pub struct SimConfig {
     /// Lying seeds stop lying at `heal_at_ms` (then promises 6–7 hold at every live seed);
     /// else they lie to the end and promises 6–7 are checked among the honest seeds only.
     pub liars_stop_at_heal: bool,
+    /// Application messages the peers publish (`None`: none).
+    pub publishing: Option<Publishing>,
+}
+
+/// Application messages published during a run: every peer that is up publishes one of
+/// `bytes` bytes every `every_ms` from one interval after it joins, until `until_ms`. They
+/// travel as the peers' own gossip does, and every promise about gossip covers them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Publishing {
+    /// Each peer publishes this often.
+    pub every_ms: u64,
+    /// Payload size.
+    pub bytes: u32,
+    /// No publish at or after this time.
+    pub until_ms: u64,
 }
 
 impl SimConfig {
@@ -292,6 +307,7 @@ impl SimConfig {
             stop_on_violation: true,
             lying_seeds: Vec::new(),
             liars_stop_at_heal: true,
+            publishing: None,
         }
     }
 

@@ -127,6 +127,7 @@ impl TestActor {
                     origin_ip: self.me.ip(),
                     origin_port: Some(PEER_PORT),
                     msg_no: self.made,
+                    app: None,
                 }),
                 sender: self.me,
                 hops: 0,
@@ -165,6 +166,10 @@ impl TestActor {
                 }
             }
             Input::Tick => self.tick(now),
+            Input::Publish { .. } => self.outputs.push(Output::Event(Event::PublishRefused {
+                reason: "a test actor does not publish".into(),
+                retry_after_ms: None,
+            })),
             Input::Request { conn, msg } => {
                 self.counts.requests += 1;
                 match msg {
@@ -184,6 +189,7 @@ impl TestActor {
                                 accepted: true,
                                 duplicate: dup,
                                 prune: false,
+                                app: false,
                             }),
                         });
                         if !dup {

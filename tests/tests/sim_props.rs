@@ -10,7 +10,11 @@
 //! * `liveness_after_healing`: the same schedules, then promises 5–7 within the bound after
 //!   the faults stop (among the honest seeds if the lying seeds keep lying).
 //!
-//! Half the schedules (odd seeds) run the peers in lazy-push mode, half in flood mode.
+//! Every peer also publishes an application message every 10 s: promises 3 and 5 cover them
+//! as they cover the spec's gossip.
+//!
+//! Half the schedules (odd seeds) run the peers in lazy-push mode, half in flood mode
+//! (`SIM_MODE=lazy` or `SIM_MODE=flood`: all of them).
 //!
 //! `SIM_SEED=random` explores new schedules (CI runs a fixed set).
 //! `SIM_LOG=1` prints every node event (replay a saved failure with it).
@@ -19,8 +23,8 @@
 
 use gossip_core::config::GossipMode;
 use gossip_driver_sim::{
-    Fault, FaultKind, ForgeKind, NetConfig, NodeRef, Partition, PartitionKind, Sim, SimConfig,
-    Split,
+    Fault, FaultKind, ForgeKind, NetConfig, NodeRef, Partition, PartitionKind, Publishing, Sim,
+    SimConfig, Split,
 };
 use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence, RngSeed};
@@ -113,6 +117,16 @@ fn gen_fault() -> impl Strategy<Value = Gen> {
     ]
 }
 
+/// Whether a schedule runs the peers in lazy mode: by the seed's lowest bit, or all of them
+/// in one mode with `SIM_MODE=lazy` or `SIM_MODE=flood`.
+fn lazy_mode(seed: u64) -> bool {
+    match std::env::var("SIM_MODE").ok().as_deref() {
+        Some("lazy") => true,
+        Some("flood") => false,
+        _ => seed & 1 == 1,
+    }
+}
+
 #[derive(Clone, Debug)]
 struct Schedule {
     seed: u64,
@@ -148,7 +162,7 @@ fn schedule() -> impl Strategy<Value = Schedule> {
                 liars,
                 first_liar,
                 keep_lying,
-                lazy: seed & 1 == 1,
+                lazy: lazy_mode(seed),
             },
         )
 }
@@ -261,6 +275,12 @@ fn config(s: &Schedule, liveness: bool) -> SimConfig {
     c.liars_stop_at_heal = !s.keep_lying;
     c.heal_at_ms = Some(t0 + WINDOW_MS + 15_000);
     c.liveness = liveness;
+    // Application messages through the fault window and both of promise 5's check windows.
+    c.publishing = Some(Publishing {
+        every_ms: 10_000,
+        bytes: 64,
+        until_ms: t0 + WINDOW_MS + 15_000 + c.liveness_bound_ms() + 20_000,
+    });
     if !liveness {
         c.duration_ms = Some(t0 + WINDOW_MS + 20_000);
     }

@@ -15,8 +15,8 @@ use gossip_core::hash::mix64;
 use gossip_core::rng::Rng;
 use gossip_driver_sim::series::Recorder;
 use gossip_driver_sim::{
-    Fault, FaultKind, ForgeKind, NetConfig, NodeRef, Partition, PartitionKind, Sim, SimConfig,
-    Split,
+    Fault, FaultKind, ForgeKind, NetConfig, NodeRef, Partition, PartitionKind, Publishing, Sim,
+    SimConfig, Split,
 };
 
 /// Simulate a gossip cluster in virtual time and check its promises.
@@ -95,6 +95,13 @@ struct Args {
     /// (whole along a spanning tree, announced on the other links; needs the repair).
     #[arg(long, default_value_t = GossipMode::Flood)]
     gossip_mode: GossipMode,
+    /// Every peer publishes an application message this often, in ms (0: none). They travel
+    /// like the spec's gossip and every promise about gossip covers them.
+    #[arg(long, default_value_t = 0)]
+    publish_every_ms: u64,
+    /// Payload size of each application message published.
+    #[arg(long, default_value_t = 1024)]
+    publish_bytes: u32,
     /// When faults stop, in seconds (default: just after the last fault).
     #[arg(long)]
     heal: Option<f64>,
@@ -299,6 +306,22 @@ fn build(args: &Args) -> Result<SimConfig, String> {
     };
     c.duration_ms = args.duration.map(|d| (d * 1000.0) as u64);
     c.check_safety = !args.no_check;
+    if args.publish_every_ms > 0 {
+        if args.publish_bytes > c.settings.max_app_bytes {
+            return Err(format!(
+                "--publish-bytes {}: over the limit of {} bytes",
+                args.publish_bytes, c.settings.max_app_bytes
+            ));
+        }
+        // Publishing goes on for as long as the peers make the spec's gossip.
+        let until =
+            c.joins_end_ms() + u64::from(c.settings.max_gossip) * c.settings.gossip_interval_ms;
+        c.publishing = Some(Publishing {
+            every_ms: args.publish_every_ms,
+            bytes: args.publish_bytes,
+            until_ms: args.duration.map_or(until, |d| (d * 1000.0) as u64),
+        });
+    }
     if args.crash_seeds > 0 && args.crash_seeds > args.seeds.saturating_sub(1) / 2 {
         return Err(format!(
             "--crash-seeds {}: at most a minority ({})",

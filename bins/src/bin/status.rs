@@ -52,26 +52,7 @@ fn print_human(status: &StatusResp) {
                 seed.entries.len() - alive,
                 seed.pending
             );
-            if !seed.entries.is_empty() {
-                println!(
-                    "  {:<22} {:>11}  {:<8} VOTES",
-                    "PEER", "INCARNATION", "STATUS"
-                );
-            }
-            for e in &seed.entries {
-                let votes: Vec<String> = e.votes.iter().map(ToString::to_string).collect();
-                let st = match e.status {
-                    Status::Alive => "alive",
-                    Status::Removed => "removed",
-                };
-                println!(
-                    "  {:<22} {:>11}  {:<8} {}",
-                    e.peer.to_string(),
-                    e.incarnation,
-                    st,
-                    votes.join(",")
-                );
-            }
+            print!("{}", gossip_bins::peer_list_table(&seed.entries));
         }
         RoleStatus::Peer(peer) => {
             println!(

@@ -92,6 +92,9 @@ pub fn cluster_dir(name: &str, n: usize) -> (PathBuf, PathBuf, PathBuf, Vec<Sock
     (dir.clone(), config, dir.join("outputfile.txt"), seeds)
 }
 
+/// Given among a [`Net`]'s flags: every node also gets a control socket and an events file.
+pub const LOCAL: &str = "<local>";
+
 /// The programs under test, as cargo built them for this package (`GOSSIP_BIN_DIR` overrides,
 /// to run the suites against another build).
 pub fn binaries() -> (PathBuf, PathBuf) {
@@ -147,6 +150,9 @@ pub struct Net {
     seed_bin: PathBuf,
     peer_bin: PathBuf,
     spawned: usize,
+    /// Every node gets a control socket ([`Net::control`]) and an events file
+    /// ([`Net::events`]).
+    pub local: bool,
 }
 
 impl Net {
@@ -200,7 +206,9 @@ impl Net {
             seed_bin,
             peer_bin,
             spawned: 0,
+            local: flags.contains(&LOCAL),
         };
+        net.flags.retain(|f| f != LOCAL);
         for s in seeds {
             net.spawn(s, true);
         }
@@ -233,6 +241,12 @@ impl Net {
             key_flags.push("--cluster-key-check-ms".to_string());
             key_flags.push("500".to_string());
         }
+        if self.local {
+            key_flags.push("--control".to_string());
+            key_flags.push(self.control(addr).display().to_string());
+            key_flags.push("--events".to_string());
+            key_flags.push(self.events(addr).display().to_string());
+        }
         let child = Command::new(bin)
             .args(gossip_bins::node_args(addr, &self.config, &self.output))
             .arg("--quiet")
@@ -249,6 +263,18 @@ impl Net {
             child: Some(child),
             stderr,
         });
+    }
+
+    /// The control socket of the node at `addr` (with [`LOCAL`]).
+    pub fn control(&self, addr: SocketAddr) -> PathBuf {
+        self.dir
+            .join(format!("ctl-{}-{}.sock", addr.ip(), addr.port()))
+    }
+
+    /// The events file of the node at `addr` (with [`LOCAL`]).
+    pub fn events(&self, addr: SocketAddr) -> PathBuf {
+        self.dir
+            .join(format!("events-{}-{}.jsonl", addr.ip(), addr.port()))
     }
 
     /// The cluster key file of the node at `addr`.

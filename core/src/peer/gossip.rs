@@ -7,29 +7,34 @@
 //! - `retained.rs`: the bodies kept for repair, with their per-second digest;
 //! - `repair.rs`: the exchange with neighbours (`GOSSIP_DIGEST`, `IHAVE`, `GOSSIP_PULL`) and
 //!   the gossips announced but not yet received;
-//! - `lazy.rs`: lazy push (Plumtree): which links get gossip whole and which only hear of it.
+//! - `lazy.rs`: lazy push (Plumtree): which links get gossip whole and which only hear of it;
+//! - `app.rs`: application messages: publishing, their ids and rate limits.
 //!
 //! The push path is the busiest of a peer: no formatting, no allocation on a forward (every
 //! copy of a gossip shares its origin's body through an `Arc`; only the sender and the hop
 //! count are rewritten), and an O(1) seen check.
 
+pub(super) mod app;
 mod lazy;
 mod repair;
 mod retained;
 
 use std::sync::Arc;
 
-use super::overlay::Overlay;
+use super::overlay::{Overlay, Speaks};
 use super::seen::{gossip_key, GossipKey, SeenSet};
 use super::{Cx, Timer};
 use crate::config::GossipMode;
 use crate::msg::{Endpoint, Gossip as GossipMsg, GossipAck, GossipBody, Message};
 use crate::{ConnId, Event, Output};
 
+pub use app::MAX_TRACKED_ORIGINS;
+
 pub use lazy::MAX_OWED_ANNOUNCEMENTS;
 pub use repair::{MAX_MISSING, MAX_MISSING_HEARSAY, MAX_PULLS_IN_FLIGHT, MAX_PULL_BYTES};
 pub use retained::{BODY_OVERHEAD, MARGIN_SECS, MAX_RETAINED, MAX_RETAINED_BYTES, RETAIN_SECS};
 
+use app::Apps;
 use lazy::Lazy;
 use repair::{grouped, Repair};
 use retained::Retained;
@@ -51,6 +56,8 @@ pub(super) struct Gossip {
     repair: Repair,
     /// Lazy push's announcements owed and counters.
     lazy: Lazy,
+    /// Application messages: publishing and per-origin limits.
+    apps: Apps,
 }
 
 impl Gossip {
@@ -63,6 +70,7 @@ impl Gossip {
             retained: Retained::new(),
             repair: Repair::default(),
             lazy: Lazy::default(),
+            apps: Apps::default(),
         }
     }
 
@@ -83,10 +91,15 @@ impl Gossip {
     }
 
     /// Counters for `STATUS_RESP`, by name.
-    pub(super) fn counters(&self) -> [(&'static str, u64); 14] {
+    pub(super) fn counters(&self) -> [(&'static str, u64); 18] {
         let r = &self.repair;
         let l = &self.lazy;
+        let a = &self.apps;
         [
+            ("app_delivered", a.delivered),
+            ("app_duplicate", a.duplicates),
+            ("app_published", a.published),
+            ("app_rate_limited", a.rate_limited),
             ("lazy_grafts_heard", l.grafts_heard),
             ("lazy_grafts_sent", l.grafts_sent),
             ("lazy_ids_announced", l.ids_announced),
@@ -136,6 +149,7 @@ impl Gossip {
                 origin_ip: cx.me.ip(),
                 origin_port: Some(cx.me.port()),
                 msg_no,
+                app: None,
             }),
             sender: cx.me,
             hops: 1,
@@ -151,6 +165,44 @@ impl Gossip {
         }
     }
 
+    /// An application's publish: refused (one `PublishRefused` event), or broadcast like a
+    /// gossip made here (one `AppPublished` event).
+    pub(super) fn publish(
+        &mut self,
+        cx: &mut Cx<'_>,
+        overlay: &Overlay,
+        name: Option<String>,
+        data: String,
+    ) {
+        // Joined: it has a neighbour, or had one and the repair will bring it to the next.
+        let joined = overlay.len() > 0 || !self.retained.closed();
+        let body = match self.apps.publish(cx, joined, name, data) {
+            Ok(body) => body,
+            Err(refused) => {
+                return cx.emit(Event::PublishRefused {
+                    reason: refused.reason,
+                    retry_after_ms: refused.retry_after_ms,
+                })
+            }
+        };
+        let key = gossip_key(&body.text, body.origin_port);
+        let now_secs = cx.unix_secs();
+        self.seen.insert(key, now_secs);
+        cx.emit(Event::AppPublished {
+            body: Arc::clone(&body),
+        });
+        if cx.settings.gossip_repair {
+            self.note_links(cx, overlay);
+            self.retained.insert(now_secs, key, &body);
+        }
+        let gossip = GossipMsg {
+            body,
+            sender: cx.me,
+            hops: 1,
+        };
+        self.forward(cx, overlay, &gossip, key, None);
+    }
+
     /// Incoming gossip, from a neighbour or not (the reference may gossip before `HELLO`):
     /// acknowledged; forwarded if it is the first copy, dropped (and noted) if not. In lazy
     /// mode a duplicate prunes the link it came on for its origin, and a first copy makes the
@@ -164,6 +216,20 @@ impl Gossip {
     ) {
         let body = &gossip.body;
         let key = gossip_key(&body.text, body.origin_port);
+        if body.is_app()
+            && !self.seen.contains(key)
+            && !(self.apps).admit(cx.settings, lazy::origin(body), cx.now)
+        {
+            // Over its origin's rate: refused unseen (a later copy, or the repair, may bring
+            // it once the origin is back under its rate).
+            let ack = GossipAck {
+                accepted: false,
+                duplicate: false,
+                prune: false,
+                app: true,
+            };
+            return cx.reply(conn, Message::GossipAck(ack));
+        }
         let first = self.seen.insert(key, cx.unix_secs());
         let from = gossip.sender;
         let lazy_mode = cx.settings.gossip_mode == GossipMode::Lazy;
@@ -177,14 +243,19 @@ impl Gossip {
                 accepted: true,
                 duplicate: !first,
                 prune,
+                app: body.is_app(),
             }),
         );
         if !first {
-            self.duplicate += 1;
-            cx.emit(Event::GossipDuplicate {
-                text: Arc::clone(&body.text),
-                from,
-            });
+            if body.is_app() {
+                self.apps.duplicates += 1;
+            } else {
+                self.duplicate += 1;
+                cx.emit(Event::GossipDuplicate {
+                    text: Arc::clone(&body.text),
+                    from,
+                });
+            }
             return;
         }
         if self.retained.closed() {
@@ -226,13 +297,23 @@ impl Gossip {
         hops: u32,
         repaired: bool,
     ) {
-        self.first += 1;
-        cx.emit(Event::GossipFirstReceived {
-            text: Arc::clone(&body.text),
-            from,
-            hops,
-            repaired,
-        });
+        if body.is_app() {
+            self.apps.delivered += 1;
+            cx.emit(Event::AppDelivered {
+                body: Arc::clone(body),
+                from,
+                hops,
+                repaired,
+            });
+        } else {
+            self.first += 1;
+            cx.emit(Event::GossipFirstReceived {
+                text: Arc::clone(&body.text),
+                from,
+                hops,
+                repaired,
+            });
+        }
         if cx.settings.gossip_repair {
             self.retained.insert(cx.unix_secs(), key, body);
             self.repair.arrived(key);
@@ -240,16 +321,18 @@ impl Gossip {
     }
 }
 
-/// Sends `gossip` to every neighbour but `except`. Every copy shares its body. The acks are
-/// not wanted: liveness comes from probes, and a lost copy is the repair's business.
+/// Sends `gossip` to every neighbour but `except` (an application message only to those that
+/// speak the extensions). Every copy shares its body. The acks are not wanted: liveness comes
+/// from probes, and a lost copy is the repair's business.
 fn flood(cx: &mut Cx<'_>, overlay: &Overlay, gossip: &GossipMsg, except: Option<Endpoint>) {
     let deadline = cx.after(cx.settings.request_timeout_ms);
+    let app = gossip.body.is_app();
     cx.out.reserve(overlay.len());
     cx.out.extend(
         overlay
-            .keys()
-            .filter(|&&to| Some(to) != except)
-            .map(|&to| Output::Send {
+            .iter()
+            .filter(|(&to, link)| Some(to) != except && (!app || link.speaks == Speaks::Yes))
+            .map(|(&to, _)| Output::Send {
                 to,
                 msg: Message::Gossip(gossip.clone()),
                 deadline,

@@ -13,11 +13,11 @@ use serde_json::{Map, Value};
 
 use super::{fast, DecodeError, MAX_LIST};
 use crate::msg::{
-    CommitSync, ConfirmReq, ConfirmResp, DeadReport, DeadResult, Decision, DigestResp, Endpoint,
-    Entry, Fact, Gossip, GossipAck, GossipBody, GossipDigest, GossipPull, Hello, HelloAck, IHave,
-    IdGroup, Message, PeerListResp, PeerStatus, Ping, Pong, PullResp, RegisterReq, RegisterResult,
-    RoleStatus, SeedStatus, SeedSync, Status, StatusResp, SuspectAck, SuspectReq, VoteReq,
-    VoteResp, MAX_BODIES, MAX_CONFIRM_FACTS, MAX_DIGEST_BUCKETS, MAX_IDS,
+    AppPart, CommitSync, ConfirmReq, ConfirmResp, DeadReport, DeadResult, Decision, DigestResp,
+    Endpoint, Entry, Fact, Gossip, GossipAck, GossipBody, GossipDigest, GossipPull, Hello,
+    HelloAck, IHave, IdGroup, Message, PeerListResp, PeerStatus, Ping, Pong, PullResp, RegisterReq,
+    RegisterResult, RoleStatus, SeedStatus, SeedSync, Status, StatusResp, SuspectAck, SuspectReq,
+    VoteReq, VoteResp, MAX_APP_NAME, MAX_BODIES, MAX_CONFIRM_FACTS, MAX_DIGEST_BUCKETS, MAX_IDS,
 };
 
 /// Decodes one line (without its `\n`; a trailing `\r` is tolerated).
@@ -65,35 +65,8 @@ fn syntax(why: &str) -> DecodeError {
     DecodeError::Syntax(why.to_string())
 }
 
-/// Every wire `type` we know, as a `'static` name.
-const TYPES: &[&str] = &[
-    "REGISTER_REQ",
-    "REGISTER_COMMIT",
-    "REGISTER_VOTE",
-    "PEER_LIST_REQ",
-    "PEER_LIST_RESP",
-    "HELLO",
-    "HELLO_ACK",
-    "GOSSIP_MSG",
-    "SUSPECT_REQ",
-    "SUSPECT_ACK",
-    "DEAD_REPORT",
-    "SEED_DEAD_COMMIT",
-    "SEED_DEAD_VOTE",
-    "ERROR",
-    "PING",
-    "PONG",
-    "SEED_SYNC",
-    "SEED_CONFIRM",
-    "GOSSIP_DIGEST",
-    "IHAVE",
-    "GOSSIP_PULL",
-    "STATUS_REQ",
-    "STATUS_RESP",
-];
-
 fn known_type(name: &str) -> Option<&'static str> {
-    TYPES.iter().copied().find(|t| *t == name)
+    super::TYPES.iter().copied().find(|t| *t == name)
 }
 
 fn decode_payload(kind: &'static str, p: &Payload<'_>) -> Result<Message, DecodeError> {
@@ -161,7 +134,8 @@ fn decode_payload(kind: &'static str, p: &Payload<'_>) -> Result<Message, Decode
             degree: p.u32("degree")?,
             incarnation: p.opt_u64("incarnation")?,
         })),
-        "GOSSIP_MSG" => {
+        "GOSSIP_MSG" | "APP_MSG" => {
+            let app = kind == "APP_MSG";
             if p.has("message") {
                 Message::Gossip(Gossip {
                     body: Arc::new(GossipBody {
@@ -169,6 +143,11 @@ fn decode_payload(kind: &'static str, p: &Payload<'_>) -> Result<Message, Decode
                         origin_ip: p.ip("origin_ip")?,
                         origin_port: p.opt_port("origin_port")?,
                         msg_no: p.u32("msg_no")?,
+                        app: if app {
+                            Some(Box::new(p.app_part()?))
+                        } else {
+                            None
+                        },
                     }),
                     sender: p.endpoint("sender")?,
                     hops: p.opt_u32("hops")?.unwrap_or(0),
@@ -178,6 +157,7 @@ fn decode_payload(kind: &'static str, p: &Payload<'_>) -> Result<Message, Decode
                     accepted: p.opt_bool("accepted")?.unwrap_or(true),
                     duplicate: p.opt_bool("duplicate")?.unwrap_or(false),
                     prune: p.opt_bool("prune")?.unwrap_or(false),
+                    app,
                 })
             } else {
                 return Err(p.missing("message"));
@@ -503,6 +483,19 @@ impl<'a> Payload<'a> {
         Ok(groups)
     }
 
+    /// An application message's own fields (`APP_MSG`).
+    fn app_part(&self) -> Result<AppPart, DecodeError> {
+        let name = self.opt_str("name")?;
+        if name.as_ref().is_some_and(|n| n.len() > MAX_APP_NAME) {
+            return Err(self.bad("name", "at most 128 bytes"));
+        }
+        Ok(AppPart {
+            name: name.map(String::into_boxed_str),
+            data: self.str_ref("data")?.into(),
+            published_ms: self.u64("published_ms")?,
+        })
+    }
+
     fn bodies(&self, field: &'static str) -> Result<Vec<Arc<GossipBody>>, DecodeError> {
         self.opt_list(field, BODY_LIST, as_body)?
             .ok_or_else(|| self.missing(field))
@@ -757,11 +750,27 @@ fn as_body(v: &Value) -> Option<Arc<GossipBody>> {
         None => None,
         Some(p) => Some(as_port(p)?),
     };
+    // An application message's body has `data` (and `published_ms`, and maybe `name`).
+    let app = match m.get("data").filter(|d| !d.is_null()) {
+        None => None,
+        Some(data) => {
+            let name = match m.get("name").filter(|n| !n.is_null()) {
+                None => None,
+                Some(n) => Some(n.as_str().filter(|n| n.len() <= MAX_APP_NAME)?.into()),
+            };
+            Some(Box::new(AppPart {
+                name,
+                data: data.as_str()?.into(),
+                published_ms: m.get("published_ms")?.as_u64()?,
+            }))
+        }
+    };
     Some(Arc::new(GossipBody {
         text: Arc::from(m.get("message")?.as_str()?),
         origin_ip: parse_ip(m.get("origin_ip")?.as_str()?)?,
         origin_port,
         msg_no: as_u32(m.get("msg_no")?)?,
+        app,
     }))
 }
 

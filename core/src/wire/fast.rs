@@ -1,5 +1,5 @@
-//! The decoding hot path: the lines a busy node reads most (`GOSSIP_MSG` and its ack, `PING`,
-//! `PONG`) read by a small scanner straight from the line, with no `serde_json::Value` tree
+//! The decoding hot path: the lines a busy node reads most (`GOSSIP_MSG`, `APP_MSG` and
+//! their acks, `PING`, `PONG`) read by a small scanner straight from the line, with no `serde_json::Value` tree
 //! and no allocation but the gossip text (an ack or a probe costs a third of the
 //! instructions of the general path).
 //!
@@ -16,7 +16,9 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 
 use super::decode::{parse_endpoint, parse_ip};
-use crate::msg::{Endpoint, Gossip, GossipAck, GossipBody, Message, Ping, Pong};
+use crate::msg::{
+    AppPart, Endpoint, Gossip, GossipAck, GossipBody, Message, Ping, Pong, MAX_APP_NAME,
+};
 
 /// Decodes `text` if it is one of the hot messages in the scanner's subset of JSON.
 pub(super) fn decode(text: &str) -> Option<Message> {
@@ -27,13 +29,17 @@ pub(super) fn decode(text: &str) -> Option<Message> {
     s.expect(b',')?;
     s.key("payload")?;
     match kind {
-        "GOSSIP_MSG" => {
-            let [message, origin_ip, origin_port, msg_no, sender, hops, accepted, duplicate, prune] =
+        "GOSSIP_MSG" | "APP_MSG" => {
+            let app = kind == "APP_MSG";
+            let [message, origin_ip, origin_port, msg_no, name, data, published_ms, sender, hops, accepted, duplicate, prune] =
                 s.payload([
                     "message",
                     "origin_ip",
                     "origin_port",
                     "msg_no",
+                    "name",
+                    "data",
+                    "published_ms",
                     "sender",
                     "hops",
                     "accepted",
@@ -44,12 +50,26 @@ pub(super) fn decode(text: &str) -> Option<Message> {
             // The general path's rule: `message` present → the gossip; else `accepted` or
             // `duplicate` present → the ack.
             if message.is_some() {
+                let app = if app {
+                    let name = opt(name, as_str)?;
+                    if name.is_some_and(|n| n.len() > MAX_APP_NAME) {
+                        return None; // the general path reports it
+                    }
+                    Some(Box::new(AppPart {
+                        name: name.map(Into::into),
+                        data: as_str(data?)?.into(),
+                        published_ms: as_u64(published_ms?)?,
+                    }))
+                } else {
+                    None
+                };
                 Some(Message::Gossip(Gossip {
                     body: Arc::new(GossipBody {
                         text: Arc::from(as_str(message?)?),
                         origin_ip: parse_ip(as_str(origin_ip?)?)?,
                         origin_port: opt(origin_port, as_port)?,
                         msg_no: as_u32(msg_no?)?,
+                        app,
                     }),
                     sender: as_endpoint(sender?)?,
                     hops: opt(hops, as_u32)?.unwrap_or(0),
@@ -59,6 +79,7 @@ pub(super) fn decode(text: &str) -> Option<Message> {
                     accepted: opt(accepted, as_bool)?.unwrap_or(true),
                     duplicate: opt(duplicate, as_bool)?.unwrap_or(false),
                     prune: opt(prune, as_bool)?.unwrap_or(false),
+                    app,
                 }))
             } else {
                 None
@@ -125,6 +146,13 @@ fn as_str(v: Scalar<'_>) -> Option<&str> {
 fn as_bool(v: Scalar<'_>) -> Option<bool> {
     match v {
         Scalar::Bool(b) => Some(b),
+        _ => None,
+    }
+}
+
+fn as_u64(v: Scalar<'_>) -> Option<u64> {
+    match v {
+        Scalar::Int(n) => Some(n),
         _ => None,
     }
 }

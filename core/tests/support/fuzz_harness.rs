@@ -353,14 +353,36 @@ impl World {
         }
     }
 
+    /// A gossip of the spec, or (one in four) an application message, whose id names its
+    /// origin or (one in eight of those) another endpoint.
     fn gossip(&self, b: &mut Bytes<'_>) -> Gossip {
         let origin = self.endpoint(b);
+        let n = b.u8() % 12;
+        let (text, app) = if b.u8().is_multiple_of(4) {
+            let named = if b.u8().is_multiple_of(8) {
+                self.endpoint(b)
+            } else {
+                origin
+            };
+            let app = gossip_core::msg::AppPart {
+                name: b.bool().then(|| "fuzz".into()),
+                data: "d".repeat(usize::from(b.u8()) * 100).into(),
+                published_ms: 1_767_225_600_000,
+            };
+            (
+                format!("1767225600:{named}/0000beef.{n}"),
+                Some(Box::new(app)),
+            )
+        } else {
+            (format!("1767225600:{}:{n}", origin.ip()), None)
+        };
         Gossip {
             body: Arc::new(GossipBody {
-                text: Arc::from(format!("1767225600:{}:{}", origin.ip(), b.u8() % 12).as_str()),
+                text: Arc::from(text.as_str()),
                 origin_ip: origin.ip(),
                 origin_port: b.bool().then(|| origin.port()),
                 msg_no: b.num32(),
+                app,
             }),
             sender: self.endpoint(b),
             hops: b.num32(),
@@ -487,6 +509,7 @@ impl World {
                 accepted: b.bool(),
                 duplicate: b.bool(),
                 prune: b.bool(),
+                app: false,
             }),
             13 => Message::SuspectReq(Box::new(SuspectReq {
                 suspect: self.endpoint(b),
@@ -606,6 +629,7 @@ impl World {
                 accepted: true,
                 duplicate: b.bool(),
                 prune: b.u8() < 40,
+                app: false,
             }),
             Message::Digest(_) => Message::DigestResp(Box::new(DigestResp {
                 responder: to,

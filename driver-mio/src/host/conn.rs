@@ -236,6 +236,7 @@ impl<O: Observer> Host<O> {
                 Some(line) => line,
             };
             let framing_lost = matches!(line, Err(DecodeError::TooLong { .. }));
+            let line_bytes = line.as_ref().map_or(0, |l| l.len() + 1);
             let node = conn.node;
             match &mut conn.side {
                 Side::Inbound(ib) => {
@@ -262,6 +263,9 @@ impl<O: Observer> Host<O> {
                         ib.finishing = true;
                     }
                     self.stats.requests_in += 1;
+                    if let Some(t) = self.traffic.as_deref_mut() {
+                        t.read(decoded.as_ref().ok(), line_bytes);
+                    }
                     let conn = ConnId(id);
                     let input = match decoded {
                         // Over its rate: the node never sees it, and answers `ERROR`.
@@ -322,6 +326,15 @@ impl<O: Observer> Host<O> {
                     };
                     if framing_lost || one_shot {
                         self.close(token, Close::Collateral);
+                    }
+                    if let Some(t) = self.traffic.as_deref_mut() {
+                        t.read(decoded.as_ref().ok(), line_bytes);
+                        if let (Some(r), Ok(_)) = (&req, &decoded) {
+                            if matches!(r.msg, gossip_core::Message::Ping(_)) {
+                                let ms = self.now.since(r.sent_at) as f64;
+                                t.probe_rtt.observe(ms / 1000.0);
+                            }
+                        }
                     }
                     if let Some(req) = req {
                         self.stats.replies_in += 1;

@@ -145,6 +145,7 @@ impl<O: Observer> Host<O> {
             else {
                 continue;
             };
+            let before = c.wbuf.len();
             match &self.keyring {
                 None => wire::encode(&m, ts, c.wbuf.append()),
                 Some(ring) => {
@@ -155,6 +156,9 @@ impl<O: Observer> Host<O> {
                         wire::encode(&m, ts, out)
                     });
                 }
+            }
+            if let Some(t) = self.traffic.as_deref_mut() {
+                t.wrote(&m, c.wbuf.len() - before);
             }
         }
         self.mark_dirty(token);

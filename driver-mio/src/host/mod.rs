@@ -22,6 +22,10 @@ use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
 
 use crate::limits::Limits;
+use crate::local::control::{ClientId, Request};
+use crate::local::metrics;
+use crate::local::metrics::{HostView, Traffic};
+use crate::local::{self, Local, LocalConfig, LOCAL_TOKENS};
 use crate::render::Role;
 
 mod cluster_key;
@@ -137,6 +141,107 @@ struct NodeSlot {
     replay: ReplayCache,
 }
 
+impl<O: Observer> Host<O> {
+    /// A readiness event of a local interface: the control socket's requests are carried
+    /// out, a metrics scrape is answered from the node's status and the host's counts.
+    fn local_ready(&mut self, token: Token) {
+        let Some(mut local) = self.local.take() else {
+            return;
+        };
+        let registry = self.poll.registry();
+        let mut requests = Vec::new();
+        if let Some(control) = local.control.as_mut().filter(|c| c.owns(token)) {
+            requests = control.on_ready(registry, token);
+        }
+        if local.http.as_ref().is_some_and(|h| h.owns(token)) {
+            let view = self.host_view(&local);
+            let (metrics, node) = (&local.metrics, self.nodes.get(local.node));
+            let traffic = self.traffic.as_deref();
+            if let Some(http) = local.http.as_mut() {
+                http.on_ready(registry, token, self.now.0, &mut |out| {
+                    let (Some(metrics), Some(node), Some(traffic)) = (metrics, node, traffic)
+                    else {
+                        return metrics::CONTENT_TYPE;
+                    };
+                    let mut text = String::new();
+                    let kind = metrics.scrape(&node.node.status(), traffic, &view, &mut text);
+                    out.extend_from_slice(text.as_bytes());
+                    kind
+                });
+            }
+        }
+        let idx = NodeIdx(local.node);
+        self.local = Some(local);
+        for (client, req) in requests {
+            self.carry_out(idx, client, req);
+        }
+    }
+
+    /// Carries out one control request for the node at `idx`: answered from the node's
+    /// state, or, for a publish, handed to the node, whose answering event is the reply.
+    fn carry_out(&mut self, idx: NodeIdx, client: ClientId, req: Request) {
+        let Some(slot) = self.nodes.get(idx.0) else {
+            return;
+        };
+        let registry = self.poll.registry();
+        let Some(local) = self.local.as_mut() else {
+            return;
+        };
+        let Some(control) = local.control.as_mut() else {
+            return;
+        };
+        match req {
+            Request::Members => control.reply(
+                registry,
+                client,
+                &local::members_reply(&slot.node).to_string(),
+            ),
+            Request::Info => {
+                control.reply(registry, client, &local::info_reply(&slot.node).to_string())
+            }
+            Request::Watch { mask, name } => {
+                control.reply(registry, client, &local::watching_reply(mask));
+                control.start_watch(client, mask, name);
+            }
+            Request::Publish { name, data } => {
+                local.publishing(client);
+                self.feed(idx, Input::Publish { name, data });
+                if let Some(local) = self.local.as_mut() {
+                    local.published(self.poll.registry());
+                }
+            }
+        }
+    }
+
+    /// What the host knows for a metrics scrape.
+    fn host_view(&self, local: &Local) -> HostView {
+        let mut view = HostView {
+            send_failures: self.stats.send_failures,
+            rate_limited: self.stats.rate_limited,
+            auth_refused: self.stats.auth_refused,
+            removals: local.removals,
+            publish_refused: local.publish_refused,
+            ..HostView::default()
+        };
+        if let Some(c) = &local.control {
+            view.control_clients = c.clients();
+            view.watch_missed = c.stats().missed_events;
+        }
+        for socket in self.sockets.iter().flatten() {
+            if let Socket::Conn(c) = socket {
+                match c.side {
+                    Side::Inbound(_) => view.inbound += 1,
+                    Side::Outbound(_) => view.outbound += 1,
+                }
+                view.write_queue_bytes += c.wbuf.len();
+            }
+        }
+        view.queued_requests = self.links.values().map(|l| l.unsent.len()).sum();
+        view.in_flight = self.requests.live();
+        view
+    }
+}
+
 /// What a poll event said about a socket.
 #[derive(Copy, Clone)]
 struct Ready {
@@ -187,6 +292,10 @@ pub struct Host<O: Observer> {
     next_nonce: u64,
     /// With a cluster key: the wall clock (unix ms), read with `now` (not per frame).
     wall_ms: u64,
+    /// The local interfaces of one node (control socket, events file, metrics), if asked.
+    local: Option<Box<Local>>,
+    /// Lines and bytes by type, counted only while metrics are served.
+    traffic: Option<Box<Traffic>>,
 }
 
 impl<O: Observer> Host<O> {
@@ -223,7 +332,43 @@ impl<O: Observer> Host<O> {
             keyring: None,
             next_nonce: nonce_seed(),
             wall_ms: 0,
+            local: None,
+            traffic: None,
         })
+    }
+
+    /// Opens the local interfaces `cfg` asks for (control socket, events file, metrics
+    /// endpoint) for the node at `idx`; one node of a host at most. Returns the address the
+    /// metrics endpoint is bound to, if any (port 0 picks one).
+    pub fn attach_local(
+        &mut self,
+        idx: NodeIdx,
+        cfg: &LocalConfig,
+    ) -> io::Result<Option<SocketAddr>> {
+        let Some(slot) = self.nodes.get(idx.0) else {
+            return Err(io::Error::new(io::ErrorKind::NotFound, "no such node"));
+        };
+        if self.local.is_some() {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                "local interfaces are already open for a node of this host",
+            ));
+        }
+        if cfg.metrics.is_some() {
+            self.traffic = Some(Box::default());
+        }
+        let registry = self.poll.registry();
+        let opened = Local::open(idx.0, cfg, registry, slot.role, self.traffic.as_deref());
+        let local = match opened {
+            Ok(local) => local,
+            Err(e) => {
+                self.traffic = None;
+                return Err(e);
+            }
+        };
+        let addr = local.http.as_ref().map(|h| h.local_addr());
+        self.local = Some(Box::new(local));
+        Ok(addr)
     }
 
     /// Binds `listen` and starts a node there. Port 0 picks a free port; the node's identity
@@ -416,6 +561,11 @@ impl<O: Observer> Host<O> {
             self.sweep_idle();
             self.next_sweep = self.now.after(SWEEP_EVERY_MS);
         }
+        if let Some(http) = self.local.as_mut().and_then(|l| l.http.as_mut()) {
+            if http.next_deadline().is_some_and(|d| d <= self.now.0) {
+                http.sweep(self.poll.registry(), self.now.0);
+            }
+        }
         Ok(())
     }
 
@@ -434,6 +584,9 @@ impl<O: Observer> Host<O> {
         }
         if let Some(Reverse((d, _))) = self.deadlines.peek() {
             wake = wake.min(*d);
+        }
+        if let Some(d) = (self.local.as_ref()).and_then(|l| l.http.as_ref()?.next_deadline()) {
+            wake = wake.min(Millis(d));
         }
         let at = self.start + Duration::from_millis(wake.0);
         at.saturating_duration_since(Instant::now())
@@ -473,6 +626,9 @@ impl<O: Observer> Host<O> {
                 Output::Reply { conn, msg } => self.reply(idx, conn, msg),
                 Output::Event(event) => {
                     let unix_ms = self.unix_ms_at_zero + self.now.0;
+                    if let Some(local) = self.local.as_mut().filter(|l| l.node == idx.0) {
+                        local.on_event(self.poll.registry(), me, unix_ms, &event);
+                    }
                     self.observer.on_event(role, me, unix_ms, self.now, &event);
                 }
             }
@@ -510,6 +666,9 @@ impl<O: Observer> Host<O> {
             writable,
             closed,
         } = ready;
+        if token.0 >= LOCAL_TOKENS {
+            return self.local_ready(token);
+        }
         match self.sockets.get(token.0) {
             Some(Some(Socket::Listener { node, .. })) => {
                 let node = *node;

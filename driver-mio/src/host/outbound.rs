@@ -55,6 +55,8 @@ pub(super) struct Request {
     pub(super) nonce: u64,
     /// The node wants the outcome back (see `Output::Send`).
     pub(super) wants_response: bool,
+    /// When it was last written (the probe round trip of metrics).
+    pub(super) sent_at: Millis,
 }
 
 /// Requests in flight, in a slab: an id is `slot | generation << 32`, so a stale id (a
@@ -66,6 +68,11 @@ pub(super) struct Requests {
 }
 
 impl Requests {
+    /// Requests in flight.
+    pub(super) fn live(&self) -> usize {
+        self.slots.len() - self.free.len()
+    }
+
     fn insert(&mut self, req: Request) -> u64 {
         let index = match self.free.pop() {
             Some(i) => i,
@@ -126,6 +133,7 @@ impl<O: Observer> Host<O> {
             socket: None,
             nonce: 0,
             wants_response,
+            sent_at: self.now,
         };
         if link.unsent.len() >= self.limits.max_queued_per_link {
             log::debug!("queue to {to} full: failing {}", req.msg.type_name());
@@ -219,6 +227,8 @@ impl<O: Observer> Host<O> {
         let Some(Some(Socket::Conn(c))) = self.sockets.get_mut(token.0) else {
             return;
         };
+        req.sent_at = self.now;
+        let before = c.wbuf.len();
         match &self.keyring {
             None => wire::encode(&req.msg, ts, c.wbuf.append()),
             Some(ring) => {
@@ -235,6 +245,9 @@ impl<O: Observer> Host<O> {
                     wire::encode(msg, ts, out)
                 });
             }
+        }
+        if let Some(t) = self.traffic.as_deref_mut() {
+            t.wrote(&req.msg, c.wbuf.len() - before);
         }
         if let Side::Outbound(ob) = &mut c.side {
             ob.inflight.push_back(id);

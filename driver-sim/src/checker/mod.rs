@@ -254,6 +254,17 @@ impl Checker {
                 self.gossip_received(now, node, text, *hops)
             }
             Event::GossipGenerated { text, .. } => self.gossip_generated(now, node, text),
+            // An application message is a gossip for every promise.
+            Event::AppDelivered {
+                body,
+                hops,
+                repaired,
+                ..
+            } => {
+                self.ghost.repaired += u64::from(*repaired);
+                self.gossip_received(now, node, &body.text, *hops)
+            }
+            Event::AppPublished { body } => self.gossip_generated(now, node, &body.text),
             Event::VoteCast {
                 kind,
                 peer,

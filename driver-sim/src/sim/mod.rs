@@ -64,6 +64,8 @@ enum Ev {
     Inject(u32),
     /// A lying seed pushes a forged commit sync.
     LiarTick(u32),
+    /// A peer publishes an application message (see [`crate::config::Publishing`]).
+    Publish(u32),
 }
 
 /// A hosted node and the simulator's bookkeeping for it, which every event for the node
@@ -165,6 +167,8 @@ impl World {
                 // Statistics need these even when the checks are off.
                 Event::GossipFirstReceived { .. }
                     | Event::GossipGenerated { .. }
+                    | Event::AppDelivered { .. }
+                    | Event::AppPublished { .. }
                     | Event::NeighbourAdded { .. }
                     | Event::NeighbourDropped { .. }
                     | Event::EntryChanged { .. }
@@ -277,6 +281,12 @@ impl<A: Actor> Sim<A> {
         }
         for (i, f) in sim.w.faults.iter().enumerate() {
             sim.w.q.push(f.at_ms, Ev::Fault(i as u32));
+        }
+        if let Some(p) = &sim.w.cfg.publishing {
+            for j in 0..addrs.peers {
+                let at = sim.w.cfg.join_at_ms(j) + p.every_ms.max(1);
+                sim.w.q.push(at, Ev::Publish(addrs.seeds + j));
+            }
         }
         if let Some(h) = sim.w.cfg.heal_at_ms {
             sim.w.q.push(h, Ev::Heal);
@@ -493,7 +503,30 @@ impl<A: Actor> Sim<A> {
                 }
             }
             Ev::LiarTick(liar) => self.liar_tick(now, liar),
+            Ev::Publish(node) => self.publish(now, node),
         }
+    }
+
+    /// Peer `node` publishes an application message if it is up (it refuses if it has not
+    /// joined yet), then again one interval later.
+    fn publish(&mut self, now: u64, node: u32) {
+        let Some(p) = self.w.cfg.publishing.clone() else {
+            return;
+        };
+        if now >= p.until_ms {
+            return;
+        }
+        self.w.q.push(now + p.every_ms.max(1), Ev::Publish(node));
+        let Some(actor) = self.nodes[node as usize].actor.as_mut() else {
+            return;
+        };
+        self.w.hash_event(now, node, 0x7075_626c);
+        let input = Input::Publish {
+            name: Some("sim".into()),
+            data: "m".repeat(p.bytes as usize),
+        };
+        actor.handle(Millis(now), input, &mut self.outputs);
+        self.after(now, node, false);
     }
 
     /// After a node handled an input: carry out its outputs and queue its next timer.

@@ -94,8 +94,9 @@ impl Lazy {
     ) {
         let deadline = cx.after(cx.settings.request_timeout_ms);
         let from = origin(&gossip.body);
+        let app = gossip.body.is_app();
         for (&to, link) in overlay.iter() {
-            if Some(to) == except {
+            if Some(to) == except || (app && link.speaks != Speaks::Yes) {
                 continue;
             }
             match key.second {

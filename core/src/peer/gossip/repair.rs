@@ -373,7 +373,9 @@ impl Gossip {
                 let deadline = cx.after(cx.settings.request_timeout_ms);
                 for g in &request.ids {
                     for &k in &g.keys {
-                        if let Some(body) = self.retained.get(g.second, k) {
+                        let body = self.retained.get(g.second, k);
+                        // It refused the extensions: it refuses an `APP_MSG` too.
+                        if let Some(body) = body.filter(|b| !b.is_app()) {
                             let gossip = GossipMsg {
                                 body: Arc::clone(body),
                                 sender: cx.me,

@@ -304,6 +304,7 @@ mod tests {
             origin_ip: "10.0.0.1".parse().expect("ip"),
             origin_port: Some(6000),
             msg_no: n,
+            app: None,
         });
         (key, body)
     }

@@ -56,11 +56,13 @@ fn fast_path_takes_the_hot_lines_in_both_spellings() {
             accepted: true,
             duplicate: true,
             prune: false,
+            app: false,
         }),
         Message::GossipAck(GossipAck {
             accepted: true,
             duplicate: true,
             prune: true,
+            app: false,
         }),
         Message::Ping(Ping {
             sender,
