@@ -1,5 +1,6 @@
 //! `cluster`: the one-command local demo. Starts the seeds of the config and K peers on
-//! localhost as child processes, shows bootstrap and gossip, kills one peer with SIGKILL,
+//! localhost as child processes, shows bootstrap and gossip, one application message
+//! published through a peer's control socket and delivered everywhere, kills one peer with SIGKILL,
 //! shows its detection, the peer-level verdict and the seed-quorum removal (and a late
 //! duplicate report's ABORT), prints a summary with every phrase of the spec's checklist
 //! counted, optionally writes the overlay as a Graphviz graph, and leaves no process behind.
@@ -59,6 +60,10 @@ struct Cli {
     /// Graphviz DOT (`dot -Tsvg FILE > overlay.svg`).
     #[arg(long, value_name = "FILE")]
     dot: Option<PathBuf>,
+    /// Keep the cluster running after it is up instead of the demo, until interrupted
+    /// (Ctrl-C): every peer's control socket is `DIR/peerN.sock`, for `gossipctl`.
+    #[arg(long, value_name = "DIR")]
+    serve: Option<PathBuf>,
 }
 
 /// The cluster runs its nodes by starting itself again in node mode, so `cargo run --bin
@@ -161,7 +166,9 @@ fn strip_tag(text: &str) -> &str {
 
 /// Lines shown as they come (without `--verbose`); `Duplicate gossip ignored` and
 /// `Registration consensus COMMIT` are shown in part (see `Demo::shown`).
-const SHOWN: [&str; 9] = [
+const SHOWN: [&str; 11] = [
+    "Published application message",
+    "Application message received",
     "Registration quorum achieved",
     "Bootstrap complete",
     "Generated gossip",
@@ -183,6 +190,8 @@ struct Demo {
     cli: Cli,
     exe: PathBuf,
     config: PathBuf,
+    /// Where the peers' control sockets are.
+    sockets: PathBuf,
     start: Instant,
     rx: Receiver<Line>,
     tx: Sender<Line>,
@@ -220,6 +229,10 @@ impl Demo {
                 &ANTI_ENTROPY_INTERVAL_MS.to_string(),
             ])
             .args(["--peer-list-refresh-ms", &PEER_LIST_REFRESH_MS.to_string()])
+            .args(match role {
+                Role::Peer => vec!["--control".into(), self.socket(&name).into_os_string()],
+                Role::Seed => Vec::new(),
+            })
             .args(
                 self.cli
                     .cluster_key_file
@@ -241,6 +254,11 @@ impl Demo {
             child,
         });
         Ok(())
+    }
+
+    /// The control socket of the node called `name`.
+    fn socket(&self, name: &str) -> PathBuf {
+        self.sockets.join(format!("{name}.sock"))
     }
 
     /// Prints the lines logged so far (the checklist subset) and counts them.
@@ -337,6 +355,60 @@ impl Demo {
     }
 }
 
+/// `--serve`: says where the control sockets are, then shows what the nodes log until the
+/// process is interrupted (the nodes exit with it).
+fn serve(demo: &mut Demo) -> Result<(), String> {
+    let peers: Vec<String> = (demo.procs.0.iter())
+        .filter(|p| p.role == Role::Peer)
+        .map(|p| p.name.clone())
+        .collect();
+    println!("== the cluster is up; control sockets:");
+    for name in &peers {
+        println!("   {name}: {}", demo.socket(name).display());
+    }
+    let first = demo.socket("peer1");
+    println!(
+        "== try: gossipctl watch --control {}   and   gossipctl publish --control {} hello",
+        demo.socket(peers.last().map_or("peer1", String::as_str))
+            .display(),
+        first.display()
+    );
+    println!("== Ctrl-C stops it");
+    loop {
+        demo.drain_lines(Duration::from_secs(1));
+    }
+}
+
+/// Removes a directory when dropped.
+struct RemoveDir(PathBuf);
+
+impl Drop for RemoveDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Publishes `data` named `name` through the control socket at `sock`; the message's id.
+fn publish(sock: &std::path::Path, name: &str, data: &str) -> Result<String, String> {
+    use std::io::Write as _;
+    let mut s = std::os::unix::net::UnixStream::connect(sock)
+        .map_err(|e| format!("control socket {}: {e}", sock.display()))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .map_err(|e| e.to_string())?;
+    let req = serde_json::json!({"cmd": "publish", "name": name, "data": data});
+    writeln!(s, "{req}").map_err(|e| format!("publish: {e}"))?;
+    let mut line = String::new();
+    BufReader::new(s)
+        .read_line(&mut line)
+        .map_err(|e| format!("publish: {e}"))?;
+    let reply: serde_json::Value =
+        serde_json::from_str(&line).map_err(|e| format!("publish reply {line:?}: {e}"))?;
+    match reply["id"].as_str() {
+        Some(id) => Ok(id.to_string()),
+        None => Err(format!("publish refused: {}", reply["error"])),
+    }
+}
+
 fn port_free(addr: SocketAddr) -> bool {
     TcpListener::bind(addr).is_ok()
 }
@@ -398,10 +470,17 @@ fn run(cli: Cli) -> Result<(), String> {
             .map_err(|e| format!("cannot truncate {}: {e}", cli.output.display()))?;
     }
     let (tx, rx) = mpsc::channel();
+    let sockets = match &cli.serve {
+        Some(dir) => dir.clone(),
+        None => std::env::temp_dir().join(format!("gossip-cluster-ctl-{}", std::process::id())),
+    };
+    std::fs::create_dir_all(&sockets).map_err(|e| format!("{}: {e}", sockets.display()))?;
+    let _cleanup = cli.serve.is_none().then(|| RemoveDir(sockets.clone()));
     let mut demo = Demo {
         cli,
         exe,
         config,
+        sockets,
         start: Instant::now(),
         rx,
         tx,
@@ -475,6 +554,9 @@ fn run(cli: Cli) -> Result<(), String> {
         return Err("not every peer bootstrapped within 15 s".into());
     }
     demo.drain_lines(Duration::from_millis(300));
+    if demo.cli.serve.is_some() {
+        return serve(&mut demo);
+    }
     println!(
         "== every peer registered and has neighbours ({} Registration consensus COMMIT lines \
          at the seeds, {}'s shown); gossip spreading",
@@ -506,6 +588,27 @@ fn run(cli: Cli) -> Result<(), String> {
          shown)",
         demo.count("Duplicate gossip ignored"),
         duplicates.join(", ")
+    );
+
+    // An application message: peer1 publishes through its control socket (as `gossipctl
+    // publish` does), and every peer delivers it once.
+    let id = publish(
+        &demo.socket("peer1"),
+        "demo",
+        "hello from peer1's application",
+    )?;
+    println!("== peer1 published an application message ({id}) through its control socket");
+    let delivered = demo.wait_until(Duration::from_secs(5), |d| {
+        peers[1..].iter().all(|p| {
+            d.status(*p)
+                .is_some_and(|s| counter(&s, "app_delivered") >= 1)
+        })
+    });
+    demo.drain_lines(Duration::from_millis(300));
+    println!(
+        "== the application message reached {} of {} other peers",
+        if delivered { peers.len() - 1 } else { 0 },
+        peers.len() - 1
     );
 
     let victim_idx = demo

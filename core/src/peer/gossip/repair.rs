@@ -504,8 +504,11 @@ impl Gossip {
                 let Some(body) = self.retained.get(second, key) else {
                     continue;
                 };
-                let size = body.text.len() + super::BODY_OVERHEAD;
-                if bodies.len() >= MAX_BODIES || bytes + size > MAX_PULL_BYTES {
+                let size = super::retained::cost(body);
+                // At least one body goes, however large (an application message may be
+                // larger than the budget alone).
+                let full = !bodies.is_empty() && bytes + size > MAX_PULL_BYTES;
+                if bodies.len() >= MAX_BODIES || full {
                     break 'seconds;
                 }
                 bytes += size;

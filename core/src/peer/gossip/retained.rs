@@ -25,11 +25,14 @@ pub const RETAIN_SECS: u64 = 20;
 /// the ordinary push, and pulling it would only make duplicates.
 pub const MARGIN_SECS: u64 = 2;
 
-/// Most gossip bodies kept.
-pub const MAX_RETAINED: usize = 8_192;
+/// Most gossip bodies kept: room for 1,600 messages a second over the whole window, so a
+/// cluster carrying application messages at that rate can still repair every one.
+pub const MAX_RETAINED: usize = 32_768;
 
-/// Most bytes of gossip kept, counted as text length plus [`BODY_OVERHEAD`] per body.
-pub const MAX_RETAINED_BYTES: usize = 4 << 20;
+/// Most bytes of gossip kept, counted as text length (payload included) plus
+/// [`BODY_OVERHEAD`] per body: 1,000 messages of 1 KiB a second over the whole window. The
+/// store grows with what it holds; this only bounds it.
+pub const MAX_RETAINED_BYTES: usize = 32 << 20;
 
 /// What one body costs beyond its text (the body, its reference count, its slot).
 pub const BODY_OVERHEAD: usize = 96;
@@ -86,9 +89,14 @@ pub struct Retained {
     floor: u64,
 }
 
-/// What a body costs the store.
-fn cost(body: &GossipBody) -> usize {
-    body.text.len() + BODY_OVERHEAD
+/// What a body costs the store (and a pull reply): its text, an application message's
+/// payload and name, and [`BODY_OVERHEAD`].
+pub(super) fn cost(body: &GossipBody) -> usize {
+    let app = body
+        .app
+        .as_ref()
+        .map_or(0, |a| a.data.len() + a.name.as_ref().map_or(0, |n| n.len()));
+    body.text.len() + app + BODY_OVERHEAD
 }
 
 impl Default for Retained {
