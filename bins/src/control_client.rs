@@ -440,8 +440,13 @@ pub fn parse_members(reply: &Map<String, Value>) -> Result<Vec<Entry>, String> {
 /// The seeds a peer's `members` reply names, as text (resolved by the caller, which names a
 /// bad one).
 pub fn reply_seeds(reply: &Map<String, Value>) -> Vec<String> {
+    string_list(reply, "seeds")
+}
+
+/// The items of the list `field` of a reply, as shown to people (none if absent).
+pub fn string_list(reply: &Map<String, Value>, field: &str) -> Vec<String> {
     reply
-        .get("seeds")
+        .get(field)
         .and_then(Value::as_array)
         .map(|list| list.iter().map(show).collect())
         .unwrap_or_default()
@@ -497,18 +502,25 @@ pub fn seeds_view(answers: &[StatusResp]) -> Vec<ViewRow> {
 pub fn seeds_view_text(rows: &[ViewRow], answered: usize, asked: usize) -> String {
     let mut alive = 0;
     let mut removed = 0;
+    let mut left = 0;
     let mut last = None;
     for row in rows {
         if last != Some(row.peer) {
             match row.status {
                 Status::Alive => alive += 1,
                 Status::Removed => removed += 1,
+                Status::Left => left += 1,
             }
             last = Some(row.peer);
         }
     }
+    let left = if left > 0 {
+        format!(", {left} left")
+    } else {
+        String::new()
+    };
     let mut out = format!(
-        "seeds' view ({answered} of {asked} seeds answered): {alive} alive, {removed} removed\n"
+        "seeds' view ({answered} of {asked} seeds answered): {alive} alive, {removed} removed{left}\n"
     );
     if !rows.is_empty() {
         out.push_str(&format!(

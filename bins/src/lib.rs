@@ -20,7 +20,7 @@ use gossip_core::msg::{DeadReport, DeadResult, Endpoint, Message, StatusResp};
 use gossip_core::wire::auth::{self, Expect, Keyring, ReplayCache, Stamp};
 use gossip_core::{config, wire, Settings};
 use gossip_driver_mio::local::LocalConfig;
-use gossip_driver_mio::{nonce_seed, unix_now_ms, Host, Limits, NodeSpec, OutputLog, Role};
+use gossip_driver_mio::{nonce_seed, unix_now_ms, Exit, Host, Limits, NodeSpec, OutputLog, Role};
 
 pub mod overlay;
 
@@ -124,6 +124,12 @@ pub struct NodeArgs {
     /// Serve `GET /metrics` (Prometheus text format) on this address, e.g. 127.0.0.1:9100.
     #[arg(long, value_name = "IP:PORT")]
     pub metrics: Option<SocketAddr>,
+    /// On SIGTERM, SIGINT or `gossipctl leave`, exit at most this long after starting to
+    /// leave (a peer: its seeds certified LEFT and its neighbours dropped the link; a seed:
+    /// its rounds in flight ended), even if that is not done: failure detection does the
+    /// rest. A second signal exits at once.
+    #[arg(long, default_value_t = 3000)]
+    pub leave_timeout_ms: u64,
     /// Peer: longest application message payload, in bytes [default: 16384].
     #[arg(long)]
     pub max_app_bytes: Option<u32>,
@@ -444,9 +450,17 @@ pub fn run_node(role: Role, args: &NodeArgs) -> Result<(), String> {
     if let Some(addr) = metrics {
         log::info!("{role} {me}: metrics on http://{addr}/metrics");
     }
+    host.catch_signals()
+        .map_err(|e| format!("cannot catch SIGTERM and SIGINT: {e}"))?;
+    let leave_timeout = args.leave_timeout_ms;
     let parent = args.exit_with_parent;
     let mut next_check = Instant::now();
+    let mut exit = None;
     host.run_until(|host| {
+        exit = host.exit(leave_timeout);
+        if exit.is_some() {
+            return true;
+        }
         if let Some(watch) = &mut watch {
             match watch.poll() {
                 None => {}
@@ -471,9 +485,21 @@ pub fn run_node(role: Role, args: &NodeArgs) -> Result<(), String> {
             return false;
         }
         next_check = Instant::now() + Duration::from_millis(200);
-        std::os::unix::process::parent_id() != pid
+        if std::os::unix::process::parent_id() != pid {
+            // The launcher is gone: leave as on a signal.
+            host.leave();
+        }
+        false
     })
-    .map_err(|e| format!("event loop failed: {e}"))
+    .map_err(|e| format!("event loop failed: {e}"))?;
+    match exit {
+        Some(Exit::Aborted) => Err("interrupted twice: exited without finishing the leave".into()),
+        Some(Exit::Deadline) => {
+            log::warn!("{role} {me}: left after {leave_timeout} ms without finishing the leave");
+            Ok(())
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Entry point shared by `seed` and `peer`: logging, flags, one-line error and exit code.
@@ -488,11 +514,29 @@ pub fn node_main(role: Role, args: NodeArgs) -> std::process::ExitCode {
     }
 }
 
+/// A Peer List's entries counted by status, as people read them: `3 alive, 1 removed` (and
+/// `, 2 left` when some left).
+pub fn entries_summary(entries: &[gossip_core::msg::Entry]) -> String {
+    use gossip_core::msg::Status;
+    let count = |s: Status| entries.iter().filter(|e| e.status == s).count();
+    let mut text = format!(
+        "{} alive, {} removed",
+        count(Status::Alive),
+        count(Status::Removed)
+    );
+    let left = count(Status::Left);
+    if left > 0 {
+        text.push_str(&format!(", {left} left"));
+    }
+    text
+}
+
 /// How people are shown a Peer List entry's status (`status`, `gossipctl members`).
 pub fn status_word(status: gossip_core::msg::Status) -> &'static str {
     match status {
         gossip_core::msg::Status::Alive => "alive",
         gossip_core::msg::Status::Removed => "removed",
+        gossip_core::msg::Status::Left => "left",
     }
 }
 

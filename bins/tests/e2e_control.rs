@@ -278,11 +278,35 @@ fn bad_and_slow_control_clients_never_stall_the_node() {
     let _ = long.read_to_string(&mut rest);
     assert!(rest.contains("\"ok\":false"), "{rest:?}");
     // Clients over the limit (64) are closed at once; the node still answers.
-    let held: Vec<UnixStream> = (0..100)
+    let mut held: Vec<BufReader<UnixStream>> = (0..100)
         .filter_map(|_| UnixStream::connect(&sock).ok())
+        .map(BufReader::new)
         .collect();
-    assert!(held.len() >= 64);
+    let mut refused = 0;
+    for c in &mut held {
+        let _ = c
+            .get_mut()
+            .set_read_timeout(Some(Duration::from_millis(500)));
+        let _ = writeln!(c.get_mut(), "{}", json!({"cmd": "info"}));
+        let mut line = String::new();
+        if !matches!(c.read_line(&mut line), Ok(n) if n > 0) {
+            refused += 1;
+        }
+    }
+    // The first client (`s`) holds a slot too.
+    assert_eq!(refused, 100 - 63, "clients past 64 are closed at once");
     drop(held);
+    // Once the node saw them go, there is room again.
+    let served = |sock: &Path| {
+        let Ok(mut c) = UnixStream::connect(sock) else {
+            return false;
+        };
+        let _ = c.set_read_timeout(Some(Duration::from_secs(1)));
+        let _ = writeln!(c, "{}", json!({"cmd": "info"}));
+        let mut line = String::new();
+        matches!(BufReader::new(c).read_line(&mut line), Ok(n) if n > 0)
+    };
+    assert!(wait_for(Duration::from_secs(5), || (0..4).all(|_| served(&sock))));
     // One watcher that never reads, one that reads as it comes, and a burst of publishes
     // on one connection, each answered before the next.
     let _stuck = {

@@ -132,7 +132,7 @@ fn corpus(seeds: &[SocketAddr], a: SocketAddr, b: SocketAddr) -> Vec<Case> {
         case("line exactly at the limit", ping_of_len(wire::DEFAULT_MAX_LINE), Answer),
         case("binary garbage with newlines", (0..4096u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect::<Vec<u8>>(), Error),
         // Replies nobody asked for.
-        case("unsolicited PONG", line(&Message::Pong(Pong { responder: b, degree: Some(1), incarnation: None })), Error),
+        case("unsolicited PONG", line(&Message::Pong(Pong { responder: b, degree: Some(1), incarnation: None, leaving: false })), Error),
         case("unsolicited HELLO_ACK", line(&Message::HelloAck(Box::new(HelloAck { accepted: true, peer: b, degree: 1, incarnation: None }))), Error),
         case("unsolicited REGISTER_COMMIT result", line(&Message::RegisterResult(Box::new(RegisterResult { proposal_id: "x".into(), success: true, yes_votes: 3, quorum: 2, incarnation: None, error: None }))), Error),
         case("unsolicited PEER_LIST_RESP", line(&Message::PeerListResp(Box::new(PeerListResp { peers: vec![stranger], seed: seeds[1], incarnations: vec![], total: None, requester_entry: None }))), Error),

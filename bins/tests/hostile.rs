@@ -536,6 +536,7 @@ impl Shared {
                 responder: self.me,
                 degree: Some(1),
                 incarnation: NonZeroU32::new(u32::try_from(inc).unwrap_or(u32::MAX)),
+                leaving: false,
             }),
             Some(Message::Hello(_)) => Message::HelloAck(Box::new(HelloAck {
                 accepted: true,
@@ -602,6 +603,7 @@ impl Shared {
                 responder: self.me,
                 degree: None,
                 incarnation: None,
+                leaving: false,
             }),
             Some(Message::PeerListReq { .. }) => Message::PeerListResp(Box::new(PeerListResp {
                 peers: entries.iter().map(|e| e.peer).collect(),

@@ -13,6 +13,8 @@ pub enum ProposalKind {
     Register,
     /// Remove a dead peer (`SEED_DEAD_VOTE` / `SEED_DEAD_COMMIT`).
     Removal,
+    /// Certify that a peer left (`LEAVE_VOTE` / `LEAVE_COMMIT`).
+    Leave,
 }
 
 /// How a seed learned of a Peer List change.
@@ -235,6 +237,34 @@ pub enum Event {
         /// The incarnation that was removed.
         removed_incarnation: u64,
     },
+
+    /// This peer is leaving (told to stop): it asked the seeds to certify `LEFT` at this
+    /// incarnation and told its neighbours.
+    Leaving {
+        /// The incarnation leaving.
+        incarnation: u64,
+        /// Seeds asked.
+        seeds: Vec<Endpoint>,
+        /// Neighbours told.
+        neighbours: Vec<Endpoint>,
+    },
+    /// This peer is done leaving: the driver may exit.
+    Left {
+        /// Seeds that certified its `LEFT` entry (a round each; one is enough). Empty: no
+        /// seed could (unreachable): failure detection removes it instead.
+        seeds: Vec<Endpoint>,
+        /// Neighbours that dropped the link on its word.
+        neighbours: u32,
+    },
+
+    // ----- seeds -----
+    /// This seed was told to stop: it starts no new round and finishes these first.
+    Stopping {
+        /// Rounds in flight.
+        rounds: u32,
+    },
+    /// A stopping seed's last round ended: the driver may exit.
+    Stopped,
 
     // ----- both -----
     /// A bad request was answered with `ERROR` (or a bad reply dropped).

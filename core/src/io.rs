@@ -106,6 +106,13 @@ pub enum Input {
         /// The payload.
         data: String,
     },
+    /// The node is told to stop (SIGTERM, SIGINT, `gossipctl leave`). A peer leaves: it
+    /// asks the seeds to certify its `LEFT` entry and tells its neighbours, which check with
+    /// it and drop the link without suspicion. A seed starts no new round and finishes those
+    /// in flight. Either is done when [`crate::Node::done`] says so; the driver exits then
+    /// (or at its own deadline: a peer whose seeds are unreachable is found by failure
+    /// detection instead). More than once is harmless.
+    Leave,
 }
 
 /// Everything a node asks its driver to do or to know.

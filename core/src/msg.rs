@@ -27,14 +27,25 @@ pub enum Decision {
     Abort,
 }
 
-/// Where a peer's Peer List entry stands at one incarnation. `Alive < Removed`: a removal of
-/// an incarnation outranks its admission, and any higher incarnation outranks both.
+/// Where a peer's Peer List entry stands at one incarnation. `Alive < Removed < Left`: a
+/// removal of an incarnation outranks its admission, a leave outranks both (a peer that left
+/// is not reported dead afterwards), and any higher incarnation outranks all three.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Status {
     /// Admitted.
     Alive,
     /// Removed as dead; this incarnation never comes back.
     Removed,
+    /// Left of its own accord (SIGTERM, `gossipctl leave`), certified like a removal; this
+    /// incarnation never comes back either.
+    Left,
+}
+
+impl Status {
+    /// True for a peer that is no member any more at this incarnation.
+    pub fn gone(self) -> bool {
+        self != Status::Alive
+    }
 }
 
 /// One certified Peer List entry, as exchanged by seed anti-entropy and shown by status.
@@ -134,6 +145,17 @@ pub struct DeadResult {
     pub yes_votes: u32,
     /// wire: `quorum`
     pub quorum: u32,
+}
+
+/// `LEAVE` request (extension): a peer leaving asks a seed to certify its `LEFT` entry, and
+/// tells its neighbours (who check with it before they drop the link). Answered with
+/// [`Message::LeaveResult`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeaveReq {
+    /// wire: `peer_ip` + `peer_port`: the leaving peer
+    pub peer: Endpoint,
+    /// wire: `incarnation`: the incarnation that leaves
+    pub incarnation: u64,
 }
 
 /// `PEER_LIST_RESP` (seed → peer).
@@ -393,8 +415,14 @@ pub struct Pong {
     /// wire: `responder` (`"ip:port"`)
     pub responder: Endpoint,
     /// wire: `degree` (optional): the responder's overlay degree (peers), used for
-    /// preferential attachment.
-    pub degree: Option<u32>,
+    /// preferential attachment. Any non-negative integer is read; a claim above 65,535 is
+    /// taken as 65,535 (no degree that high is believable, and 16 bits keep `PONG`, a hot
+    /// message, inline in [`Message`]).
+    pub degree: Option<u16>,
+    /// wire: `leaving` (optional, peers, written only when true): the responder is leaving
+    /// the network. Only the peer itself, answering at its own address, can say so: a seed
+    /// votes for its `LEFT` entry, and a neighbour drops its link, only on this answer.
+    pub leaving: bool,
     /// wire: `incarnation` (optional, peers; `1..=`[`crate::seed::MAX_INCARNATION`], `0`
     /// reads as absent): the incarnation the responder holds or is registering for. A seed
     /// that probes a registrant reads it to bound the incarnation it votes for: only the peer
@@ -559,6 +587,18 @@ pub enum Message {
     DeadCommit(Box<CommitSync>),
     /// `SEED_DEAD_COMMIT` with `ack: true`
     DeadCommitAck,
+    /// `LEAVE` request (peer → seed, peer → neighbour)
+    Leave(Box<LeaveReq>),
+    /// `LEAVE` with `success` (reply to `LEAVE`)
+    LeaveResult(DeadResult),
+    /// `LEAVE_VOTE` with `action: "REQUEST"`
+    LeaveVote(Box<VoteReq>),
+    /// `LEAVE_VOTE` with `action: "RESPONSE"`
+    LeaveVoteResp(Box<VoteResp>),
+    /// `LEAVE_COMMIT` with `decision` (seed → seeds)
+    LeaveCommit(Box<CommitSync>),
+    /// `LEAVE_COMMIT` with `ack: true`
+    LeaveCommitAck,
     /// `ERROR`; wire `reason`. Never answered.
     Error {
         /// wire: `reason`
@@ -616,6 +656,9 @@ impl Message {
                 "SEED_DEAD_COMMIT"
             }
             Message::DeadVote(_) | Message::DeadVoteResp(_) => "SEED_DEAD_VOTE",
+            Message::Leave(_) | Message::LeaveResult(_) => "LEAVE",
+            Message::LeaveVote(_) | Message::LeaveVoteResp(_) => "LEAVE_VOTE",
+            Message::LeaveCommit(_) | Message::LeaveCommitAck => "LEAVE_COMMIT",
             Message::Error { .. } => "ERROR",
             Message::Ping(_) => "PING",
             Message::Pong(_) => "PONG",
@@ -643,6 +686,9 @@ impl Message {
             | Message::DeadReport(_)
             | Message::DeadVote(_)
             | Message::DeadCommit(_)
+            | Message::Leave(_)
+            | Message::LeaveVote(_)
+            | Message::LeaveCommit(_)
             | Message::Ping(_)
             | Message::Confirm(_)
             | Message::Digest(_)
@@ -660,6 +706,9 @@ impl Message {
             | Message::DeadResult(_)
             | Message::DeadVoteResp(_)
             | Message::DeadCommitAck
+            | Message::LeaveResult(_)
+            | Message::LeaveVoteResp(_)
+            | Message::LeaveCommitAck
             | Message::Error { .. }
             | Message::Pong(_)
             | Message::ConfirmResp(_)
@@ -680,6 +729,8 @@ impl Message {
                 | Message::SuspectReq(_)
                 | Message::RegisterVote(_)
                 | Message::DeadVote(_)
+                | Message::Leave(_)
+                | Message::LeaveVote(_)
                 | Message::Hello(_)
         )
     }

@@ -53,6 +53,15 @@ impl Node {
         }
     }
 
+    /// Told to stop ([`Input::Leave`]) and done with it: a peer left, a seed finished its
+    /// rounds. The driver exits once what the node sent is written.
+    pub fn done(&self) -> bool {
+        match self {
+            Node::Seed(s) => s.done(),
+            Node::Peer(p) => p.done(),
+        }
+    }
+
     /// The settings it runs with.
     pub fn settings(&self) -> &Settings {
         match self {

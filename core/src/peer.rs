@@ -23,6 +23,7 @@
 mod decide;
 mod gossip;
 mod known;
+mod leave;
 mod liveness;
 mod membership;
 mod overlay;
@@ -32,16 +33,19 @@ mod seen;
 use std::num::NonZeroU32;
 
 use crate::config::{GossipMode, SettingsError};
-use crate::msg::{Endpoint, Message, PeerStatus, Pong, RoleStatus, StatusResp};
+use crate::msg::{
+    DeadResult, Endpoint, LeaveReq, Message, PeerStatus, Pong, RoleStatus, StatusResp,
+};
 use crate::rng::Rng;
 use crate::timers::FewTimers;
 use crate::{ConnId, Event, Failure, Input, Millis, NodeInit, Output, Settings};
 
 use gossip::Gossip;
+use leave::Leaving;
 use liveness::Liveness;
 use membership::Membership;
 use overlay::Overlay;
-use pings::Pings;
+use pings::{PingRole, Pings};
 
 pub use decide::{choose_neighbours, pick_witnesses, verdict, Verdict};
 pub use gossip::{
@@ -148,6 +152,8 @@ pub struct Peer {
     gossip: Gossip,
     liveness: Liveness,
     pings: Pings,
+    /// Told to stop: leaving (see `leave.rs`).
+    leaving: Option<Leaving>,
 }
 
 impl Peer {
@@ -177,6 +183,7 @@ impl Peer {
             overlay: Overlay::default(),
             liveness: Liveness::default(),
             pings: Pings::default(),
+            leaving: None,
         };
         Ok(peer)
     }
@@ -203,9 +210,17 @@ impl Peer {
                 outcome,
             } => parts.on_response(&mut cx, to, request, outcome),
             Input::Tick => parts.on_tick(&mut cx),
+            Input::Publish { .. } if parts.leaving.is_some() => cx.emit(Event::PublishRefused {
+                reason: "this peer is leaving the network".into(),
+                retry_after_ms: None,
+            }),
             Input::Publish { name, data } => {
                 (parts.gossip).publish(&mut cx, parts.overlay, name, data)
             }
+            Input::Leave => parts.leave(&mut cx),
+        }
+        if parts.leaving.is_some() {
+            return;
         }
         if cx.settings.gossip_repair {
             parts.gossip.note_links(&cx, parts.overlay);
@@ -213,6 +228,12 @@ impl Peer {
         if cx.settings.gossip_mode == GossipMode::Lazy {
             parts.gossip.attach(&mut cx, parts.overlay);
         }
+    }
+
+    /// Told to leave ([`Input::Leave`]) and done: the seeds certified its `LEFT` entry (or
+    /// none could) and its neighbours dropped their links. The driver may exit.
+    pub fn done(&self) -> bool {
+        self.leaving.as_ref().is_some_and(Leaving::done)
     }
 
     /// When the peer next wants [`Input::Tick`].
@@ -290,6 +311,7 @@ impl Peer {
             out,
         };
         let parts = Parts {
+            leaving: &mut self.leaving,
             bad_input: &mut self.bad_input,
             membership: &mut self.membership,
             overlay: &mut self.overlay,
@@ -303,6 +325,7 @@ impl Peer {
 
 /// The parts of a peer, borrowed for one input.
 struct Parts<'a> {
+    leaving: &'a mut Option<Leaving>,
     bad_input: &'a mut u64,
     membership: &'a mut Membership,
     overlay: &'a mut Overlay,
@@ -322,18 +345,25 @@ impl Parts<'_> {
             Message::IHave(i) => self.gossip.on_ihave(cx, self.overlay, conn, &i),
             Message::Pull(p) => self.gossip.on_pull(cx, self.overlay, conn, &p),
             Message::Ping(ping) => {
-                (self.liveness).on_ping(cx, self.overlay, self.pings, &ping);
+                if self.leaving.is_none() {
+                    (self.liveness).on_ping(cx, self.overlay, self.pings, &ping);
+                }
                 let claimed = self.membership.claimed_incarnation();
                 let pong = Pong {
                     responder: cx.me,
-                    degree: Some(count(self.overlay.len())),
+                    degree: Some(u16::try_from(self.overlay.len()).unwrap_or(u16::MAX)),
+                    leaving: self.leaving.is_some(),
                     incarnation: NonZeroU32::new(u32::try_from(claimed).unwrap_or(u32::MAX)),
                 };
                 cx.reply(conn, Message::Pong(pong));
             }
+            Message::Hello(_) if self.leaving.is_some() => {
+                self.membership.refuse_hello(cx, self.overlay, conn)
+            }
             Message::Hello(h) => self
                 .membership
                 .on_hello(cx, self.overlay, self.pings, conn, *h),
+            Message::Leave(l) => self.on_neighbour_leave(cx, conn, &l),
             Message::SuspectReq(r) => self.liveness.on_suspect_req(cx, self.pings, conn, *r),
             Message::RegisterReq(_)
             | Message::RegisterVote(_)
@@ -343,6 +373,8 @@ impl Parts<'_> {
             | Message::DeadVote(_)
             | Message::DeadCommit(_)
             | Message::SeedSync(_)
+            | Message::LeaveVote(_)
+            | Message::LeaveCommit(_)
             | Message::Confirm(_) => {
                 self.reject(cx, conn, format!("{}: not a seed", msg.type_name()))
             }
@@ -357,6 +389,14 @@ impl Parts<'_> {
         request: Message,
         outcome: Result<Message, Failure>,
     ) {
+        if let Some(leaving) = self.leaving.as_mut() {
+            // Leaving: only the answers to its `LEAVE`s matter (no suspicion, rejoin or new
+            // link may start now).
+            if let Message::Leave(_) = request {
+                leaving.on_result(cx, to, &outcome);
+            }
+            return;
+        }
         match request {
             Message::RegisterReq(_) => {
                 self.membership
@@ -410,7 +450,27 @@ impl Parts<'_> {
         let Some(waiters) = self.pings.settle(&to, alive) else {
             return;
         };
+        // A peer that says it is leaving is up, but no neighbour, candidate or greeter any
+        // more: whatever probe found it so, its link goes without suspicion.
+        let leaving = matches!(&outcome, Ok(Message::Pong(p)) if p.leaving);
+        if leaving {
+            self.neighbour_left(cx, to);
+        }
+        for conn in &waiters.leavers {
+            let answer = DeadResult {
+                proposal_id: String::new(),
+                success: leaving,
+                yes_votes: 0,
+                quorum: 0,
+            };
+            cx.reply(*conn, Message::LeaveResult(answer));
+        }
         if waiters.candidate {
+            let outcome = if leaving {
+                Err(Failure::Unreachable)
+            } else {
+                outcome
+            };
             self.membership
                 .on_candidate_outcome(cx, self.overlay, to, &outcome);
         }
@@ -418,13 +478,13 @@ impl Parts<'_> {
             self.liveness
                 .on_witness_probe(cx, conn, to, requester, alive);
         }
-        if waiters.probe {
+        if waiters.probe && !leaving {
             let known = &self.membership.known;
             let dead =
                 (self.liveness).on_probe_outcome(cx, self.overlay, self.pings, known, to, alive);
             self.bury(cx, dead);
         }
-        if waiters.recheck {
+        if waiters.recheck && !leaving {
             let known = &self.membership.known;
             let dead = (self.liveness).on_recheck_outcome(cx, self.overlay, known, to, alive);
             self.bury(cx, dead);
@@ -434,7 +494,7 @@ impl Parts<'_> {
         }
         if waiters.greeter {
             self.membership
-                .on_greeter_probed(cx, self.overlay, to, alive);
+                .on_greeter_probed(cx, self.overlay, to, alive && !leaving);
         }
     }
 
@@ -446,6 +506,44 @@ impl Parts<'_> {
             self.overlay.drop_link(dead, "dead", cx.out);
             self.membership.forget_dead(cx, &dead);
             self.membership.note_lost(cx, dead);
+        }
+    }
+
+    /// Told to stop: start leaving (once).
+    fn leave(&mut self, cx: &mut Cx<'_>) {
+        if self.leaving.is_none() {
+            let registered = self.membership.registered();
+            let inc = self.membership.incarnation();
+            *self.leaving = Some(Leaving::start(cx, self.overlay, registered, inc));
+        }
+    }
+
+    /// A neighbour says it leaves (`LEAVE`): checked with its own `PING` (only it can answer
+    /// `leaving: true` at its address), answered once the check is in. Not a neighbour:
+    /// nothing to drop.
+    fn on_neighbour_leave(&mut self, cx: &mut Cx<'_>, conn: ConnId, leave: &LeaveReq) {
+        if !self.overlay.contains(&leave.peer) || self.leaving.is_some() {
+            let answer = DeadResult {
+                proposal_id: String::new(),
+                success: true,
+                yes_votes: 0,
+                quorum: 0,
+            };
+            return cx.reply(conn, Message::LeaveResult(answer));
+        }
+        let deadline = cx.after(cx.settings.probe_timeout_ms);
+        (self.pings).ping(cx.me, leave.peer, PingRole::Leaver(conn), deadline, cx.out);
+    }
+
+    /// A peer left (or is leaving): no suspicion or accusation of it goes on, it is no
+    /// candidate any more, and if it was a neighbour the link goes and a replacement is
+    /// looked for at once.
+    fn neighbour_left(&mut self, cx: &mut Cx<'_>, peer: Endpoint) {
+        self.liveness.forget(&peer);
+        self.membership.forget_left(cx, &peer);
+        if self.overlay.contains(&peer) {
+            self.overlay.drop_link(peer, "left", cx.out);
+            self.membership.repair(cx, self.overlay, self.pings);
         }
     }
 

@@ -137,6 +137,13 @@ impl Seed {
         self.0.status()
     }
 
+    /// Told to stop ([`Input::Leave`]) and every round it proposed has ended (its commit
+    /// syncs are among the outputs already handed out): the driver may exit once they are
+    /// written.
+    pub fn done(&self) -> bool {
+        self.0.stopping && self.0.rounds.len() == 0
+    }
+
     /// The settings it runs with.
     pub fn settings(&self) -> &Settings {
         &self.0.settings
@@ -171,6 +178,10 @@ struct Core {
     timers: Timers<Timer>,
     counters: BTreeMap<&'static str, u64>,
     outputs: Vec<Output>,
+    /// Told to stop ([`Input::Leave`]): it starts no new round, finishes those in flight,
+    /// and is done when none is left ([`Seed::done`]).
+    stopping: bool,
+    stopped_said: bool,
 }
 
 impl Core {
@@ -205,6 +216,8 @@ impl Core {
             timers: Timers::default(),
             counters: COUNTERS.iter().map(|name| (*name, 0)).collect(),
             outputs: Vec::new(),
+            stopping: false,
+            stopped_said: false,
         };
         Ok(seed)
     }
@@ -229,7 +242,16 @@ impl Core {
                 reason: "seeds do not publish: publish from a peer".into(),
                 retry_after_ms: None,
             }),
+            Input::Leave => {
+                if !self.stopping {
+                    self.stopping = true;
+                    self.emit(Event::Stopping {
+                        rounds: self.rounds.len() as u32,
+                    });
+                }
+            }
         }
+        self.note_done();
     }
 
     fn status(&self) -> StatusResp {
@@ -265,6 +287,9 @@ impl Core {
                 self.on_commit(now, conn, ProposalKind::Register, *sync)
             }
             Message::DeadCommit(sync) => self.on_commit(now, conn, ProposalKind::Removal, *sync),
+            Message::Leave(req) => self.on_leave_req(now, conn, *req),
+            Message::LeaveVote(req) => self.on_vote_req(now, conn, ProposalKind::Leave, *req),
+            Message::LeaveCommit(sync) => self.on_commit(now, conn, ProposalKind::Leave, *sync),
             Message::Confirm(req) => self.on_confirm_req(now, conn, *req),
             Message::PeerListReq { requester } => self.on_peer_list_req(conn, requester),
             Message::SeedSync(sync) if !sync.reply => self.on_sync_req(conn, *sync),
@@ -273,6 +298,7 @@ impl Core {
                 Message::Pong(Pong {
                     responder: self.me,
                     degree: None,
+                    leaving: false,
                     incarnation: None,
                 }),
             ),
@@ -298,11 +324,22 @@ impl Core {
             Message::DeadVote(req) => {
                 self.on_vote_resp(now, to, ProposalKind::Removal, *req, outcome)
             }
+            Message::LeaveVote(req) => {
+                self.on_vote_resp(now, to, ProposalKind::Leave, *req, outcome)
+            }
             Message::Ping(_) => self.on_probe_result(now, to, outcome),
             Message::SeedSync(_) => self.on_sync_reply(now, to, outcome),
             Message::Confirm(req) => self.on_confirm_resp(now, to, *req, outcome),
             // Commit syncs: the ack carries nothing to act on; anti-entropy covers a loss.
             _ => {}
+        }
+    }
+
+    /// A stopping seed whose last round ended says so, once.
+    fn note_done(&mut self) {
+        if self.stopping && self.rounds.len() == 0 && !self.stopped_said {
+            self.stopped_said = true;
+            self.emit(Event::Stopped);
         }
     }
 
@@ -345,7 +382,10 @@ impl Core {
     /// Sends `msg` to every other seed. The acks of a commit sync carry nothing to act on
     /// (anti-entropy covers a loss), so only vote requests want their responses.
     fn send_to_others(&mut self, msg: &Message, deadline: Millis) {
-        let wants_response = matches!(msg, Message::RegisterVote(_) | Message::DeadVote(_));
+        let wants_response = matches!(
+            msg,
+            Message::RegisterVote(_) | Message::DeadVote(_) | Message::LeaveVote(_)
+        );
         let sends = self.others.iter().map(|&to| Output::Send {
             to,
             msg: msg.clone(),

@@ -103,6 +103,12 @@ impl<K: Ord + Clone> Default for FewTimers<K> {
 }
 
 impl<K: Ord + Clone> FewTimers<K> {
+    /// Cancels every timer.
+    pub fn clear(&mut self) {
+        self.slots.clear();
+        self.earliest = None;
+    }
+
     /// Sets (or moves) the timer `key` to `at`.
     pub fn set(&mut self, key: K, at: Millis) {
         match self.slots.iter_mut().find(|(_, k)| *k == key) {

@@ -105,7 +105,7 @@ pub use reader::LineReader;
 
 /// Every wire `type` this codec knows, as `'static` names ([`crate::Message::type_name`]
 /// gives one of them for every message).
-pub const TYPES: [&str; 24] = [
+pub const TYPES: [&str; 27] = [
     "REGISTER_REQ",
     "REGISTER_COMMIT",
     "REGISTER_VOTE",
@@ -120,6 +120,9 @@ pub const TYPES: [&str; 24] = [
     "DEAD_REPORT",
     "SEED_DEAD_COMMIT",
     "SEED_DEAD_VOTE",
+    "LEAVE",
+    "LEAVE_VOTE",
+    "LEAVE_COMMIT",
     "ERROR",
     "PING",
     "PONG",

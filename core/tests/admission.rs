@@ -103,6 +103,7 @@ fn a_registrant_that_answers_is_admitted() {
         responder: ep(7001),
         degree: None,
         incarnation: None,
+        leaving: false,
     });
     // One PING lost, the other answered: admitted.
     let outs = answer_ping(&mut s, 7001, Err(Failure::Timeout));

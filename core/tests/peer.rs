@@ -160,11 +160,12 @@ fn ping() -> Message {
     })
 }
 
-fn pong(degree: Option<u32>) -> Message {
+fn pong(degree: Option<u16>) -> Message {
     Message::Pong(Pong {
         responder: ep(1),
         degree,
         incarnation: None,
+        leaving: false,
     })
 }
 
@@ -2512,6 +2513,7 @@ fn ping_is_answered_with_degree() {
                 responder: ep(ME),
                 degree: Some(2),
                 incarnation: std::num::NonZeroU32::new(1),
+                leaving: false,
             })
         )]
     );
@@ -2806,7 +2808,7 @@ fn random_outcome(
             let entry = rng.chance(0.1).then(|| (rng.below(3), Status::Removed));
             peer_list(to, &peers, entry)
         }
-        Message::Ping(_) => pong(Some(rng.below(6) as u32)),
+        Message::Ping(_) => pong(Some(rng.below(6) as u16)),
         Message::Hello(_) => Message::HelloAck(Box::new(HelloAck {
             accepted: rng.chance(0.7),
             peer: to,
@@ -3976,4 +3978,143 @@ fn a_reference_neighbour_never_gets_an_application_message() {
     assert_eq!(out.targets("APP_MSG"), vec![ours]);
     let fwd = h.request(Millis(11), 301, app_msg(ep(7009), 1, ours, "y"));
     assert!(fwd.targets("APP_MSG").is_empty(), "{fwd:?}");
+}
+
+// ----- leaving ---------------------------------------------------------------------------------
+
+fn leave_result(success: bool) -> Message {
+    Message::LeaveResult(DeadResult {
+        proposal_id: String::new(),
+        success,
+        yes_votes: u32::from(success) * 2,
+        quorum: 2,
+    })
+}
+
+/// Told to stop, a peer asks every seed to certify `LEFT` and tells every neighbour; from
+/// then on it does nothing of its own accord (no timer left), answers `PING` saying it is
+/// leaving, refuses new neighbours, and is done once a seed certified it and every
+/// neighbour answered.
+#[test]
+fn a_leaving_peer_asks_the_seeds_tells_its_neighbours_and_is_done_when_they_answered() {
+    let (a, b) = (ep(7001), ep(7002));
+    let mut h = Harness::bootstrapped(settings(), &[a, b]);
+    let out = h.input(Millis(10), Input::Leave);
+    let mut told = out.targets("LEAVE");
+    told.sort();
+    let mut want = seeds3();
+    want.extend([a, b]);
+    want.sort();
+    assert_eq!(told, want, "every seed and every neighbour");
+    assert!(out.any_event(|e| matches!(e, Event::Leaving { incarnation: 1, .. })));
+    assert_eq!(h.peer.next_deadline(), None, "nothing of its own accord");
+    assert!(!h.peer.node().done());
+    let pong = h.request(Millis(11), 500, ping());
+    assert!(matches!(
+        pong.replies().as_slice(),
+        [(_, Message::Pong(Pong { leaving: true, .. }))]
+    ));
+    let refused = h.request(Millis(11), 501, hello(ep(7009)));
+    assert!(matches!(
+        refused.replies().as_slice(),
+        [(_, Message::HelloAck(ack))] if !ack.accepted
+    ));
+    let sends = out.sends_of("LEAVE");
+    let mut last = Outs::default();
+    for (to, req) in sends {
+        let outcome = if to == seeds3()[1] {
+            Ok(leave_result(true))
+        } else if seeds3().contains(&to) {
+            Err(Failure::Timeout)
+        } else {
+            Ok(leave_result(true))
+        };
+        last = h.respond(Millis(20), to, req, outcome);
+    }
+    assert!(last.has(&Event::Left {
+        seeds: vec![seeds3()[1]],
+        neighbours: 2
+    }));
+    assert!(h.peer.node().done());
+    let publish = h.input(Millis(30), publish(None, "late"));
+    assert!(
+        published(&publish).is_err(),
+        "a leaving peer publishes nothing"
+    );
+}
+
+/// With every seed unreachable, the leave ends when the last one failed: the driver exits
+/// and failure detection removes the peer instead.
+#[test]
+fn a_leave_no_seed_can_certify_ends_once_every_seed_failed() {
+    let mut h = Harness::bootstrapped(settings(), &[]);
+    let out = h.input(Millis(10), Input::Leave);
+    let mut last = Outs::default();
+    for (to, req) in out.sends_of("LEAVE") {
+        assert!(!h.peer.node().done());
+        last = h.respond(Millis(2_000), to, req, Err(Failure::Unreachable));
+    }
+    assert!(last.has(&Event::Left {
+        seeds: vec![],
+        neighbours: 0
+    }));
+    assert!(h.peer.node().done());
+}
+
+/// A neighbour drops the link of a peer that says it leaves only once its own `PING` is
+/// answered `leaving: true`: a `LEAVE` in a live peer's name changes nothing. No suspicion,
+/// no report, and the peer is not greeted again.
+#[test]
+fn a_neighbour_drops_a_leaving_peer_only_on_its_own_word() {
+    let (a, b, c) = (ep(7001), ep(7002), ep(7003));
+    let mut h = Harness::bootstrapped(settings(), &[a, b, c]);
+    let leave = |peer: Endpoint| {
+        Message::Leave(Box::new(gossip_core::msg::LeaveReq {
+            peer,
+            incarnation: 1,
+        }))
+    };
+    // A forged LEAVE in b's name: b's own PONG does not say it leaves.
+    let out = h.request(Millis(5), 600, leave(b));
+    assert!(out.replies().is_empty(), "answered once checked");
+    let (to, req) = out.sends_of("PING")[0].clone();
+    assert_eq!(to, b);
+    let out = h.respond(Millis(6), b, req, Ok(pong(Some(2))));
+    assert!(matches!(
+        out.replies().as_slice(),
+        [(_, Message::LeaveResult(r))] if !r.success
+    ));
+    assert!(h.status().neighbours.contains(&b));
+    // a really leaves.
+    let out = h.request(Millis(7), 601, leave(a));
+    let (_, req) = out.sends_of("PING")[0].clone();
+    let leaving = Message::Pong(Pong {
+        responder: a,
+        degree: Some(2),
+        incarnation: None,
+        leaving: true,
+    });
+    let out = h.respond(Millis(8), a, req, Ok(leaving));
+    assert!(matches!(
+        out.replies().as_slice(),
+        [(_, Message::LeaveResult(r))] if r.success
+    ));
+    assert!(out.has(&Event::NeighbourDropped {
+        peer: a,
+        reason: "left"
+    }));
+    assert!(!h.status().neighbours.contains(&a));
+    assert!(
+        !out.any_event(|e| matches!(
+            e,
+            Event::SuspicionRaised { .. } | Event::DeadReported { .. }
+        )),
+        "{out:?}"
+    );
+    // It is not greeted again, as a neighbour lost to a failure would be.
+    let later = h.run_until(Millis(120_000));
+    assert!(
+        !later.targets("HELLO").contains(&a),
+        "greeted a peer that left"
+    );
 }

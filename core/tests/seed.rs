@@ -45,6 +45,7 @@ fn commit(kind: ProposalKind, peer: Endpoint, inc: Option<u64>, votes: Vec<Endpo
     match kind {
         ProposalKind::Register => Message::RegisterCommit(Box::new(sync)),
         ProposalKind::Removal => Message::DeadCommit(Box::new(sync)),
+        ProposalKind::Leave => Message::LeaveCommit(Box::new(sync)),
     }
 }
 
@@ -679,6 +680,7 @@ fn only_the_asked_seed_votes_once() {
         responder: p,
         degree: None,
         incarnation: None,
+        leaving: false,
     });
     seed.handle(
         Millis(1),
@@ -1009,6 +1011,7 @@ fn solicited_votes_certify_only_what_each_voter_checked() {
         match kind {
             ProposalKind::Register => Message::RegisterVote(Box::new(req)),
             ProposalKind::Removal => Message::DeadVote(Box::new(req)),
+            ProposalKind::Leave => Message::LeaveVote(Box::new(req)),
         }
     };
     let vote_of = |net: &Net, conn: ConnId| match net.reply(conn) {
@@ -1158,4 +1161,108 @@ fn a_hoarded_removal_vote_no_longer_vouches_once_the_peer_answers_again() {
     for i in 0..3 {
         assert_eq!(net.rank(i, p), Some((1, Status::Alive)), "seed {i}");
     }
+}
+
+// ----- leave ------------------------------------------------------------------------------------
+
+fn leave(peer: Endpoint, incarnation: u64) -> Message {
+    Message::Leave(Box::new(gossip_core::msg::LeaveReq { peer, incarnation }))
+}
+
+fn leave_success(net: &Net, conn: ConnId) -> bool {
+    match net.reply(conn) {
+        Some(Message::LeaveResult(r)) => r.success,
+        other => panic!("expected a leave result, got {other:?}"),
+    }
+}
+
+/// A `LEAVE` is certified only on the peer's own word: every voter probes the peer itself
+/// and votes yes only if its `PONG` says it is leaving. So a `LEAVE` in a live peer's name
+/// changes nothing; a real one ends `LEFT` at every seed, a late report about the peer is
+/// refused (`already left`: no false failure), and the peer may come back one incarnation up.
+#[test]
+fn a_leave_is_certified_only_on_the_peers_own_word_and_it_may_come_back_above() {
+    let mut net = Net::new(3, Settings::default());
+    let p = peer_ep(1);
+    assert!(net.register_now(0, p, None).success);
+    net.run();
+    let forged = net.request(0, leave(p, 1));
+    net.run();
+    assert!(
+        !leave_success(&net, forged),
+        "a live peer was made to leave"
+    );
+    for i in 0..3 {
+        assert_eq!(net.rank(i, p), Some((1, Status::Alive)), "seed {i}");
+    }
+    net.set_leaving(p, true);
+    let conn = net.request(1, leave(p, 1));
+    net.run();
+    assert!(leave_success(&net, conn));
+    for i in 0..3 {
+        assert_eq!(net.rank(i, p), Some((1, Status::Left)), "seed {i}");
+    }
+    net.assert_certificates_real();
+    assert!(
+        net.count(|e| matches!(
+            e,
+            Event::Decided {
+                kind: ProposalKind::Leave,
+                decision: Decision::Commit,
+                ..
+            }
+        )) >= 1
+    );
+    // Asked again: already left, success at once.
+    let again = net.request(2, leave(p, 1));
+    net.run();
+    assert!(leave_success(&net, again));
+    // A late report of its death: nothing to remove.
+    net.kill(p);
+    assert!(!net.report_now(0, report(p, Some(1))));
+    assert_eq!(net.rank(0, p), Some((1, Status::Left)));
+    // It comes back: one incarnation up.
+    net.revive(p);
+    net.set_leaving(p, false);
+    let back = net.register_now(2, p, None);
+    assert!(back.success, "{back:?}");
+    assert_eq!(back.incarnation, Some(2));
+}
+
+/// A seed told to stop starts no new round, finishes those in flight, and is done when none
+/// is left.
+#[test]
+fn a_stopping_seed_finishes_its_rounds_and_starts_none() {
+    let mut net = Net::new(3, Settings::default());
+    let p = peer_ep(1);
+    let conn = net.enqueue(
+        0,
+        Message::RegisterReq(Box::new(RegisterReq {
+            peer: p,
+            incarnation: None,
+        })),
+    );
+    let stop = net.driven(0).map(|d| d.node().done());
+    assert_eq!(stop, Some(false));
+    net.enqueue_input(0, Input::Leave);
+    net.run();
+    assert!(net
+        .events_of(0)
+        .any(|e| matches!(e, Event::Stopping { .. })));
+    assert!(
+        net.register_result(conn).success,
+        "the request in flight finished"
+    );
+    assert!(net.node(0).is_some_and(gossip_core::Node::done));
+    assert!(net.events_of(0).any(|e| *e == Event::Stopped));
+    let refused = net.register(0, peer_ep(3), None);
+    net.run();
+    let r = net.register_result(refused);
+    assert!(!r.success);
+    assert!(
+        r.error
+            .as_deref()
+            .is_some_and(|e| e.contains("shutting down")),
+        "{r:?}"
+    );
 }

@@ -266,14 +266,21 @@ fn message() -> impl Strategy<Value = Message> {
         })),
         (
             endpoint(),
-            any::<Option<u32>>(),
-            any::<Option<std::num::NonZeroU32>>()
+            any::<Option<u16>>(),
+            any::<Option<std::num::NonZeroU32>>(),
+            any::<bool>()
         )
-            .prop_map(|(responder, degree, incarnation)| Message::Pong(Pong {
-                responder,
-                degree,
-                incarnation
-            })),
+            .prop_map(
+                |(responder, degree, incarnation, leaving)| Message::Pong(Pong {
+                    responder,
+                    degree,
+                    incarnation,
+                    leaving,
+                })
+            ),
+        (endpoint(), any::<u64>()).prop_map(|(peer, incarnation)| Message::Leave(Box::new(
+            LeaveReq { peer, incarnation }
+        ))),
         (endpoint(), vec(fact(), 0..4))
             .prop_map(|(seed, facts)| Message::Confirm(Box::new(ConfirmReq { seed, facts }))),
         (endpoint(), vec(any::<bool>(), 0..4)).prop_map(|(seed, vouched)| {

@@ -71,13 +71,19 @@
 //! dropped), pending replies per connection (reading pauses), connections per node, queued
 //! requests per destination, and idle time.
 //!
-//! ## Signals
+//! ## Signals and stopping
 //!
-//! The host installs no signal handler (that would need `unsafe` or another crate). SIGINT
-//! and SIGTERM take their default action and end the process; nothing is lost that matters:
-//! log lines are written whole with one `write` on an `O_APPEND` file ([`OutputLog`]), and
-//! the kernel closes the sockets. A stop condition for [`Host::run_until`] covers the rest
-//! (the `cluster` program's children stop when their parent is gone).
+//! With [`Host::catch_signals`], SIGTERM and SIGINT wake the loop (`signal-hook-mio`: no
+//! handler of ours runs in signal context) and the host tells every node to leave
+//! ([`Host::leave`], [`Input::Leave`]): a peer leaves the network, a seed finishes its rounds.
+//! [`Host::exit`] says when the loop may end: every node done and every byte written, the
+//! leave older than its deadline, or a second signal. Log lines are written whole with one
+//! `write` on an `O_APPEND` file ([`OutputLog`]), so even a `kill -9` leaves no torn line.
+//!
+//! ## Local interfaces
+//!
+//! [`Host::attach_local`] opens a node's control socket, events file and metrics endpoint on
+//! the same loop ([`local`]).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -88,7 +94,9 @@ pub mod local;
 pub mod output;
 pub mod render;
 
-pub use host::{nonce_seed, unix_now_ms, AddNodeError, Host, NodeIdx, NodeSpec, Observer, Stats};
+pub use host::{
+    nonce_seed, unix_now_ms, AddNodeError, Exit, Host, NodeIdx, NodeSpec, Observer, Stats,
+};
 pub use limits::Limits;
 pub use output::OutputLog;
 pub use render::Role;

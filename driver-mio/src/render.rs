@@ -92,6 +92,7 @@ pub fn render(event: &Event) -> (Level, String) {
             let what = match kind {
                 ProposalKind::Register => "Registration proposal",
                 ProposalKind::Removal => "Dead-node proposal",
+                ProposalKind::Leave => "Leave proposal",
             };
             (
                 Output,
@@ -109,6 +110,7 @@ pub fn render(event: &Event) -> (Level, String) {
             let what = match kind {
                 ProposalKind::Register => "registration",
                 ProposalKind::Removal => "dead-node",
+                ProposalKind::Leave => "leave",
             };
             let vote = if *yes { "YES" } else { "NO" };
             (
@@ -134,6 +136,7 @@ pub fn render(event: &Event) -> (Level, String) {
             let what = match kind {
                 ProposalKind::Register => "Registration proposal",
                 ProposalKind::Removal => "Dead-node proposal",
+                ProposalKind::Leave => "Leave proposal",
             };
             (
                 Output,
@@ -156,6 +159,7 @@ pub fn render(event: &Event) -> (Level, String) {
             let what = match kind {
                 ProposalKind::Register => "Registration consensus",
                 ProposalKind::Removal => "Dead-node consensus",
+                ProposalKind::Leave => "Leave consensus",
             };
             // A report refused at once (already removed, unknown peer) had no round.
             let round = if proposal_id.is_empty() {
@@ -175,6 +179,7 @@ pub fn render(event: &Event) -> (Level, String) {
             let (what, change) = match entry.status {
                 Status::Alive => ("Registration consensus", "admitted to"),
                 Status::Removed => ("Dead-node consensus", "removed from"),
+                Status::Left => ("Leave consensus", "left"),
             };
             (
                 Output,
@@ -345,6 +350,41 @@ pub fn render(event: &Event) -> (Level, String) {
             )
         }
         Event::PublishRefused { reason, .. } => (Output, format!("Publish refused: {reason}")),
+        Event::Leaving {
+            incarnation,
+            seeds,
+            neighbours,
+        } => (
+            Output,
+            format!(
+                "Leaving the network: incarnation {incarnation}, asking {} seeds to certify \
+                 LEFT ({}), telling {} neighbours ({})",
+                seeds.len(),
+                list(seeds),
+                neighbours.len(),
+                list(neighbours)
+            ),
+        ),
+        Event::Left { seeds, neighbours } if seeds.is_empty() => (
+            Output,
+            format!(
+                "Left the network without a certificate: no seed could certify LEFT ({neighbours} \
+                 neighbours dropped the link); failure detection removes this peer instead"
+            ),
+        ),
+        Event::Left { seeds, neighbours } => (
+            Output,
+            format!(
+                "Left the network: LEFT certified by the round of {} ({neighbours} neighbours \
+                 dropped the link)",
+                list(seeds)
+            ),
+        ),
+        Event::Stopping { rounds } => (
+            Output,
+            format!("Shutting down: no new rounds; {rounds} rounds in flight finish first"),
+        ),
+        Event::Stopped => (Output, "Shut down: every round finished".to_string()),
         Event::BadInput { reason } => (Detail, format!("Bad input answered: {reason}")),
         #[allow(unreachable_patterns)]
         other => (Detail, format!("{other:?}")),

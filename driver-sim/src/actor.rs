@@ -18,6 +18,10 @@ pub trait Actor: Sized {
     fn next_deadline(&self) -> Option<Millis>;
     /// A read-only view (used by end-of-phase checks, never on the hot path).
     fn status(&self) -> StatusResp;
+    /// Told to leave and done with it: the simulator stops it.
+    fn done(&self) -> bool {
+        false
+    }
 }
 
 impl Actor for Node {
@@ -40,5 +44,9 @@ impl Actor for Node {
 
     fn status(&self) -> StatusResp {
         Node::status(self)
+    }
+
+    fn done(&self) -> bool {
+        Node::done(self)
     }
 }

@@ -126,6 +126,10 @@ pub enum FaultKind {
     Crash(NodeRef),
     /// The node starts again with fresh state from its config (a no-op if it is up).
     Restart(NodeRef),
+    /// The node is told to stop (`Input::Leave`, as on SIGTERM): a peer leaves the network, a
+    /// seed finishes its rounds. It stops when it says it is done, or after
+    /// [`LEAVE_DEADLINE_MS`] at the latest (as the real driver does).
+    Leave(NodeRef),
     /// A partition starts (replacing any current one).
     Partition(Partition),
     /// The current partition heals.
@@ -165,6 +169,10 @@ pub enum FaultKind {
         peer: u32,
     },
 }
+
+/// How long a node told to leave may take before it is stopped anyway (the `seed` and `peer`
+/// programs' `--leave-timeout-ms` default).
+pub const LEAVE_DEADLINE_MS: u64 = 3_000;
 
 /// What a forger (or a lying seed) claims. Certificates name a quorum of real seeds; `k` is
 /// the victim's current incarnation (1 if it has none).

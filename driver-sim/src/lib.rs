@@ -107,7 +107,7 @@ pub use actor::Actor;
 pub use checker::Violation;
 pub use config::{
     liveness_bound_ms, Fault, FaultKind, ForgeKind, NetConfig, NodeRef, Partition, PartitionKind,
-    Publishing, SimConfig, Split,
+    Publishing, SimConfig, Split, LEAVE_DEADLINE_MS,
 };
 pub use report::Report;
 pub use sim::{Sim, Watch, UNIX_MS_AT_ZERO};

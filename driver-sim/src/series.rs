@@ -457,6 +457,13 @@ impl Timeline {
                     kind: "peer restart",
                     at_ms: at,
                 }),
+                FaultKind::Leave(NodeRef::Peer(_)) => t.moments.push(Moment {
+                    kind: "peer leave",
+                    at_ms: at,
+                }),
+                FaultKind::Leave(NodeRef::Seed(s)) => {
+                    seed_down.entry(*s).or_insert(at);
+                }
                 FaultKind::Crash(NodeRef::Seed(s)) => {
                     seed_down.entry(*s).or_insert(at);
                 }

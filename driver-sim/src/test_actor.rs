@@ -166,6 +166,7 @@ impl TestActor {
                 }
             }
             Input::Tick => self.tick(now),
+            Input::Leave => {}
             Input::Publish { .. } => self.outputs.push(Output::Event(Event::PublishRefused {
                 reason: "a test actor does not publish".into(),
                 retry_after_ms: None,
@@ -177,8 +178,9 @@ impl TestActor {
                         conn,
                         msg: Message::Pong(Pong {
                             responder: self.me,
-                            degree: Some(self.neighbours.len() as u32),
+                            degree: Some(self.neighbours.len() as u16),
                             incarnation: None,
+                            leaving: false,
                         }),
                     }),
                     Message::Gossip(g) => {

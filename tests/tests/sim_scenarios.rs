@@ -831,3 +831,76 @@ fn a_peer_readmitted_above_a_removal_it_missed_learns_its_incarnation() {
         }
     }
 }
+
+/// A rolling restart with graceful leaves, in flood and lazy mode: every peer in turn leaves
+/// (as on SIGTERM) and starts again a second later. Each leave is certified `LEFT` at every
+/// live seed before the peer exits, nobody suspects or reports it (no false failure), each
+/// comes back one incarnation up, and every promise holds through it (promise 4 now also
+/// fails a `LEFT` the peer never asked for).
+#[test]
+fn a_rolling_restart_with_leaves_raises_no_false_failure() {
+    for mode in [GossipMode::Flood, GossipMode::Lazy] {
+        let peers = 12;
+        let mut c = cfg(11, 3, peers);
+        c.settings.gossip_mode = mode;
+        let t0 = c.joins_end_ms() + 5_000;
+        let step = 4_000;
+        let mut faults = Vec::new();
+        for j in 0..peers {
+            let at = t0 + u64::from(j) * step;
+            faults.push(fault(at, FaultKind::Leave(NodeRef::Peer(j))));
+            faults.push(fault(at + 1_000, FaultKind::Restart(NodeRef::Peer(j))));
+        }
+        c.faults = faults;
+        let end = t0 + u64::from(peers) * step;
+        c.heal_at_ms = Some(end);
+        c.liveness = true;
+        let mut sim = Sim::new(c).expect("config");
+        let (log, watch) = recorder(|_, e| {
+            matches!(
+                e,
+                Event::Left { .. }
+                    | Event::DeadReported { .. }
+                    | Event::SuspicionRaised { .. }
+                    | Event::EntryChanged { .. }
+                    | Event::RegistrationQuorum { .. }
+            )
+        });
+        sim.set_watch(Some(watch));
+        let sim = finish(sim, &format!("rolling restart ({mode})"));
+        let log = log.borrow();
+        let left: Vec<&Event> = (log.iter())
+            .filter(|(_, _, e)| matches!(e, Event::Left { seeds, .. } if !seeds.is_empty()))
+            .map(|(_, _, e)| e)
+            .collect();
+        assert_eq!(left.len(), peers as usize, "every leave certified ({mode})");
+        let false_alarms = (log.iter())
+            .filter(|(_, _, e)| {
+                matches!(
+                    e,
+                    Event::DeadReported { .. } | Event::SuspicionRaised { .. }
+                )
+            })
+            .count();
+        assert_eq!(
+            false_alarms, 0,
+            "suspicions or reports after leaves ({mode})"
+        );
+        for j in 0..peers {
+            let ep = sim.endpoint(NodeRef::Peer(j));
+            let lefts = (log.iter())
+                .filter(|(_, n, e)| {
+                    matches!(n, NodeRef::Seed(_))
+                        && matches!(e, Event::EntryChanged { entry, .. }
+                            if entry.peer == ep && entry.status == Status::Left && entry.incarnation == 1)
+                })
+                .count();
+            assert_eq!(lefts, 3, "{ep} LEFT at every seed ({mode})");
+            let back = (log.iter()).any(|(_, n, e)| {
+                *n == NodeRef::Peer(j)
+                    && matches!(e, Event::RegistrationQuorum { incarnation: 2, .. })
+            });
+            assert!(back, "{ep} came back one incarnation up ({mode})");
+        }
+    }
+}

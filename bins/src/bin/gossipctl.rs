@@ -52,6 +52,9 @@ enum Cmd {
     Members(MembersArgs),
     /// This node's role, standing, settings and counters.
     Info,
+    /// Make the node leave the network and exit (a peer: the seeds certify LEFT, its
+    /// neighbours drop the link; a seed: it finishes its rounds); prints how it went.
+    Leave,
 }
 
 #[derive(Args, Debug)]
@@ -182,6 +185,7 @@ fn run(cli: &Cli, out: &mut Out) -> Result<(), Stop> {
         Cmd::Watch(args) => watch(&path, timeout, json, args, out),
         Cmd::Members(args) => members(&path, timeout, json, args, out),
         Cmd::Info => info(&path, timeout, json, out),
+        Cmd::Leave => leave(&path, timeout, json, out),
     }
 }
 
@@ -313,15 +317,8 @@ fn members(
             }
             let entries = cc::parse_members(&reply.fields)
                 .map_err(|e| Stop::error(format!("{}: bad members reply: {e}", path.display())))?;
-            let alive = entries
-                .iter()
-                .filter(|e| e.status == gossip_core::msg::Status::Alive)
-                .count();
             let head = if role == "seed" {
-                format!(
-                    "{node}  seed  {alive} alive, {} removed",
-                    entries.len() - alive
-                )
+                format!("{node}  seed  {}", gossip_bins::entries_summary(&entries))
             } else {
                 format!(
                     "{node}  peer  knows {} peers (a sample; its seeds hold the Peer List: {})",
@@ -402,6 +399,32 @@ fn seeds_members(
     }
     let rows = cc::seeds_view(&statuses);
     out.text(&cc::seeds_view_text(&rows, statuses.len(), named.len()))
+}
+
+/// Asks the node to leave; its reply comes when it is done (then it exits).
+fn leave(path: &std::path::Path, timeout: Duration, json: bool, out: &mut Out) -> Result<(), Stop> {
+    let reply = ask(
+        path,
+        timeout,
+        &cc::simple_request("leave"),
+        "leave",
+        json,
+        out,
+    )?;
+    if json {
+        return out.line(&reply.line);
+    }
+    let f = &reply.fields;
+    let text = match f.get("certified").and_then(serde_json::Value::as_bool) {
+        Some(true) => format!(
+            "left: LEFT certified by the round of {}; {} neighbours dropped the link",
+            cc::string_list(f, "certified_by").join(", "),
+            f.get("neighbours").and_then(serde_json::Value::as_u64).unwrap_or(0)
+        ),
+        Some(false) => "left without a certificate: no seed could certify it (failure detection removes the peer instead)".to_string(),
+        None => "stopped: every round finished".to_string(),
+    };
+    out.line(&text)
 }
 
 fn info(path: &std::path::Path, timeout: Duration, json: bool, out: &mut Out) -> Result<(), Stop> {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use gossip_bins::overlay::Overlay;
-use gossip_core::msg::{RoleStatus, Status, StatusResp};
+use gossip_core::msg::{RoleStatus, StatusResp};
 
 /// Prints the status of seeds and peers: a seed's Peer List with incarnations and vote
 /// certificates, a peer's neighbours; counters of both.
@@ -41,15 +41,10 @@ struct Cli {
 fn print_human(status: &StatusResp) {
     match &status.role {
         RoleStatus::Seed(seed) => {
-            let alive = seed
-                .entries
-                .iter()
-                .filter(|e| e.status == Status::Alive)
-                .count();
             println!(
-                "{}  seed  {alive} alive, {} removed, {} proposals pending",
+                "{}  seed  {}, {} proposals pending",
                 status.node,
-                seed.entries.len() - alive,
+                gossip_bins::entries_summary(&seed.entries),
                 seed.pending
             );
             print!("{}", gossip_bins::peer_list_table(&seed.entries));

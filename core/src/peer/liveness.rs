@@ -93,6 +93,12 @@ pub(super) struct Liveness {
 }
 
 impl Liveness {
+    /// A neighbour left of its own accord: no suspicion of it, and no report, goes on.
+    pub(super) fn forget(&mut self, peer: &Endpoint) {
+        self.suspicions.remove(peer);
+        self.accusations.remove(peer);
+    }
+
     // ----- detector: probes and suspicion ---------------------------------------------------
 
     /// Probes every neighbour with no probe in flight, except one whose own `PING` arrived

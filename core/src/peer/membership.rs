@@ -342,7 +342,9 @@ impl Membership {
         // admits anyone (`MAX_INCARNATION`), locked out for good.
         let ceiling = self.incarnation.saturating_add(1);
         match resp.requester_entry {
-            Some((removed, Status::Removed))
+            // Removed, or listed as left (it left and was restarted, or a leave went through
+            // while it stayed up): register again above it.
+            Some((removed, Status::Removed | Status::Left))
                 if self.registered && (self.incarnation..=ceiling).contains(&removed) =>
             {
                 self.rejoin(cx, removed);
@@ -381,6 +383,13 @@ impl Membership {
     pub(super) fn forget_dead(&mut self, cx: &mut Cx<'_>, dead: &Endpoint) {
         self.known.remove(dead);
         self.refresh_peer_list(cx);
+    }
+
+    /// A neighbour left of its own accord: it is no candidate, and is never greeted again.
+    pub(super) fn forget_left(&mut self, cx: &mut Cx<'_>, peer: &Endpoint) {
+        self.known.remove(peer);
+        self.lost.retain(|l| l.peer != *peer);
+        arm_lost_timer(cx, &self.lost);
     }
 
     /// A neighbour was dropped as dead: remember it, to greet it again (see `lost`).

@@ -23,6 +23,8 @@ pub(super) enum PingRole {
     Greeter,
     /// As a witness: the detector that asked, and where to answer it.
     Witness(ConnId, Endpoint),
+    /// Checking that a neighbour which said it leaves says so itself; where to answer it.
+    Leaver(ConnId),
 }
 
 /// Who waits for the outcome of the probe in flight to one endpoint.
@@ -34,11 +36,15 @@ pub(super) struct Waiters {
     pub greeter: bool,
     /// Detectors that asked this peer to witness: the connection to answer and who asked.
     pub witnesses: Vec<(ConnId, Endpoint)>,
+    /// `LEAVE`s from the endpoint probed, to answer once it says it leaves (or does not).
+    pub leavers: Vec<ConnId>,
 }
 
 impl Waiters {
     fn is_empty(&self) -> bool {
-        !(self.probe || self.candidate || self.recheck || self.greeter) && self.witnesses.is_empty()
+        !(self.probe || self.candidate || self.recheck || self.greeter)
+            && self.witnesses.is_empty()
+            && self.leavers.is_empty()
     }
 }
 
@@ -96,6 +102,7 @@ impl Pings {
             PingRole::Recheck => waiters.recheck = true,
             PingRole::Greeter => waiters.greeter = true,
             PingRole::Witness(conn, requester) => waiters.witnesses.push((conn, requester)),
+            PingRole::Leaver(conn) => waiters.leavers.push(conn),
         }
         if fresh {
             probe.outstanding += tries;

@@ -101,7 +101,7 @@ impl VoteMemory {
         let high = Fact {
             peer,
             incarnation: u64::MAX,
-            status: Status::Removed,
+            status: Status::Left,
         };
         let removals: Vec<Fact> = (self.votes.range(low..=high))
             .map(|(f, _)| *f)

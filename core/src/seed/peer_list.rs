@@ -7,7 +7,8 @@ use crate::hash::{combine, hash64};
 use crate::msg::{Endpoint, Entry, Fact, Status, SYNC_BUCKETS};
 use crate::rng::Rng;
 
-/// Where an entry stands: `Alive < Removed` at one incarnation, a higher incarnation above both.
+/// Where an entry stands: `Alive < Removed < Left` at one incarnation, a higher incarnation
+/// above all three.
 pub(super) type Rank = (u64, Status);
 
 /// Who may certify a change: the configured seeds, `quorum` of them at least.
@@ -80,6 +81,7 @@ fn fingerprint(entry: &Entry) -> u64 {
     let status = match entry.status {
         Status::Alive => 0,
         Status::Removed => 1,
+        Status::Left => 2,
     };
     combine(
         combine(hash64(entry.peer.to_string().as_bytes()), entry.incarnation),
@@ -99,7 +101,7 @@ pub(super) struct PeerList {
     /// scan per request made serving the list quadratic in the cluster's size), reads only
     /// this array, and comes out sorted by drawing sorted positions.
     alive: Vec<(Endpoint, u64)>,
-    /// Peers this list holds removed without ever having held them admitted. A seed takes
+    /// Peers this list holds removed (or left) without ever having held them admitted. A seed takes
     /// part in such removals only on hearsay (see `round::removal_check`), so their number is
     /// what a lying seed could make it hold for endpoints nobody registered: it is bounded.
     orphans: BTreeSet<Endpoint>,
@@ -201,13 +203,13 @@ impl PeerList {
             candidate.status == Status::Alive,
         );
         match (self.entries.contains_key(&candidate.peer), candidate.status) {
-            (false, Status::Removed) => {
-                self.orphans.insert(candidate.peer);
-            }
             (_, Status::Alive) => {
                 self.orphans.remove(&candidate.peer);
             }
-            (true, Status::Removed) => {}
+            (false, _) => {
+                self.orphans.insert(candidate.peer);
+            }
+            (true, _) => {}
         }
         self.highest = self.highest.max(candidate.incarnation);
         self.entries.insert(candidate.peer, candidate);

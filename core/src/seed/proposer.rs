@@ -8,8 +8,8 @@ use super::voter::{Ballot, BallotBox};
 use super::{Core, Timer, MAX_PENDING, MAX_RECERTIFYING};
 use crate::event::{ChangeSource, Event, ProposalKind};
 use crate::msg::{
-    CommitSync, DeadReport, DeadResult, Decision, Endpoint, Entry, Fact, Message, RegisterReq,
-    RegisterResult, Status, VoteReq,
+    CommitSync, DeadReport, DeadResult, Decision, Endpoint, Entry, Fact, LeaveReq, Message,
+    RegisterReq, RegisterResult, Status, VoteReq,
 };
 use crate::{ConnId, Failure, Millis};
 
@@ -27,6 +27,9 @@ impl Core {
         }
         if req.incarnation.is_some_and(|inc| inc >= MAX_INCARNATION) {
             return self.refuse_registration(conn, "incarnation out of range".into());
+        }
+        if self.stopping {
+            return self.refuse_registration(conn, "this seed is shutting down".into());
         }
         if self.answer_without_new_round(conn, &req) {
             return;
@@ -118,6 +121,10 @@ impl Core {
         if self.certifier.is_seed(&peer) {
             return self.reject(conn, format!("DEAD_REPORT: {peer} is a seed, not a peer"));
         }
+        if self.stopping {
+            let busy = self.result(ProposalKind::Removal, "", false, 0, None, None);
+            return self.reply(conn, busy);
+        }
         let current = self.pl.rank(&peer);
         let inc = match round::removal_target(current, report.incarnation) {
             Ok(inc) => inc,
@@ -174,6 +181,53 @@ impl Core {
         }
     }
 
+    // ----- leave -----
+
+    /// A peer asks to leave: certify its `LEFT` entry with a round in which every voter,
+    /// this one first, checks with the peer itself (its `PONG` must say it is leaving), so
+    /// nobody can make a live peer leave. Already left: success at once.
+    pub(super) fn on_leave_req(&mut self, now: Millis, conn: ConnId, req: LeaveReq) {
+        let peer = req.peer;
+        if self.certifier.is_seed(&peer) {
+            return self.reject(conn, format!("LEAVE: {peer} is a seed, not a peer"));
+        }
+        if self.stopping {
+            let busy = self.result(ProposalKind::Leave, "", false, 0, None, None);
+            return self.reply(conn, busy);
+        }
+        let inc = match round::leave_target(self.pl.rank(&peer), req.incarnation) {
+            Ok(Some(inc)) => inc,
+            Ok(None) => {
+                let done = self.result(ProposalKind::Leave, "", true, self.quorum(), None, None);
+                return self.reply(conn, done);
+            }
+            Err(reason) => {
+                self.emit(Event::Decided {
+                    kind: ProposalKind::Leave,
+                    proposal_id: String::new(),
+                    peer,
+                    incarnation: req.incarnation,
+                    decision: Decision::Abort,
+                    yes_votes: 0,
+                    quorum: self.quorum(),
+                    reason,
+                });
+                let refused = self.result(ProposalKind::Leave, "", false, 0, None, None);
+                return self.reply(conn, refused);
+            }
+        };
+        if let Some(round) = self.rounds.about(ProposalKind::Leave, peer) {
+            if round.incarnation == inc {
+                return round.waiting.push(conn);
+            }
+        }
+        let deadline = now.after(self.settings.vote_timeout_ms);
+        self.propose(
+            now,
+            Round::new(ProposalKind::Leave, peer, inc, deadline, vec![conn]),
+        );
+    }
+
     // ----- re-certification -----
 
     /// A change pulled from another seed that the seeds its certificate names could not vouch
@@ -184,6 +238,7 @@ impl Core {
         let kind = match fact.status {
             Status::Alive => ProposalKind::Register,
             Status::Removed => ProposalKind::Removal,
+            Status::Left => ProposalKind::Leave,
         };
         let busy = self.rounds.about(kind, fact.peer).is_some()
             || self.rounds.recertifying() >= MAX_RECERTIFYING
@@ -266,7 +321,8 @@ impl Core {
         let resp = match (kind, outcome) {
             (_, Err(_)) => None,
             (ProposalKind::Register, Ok(Message::RegisterVoteResp(resp)))
-            | (ProposalKind::Removal, Ok(Message::DeadVoteResp(resp))) => Some(resp),
+            | (ProposalKind::Removal, Ok(Message::DeadVoteResp(resp)))
+            | (ProposalKind::Leave, Ok(Message::LeaveVoteResp(resp))) => Some(resp),
             (_, Ok(other)) => {
                 self.bad_input(format!(
                     "{} from {to} in answer to a vote request",
@@ -461,6 +517,12 @@ impl Core {
                 error: error.map(str::to_string),
             })),
             ProposalKind::Removal => Message::DeadResult(DeadResult {
+                proposal_id: id.to_string(),
+                success,
+                yes_votes,
+                quorum: self.quorum(),
+            }),
+            ProposalKind::Leave => Message::LeaveResult(DeadResult {
                 proposal_id: id.to_string(),
                 success,
                 yes_votes,

@@ -222,6 +222,8 @@ pub(super) struct Probed {
     pub answered: bool,
     /// The incarnation the peer said it holds or registers for (`PONG.incarnation`).
     pub claimed: Option<u64>,
+    /// The peer said it is leaving (`PONG.leaving`).
+    pub leaving: bool,
 }
 
 /// A registration vote for `(peer, inc, Alive)`, before probing. `voted` is true when this
@@ -255,7 +257,7 @@ pub(super) fn register_after_probe(current: Option<Rank>, inc: u64, probed: Prob
     let step = match current {
         None => 1,
         Some((k, Status::Alive)) => k,
-        Some((k, Status::Removed)) => k.saturating_add(1),
+        Some((k, Status::Removed | Status::Left)) => k.saturating_add(1),
     };
     if inc <= step.max(probed.claimed.unwrap_or(0)) {
         Check::Yes
@@ -326,8 +328,50 @@ pub(super) fn removal_target(
     match (inc.cmp(&known), status) {
         (std::cmp::Ordering::Equal, Status::Alive) => Ok(inc),
         (std::cmp::Ordering::Equal, Status::Removed) => Err("already removed"),
+        (std::cmp::Ordering::Equal, Status::Left) => Err("already left"),
         (std::cmp::Ordering::Less, _) => Err("stale incarnation"),
         (std::cmp::Ordering::Greater, _) => Err("unknown incarnation"),
+    }
+}
+
+/// The incarnation a `LEAVE` certifies, if this seed holds the peer alive at exactly it; else
+/// why the request ends at once (`Ok(None)`: it already left there, nothing to do).
+pub(super) fn leave_target(current: Option<Rank>, inc: u64) -> Result<Option<u64>, &'static str> {
+    match current {
+        Some((k, Status::Alive)) if k == inc => Ok(Some(inc)),
+        Some((k, Status::Left)) if k == inc => Ok(None),
+        Some((k, Status::Removed)) if k == inc => Err("already removed"),
+        Some((k, _)) if k > inc => Err("stale incarnation"),
+        _ => Err("unknown peer or incarnation"),
+    }
+}
+
+/// A leave vote for `(peer, inc, Left)`, before probing: it waits for this seed's own probe
+/// if it holds the peer alive at exactly that incarnation. Nobody but the peer can make it
+/// leave: the yes needs the peer's own `PONG` saying it is leaving (see
+/// [`leave_after_probe`]).
+pub(super) fn leave_check(current: Option<Rank>, inc: u64, voted: bool) -> Check {
+    match current {
+        Some(rank) if rank == (inc, Status::Left) => Check::Yes,
+        Some(rank) if rank > (inc, Status::Left) => Check::No(Some(rank.0)),
+        _ if voted => Check::Yes,
+        Some(rank) if rank == (inc, Status::Alive) => Check::Probe,
+        other => Check::No(other.map(|(k, _)| k)),
+    }
+}
+
+/// A leave vote once the peer was probed: yes only if it answered, said it is leaving, and
+/// named that incarnation (or none).
+pub(super) fn leave_after_probe(current: Option<Rank>, inc: u64, probed: Probed) -> Check {
+    match leave_check(current, inc, false) {
+        Check::Probe => {}
+        decided => return decided,
+    }
+    let own = probed.claimed.is_none_or(|k| k == inc);
+    if probed.answered && probed.leaving && own {
+        Check::Yes
+    } else {
+        Check::No(current.map(|(k, _)| k))
     }
 }
 
@@ -336,6 +380,7 @@ pub(super) fn status_of(kind: ProposalKind) -> Status {
     match kind {
         ProposalKind::Register => Status::Alive,
         ProposalKind::Removal => Status::Removed,
+        ProposalKind::Leave => Status::Left,
     }
 }
 
@@ -343,6 +388,7 @@ pub(super) fn vote_request(kind: ProposalKind, req: VoteReq) -> Message {
     match kind {
         ProposalKind::Register => Message::RegisterVote(Box::new(req)),
         ProposalKind::Removal => Message::DeadVote(Box::new(req)),
+        ProposalKind::Leave => Message::LeaveVote(Box::new(req)),
     }
 }
 
@@ -350,6 +396,7 @@ pub(super) fn vote_response(kind: ProposalKind, resp: VoteResp) -> Message {
     match kind {
         ProposalKind::Register => Message::RegisterVoteResp(Box::new(resp)),
         ProposalKind::Removal => Message::DeadVoteResp(Box::new(resp)),
+        ProposalKind::Leave => Message::LeaveVoteResp(Box::new(resp)),
     }
 }
 
@@ -357,6 +404,7 @@ pub(super) fn commit_sync(kind: ProposalKind, sync: CommitSync) -> Message {
     match kind {
         ProposalKind::Register => Message::RegisterCommit(Box::new(sync)),
         ProposalKind::Removal => Message::DeadCommit(Box::new(sync)),
+        ProposalKind::Leave => Message::LeaveCommit(Box::new(sync)),
     }
 }
 
@@ -364,6 +412,7 @@ pub(super) fn commit_ack(kind: ProposalKind) -> Message {
     match kind {
         ProposalKind::Register => Message::RegisterCommitAck,
         ProposalKind::Removal => Message::DeadCommitAck,
+        ProposalKind::Leave => Message::LeaveCommitAck,
     }
 }
 
@@ -385,13 +434,67 @@ mod tests {
         Probed {
             answered: true,
             claimed,
+            leaving: false,
         }
     }
 
     const SILENT: Probed = Probed {
         answered: false,
         claimed: None,
+        leaving: false,
     };
+
+    fn leaving(claimed: Option<u64>) -> Probed {
+        Probed {
+            answered: true,
+            claimed,
+            leaving: true,
+        }
+    }
+
+    #[test]
+    fn leave_votes() {
+        use Check::{No, Probe, Yes};
+        use Status::Left;
+        // (current, inc, voted) → before probing
+        let before: &[(Option<Rank>, u64, bool, Check)] = &[
+            (Some((2, Alive)), 2, false, Probe),
+            (Some((2, Left)), 2, false, Yes),
+            (Some((2, Removed)), 2, false, No(Some(2))),
+            (Some((3, Alive)), 2, false, No(Some(3))),
+            (Some((1, Alive)), 2, false, No(Some(1))),
+            (Some((1, Alive)), 2, true, Yes),
+            (None, 1, false, No(None)),
+        ];
+        for &(current, inc, voted, want) in before {
+            assert_eq!(leave_check(current, inc, voted), want, "{current:?} {inc}");
+        }
+        // only the peer's own PONG saying it leaves, at that incarnation, earns a yes
+        let after: &[(Option<Rank>, u64, Probed, Check)] = &[
+            (Some((2, Alive)), 2, leaving(Some(2)), Yes),
+            (Some((2, Alive)), 2, leaving(None), Yes),
+            (Some((2, Alive)), 2, leaving(Some(3)), No(Some(2))),
+            (Some((2, Alive)), 2, answered(Some(2)), No(Some(2))),
+            (Some((2, Alive)), 2, SILENT, No(Some(2))),
+            (None, 2, leaving(Some(2)), No(None)),
+        ];
+        for &(current, inc, probed, want) in after {
+            assert_eq!(
+                leave_after_probe(current, inc, probed),
+                want,
+                "{current:?} {inc} {probed:?}"
+            );
+        }
+        assert_eq!(leave_target(Some((2, Alive)), 2), Ok(Some(2)));
+        assert_eq!(leave_target(Some((2, Left)), 2), Ok(None));
+        assert_eq!(leave_target(Some((2, Removed)), 2), Err("already removed"));
+        assert_eq!(leave_target(Some((3, Alive)), 2), Err("stale incarnation"));
+        assert!(leave_target(None, 2).is_err());
+        assert_eq!(
+            removal_target(Some((2, Left)), Some(2)),
+            Err("already left")
+        );
+    }
 
     #[test]
     fn registration_votes() {

@@ -161,7 +161,7 @@ impl Core {
     /// leads to one, and a lying seed could feed it without end.
     pub(super) fn merge(&mut self, entry: Entry, via: ChangeSource) -> bool {
         let (peer, rank) = (entry.peer, (entry.incarnation, entry.status));
-        let orphan = entry.status == Status::Removed && self.pl.get(&peer).is_none();
+        let orphan = entry.status.gone() && self.pl.get(&peer).is_none();
         if orphan && self.pl.orphans() >= self.settings.max_hearsay_removals as usize {
             self.count("orphans_refused");
             return false;

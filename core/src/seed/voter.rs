@@ -155,7 +155,7 @@ impl Core {
         let current = self.pl.rank(&req.peer).map(|(inc, _)| inc);
         let incarnation = req.incarnation.unwrap_or(match kind {
             ProposalKind::Register => current.map_or(1, |inc| inc.saturating_add(1)),
-            ProposalKind::Removal => current.unwrap_or(0),
+            ProposalKind::Removal | ProposalKind::Leave => current.unwrap_or(0),
         });
         self.vote(
             now,
@@ -183,6 +183,7 @@ impl Core {
                 let highest = self.pl.highest();
                 round::removal_check(current, heard, highest, ballot.incarnation, voted)
             }
+            ProposalKind::Leave => round::leave_check(current, ballot.incarnation, voted),
         };
         match (check, ballot.probed) {
             (Check::Probe, Some(probed)) => self.vote_after_probe(now, ballot, probed),
@@ -218,6 +219,7 @@ impl Core {
                 let highest = self.pl.highest();
                 round::removal_after_probe(current, heard, highest, ballot.incarnation, probed)
             }
+            ProposalKind::Leave => round::leave_after_probe(current, ballot.incarnation, probed),
         };
         self.cast(now, ballot, check);
     }
@@ -259,12 +261,14 @@ impl Core {
         peer: Endpoint,
         outcome: Result<Message, Failure>,
     ) {
+        let pong = match &outcome {
+            Ok(Message::Pong(pong)) => Some(pong),
+            _ => None,
+        };
         let probed = Probed {
             answered: outcome.is_ok(),
-            claimed: match &outcome {
-                Ok(Message::Pong(pong)) => pong.incarnation.map(|n| u64::from(n.get())),
-                _ => None,
-            },
+            claimed: pong.and_then(|p| p.incarnation.map(|n| u64::from(n.get()))),
+            leaving: pong.is_some_and(|p| p.leaving),
         };
         let Some((waiters, probed)) = self.probes.settle(&peer, probed) else {
             return;

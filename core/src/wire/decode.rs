@@ -15,9 +15,10 @@ use super::{fast, DecodeError, MAX_LIST};
 use crate::msg::{
     AppPart, CommitSync, ConfirmReq, ConfirmResp, DeadReport, DeadResult, Decision, DigestResp,
     Endpoint, Entry, Fact, Gossip, GossipAck, GossipBody, GossipDigest, GossipPull, Hello,
-    HelloAck, IHave, IdGroup, Message, PeerListResp, PeerStatus, Ping, Pong, PullResp, RegisterReq,
-    RegisterResult, RoleStatus, SeedStatus, SeedSync, Status, StatusResp, SuspectAck, SuspectReq,
-    VoteReq, VoteResp, MAX_APP_NAME, MAX_BODIES, MAX_CONFIRM_FACTS, MAX_DIGEST_BUCKETS, MAX_IDS,
+    HelloAck, IHave, IdGroup, LeaveReq, Message, PeerListResp, PeerStatus, Ping, Pong, PullResp,
+    RegisterReq, RegisterResult, RoleStatus, SeedStatus, SeedSync, Status, StatusResp, SuspectAck,
+    SuspectReq, VoteReq, VoteResp, MAX_APP_NAME, MAX_BODIES, MAX_CONFIRM_FACTS, MAX_DIGEST_BUCKETS,
+    MAX_IDS,
 };
 
 /// Decodes one line (without its `\n`; a trailing `\r` is tolerated).
@@ -59,6 +60,11 @@ pub(super) fn decode_general(text: &str) -> Result<Message, DecodeError> {
             map: &payload,
         },
     )
+}
+
+/// `v`, or `u16::MAX` if it is larger.
+pub(super) fn saturate_u16(v: u32) -> u16 {
+    u16::try_from(v).unwrap_or(u16::MAX)
 }
 
 fn syntax(why: &str) -> DecodeError {
@@ -163,6 +169,32 @@ fn decode_payload(kind: &'static str, p: &Payload<'_>) -> Result<Message, Decode
                 return Err(p.missing("message"));
             }
         }
+        "LEAVE" => {
+            if p.has("success") {
+                Message::LeaveResult(DeadResult {
+                    proposal_id: p.opt_str("proposal_id")?.unwrap_or_default(),
+                    success: p.bool("success")?,
+                    yes_votes: p.opt_u32("yes_votes")?.unwrap_or(0),
+                    quorum: p.opt_u32("quorum")?.unwrap_or(0),
+                })
+            } else {
+                Message::Leave(Box::new(LeaveReq {
+                    peer: p.endpoint_pair("peer_ip", "peer_port")?,
+                    incarnation: p.u64("incarnation")?,
+                }))
+            }
+        }
+        "LEAVE_VOTE" => match p.action()? {
+            Action::Request => Message::LeaveVote(Box::new(p.vote_req("peer_ip", "peer_port")?)),
+            Action::Response => Message::LeaveVoteResp(Box::new(p.vote_resp()?)),
+        },
+        "LEAVE_COMMIT" => {
+            if p.has("ack") {
+                Message::LeaveCommitAck
+            } else {
+                Message::LeaveCommit(Box::new(p.commit_sync("peer_ip", "peer_port")?))
+            }
+        }
         "SUSPECT_REQ" => Message::SuspectReq(Box::new(SuspectReq {
             suspect: p.endpoint_pair("dead_ip", "dead_port")?,
             requester: p.endpoint("requester")?,
@@ -190,7 +222,8 @@ fn decode_payload(kind: &'static str, p: &Payload<'_>) -> Result<Message, Decode
         }),
         "PONG" => Message::Pong(Pong {
             responder: p.endpoint("responder")?,
-            degree: p.opt_u32("degree")?,
+            degree: p.opt_u32("degree")?.map(saturate_u16),
+            leaving: p.opt_bool("leaving")?.unwrap_or(false),
             incarnation: p.claim("incarnation")?,
         }),
         "SEED_CONFIRM" => {
@@ -721,6 +754,7 @@ fn as_status(v: &Value) -> Option<Status> {
     match v.as_str()? {
         "ALIVE" => Some(Status::Alive),
         "REMOVED" => Some(Status::Removed),
+        "LEFT" => Some(Status::Left),
         _ => None,
     }
 }

@@ -114,7 +114,8 @@ fn write_payload(msg: &Message, w: &mut ObjWriter<'_>) {
         }
         Message::RegisterVote(m) => write_vote_req(w, m, "peer_ip", "peer_port"),
         Message::DeadVote(m) => write_vote_req(w, m, "dead_ip", "dead_port"),
-        Message::RegisterVoteResp(m) | Message::DeadVoteResp(m) => {
+        Message::LeaveVote(m) => write_vote_req(w, m, "peer_ip", "peer_port"),
+        Message::RegisterVoteResp(m) | Message::DeadVoteResp(m) | Message::LeaveVoteResp(m) => {
             w.str("action", "RESPONSE");
             w.str("proposal_id", &m.proposal_id);
             w.bool("vote", m.vote);
@@ -123,7 +124,14 @@ fn write_payload(msg: &Message, w: &mut ObjWriter<'_>) {
         }
         Message::RegisterCommit(m) => write_commit(w, m, "peer_ip", "peer_port"),
         Message::DeadCommit(m) => write_commit(w, m, "dead_ip", "dead_port"),
-        Message::RegisterCommitAck | Message::DeadCommitAck => w.bool("ack", true),
+        Message::LeaveCommit(m) => write_commit(w, m, "peer_ip", "peer_port"),
+        Message::RegisterCommitAck | Message::DeadCommitAck | Message::LeaveCommitAck => {
+            w.bool("ack", true)
+        }
+        Message::Leave(m) => {
+            w.endpoint_pair("peer_ip", "peer_port", m.peer);
+            w.u64("incarnation", m.incarnation);
+        }
         Message::PeerListReq { requester } => w.str("requester", requester),
         Message::PeerListResp(m) => {
             w.endpoints("peers", &m.peers);
@@ -188,7 +196,7 @@ fn write_payload(msg: &Message, w: &mut ObjWriter<'_>) {
                 w.endpoints("witnesses", &m.witnesses);
             }
         }
-        Message::DeadResult(m) => {
+        Message::DeadResult(m) | Message::LeaveResult(m) => {
             w.str("proposal_id", &m.proposal_id);
             w.bool("success", m.success);
             w.u64("yes_votes", m.yes_votes.into());
@@ -204,6 +212,9 @@ fn write_payload(msg: &Message, w: &mut ObjWriter<'_>) {
         Message::Pong(m) => {
             w.endpoint("responder", m.responder);
             w.opt_u64("degree", m.degree.map(u64::from));
+            if m.leaving {
+                w.bool("leaving", true);
+            }
             w.opt_u64("incarnation", m.incarnation.map(|n| u64::from(n.get())));
         }
         Message::Confirm(m) => {
@@ -365,6 +376,7 @@ fn status_name(s: Status) -> &'static str {
     match s {
         Status::Alive => "ALIVE",
         Status::Removed => "REMOVED",
+        Status::Left => "LEFT",
     }
 }
 

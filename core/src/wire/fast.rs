@@ -15,7 +15,7 @@
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
-use super::decode::{parse_endpoint, parse_ip};
+use super::decode::{parse_endpoint, parse_ip, saturate_u16};
 use crate::msg::{
     AppPart, Endpoint, Gossip, GossipAck, GossipBody, Message, Ping, Pong, MAX_APP_NAME,
 };
@@ -94,12 +94,13 @@ pub(super) fn decode(text: &str) -> Option<Message> {
             }))
         }
         "PONG" => {
-            let [responder, degree, incarnation] =
-                s.payload(["responder", "degree", "incarnation"])?;
+            let [responder, degree, leaving, incarnation] =
+                s.payload(["responder", "degree", "leaving", "incarnation"])?;
             s.rest_of_envelope()?;
             Some(Message::Pong(Pong {
                 responder: as_endpoint(responder?)?,
-                degree: opt(degree, as_u32)?,
+                degree: opt(degree, as_u32)?.map(saturate_u16),
+                leaving: opt(leaving, as_bool)?.unwrap_or(false),
                 incarnation: opt(incarnation, as_claim)?.flatten(),
             }))
         }

@@ -394,6 +394,7 @@ fn reference_style_lines_decode() {
                 responder: ep("127.0.0.1:6002"),
                 degree: Some(4),
                 incarnation: None,
+                leaving: false,
             }),
         ),
         (
@@ -405,6 +406,7 @@ fn reference_style_lines_decode() {
                 responder: ep("127.0.0.1:6002"),
                 degree: Some(4),
                 incarnation: NonZeroU32::new(7),
+                leaving: false,
             }),
         ),
         (

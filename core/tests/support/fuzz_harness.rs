@@ -548,8 +548,9 @@ impl World {
             }),
             23 => Message::Pong(Pong {
                 responder: self.endpoint(b),
-                degree: b.bool().then(|| b.num32()),
+                degree: b.bool().then(|| b.num32() as u16),
                 incarnation: std::num::NonZeroU32::new(b.num32()),
+                leaving: b.bool(),
             }),
             26 => Message::Confirm(Box::new(ConfirmReq {
                 seed: self.endpoint(b),
@@ -653,8 +654,9 @@ impl World {
             }),
             Message::Ping(_) => Message::Pong(Pong {
                 responder: to,
-                degree: b.bool().then(|| b.num32() % 8),
+                degree: b.bool().then(|| (b.num32() % 8) as u16),
                 incarnation: std::num::NonZeroU32::new(b.num32() % 4),
+                leaving: b.u8().is_multiple_of(16),
             }),
             // Mostly one answer per fact, mostly yes; sometimes the wrong count.
             Message::Confirm(r) => {

@@ -372,6 +372,8 @@ pub struct Fake {
     pub alive: bool,
     /// The incarnation its `PONG` claims (0: none).
     pub incarnation: u64,
+    /// Its `PONG` says it is leaving.
+    pub leaving: bool,
 }
 
 impl Default for Fake {
@@ -379,6 +381,7 @@ impl Default for Fake {
         Fake {
             alive: true,
             incarnation: 0,
+            leaving: false,
         }
     }
 }
@@ -697,6 +700,11 @@ impl Net {
         fake.incarnation = fake.incarnation.max(incarnation);
     }
 
+    /// The fake at `peer` says it is leaving (or no longer) in its `PONG`s.
+    pub fn set_leaving(&mut self, peer: Endpoint, leaving: bool) {
+        self.fakes.entry(peer).or_default().leaving = leaving;
+    }
+
     /// Cuts `at` off from every other hosted node, both ways.
     pub fn isolate(&mut self, at: impl At) {
         let at = at.endpoint(self);
@@ -771,6 +779,12 @@ impl Net {
         self.queue
             .push_back(Job::Feed(at, Input::Request { conn, msg }));
         conn
+    }
+
+    /// Queues `input` for the node at `at` without running the network.
+    pub fn enqueue_input(&mut self, at: impl At, input: Input) {
+        let at = at.endpoint(self);
+        self.queue.push_back(Job::Feed(at, input));
     }
 
     /// A line the driver refused (`why`) arrives at `at` from the test; where the answer
@@ -944,6 +958,7 @@ impl Net {
                     responder: to,
                     degree: Some(1),
                     incarnation: std::num::NonZeroU32::new(fake.incarnation as u32),
+                    leaving: fake.leaving,
                 })),
                 other => Ok(Message::error(format!(
                     "unknown type {}",
@@ -1041,6 +1056,7 @@ impl Net {
         let kind = |status: Status| match status {
             Status::Alive => ProposalKind::Register,
             Status::Removed => ProposalKind::Removal,
+            Status::Left => ProposalKind::Leave,
         };
         let cast: BTreeSet<(Endpoint, Endpoint, u64, ProposalKind)> = (self.events.iter())
             .filter_map(|(who, e)| match e {

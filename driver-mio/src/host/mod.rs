@@ -142,6 +142,22 @@ struct NodeSlot {
 }
 
 impl<O: Observer> Host<O> {
+    /// SIGTERM or SIGINT arrived: the first makes the nodes leave, a second aborts.
+    fn on_signals(&mut self) {
+        let Some(signals) = self.signals.as_mut() else {
+            return;
+        };
+        let count = signals.pending().count();
+        for _ in 0..count {
+            if self.leave_started.is_some() {
+                log::warn!("second signal: exiting at once");
+                self.aborted = true;
+            } else {
+                self.leave();
+            }
+        }
+    }
+
     /// A readiness event of a local interface: the control socket's requests are carried
     /// out, a metrics scrape is answered from the node's status and the host's counts.
     fn local_ready(&mut self, token: Token) {
@@ -202,6 +218,10 @@ impl<O: Observer> Host<O> {
             Request::Watch { mask, name } => {
                 control.reply(registry, client, &local::watching_reply(mask));
                 control.start_watch(client, mask, name);
+            }
+            Request::Leave => {
+                local.leave_asked(client);
+                self.leave();
             }
             Request::Publish { name, data } => {
                 local.publishing(client);
@@ -296,7 +316,27 @@ pub struct Host<O: Observer> {
     local: Option<Box<Local>>,
     /// Lines and bytes by type, counted only while metrics are served.
     traffic: Option<Box<Traffic>>,
+    /// SIGTERM and SIGINT, once [`Host::catch_signals`] asked for them.
+    signals: Option<signal_hook_mio::v1_0::Signals>,
+    /// When the nodes were told to leave (a signal, `gossipctl leave`, [`Host::leave`]).
+    leave_started: Option<Millis>,
+    /// A second signal came: exit at once.
+    aborted: bool,
 }
+
+/// Why a host's loop should end (see [`Host::exit`]).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// Every node left (or finished its rounds) and what they sent is written.
+    Left,
+    /// The leave took longer than its bound: exit anyway (failure detection does the rest).
+    Deadline,
+    /// A second signal: exit at once, without waiting.
+    Aborted,
+}
+
+/// The token of the signal source (below the local interfaces' tokens).
+const SIGNAL_TOKEN: usize = LOCAL_TOKENS - 1;
 
 impl<O: Observer> Host<O> {
     /// An empty host; its clock starts now.
@@ -334,6 +374,58 @@ impl<O: Observer> Host<O> {
             wall_ms: 0,
             local: None,
             traffic: None,
+            signals: None,
+            leave_started: None,
+            aborted: false,
+        })
+    }
+
+    /// SIGTERM and SIGINT make the nodes leave ([`Host::leave`]) instead of killing the
+    /// process; a second one makes [`Host::exit`] say [`Exit::Aborted`].
+    pub fn catch_signals(&mut self) -> io::Result<()> {
+        use signal_hook::consts::{SIGINT, SIGTERM};
+        let mut signals = signal_hook_mio::v1_0::Signals::new([SIGTERM, SIGINT])?;
+        self.poll
+            .registry()
+            .register(&mut signals, Token(SIGNAL_TOKEN), Interest::READABLE)?;
+        self.signals = Some(signals);
+        Ok(())
+    }
+
+    /// Tells every node to leave ([`Input::Leave`]): a peer leaves the network, a seed
+    /// finishes its rounds. The loop goes on until [`Host::exit`] says it may end.
+    pub fn leave(&mut self) {
+        if self.leave_started.is_none() {
+            self.leave_started = Some(self.now);
+        }
+        for i in 0..self.nodes.len() {
+            self.inputs.push_back((NodeIdx(i), Input::Leave));
+        }
+        self.run_inputs();
+    }
+
+    /// Whether the loop should end, and why: every node done leaving and every byte written;
+    /// the leave older than `deadline_ms`; or a second signal.
+    pub fn exit(&self, deadline_ms: u64) -> Option<Exit> {
+        if self.aborted {
+            return Some(Exit::Aborted);
+        }
+        let started = self.leave_started?;
+        let done = self.nodes.iter().all(|n| n.node.done()) && self.nothing_to_write();
+        if done {
+            Some(Exit::Left)
+        } else if self.now.since(started) >= deadline_ms {
+            Some(Exit::Deadline)
+        } else {
+            None
+        }
+    }
+
+    /// True when no connection holds bytes still to write.
+    fn nothing_to_write(&self) -> bool {
+        self.sockets.iter().flatten().all(|s| match s {
+            Socket::Conn(c) => c.wbuf.is_empty(),
+            Socket::Listener { .. } => true,
         })
     }
 
@@ -666,6 +758,9 @@ impl<O: Observer> Host<O> {
             writable,
             closed,
         } = ready;
+        if token.0 == SIGNAL_TOKEN {
+            return self.on_signals();
+        }
         if token.0 >= LOCAL_TOKENS {
             return self.local_ready(token);
         }

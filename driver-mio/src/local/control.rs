@@ -64,6 +64,8 @@ pub enum Request {
     Members,
     /// Settings, standing, counters.
     Info,
+    /// Leave the network (a peer) or stop (a seed), then exit: answered when done.
+    Leave,
 }
 
 /// A client's number, to answer it.
@@ -328,10 +330,11 @@ impl ControlServer {
                     Err(why) => self.error(registry, ClientId(i), &why),
                 },
                 Err(why) => {
-                    self.error(registry, ClientId(i), &why);
+                    // Framing is lost: answer, then close once the answer is written.
                     if let Some(Some(c)) = self.clients.get_mut(i) {
                         c.close_after = true;
                     }
+                    self.error(registry, ClientId(i), &why);
                 }
             }
         }
@@ -517,9 +520,10 @@ pub fn parse_request(line: &[u8]) -> Result<Request, String> {
         }
         "members" => Request::Members,
         "info" => Request::Info,
+        "leave" => Request::Leave,
         other => {
             return Err(format!(
-                "unknown cmd {other:?}: one of publish, watch, members, info"
+                "unknown cmd {other:?}: one of publish, watch, members, info, leave"
             ))
         }
     })

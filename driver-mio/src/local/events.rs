@@ -96,6 +96,10 @@ pub fn classify(event: &Event) -> Option<(Category, &'static str)> {
         Event::Proposed { .. } => (Vote, "proposed"),
         Event::VoteCast { .. } => (Vote, "vote_cast"),
         Event::Decided { .. } => (Commit, "decided"),
+        Event::Leaving { .. } => (Member, "leaving"),
+        Event::Left { .. } => (Member, "left"),
+        Event::Stopping { .. } => (Member, "stopping"),
+        Event::Stopped => (Member, "stopped"),
         Event::BadInput { .. } => (Error, "bad_input"),
     })
 }
@@ -118,6 +122,7 @@ fn kind(k: ProposalKind) -> &'static str {
     match k {
         ProposalKind::Register => "register",
         ProposalKind::Removal => "removal",
+        ProposalKind::Leave => "leave",
     }
 }
 
@@ -191,7 +196,11 @@ pub fn to_line(me: SocketAddr, unix_ms: u64, event: &Event) -> Option<String> {
         Event::EntryChanged { entry, via } => json!({
             "peer": entry.peer.to_string(),
             "incarnation": entry.incarnation,
-            "status": match entry.status { Status::Alive => "alive", Status::Removed => "removed" },
+            "status": match entry.status {
+                Status::Alive => "alive",
+                Status::Removed => "removed",
+                Status::Left => "left",
+            },
             "votes": eps(&entry.votes),
             "via": match via {
                 ChangeSource::LocalCommit => "own_round",
@@ -298,6 +307,22 @@ pub fn to_line(me: SocketAddr, unix_ms: u64, event: &Event) -> Option<String> {
             "quorum": quorum,
             "reason": reason,
         }),
+        Event::Leaving {
+            incarnation,
+            seeds,
+            neighbours,
+        } => json!({
+            "incarnation": incarnation,
+            "seeds": eps(seeds),
+            "neighbours": eps(neighbours),
+        }),
+        Event::Left { seeds, neighbours } => json!({
+            "certified_by": eps(seeds),
+            "certified": !seeds.is_empty(),
+            "neighbours": neighbours,
+        }),
+        Event::Stopping { rounds } => json!({ "rounds": rounds }),
+        Event::Stopped => json!({}),
         Event::BadInput { reason } => json!({ "reason": reason }),
         Event::PublishRefused { .. } => return None,
     };

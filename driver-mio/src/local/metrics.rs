@@ -19,24 +19,28 @@ use crate::render::Role;
 /// The wire types, as counted ([`wire_type`] gives the index).
 pub use gossip_core::wire::TYPES as WIRE_TYPES;
 
-/// The index of `msg`'s wire type in [`WIRE_TYPES`].
+/// The index of `msg`'s wire type in [`WIRE_TYPES`] (every type's name is listed there: a
+/// test checks it).
 pub fn wire_type(msg: &Message) -> usize {
     let name = msg.type_name();
     WIRE_TYPES.iter().position(|t| *t == name).unwrap_or(0)
 }
+
+/// How many wire types are counted.
+const KINDS: usize = WIRE_TYPES.len();
 
 /// Lines and bytes in and out by wire type, and probe round trips: what the host counts
 /// while metrics are on.
 #[derive(Debug)]
 pub struct Traffic {
     /// Lines read (requests and replies), by wire type.
-    pub lines_in: [u64; 24],
+    pub lines_in: [u64; KINDS],
     /// Bytes read, by wire type (newline included).
-    pub bytes_in: [u64; 24],
+    pub bytes_in: [u64; KINDS],
     /// Lines written, by wire type.
-    pub lines_out: [u64; 24],
+    pub lines_out: [u64; KINDS],
     /// Bytes written, by wire type (newline and cluster-key prefix included).
-    pub bytes_out: [u64; 24],
+    pub bytes_out: [u64; KINDS],
     /// Lines read that did not decode.
     pub undecodable_in: u64,
     /// Time from writing a `PING` to reading its reply.
@@ -46,10 +50,10 @@ pub struct Traffic {
 impl Default for Traffic {
     fn default() -> Self {
         Traffic {
-            lines_in: [0; 24],
-            bytes_in: [0; 24],
-            lines_out: [0; 24],
-            bytes_out: [0; 24],
+            lines_in: [0; KINDS],
+            bytes_in: [0; KINDS],
+            lines_out: [0; KINDS],
+            bytes_out: [0; KINDS],
             undecodable_in: 0,
             // 0.1 ms to about 3.3 s.
             probe_rtt: Histogram::new(exponential_buckets(0.000_1, 2.0, 16)),
@@ -61,11 +65,11 @@ impl Traffic {
     /// A line read.
     #[inline]
     pub fn read(&mut self, msg: Option<&Message>, bytes: usize) {
-        match msg {
-            Some(m) => {
-                let t = wire_type(m);
-                self.lines_in[t] += 1;
-                self.bytes_in[t] += bytes as u64;
+        let t = msg.map(wire_type);
+        match t.and_then(|t| self.lines_in.get_mut(t).zip(self.bytes_in.get_mut(t))) {
+            Some((lines, b)) => {
+                *lines += 1;
+                *b += bytes as u64;
             }
             None => self.undecodable_in += 1,
         }
@@ -75,8 +79,10 @@ impl Traffic {
     #[inline]
     pub fn wrote(&mut self, msg: &Message, bytes: usize) {
         let t = wire_type(msg);
-        self.lines_out[t] += 1;
-        self.bytes_out[t] += bytes as u64;
+        if let (Some(lines), Some(b)) = (self.lines_out.get_mut(t), self.bytes_out.get_mut(t)) {
+            *lines += 1;
+            *b += bytes as u64;
+        }
     }
 }
 
@@ -422,10 +428,11 @@ impl Metrics {
         view: &HostView,
         out: &mut String,
     ) -> &'static str {
+        let at = |a: &[u64; KINDS], t: usize| a.get(t).copied().unwrap_or(0);
         for (t, name) in WIRE_TYPES.iter().enumerate() {
             let pairs = [
-                ("in", traffic.lines_in[t], traffic.bytes_in[t]),
-                ("out", traffic.lines_out[t], traffic.bytes_out[t]),
+                ("in", at(&traffic.lines_in, t), at(&traffic.bytes_in, t)),
+                ("out", at(&traffic.lines_out, t), at(&traffic.bytes_out, t)),
             ];
             for (direction, lines, bytes) in pairs {
                 if lines == 0 {
@@ -525,3 +532,26 @@ const RELAXED: std::sync::atomic::Ordering = std::sync::atomic::Ordering::Relaxe
 
 /// The Prometheus text exposition format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every message type the core can make has its own counter slot.
+    #[test]
+    fn every_wire_type_is_counted() {
+        for (i, name) in WIRE_TYPES.iter().enumerate() {
+            assert_eq!(WIRE_TYPES.iter().position(|t| t == name), Some(i), "{name}");
+        }
+        let mut t = Traffic::default();
+        let leave = Message::LeaveCommitAck;
+        t.wrote(&leave, 10);
+        let i = WIRE_TYPES
+            .iter()
+            .position(|n| *n == "LEAVE_COMMIT")
+            .expect("listed");
+        assert_eq!((t.lines_out[i], t.bytes_out[i]), (1, 10));
+        t.read(Some(&leave), 7);
+        assert_eq!(t.lines_in[i], 1);
+    }
+}

@@ -77,6 +77,8 @@ pub(crate) struct Local {
     /// The client whose publish is being handed to the node: the node's answering event
     /// goes to it.
     pending_publish: Option<ClientId>,
+    /// Clients that asked the node to leave: answered when it is done.
+    leaving: Vec<ClientId>,
     /// Removals this seed applied, and publishes refused here (counted from events).
     pub removals: u64,
     pub publish_refused: u64,
@@ -126,6 +128,7 @@ impl Local {
             http,
             metrics,
             pending_publish: None,
+            leaving: Vec::new(),
             removals: 0,
             publish_refused: 0,
         })
@@ -160,6 +163,17 @@ impl Local {
             Event::EntryChanged { entry, .. } if entry.status == Status::Removed => {
                 self.removals += 1;
             }
+            Event::Left { seeds, neighbours } => {
+                let seeds: Vec<String> = seeds.iter().map(ToString::to_string).collect();
+                let reply = json!({
+                    "ok": true,
+                    "certified": !seeds.is_empty(),
+                    "certified_by": seeds,
+                    "neighbours": neighbours,
+                });
+                self.answer_leave(registry, &reply.to_string());
+            }
+            Event::Stopped => self.answer_leave(registry, &json!({"ok": true}).to_string()),
             _ => {}
         }
         let Some((category, _)) = events::classify(event) else {
@@ -177,6 +191,19 @@ impl Local {
         }
         if let (true, Some(c)) = (watched, &mut self.control) {
             c.broadcast(registry, category, events::app_name(event), &line);
+        }
+    }
+
+    /// Notes that `client` asked the node to leave: it is answered when the node is done.
+    pub fn leave_asked(&mut self, client: ClientId) {
+        self.leaving.push(client);
+    }
+
+    fn answer_leave(&mut self, registry: &Registry, line: &str) {
+        if let Some(c) = &mut self.control {
+            for client in self.leaving.drain(..) {
+                c.reply(registry, client, line);
+            }
         }
     }
 
@@ -257,9 +284,12 @@ pub fn info_reply(node: &Node) -> Value {
         }
         RoleStatus::Seed(s) => {
             m.insert("role".into(), "seed".into());
-            let alive = s.entries.iter().filter(|e| e.status == Status::Alive);
-            let alive = alive.count();
-            let entries = json!({"alive": alive, "removed": s.entries.len() - alive});
+            let by = |st: Status| s.entries.iter().filter(|e| e.status == st).count();
+            let entries = json!({
+                "alive": by(Status::Alive),
+                "removed": by(Status::Removed),
+                "left": by(Status::Left),
+            });
             m.insert("entries".into(), entries);
             m.insert("pending".into(), s.pending.into());
         }
@@ -275,6 +305,7 @@ fn status_name(s: Status) -> &'static str {
     match s {
         Status::Alive => "alive",
         Status::Removed => "removed",
+        Status::Left => "left",
     }
 }
 

@@ -423,7 +423,7 @@ impl Ghost {
     pub(super) fn ever_listed(&self, peer: &Endpoint) -> bool {
         (self
             .spread
-            .range((*peer, 0, Status::Alive)..=(*peer, u64::MAX, Status::Removed)))
+            .range((*peer, 0, Status::Alive)..=(*peer, u64::MAX, Status::Left)))
         .any(|((_, _, status), _)| *status == Status::Alive)
     }
 

@@ -186,6 +186,16 @@ impl Checker {
         self.ghost.crashed(now, node);
     }
 
+    /// Node `node` was told to leave: its current incarnation may be certified `LEFT`.
+    pub fn leaving(&mut self, _now: u64, node: u32) {
+        if let Some(j) = self.ghost.peer_ix(node) {
+            if let Some(inc) = self.ghost.peers[j].incarnation {
+                let ep = self.ghost.addrs.endpoint(node);
+                self.safety.left.insert((ep, inc));
+            }
+        }
+    }
+
     /// A message between `a` and `b` was lost, stopped by a partition, or late.
     #[inline]
     pub fn link_lost(&mut self, now: u64, a: u32, b: u32) {

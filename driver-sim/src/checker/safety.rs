@@ -46,6 +46,9 @@ pub(super) struct Safety {
     /// Removal commits of a live peer that never crashed (not all are violations: its links
     /// may have lost messages).
     pub(super) false_removals: u64,
+    /// Per peer endpoint: the incarnations an instance of it held when it was told to leave.
+    /// A `LEFT` entry at any other is a live peer made to leave (promise 4).
+    pub(super) left: FxHashSet<(Endpoint, u64)>,
 }
 
 impl Safety {
@@ -71,6 +74,7 @@ impl Safety {
             forged: FxHashSet::default(),
             forged_changes: 0,
             false_removals: 0,
+            left: FxHashSet::default(),
         }
     }
 
@@ -270,6 +274,14 @@ impl Checker {
         } else {
             None
         };
+        if status == Status::Left && !self.safety.left.contains(&(peer, incarnation)) {
+            let who = self.ghost.name(node);
+            self.violation(
+                now,
+                4,
+                format!("{who}: {peer} LEFT at {incarnation}, which no instance of it ever asked"),
+            );
+        }
         let mut clean_live_removed = false;
         if status == Status::Removed {
             if let Some(x) = self.ghost.addrs.node(&peer) {
@@ -312,6 +324,7 @@ impl Checker {
         let kind = match status {
             Status::Alive => ProposalKind::Register,
             Status::Removed => ProposalKind::Removal,
+            Status::Left => ProposalKind::Leave,
         };
         let mut voters: Vec<u32> = Vec::new();
         let mut honest = 0;

@@ -104,6 +104,7 @@ impl World {
         match fact.status {
             Status::Alive => Message::RegisterCommit(sync),
             Status::Removed => Message::DeadCommit(sync),
+            Status::Left => Message::LeaveCommit(sync),
         }
     }
 
@@ -254,6 +255,7 @@ impl<A: Actor> Sim<A> {
                     let ask = match fact.status {
                         Status::Alive => Message::RegisterVote(req),
                         Status::Removed => Message::DeadVote(req),
+                        Status::Left => Message::LeaveVote(req),
                     };
                     for voter in &asked {
                         if let Some(v) = a.node(voter) {

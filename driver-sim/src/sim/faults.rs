@@ -68,6 +68,7 @@ impl<A: Actor> Sim<A> {
         }
         slot.epoch += 1;
         slot.timer_at = NONE;
+        slot.leaving = false;
         self.w.checker.crashed(now, node);
         // Every request it accepted and had not answered fails for its sender.
         for call in 0..self.w.calls.len() as u32 {
@@ -97,6 +98,10 @@ impl<A: Actor> Sim<A> {
                 if (n as usize) < self.nodes.len() && self.nodes[n as usize].life > 0 {
                     self.start_node(now, n);
                 }
+            }
+            FaultKind::Leave(r) => {
+                let n = self.id(r);
+                self.leave_node(now, n);
             }
             FaultKind::Partition(p) => self.w.part = Some(self.partition_state(&p)),
             FaultKind::HealPartition => self.w.part = None,

@@ -66,6 +66,8 @@ enum Ev {
     LiarTick(u32),
     /// A peer publishes an application message (see [`crate::config::Publishing`]).
     Publish(u32),
+    /// A node told to leave in `epoch` is stopped now if it has not finished.
+    LeaveDeadline { node: u32, epoch: u32 },
 }
 
 /// A hosted node and the simulator's bookkeeping for it, which every event for the node
@@ -78,6 +80,8 @@ struct Slot<A> {
     epoch: u32,
     /// Starts so far.
     life: u32,
+    /// Told to leave: stopped once it is done.
+    leaving: bool,
     actor: Option<A>,
 }
 
@@ -269,6 +273,7 @@ impl<A: Actor> Sim<A> {
                     epoch: 0,
                     timer_at: NONE,
                     life: 0,
+                    leaving: false,
                 })
                 .collect(),
             outputs: Vec::new(),
@@ -504,7 +509,35 @@ impl<A: Actor> Sim<A> {
             }
             Ev::LiarTick(liar) => self.liar_tick(now, liar),
             Ev::Publish(node) => self.publish(now, node),
+            Ev::LeaveDeadline { node, epoch } => {
+                if self
+                    .nodes
+                    .get(node as usize)
+                    .is_some_and(|s| s.epoch == epoch)
+                {
+                    self.crash_node(now, node);
+                }
+            }
         }
+    }
+
+    /// Node `node` is told to leave ([`crate::FaultKind::Leave`]): it is stopped when done,
+    /// or at the deadline.
+    pub(super) fn leave_node(&mut self, now: u64, node: u32) {
+        let Some(slot) = self.nodes.get_mut(node as usize) else {
+            return;
+        };
+        let Some(actor) = slot.actor.as_mut() else {
+            return;
+        };
+        slot.leaving = true;
+        let epoch = slot.epoch;
+        self.w.checker.leaving(now, node);
+        self.w.hash_event(now, node, 0x6c65_6176);
+        actor.handle(Millis(now), Input::Leave, &mut self.outputs);
+        self.after(now, node, false);
+        let deadline = now + crate::config::LEAVE_DEADLINE_MS;
+        self.w.q.push(deadline, Ev::LeaveDeadline { node, epoch });
     }
 
     /// Peer `node` publishes an application message if it is up (it refuses if it has not
@@ -529,7 +562,8 @@ impl<A: Actor> Sim<A> {
         self.after(now, node, false);
     }
 
-    /// After a node handled an input: carry out its outputs and queue its next timer.
+    /// After a node handled an input: carry out its outputs and queue its next timer (or,
+    /// when it is done leaving, stop it).
     #[inline]
     fn after(&mut self, now: u64, node: u32, ticked: bool) {
         let slot = &mut self.nodes[node as usize];
@@ -543,6 +577,11 @@ impl<A: Actor> Sim<A> {
             w.output(now, node, epoch, o);
         }
         w.checker.end_step(now);
+        if slot.leaving && actor.done() {
+            // Done leaving: it exits, as the driver would (what it sent is on its way).
+            self.crash_node(now, node);
+            return;
+        }
         if let Some(d) = actor.next_deadline() {
             // After a tick a deadline that is still due would spin: move it on by 1 ms.
             let at = if ticked {

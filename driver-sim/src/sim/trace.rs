@@ -34,6 +34,7 @@ pub(super) fn fingerprint(m: &Message) -> u64 {
             4 ^ mix64(ep_word(&p.responder))
                 ^ u64::from(p.degree.unwrap_or(0))
                 ^ (p.incarnation.map_or(0, |n| u64::from(n.get())) << 32)
+                ^ (u64::from(p.leaving) << 31)
         }
         Message::RegisterReq(r) => 5 ^ mix64(ep_word(&r.peer)) ^ r.incarnation.unwrap_or(0),
         Message::RegisterResult(r) => {
@@ -87,6 +88,18 @@ pub(super) fn fingerprint(m: &Message) -> u64 {
             31 ^ (r.bodies.iter()).fold(0, |h, b| combine(h, u64::from(b.msg_no) ^ s(&b.text)))
                 ^ mix64(ep_word(&r.responder))
         }
+        Message::Leave(l) => 32 ^ mix64(ep_word(&l.peer)) ^ (l.incarnation << 8),
+        Message::LeaveResult(r) => 33 ^ s(&r.proposal_id) ^ u64::from(r.success),
+        Message::LeaveVote(v) => {
+            34 ^ s(&v.proposal_id) ^ mix64(ep_word(&v.peer)) ^ v.incarnation.unwrap_or(0)
+        }
+        Message::LeaveVoteResp(v) => {
+            35 ^ s(&v.proposal_id) ^ u64::from(v.vote) ^ mix64(ep_word(&v.voter))
+        }
+        Message::LeaveCommit(c) => {
+            36 ^ s(&c.proposal_id) ^ mix64(ep_word(&c.peer)) ^ ((c.votes.len() as u64) << 32)
+        }
+        Message::LeaveCommitAck => 37,
     }
 }
 

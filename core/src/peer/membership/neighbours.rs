@@ -94,7 +94,7 @@ impl Membership {
             return;
         }
         let weight = match outcome {
-            Ok(Message::Pong(p)) => Some(p.degree.unwrap_or(1).max(1)),
+            Ok(Message::Pong(p)) => Some(u32::from(p.degree.unwrap_or(1).max(1))),
             Ok(_) => Some(1),
             Err(_) => None,
         };
@@ -362,6 +362,11 @@ impl Membership {
         for conn in greeting.conns {
             self.answer_hello(cx, overlay, conn, accepted);
         }
+    }
+
+    /// Refuses a `HELLO` (this peer is leaving).
+    pub(in crate::peer) fn refuse_hello(&self, cx: &mut Cx<'_>, overlay: &Overlay, conn: ConnId) {
+        self.answer_hello(cx, overlay, conn, false);
     }
 
     fn answer_hello(&self, cx: &mut Cx<'_>, overlay: &Overlay, conn: ConnId, accepted: bool) {

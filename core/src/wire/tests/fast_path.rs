@@ -70,8 +70,9 @@ fn fast_path_takes_the_hot_lines_in_both_spellings() {
         }),
         Message::Pong(Pong {
             responder: sender,
-            degree: Some(u32::MAX),
+            degree: Some(u16::MAX),
             incarnation: NonZeroU32::new(u32::MAX),
+            leaving: true,
         }),
     ] {
         let mut out = Vec::new();
