@@ -89,6 +89,11 @@ pub struct NodeArgs {
     /// [default: 1024].
     #[arg(long)]
     pub max_hearsay_removals: Option<u32>,
+    /// Seed: forget a removed or left entry this long after taking it, so the Peer List holds
+    /// the peers of now and not every address that ever registered; at least 10 anti-entropy
+    /// intervals [default: 1800000, 30 minutes].
+    #[arg(long)]
+    pub tombstone_ms: Option<u64>,
     /// Peer: how gossip is passed on: `flood` (whole on every link, the spec's) or `lazy`
     /// (whole along a spanning tree the peers prune from the overlay, announced by id on the
     /// other links; see docs/PROTOCOL-EXTENSIONS.md) [default: flood].
@@ -169,6 +174,7 @@ impl NodeArgs {
             peer_list_refresh_ms,
             min_degree,
             max_hearsay_removals,
+            tombstone_ms,
             gossip_mode,
             max_app_bytes,
             publish_rate

@@ -74,6 +74,10 @@ pub struct Settings {
     /// Lazy push: the ids a peer owes its lazy links are announced (`IHAVE`, one line per
     /// neighbour for all of them) this long after the first one is owed.
     pub ihave_interval_ms: u64,
+    /// Seed: a removed or left entry is forgotten this long after the seed took it (and its
+    /// incarnation remembered as long again, see `seed/peer_list.rs`), so the Peer List holds
+    /// the peers of now, not every peer that ever was.
+    pub tombstone_ms: u64,
     /// Longest application message payload (`APP_MSG` `data`), in bytes.
     pub max_app_bytes: u32,
     /// Application messages a peer publishes per second at most (a token bucket with a
@@ -157,6 +161,7 @@ impl Default for Settings {
             graft_timeout_ms: 500,
             gossip_mode: GossipMode::Flood,
             ihave_interval_ms: 100,
+            tombstone_ms: 30 * 60 * 1_000,
             max_app_bytes: 16 << 10,
             publish_rate: 2_000,
             app_rate_per_origin: 4_000,
@@ -228,6 +233,9 @@ impl Settings {
         }
         if self.seen_capacity < 2 {
             return err("seen_capacity must be at least 2");
+        }
+        if self.tombstone_ms < 10 * self.anti_entropy_interval_ms {
+            return err("tombstone_ms must be at least 10 anti-entropy intervals: every seed must learn a removal well before any forgets it");
         }
         if self.max_app_bytes == 0 || self.max_app_bytes > MAX_APP_BYTES_LIMIT {
             return err("max_app_bytes must be in 1..=131072");

@@ -86,6 +86,11 @@ pub enum Event {
         /// How the change arrived.
         via: ChangeSource,
     },
+    /// A removed or left entry was forgotten: its tombstone period passed.
+    EntryReaped {
+        /// The entry forgotten.
+        entry: Entry,
+    },
     /// A seed answered `PEER_LIST_REQ`.
     PeerListServed {
         /// Who asked (as they said).

@@ -69,7 +69,7 @@ pub const MAX_PENDING: usize = 1024;
 pub const MAX_RECERTIFYING: usize = 64;
 
 /// Every counter the status shows, sorted by name (so all appear, even at zero).
-const COUNTERS: [&str; 18] = [
+const COUNTERS: [&str; 19] = [
     "aborts",
     "admissions_refused",
     "bad_input",
@@ -78,6 +78,7 @@ const COUNTERS: [&str; 18] = [
     "confirmations_dropped",
     "confirmed",
     "entries_merged",
+    "entries_reaped",
     "orphans_refused",
     "peer_lists_served",
     "proposals",
@@ -264,6 +265,8 @@ impl Core {
             self.confirmations.len() as u64,
         ));
         counters.push(("votes_remembered".into(), self.memory.len() as u64));
+        counters.push(("entries".into(), self.pl.len() as u64));
+        counters.push(("reaped_remembered".into(), self.pl.reaped_len() as u64));
         counters.sort();
         StatusResp {
             node: self.me,
@@ -348,6 +351,7 @@ impl Core {
             match timer {
                 Timer::AntiEntropy => {
                     self.memory.expire(now);
+                    self.reap(now);
                     self.start_sync(now);
                 }
                 Timer::Round(id) => self.end_round(now, &id, round::Verdict::Lost("deadline")),

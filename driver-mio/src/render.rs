@@ -193,6 +193,19 @@ pub fn render(event: &Event) -> (Level, String) {
                 ),
             )
         }
+        Event::EntryReaped { entry } => (
+            Detail,
+            format!(
+                "Forgot {} (incarnation {}, {}): its tombstone period passed",
+                entry.peer,
+                entry.incarnation,
+                match entry.status {
+                    Status::Alive => "alive",
+                    Status::Removed => "removed",
+                    Status::Left => "left",
+                }
+            ),
+        ),
         Event::PeerListServed { requester, count } => (
             Output,
             format!("Peer list served to {requester}: {count} peers"),

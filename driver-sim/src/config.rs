@@ -157,6 +157,14 @@ pub enum FaultKind {
         /// The seed lied to.
         seed: u32,
     },
+    /// The simulator, playing an on-path attacker without a cluster key, sends seed `seed`
+    /// every genuine commit sync the seeds sent so far (their certificates are real; what
+    /// they certify may be long gone, removed, left or reaped). Nothing may be resurrected or
+    /// removed by them.
+    ReplayCommits {
+        /// The seed replayed to.
+        seed: u32,
+    },
     /// The simulator, playing a forger (a stranger at [`crate::addr::FORGER`], not a seed),
     /// sends seed `seed` forged messages of `kind` about peer `peer` (the victim). Nothing
     /// they claim may change any honest seed's Peer List.

@@ -518,6 +518,10 @@ impl Timeline {
                     kind: "lie",
                     at_ms: at,
                 }),
+                FaultKind::ReplayCommits { .. } => t.moments.push(Moment {
+                    kind: "replay",
+                    at_ms: at,
+                }),
                 FaultKind::Forge { .. } => t.moments.push(Moment {
                     kind: "forgery",
                     at_ms: at,

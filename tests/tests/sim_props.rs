@@ -6,7 +6,8 @@
 //!   whatever the faults (drops, duplicates, jitter, partitions of all kinds, crashes and
 //!   restarts of peers and of a minority of seeds, lying reports, a forger's forged commits,
 //!   syncs, solicited votes and registrations, and a minority of lying seeds), and no forged
-//!   fact ever changes an honest seed's Peer List.
+//!   fact ever changes an honest seed's Peer List; graceful leaves (and restarts after them),
+//!   and replays of every genuine commit sync so far.
 //! * `liveness_after_healing`: the same schedules, then promises 5–7 within the bound after
 //!   the faults stop (among the honest seeds if the lying seeds keep lying).
 //!
@@ -93,6 +94,17 @@ enum Gen {
         seed: u32,
         at: u64,
     },
+    /// An on-path attacker replays every genuine commit sync so far to `seed`.
+    Replay {
+        seed: u32,
+        at: u64,
+    },
+    /// Peer `peer` leaves (as on SIGTERM) and, if `restart_after`, starts again later.
+    Leave {
+        peer: u32,
+        at: u64,
+        restart_after: Option<u64>,
+    },
 }
 
 /// The fault window lasts this long after the last join.
@@ -112,8 +124,11 @@ fn gen_fault() -> impl Strategy<Value = Gen> {
         1 => (0.01f64..0.5, at.clone(), len.clone()).prop_map(|(rate, at, len)| Gen::Dup { rate, at, len }),
         1 => (1u64..400, at.clone(), len.clone()).prop_map(|(ms, at, len)| Gen::Jitter { ms, at, len }),
         1 => (any::<u32>(), any::<u32>(), at.clone()).prop_map(|(peer, seed, at)| Gen::Lie { peer, seed, at }),
-        2 => (any::<u8>(), any::<u32>(), any::<u32>(), at)
+        2 => (any::<u8>(), any::<u32>(), any::<u32>(), at.clone())
             .prop_map(|(kind, peer, seed, at)| Gen::Forge { kind, peer, seed, at }),
+        1 => (any::<u32>(), at.clone()).prop_map(|(seed, at)| Gen::Replay { seed, at }),
+        1 => (any::<u32>(), at, prop::option::of(500u64..10_000))
+            .prop_map(|(peer, at, restart_after)| Gen::Leave { peer, at, restart_after }),
     ]
 }
 
@@ -266,6 +281,23 @@ fn config(s: &Schedule, liveness: bool) -> SimConfig {
                     peer: peer % s.peers,
                 },
             ),
+            Gen::Replay { seed, at } => push(
+                at,
+                FaultKind::ReplayCommits {
+                    seed: seed % s.seeds,
+                },
+            ),
+            Gen::Leave {
+                peer,
+                at,
+                restart_after,
+            } => {
+                let r = NodeRef::Peer(peer % s.peers);
+                push(at, FaultKind::Leave(r));
+                if let Some(d) = restart_after {
+                    push(at + d, FaultKind::Restart(r));
+                }
+            }
         }
     }
     c.faults = faults;

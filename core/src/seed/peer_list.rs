@@ -1,11 +1,15 @@
 //! The certified Peer List: one `(incarnation, status)` entry per peer, the merge rule that
-//! only ever moves an entry up, and the per-bucket digests anti-entropy compares.
+//! only ever moves an entry up, the per-bucket digests anti-entropy compares, and reaping:
+//! a removed or left entry is forgotten a tombstone period after this list took it, and its
+//! incarnation remembered one period more, so a seed that has not reaped it yet cannot hand
+//! it back (see `Core::reap`).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::hash::{combine, hash64};
 use crate::msg::{Endpoint, Entry, Fact, Status, SYNC_BUCKETS};
 use crate::rng::Rng;
+use crate::Millis;
 
 /// Where an entry stands: `Alive < Removed < Left` at one incarnation, a higher incarnation
 /// above all three.
@@ -107,6 +111,14 @@ pub(super) struct PeerList {
     orphans: BTreeSet<Endpoint>,
     /// The highest incarnation of any entry (entries only move up, so it only grows).
     highest: u64,
+    /// Removed and left entries, by when this list took them: the oldest are reaped first.
+    tombstones: BTreeSet<(Millis, Endpoint)>,
+    /// When this list took each removed or left entry (the key of `tombstones`).
+    gone_at: BTreeMap<Endpoint, Millis>,
+    /// Reaped entries: the incarnation that was forgotten and until when that is remembered.
+    reaped: BTreeMap<Endpoint, (u64, Millis)>,
+    /// `reaped` by expiry.
+    reaped_until: BTreeSet<(Millis, Endpoint)>,
 }
 
 impl Default for PeerList {
@@ -117,6 +129,10 @@ impl Default for PeerList {
             alive: Vec::new(),
             orphans: BTreeSet::new(),
             highest: 0,
+            tombstones: BTreeSet::new(),
+            gone_at: BTreeMap::new(),
+            reaped: BTreeMap::new(),
+            reaped_until: BTreeSet::new(),
         }
     }
 }
@@ -186,8 +202,13 @@ impl PeerList {
         &self.digests
     }
 
-    /// Applies `candidate` if the merge rule allows; true if the list changed.
-    pub(super) fn apply(&mut self, mut candidate: Entry, certifier: &Certifier) -> bool {
+    /// Applies `candidate` at `now` if the merge rule allows; true if the list changed.
+    pub(super) fn apply(
+        &mut self,
+        mut candidate: Entry,
+        certifier: &Certifier,
+        now: Millis,
+    ) -> bool {
         if !supersedes(self.get(&candidate.peer), &candidate, certifier) {
             return false;
         }
@@ -212,8 +233,78 @@ impl PeerList {
             (true, _) => {}
         }
         self.highest = self.highest.max(candidate.incarnation);
+        if let Some(at) = self.gone_at.remove(&candidate.peer) {
+            self.tombstones.remove(&(at, candidate.peer));
+        }
+        if candidate.status.gone() {
+            self.gone_at.insert(candidate.peer, now);
+            self.tombstones.insert((now, candidate.peer));
+        }
         self.entries.insert(candidate.peer, candidate);
         true
+    }
+
+    /// Forgets every removed or left entry taken `tombstone_ms` or longer before `now`, and
+    /// remembers its incarnation `tombstone_ms` more; forgets what was remembered longer.
+    /// Returns the entries forgotten.
+    pub(super) fn reap(&mut self, now: Millis, tombstone_ms: u64) -> Vec<Entry> {
+        while let Some(&(until, peer)) = self.reaped_until.first() {
+            if until > now {
+                break;
+            }
+            self.reaped_until.pop_first();
+            if self.reaped.get(&peer).is_some_and(|&(_, u)| u == until) {
+                self.reaped.remove(&peer);
+            }
+        }
+        let mut gone = Vec::new();
+        while let Some(&(at, peer)) = self.tombstones.first() {
+            if at.after(tombstone_ms) > now {
+                break;
+            }
+            self.tombstones.pop_first();
+            self.gone_at.remove(&peer);
+            let Some(entry) = self.entries.remove(&peer) else {
+                continue;
+            };
+            self.digests[bucket(&peer)] ^= fingerprint(&entry);
+            self.orphans.remove(&peer);
+            let until = now.after(tombstone_ms);
+            if let Some((_, old)) = self.reaped.insert(peer, (entry.incarnation, until)) {
+                self.reaped_until.remove(&(old, peer));
+            }
+            self.reaped_until.insert((until, peer));
+            gone.push(entry);
+        }
+        gone
+    }
+
+    /// True if `fact` is about an incarnation this list reaped a moment ago (or below it):
+    /// a seed that has not reaped it yet offers it back, and it must not come back.
+    pub(super) fn reaped_covers(&self, fact: &Fact) -> bool {
+        self.reaped
+            .get(&fact.peer)
+            .is_some_and(|&(inc, _)| fact.incarnation <= inc)
+    }
+
+    /// The rank of `peer`'s entry, or, if it was reaped a moment ago, the removal of that
+    /// incarnation: what a registration must go above.
+    pub(super) fn rank_or_reaped(&self, peer: &Endpoint) -> Option<Rank> {
+        self.rank(peer).or_else(|| {
+            self.reaped
+                .get(peer)
+                .map(|&(inc, _)| (inc, Status::Removed))
+        })
+    }
+
+    /// Entries held (alive, removed and left).
+    pub(super) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Reaped incarnations still remembered.
+    pub(super) fn reaped_len(&self) -> usize {
+        self.reaped.len()
     }
 
     /// How many peers it holds removed without ever having held them admitted.
@@ -322,7 +413,7 @@ mod tests {
                 status,
                 votes: vec![ep(1), ep(2)],
             };
-            assert!(pl.apply(e, &certifier));
+            assert!(pl.apply(e, &certifier, Millis(0)));
         };
         for port in 100..120 {
             admit(&mut pl, port, 1, Status::Alive);
@@ -361,15 +452,57 @@ mod tests {
     fn digests_track_content_not_history() {
         let certifier = Certifier::new(&[ep(1), ep(2), ep(3)]);
         let (mut a, mut b) = (PeerList::default(), PeerList::default());
-        assert!(a.apply(entry(1, Status::Alive, &[1, 2]), &certifier));
-        assert!(a.apply(entry(1, Status::Removed, &[1, 2]), &certifier));
+        assert!(a.apply(entry(1, Status::Alive, &[1, 2]), &certifier, Millis(0)));
+        assert!(a.apply(entry(1, Status::Removed, &[1, 2]), &certifier, Millis(0)));
         assert_ne!(a.digests(), b.digests());
         // b reaches the same state directly, under another certificate
-        assert!(b.apply(entry(1, Status::Removed, &[2, 3]), &certifier));
+        assert!(b.apply(entry(1, Status::Removed, &[2, 3]), &certifier, Millis(0)));
         assert_eq!(a.digests(), b.digests());
         assert!(a.differing(b.digests(), 10, 0).is_empty());
-        assert!(b.apply(entry(2, Status::Alive, &[2, 3]), &certifier));
+        assert!(b.apply(entry(2, Status::Alive, &[2, 3]), &certifier, Millis(0)));
         assert_eq!(a.differing(b.digests(), 10, 7).len(), 1);
         assert_eq!(a.differing(b.digests(), 0, 0).len(), 0);
+    }
+
+    #[test]
+    fn reaping_forgets_gone_entries_after_the_period_and_remembers_their_incarnation() {
+        let certifier = Certifier::new(&[ep(1), ep(2), ep(3)]);
+        let mut pl = PeerList::default();
+        let t = 1_000;
+        let at = |peer: u16, inc: u64, status: Status| Entry {
+            peer: ep(peer),
+            incarnation: inc,
+            status,
+            votes: vec![ep(1), ep(2)],
+        };
+        assert!(pl.apply(at(100, 1, Status::Alive), &certifier, Millis(0)));
+        assert!(pl.apply(at(101, 1, Status::Alive), &certifier, Millis(0)));
+        assert!(pl.apply(at(100, 1, Status::Removed), &certifier, Millis(500)));
+        let digests_with_alive_only = {
+            let mut only = PeerList::default();
+            assert!(only.apply(at(101, 1, Status::Alive), &certifier, Millis(0)));
+            only.digests().to_vec()
+        };
+        // Alive entries are never reaped; a removal only a full period after it was taken.
+        assert!(pl.reap(Millis(1_499), t).is_empty());
+        let gone = pl.reap(Millis(1_500), t);
+        assert_eq!(gone.iter().map(|e| e.peer).collect::<Vec<_>>(), [ep(100)]);
+        assert_eq!((pl.len(), pl.reaped_len()), (1, 1));
+        assert!(pl.get(&ep(100)).is_none());
+        assert_eq!(pl.digests().to_vec(), digests_with_alive_only);
+        // A seed that has not reaped yet offers the removal back: refused while remembered.
+        let removal = at(100, 1, Status::Removed).fact();
+        assert!(pl.reaped_covers(&removal));
+        assert!(!pl.reaped_covers(&at(100, 2, Status::Alive).fact()));
+        assert_eq!(pl.rank_or_reaped(&ep(100)), Some((1, Status::Removed)));
+        // The peer comes back one incarnation up: no longer a tombstone.
+        assert!(pl.apply(at(100, 2, Status::Alive), &certifier, Millis(1_600)));
+        assert!(pl.reap(Millis(10_000), t).is_empty());
+        assert_eq!(pl.reaped_len(), 0, "remembered one period, then forgotten");
+        assert_eq!(pl.len(), 2);
+        // Left entries are reaped like removed ones.
+        assert!(pl.apply(at(101, 1, Status::Left), &certifier, Millis(10_000)));
+        assert_eq!(pl.reap(Millis(11_000), t).len(), 1);
+        assert_eq!(pl.rank_or_reaped(&ep(101)), Some((1, Status::Removed)));
     }
 }

@@ -93,7 +93,7 @@ impl Core {
         if self.answer_without_new_round(conn, &req) {
             return;
         }
-        let current = self.pl.rank(&peer);
+        let current = self.pl.rank_or_reaped(&peer);
         let inc = round::registration_incarnation(current, req.incarnation);
         if round::register_after_probe(current, inc, probed) != round::Check::Yes {
             return self.refuse_registration(
@@ -412,7 +412,7 @@ impl Core {
             status: round::status_of(round.kind),
             votes: round.yes_voters(),
         };
-        self.merge(entry, ChangeSource::LocalCommit);
+        self.merge(now, entry, ChangeSource::LocalCommit);
         self.count("commits");
         let reason = if round.recertify {
             "re-certified"

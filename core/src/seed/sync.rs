@@ -64,7 +64,10 @@ impl Core {
     /// `holder` is the seed it was pulled from, if it was.
     fn carry(&mut self, now: Millis, entry: Entry, holder: Option<Endpoint>) {
         let fact = entry.fact();
-        if self.certifier.is_seed(&fact.peer) || !self.pl.would_move_up(&fact) {
+        if self.certifier.is_seed(&fact.peer)
+            || !self.pl.would_move_up(&fact)
+            || self.pl.reaped_covers(&fact)
+        {
             return;
         }
         let mut vouched = BTreeSet::new();
@@ -144,7 +147,7 @@ impl Core {
                     status: fact.status,
                     votes: vouchers,
                 };
-                self.merge(entry, via);
+                self.merge(now, entry, via);
             }
             Outcome::Unconfirmed => {
                 self.count("unconfirmed");
@@ -159,14 +162,14 @@ impl Core {
     /// Applies `entry` if it supersedes this seed's; true if it did. A removal of a peer this
     /// seed never held is refused once it holds `max_hearsay_removals` of them: only hearsay
     /// leads to one, and a lying seed could feed it without end.
-    pub(super) fn merge(&mut self, entry: Entry, via: ChangeSource) -> bool {
+    pub(super) fn merge(&mut self, now: Millis, entry: Entry, via: ChangeSource) -> bool {
         let (peer, rank) = (entry.peer, (entry.incarnation, entry.status));
         let orphan = entry.status.gone() && self.pl.get(&peer).is_none();
         if orphan && self.pl.orphans() >= self.settings.max_hearsay_removals as usize {
             self.count("orphans_refused");
             return false;
         }
-        if !self.pl.apply(entry, &self.certifier) {
+        if !self.pl.apply(entry, &self.certifier, now) {
             return false;
         }
         self.memory.settled(peer, rank);
@@ -222,6 +225,24 @@ impl Core {
     }
 
     // ----- anti-entropy -----
+
+    /// Forgets the removed and left entries older than the tombstone period.
+    ///
+    /// Forgetting is safe because nothing this seed applies rests on a certificate alone: a
+    /// change it did not decide is applied only when a quorum vouches for exactly it (they
+    /// hold it, or voted for it within the vote's few-second lifetime), or after a fresh
+    /// round in which every voter checks it against the peer itself. A certificate replayed
+    /// after its entry was reaped everywhere finds no voucher, and a fresh round checks the
+    /// world as it is: a peer that came back answers (no removal), a dead one does not (no
+    /// resurrection). Meanwhile the reaped incarnation is remembered one more period: a
+    /// seed that has not reaped yet cannot hand it back, and a peer that comes back at
+    /// once registers above it.
+    pub(super) fn reap(&mut self, now: Millis) {
+        for entry in self.pl.reap(now, self.settings.tombstone_ms) {
+            self.count("entries_reaped");
+            self.emit(Event::EntryReaped { entry });
+        }
+    }
 
     /// Pulls from one random other seed, and arms the next round.
     pub(super) fn start_sync(&mut self, now: Millis) {

@@ -178,7 +178,11 @@ impl Core {
         let heard = self.hearsay(&ballot.peer);
         let voted = self.memory.voted(&ballot.fact(), now);
         let check = match ballot.kind {
-            ProposalKind::Register => round::register_check(current, ballot.incarnation, voted),
+            ProposalKind::Register => {
+                // An incarnation reaped a moment ago counts as known: go above it.
+                let current = self.pl.rank_or_reaped(&ballot.peer);
+                round::register_check(current, ballot.incarnation, voted)
+            }
             ProposalKind::Removal => {
                 let highest = self.pl.highest();
                 round::removal_check(current, heard, highest, ballot.incarnation, voted)
@@ -213,6 +217,7 @@ impl Core {
         let heard = self.hearsay(&ballot.peer);
         let check = match ballot.kind {
             ProposalKind::Register => {
+                let current = self.pl.rank_or_reaped(&ballot.peer);
                 round::register_after_probe(current, ballot.incarnation, probed)
             }
             ProposalKind::Removal => {

@@ -85,6 +85,7 @@ pub fn classify(event: &Event) -> Option<(Category, &'static str)> {
         Event::BootstrapComplete { .. } => (Member, "bootstrapped"),
         Event::Rejoining { .. } => (Member, "rejoining"),
         Event::EntryChanged { .. } => (Member, "entry_changed"),
+        Event::EntryReaped { .. } => (Member, "entry_reaped"),
         Event::PeerListServed { .. } => (Member, "peer_list_served"),
         Event::NeighbourAdded { .. } => (Link, "neighbour_added"),
         Event::NeighbourDropped { .. } => (Link, "neighbour_dropped"),
@@ -206,6 +207,15 @@ pub fn to_line(me: SocketAddr, unix_ms: u64, event: &Event) -> Option<String> {
                 ChangeSource::LocalCommit => "own_round",
                 ChangeSource::CommitSync => "commit_sync",
                 ChangeSource::AntiEntropy => "anti_entropy",
+            },
+        }),
+        Event::EntryReaped { entry } => json!({
+            "peer": entry.peer.to_string(),
+            "incarnation": entry.incarnation,
+            "status": match entry.status {
+                Status::Alive => "alive",
+                Status::Removed => "removed",
+                Status::Left => "left",
             },
         }),
         Event::PeerListServed { requester, count } => {

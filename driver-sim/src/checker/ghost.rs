@@ -403,6 +403,13 @@ impl Ghost {
         self.seed_pl[node as usize].insert(peer, (incarnation, status))
     }
 
+    /// Seed `node` forgot its entry of `peer` (the tombstone period passed).
+    pub(super) fn entry_reaped(&mut self, node: u32, peer: &Endpoint) {
+        if let Some(pl) = self.seed_pl.get_mut(node as usize) {
+            pl.remove(peer);
+        }
+    }
+
     /// A removal of node `x` at `incarnation` was committed at some seed. Returns true the
     /// first time (later ones are its propagation); a crashed peer's record notes when.
     pub(super) fn first_removal(&mut self, now: u64, x: u32, incarnation: u64) -> bool {

@@ -134,9 +134,11 @@ impl Checker {
             seeds: cfg.seeds,
             peers: cfg.peers,
         };
+        let mut safety = Safety::new(cfg.seeds, cfg.peers, &cfg.lying_seeds);
+        safety.tombstone_ms = cfg.settings.tombstone_ms;
         Checker {
             ghost: Ghost::new(addrs, cfg.loss_window_ms()),
-            safety: Safety::new(cfg.seeds, cfg.peers, &cfg.lying_seeds),
+            safety,
             liveness: Liveness::new(
                 cfg.heal_at_ms,
                 cfg.liveness_bound_ms(),
@@ -290,6 +292,11 @@ impl Checker {
                 entry.status,
                 &entry.votes,
             ),
+            Event::EntryReaped { entry } => {
+                self.ghost.entry_reaped(node, &entry.peer);
+                let at = (entry.incarnation, now);
+                self.safety.reaped.insert((node, entry.peer), at);
+            }
             Event::NeighbourAdded { peer, .. } => self.ghost.neighbour_added(now, node, peer),
             Event::NeighbourDropped { peer, .. } => self.ghost.neighbour_dropped(node, peer),
             Event::RegistrationQuorum { incarnation, .. } => {

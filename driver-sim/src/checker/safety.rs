@@ -49,6 +49,11 @@ pub(super) struct Safety {
     /// Per peer endpoint: the incarnations an instance of it held when it was told to leave.
     /// A `LEFT` entry at any other is a live peer made to leave (promise 4).
     pub(super) left: FxHashSet<(Endpoint, u64)>,
+    /// Per (seed, peer): the incarnation the seed reaped and when. Within a tombstone period
+    /// after, an honest seed must not take that incarnation (or one below) again.
+    pub(super) reaped: FxHashMap<(u32, Endpoint), (u64, u64)>,
+    /// The tombstone period.
+    pub(super) tombstone_ms: u64,
 }
 
 impl Safety {
@@ -75,6 +80,8 @@ impl Safety {
             forged_changes: 0,
             false_removals: 0,
             left: FxHashSet::default(),
+            reaped: FxHashMap::default(),
+            tombstone_ms: u64::MAX,
         }
     }
 
@@ -274,6 +281,15 @@ impl Checker {
         } else {
             None
         };
+        let reaped = self.safety.reaped.get(&(node, peer)).copied();
+        if let Some((inc, at)) = reaped.filter(|&(inc, at)| {
+            honest && incarnation <= inc && now < at.saturating_add(self.safety.tombstone_ms)
+        }) {
+            problems.push(format!(
+                "took back incarnation {incarnation} {} ms after reaping {inc}",
+                now - at
+            ));
+        }
         if status == Status::Left && !self.safety.left.contains(&(peer, incarnation)) {
             let who = self.ghost.name(node);
             self.violation(

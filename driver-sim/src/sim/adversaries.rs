@@ -13,6 +13,9 @@ use gossip_core::msg::{
 use gossip_core::seed::MAX_INCARNATION;
 use gossip_core::Millis;
 
+/// Genuine commit syncs kept for a replay at most.
+pub(super) const RECORDED_COMMITS: usize = 4_096;
+
 use super::{Ev, Sim, World, EXTERNAL};
 use crate::actor::Actor;
 use crate::addr::{nowhere, FORGER, NOWHERE_COUNT};
@@ -108,14 +111,49 @@ impl World {
         }
     }
 
+    /// Seed `seed` gets, from outside the cluster, every genuine commit sync the seeds sent
+    /// so far (as an on-path attacker without a cluster key could replay them), whatever
+    /// became of the entries since: certificates for incarnations since removed, left or
+    /// reaped must change nothing they should not.
+    pub(super) fn replay_commits(&mut self, now: u64, seed: u32) {
+        for msg in self.recorded_commits.clone() {
+            self.send_forged(now, seed, msg, "replay");
+        }
+    }
+
+    /// Keeps a genuine commit sync a seed sent, for [`World::replay_commits`] (the first of
+    /// each change, at most [`RECORDED_COMMITS`]).
+    #[inline]
+    pub(super) fn record_commit(&mut self, msg: &Message) {
+        let (Message::RegisterCommit(c) | Message::DeadCommit(c) | Message::LeaveCommit(c)) = msg
+        else {
+            return;
+        };
+        if c.decision != Decision::Commit || self.recorded_commits.len() >= RECORDED_COMMITS {
+            return;
+        }
+        let same = |m: &Message| match m {
+            Message::RegisterCommit(o) | Message::DeadCommit(o) | Message::LeaveCommit(o) => {
+                o.peer == c.peer
+                    && o.incarnation == c.incarnation
+                    && std::mem::discriminant(m) == std::mem::discriminant(msg)
+            }
+            _ => false,
+        };
+        if !self.recorded_commits.iter().any(same) {
+            self.recorded_commits.push(msg.clone());
+        }
+    }
+
     /// Sends a forged request to seed `to` from outside the cluster, and notes the facts it
     /// puts forward.
     pub(super) fn send_forged(&mut self, now: u64, to: u32, msg: Message, what: &'static str) {
         let mut note = |peer, incarnation, status| self.checker.forged(peer, incarnation, status);
         match &msg {
-            Message::RegisterCommit(c) | Message::DeadCommit(c) => {
+            Message::RegisterCommit(c) | Message::DeadCommit(c) | Message::LeaveCommit(c) => {
                 let status = match msg {
                     Message::RegisterCommit(_) => Status::Alive,
+                    Message::LeaveCommit(_) => Status::Left,
                     _ => Status::Removed,
                 };
                 note(c.peer, c.incarnation.unwrap_or(0), status);

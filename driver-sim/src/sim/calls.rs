@@ -156,6 +156,9 @@ impl World {
             // Counts gossip sends (statistics) and queues the DEAD_REPORT check (reported only
             // when checks are on).
             self.checker.on_send(from, &msg);
+            if self.addrs.is_seed(from) {
+                self.record_commit(&msg);
+            }
             if let Some(kinds) = self.sent_by_kind.as_mut() {
                 kinds[crate::series::request_kind(&msg)] += 1;
             }

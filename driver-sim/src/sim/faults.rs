@@ -117,6 +117,10 @@ impl<A: Actor> Sim<A> {
             }
             FaultKind::Lie { peer, seed } => self.lying_report(now, peer, seed),
             FaultKind::Forge { kind, seed, peer } => self.forge(now, kind, seed, peer),
+            FaultKind::ReplayCommits { seed } => {
+                let seed = seed % self.w.addrs.seeds.max(1);
+                self.w.replay_commits(now, seed);
+            }
         }
     }
 

@@ -131,6 +131,8 @@ struct World {
     forged_sent: BTreeMap<&'static str, u64>,
     /// Numbers the forged proposal ids.
     forged_seq: u64,
+    /// Genuine commit syncs seen, for a replay ([`crate::FaultKind::ReplayCommits`]).
+    recorded_commits: Vec<Message>,
 }
 
 /// A simulated cluster. See the crate documentation for the model.
@@ -176,6 +178,7 @@ impl World {
                     | Event::NeighbourAdded { .. }
                     | Event::NeighbourDropped { .. }
                     | Event::EntryChanged { .. }
+                    | Event::EntryReaped { .. }
                     | Event::RegistrationQuorum { .. }
                     | Event::Rejoining { .. }
             )
@@ -264,6 +267,7 @@ impl<A: Actor> Sim<A> {
             later: Vec::new(),
             forged_sent: BTreeMap::new(),
             forged_seq: 0,
+            recorded_commits: Vec::new(),
             cfg,
         };
         let mut sim = Sim {
