@@ -16,10 +16,11 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::Args;
-use gossip_core::msg::{DeadReport, DeadResult, Endpoint, Message, StatusResp};
+use gossip_core::msg::{DeadReport, DeadResult, Endpoint, IpText, Message, StatusResp};
 use gossip_core::wire::auth::{self, Expect, Keyring, ReplayCache, Stamp};
 use gossip_core::{config, wire, Settings};
 use gossip_driver_mio::local::LocalConfig;
+use gossip_driver_mio::resolve::{resolve_seed_lines, SeedList};
 use gossip_driver_mio::{nonce_seed, unix_now_ms, Exit, Host, Limits, NodeSpec, OutputLog, Role};
 
 pub mod overlay;
@@ -27,13 +28,21 @@ pub mod overlay;
 /// Flags shared by `seed` and `peer`: the spec's four, then timing and limits.
 #[derive(Args, Debug, Clone)]
 pub struct NodeArgs {
-    /// IP address to listen on (the node's identity with the port).
+    /// IP address to listen on (IPv4 or IPv6; `0.0.0.0` or `::` for every address, then
+    /// with --advertise). With the port, the node's identity unless --advertise names another.
     #[arg(long, default_value = "127.0.0.1")]
     pub ip: IpAddr,
     /// TCP port to listen on.
     #[arg(long)]
     pub port: u16,
-    /// Seed list: one `<ip>,<port>` per line.
+    /// The endpoint others reach this node at, if not --ip and --port (a container address,
+    /// a NAT, a node listening on 0.0.0.0): `IP:PORT`, `[IPv6]:PORT` or `HOST:PORT` (resolved
+    /// at start). It is the node's identity: what it registers, tells and signs; a seed's
+    /// must be listed in the config.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub advertise: Option<String>,
+    /// Seed list: one `<host>,<port>` per line (an IPv4 address, an IPv6 address bare or in
+    /// brackets, or a host name).
     #[arg(long, default_value = "config.txt")]
     pub config: PathBuf,
     /// Log file, appended to (shared by several nodes without torn lines).
@@ -148,9 +157,18 @@ pub struct NodeArgs {
 }
 
 impl NodeArgs {
-    /// The listening endpoint.
-    pub fn endpoint(&self) -> SocketAddr {
+    /// The endpoint it listens on.
+    pub fn listen(&self) -> SocketAddr {
         SocketAddr::new(self.ip, self.port)
+    }
+
+    /// The endpoint it tells others: --advertise (resolved), or the one it listens on.
+    pub fn identity(&self) -> Result<SocketAddr, String> {
+        match &self.advertise {
+            Some(text) => gossip_driver_mio::resolve::resolve_host_port(text)
+                .map_err(|e| format!("--advertise {e}")),
+            None => Ok(self.listen()),
+        }
     }
 
     /// The defaults with every flag given applied.
@@ -198,11 +216,19 @@ impl NodeArgs {
     }
 }
 
-/// Reads and parses a seed list; the error names the file (and the line, if malformed).
-pub fn load_seeds(path: &Path) -> Result<Vec<Endpoint>, String> {
+/// Reads, parses and resolves a seed list; the error names the file (and the line, if
+/// malformed or unresolvable).
+pub fn load_seed_list(path: &Path) -> Result<SeedList, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read config {}: {e}", path.display()))?;
-    config::parse_seeds(&text).map_err(|e| format!("config {}: {e}", path.display()))
+    let lines =
+        config::parse_seed_lines(&text).map_err(|e| format!("config {}: {e}", path.display()))?;
+    resolve_seed_lines(&lines).map_err(|e| format!("config {}: {e}", path.display()))
+}
+
+/// The seeds' addresses of a seed list (see [`load_seed_list`]).
+pub fn load_seeds(path: &Path) -> Result<Vec<Endpoint>, String> {
+    Ok(load_seed_list(path)?.seeds)
 }
 
 /// Largest cluster key file read (a few hundred keys).
@@ -399,11 +425,12 @@ const FEW_OPEN_FILES: u64 = 4096;
 /// Runs a `seed` or `peer` program until it is killed. Returns the one-line error that
 /// stops it from starting.
 pub fn run_node(role: Role, args: &NodeArgs) -> Result<(), String> {
-    let me = args.endpoint();
-    let seeds = load_seeds(&args.config)?;
+    let listen = args.listen();
+    let me = args.identity()?;
+    let SeedList { seeds, names } = load_seed_list(&args.config)?;
     if role == Role::Seed && !seeds.contains(&me) {
         return Err(format!(
-            "seed address {me} is not listed in config {} (it lists {})",
+            "seed address {me} is not listed in config {} (it lists {}; a seed behind another address names its listed one with --advertise)",
             args.config.display(),
             seeds
                 .iter()
@@ -444,9 +471,11 @@ pub fn run_node(role: Role, args: &NodeArgs) -> Result<(), String> {
         seeds,
         settings,
         rng_seed: args.rng_seed.unwrap_or_else(|| default_rng_seed(me)),
+        advertise: args.advertise.is_some().then_some(me),
     };
-    let idx = host.add_node(me, spec).map_err(|e| e.to_string())?;
-    log::info!("{role} listening on {me}");
+    host.set_seed_names(names);
+    let idx = host.add_node(listen, spec).map_err(|e| e.to_string())?;
+    log::info!("{role} {me} listening on {listen}");
     let local = LocalConfig {
         control: args.control.clone(),
         events: args.events.clone(),
@@ -633,9 +662,9 @@ pub fn report_dead(
         reporter,
         text: Some(format!(
             "Dead Node:{}:{}:{timestamp}:{}",
-            dead.ip(),
+            IpText(dead.ip()),
             dead.port(),
-            reporter.ip()
+            IpText(reporter.ip())
         )),
         incarnation: None,
         witnesses: Vec::new(),

@@ -253,7 +253,7 @@ impl Settings {
 /// A `config.txt` that cannot be used.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ConfigError {
-    /// Line `line` (1-based) is not `<ip>,<port>`.
+    /// Line `line` (1-based) is not `<host>,<port>`.
     Malformed {
         /// 1-based line number.
         line: usize,
@@ -262,12 +262,12 @@ pub enum ConfigError {
         /// What is wrong with it.
         reason: String,
     },
-    /// The same endpoint is listed twice.
+    /// The same seed is listed twice.
     Duplicate {
         /// 1-based line number of the second listing.
         line: usize,
-        /// The endpoint.
-        endpoint: Endpoint,
+        /// The seed, as `<host>,<port>`.
+        seed: String,
     },
     /// No seed is listed.
     Empty,
@@ -283,11 +283,11 @@ impl std::fmt::Display for ConfigError {
             } => {
                 write!(
                     f,
-                    "line {line}: {reason}: {content:?} (expected <ip>,<port>)"
+                    "line {line}: {reason}: {content:?} (expected <host>,<port>)"
                 )
             }
-            ConfigError::Duplicate { line, endpoint } => {
-                write!(f, "line {line}: seed {endpoint} is listed twice")
+            ConfigError::Duplicate { line, seed } => {
+                write!(f, "line {line}: seed {seed} is listed twice")
             }
             ConfigError::Empty => f.write_str("no seeds listed"),
         }
@@ -296,19 +296,90 @@ impl std::fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-/// Writes a seed list in the format [`parse_seeds`] reads: one `<ip>,<port>` per line.
+/// Writes a seed list in the format [`parse_seeds`] reads: one `<ip>,<port>` per line, IPv6
+/// in brackets (`[::1],5000`).
 pub fn seeds_text(seeds: &[Endpoint]) -> String {
     seeds
         .iter()
-        .map(|s| format!("{},{}\n", s.ip(), s.port()))
+        .map(|s| format!("{},{}\n", crate::msg::IpText(s.ip()), s.port()))
         .collect()
 }
 
-/// Parses a seed list: one `<ip>,<port>` per line; blank lines and `#` comments (whole-line or
+/// How a seed list names a seed's host: an address, or a DNS name the driver resolves (the
+/// core never resolves).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SeedHost {
+    /// An IPv4 or IPv6 address.
+    Ip(std::net::IpAddr),
+    /// A host name (letters, digits, `-` and `.`), lower-cased.
+    Name(String),
+}
+
+impl std::fmt::Display for SeedHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SeedHost::Ip(ip) => write!(f, "{}", crate::msg::IpText(*ip)),
+            SeedHost::Name(name) => f.write_str(name),
+        }
+    }
+}
+
+/// One seed of a seed list, as written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SeedLine {
+    /// 1-based line number.
+    pub line: usize,
+    /// The host as written.
+    pub host: SeedHost,
+    /// The port.
+    pub port: u16,
+}
+
+impl SeedLine {
+    /// The endpoint, if the host is an address.
+    pub fn endpoint(&self) -> Option<Endpoint> {
+        match self.host {
+            SeedHost::Ip(ip) => Some(Endpoint::new(ip, self.port)),
+            SeedHost::Name(_) => None,
+        }
+    }
+}
+
+/// Parses a host as `config.txt` or a `host:port` flag writes it: an IPv4 address, an IPv6
+/// address bare or in brackets, or a host name (RFC 1123: labels of letters, digits and `-`,
+/// not starting or ending with `-`, at most 253 characters in all).
+pub fn parse_host(text: &str) -> Result<SeedHost, &'static str> {
+    let bracketed = text.strip_prefix('[').and_then(|t| t.strip_suffix(']'));
+    if let Some(inner) = bracketed {
+        return inner
+            .parse::<std::net::Ipv6Addr>()
+            .map(|ip| SeedHost::Ip(ip.into()))
+            .map_err(|_| "not an IPv6 address inside [ ]");
+    }
+    if let Ok(ip) = text.parse::<std::net::IpAddr>() {
+        return Ok(SeedHost::Ip(ip));
+    }
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    };
+    let name = text.strip_suffix('.').unwrap_or(text);
+    let all_digits = name.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+    if name.is_empty() || name.len() > 253 || all_digits || !name.split('.').all(label_ok) {
+        return Err("not an IP address or host name");
+    }
+    Ok(SeedHost::Name(name.to_ascii_lowercase()))
+}
+
+/// Parses a seed list: one `<host>,<port>` per line, the host an IPv4 address, an IPv6
+/// address (bare or in brackets) or a host name; blank lines and `#` comments (whole-line or
 /// trailing) allowed, spaces around each part ignored. Returns the seeds in file order.
 ///
 /// Every mistake is reported with its 1-based line number: an operator fixes the file by it.
-pub fn parse_seeds(text: &str) -> Result<Vec<Endpoint>, ConfigError> {
+pub fn parse_seed_lines(text: &str) -> Result<Vec<SeedLine>, ConfigError> {
     let mut seeds = Vec::new();
     let mut seen = std::collections::BTreeSet::new();
     for (index, raw) in text.lines().enumerate() {
@@ -322,29 +393,43 @@ pub fn parse_seeds(text: &str) -> Result<Vec<Endpoint>, ConfigError> {
             content: raw.to_string(),
             reason: reason.to_string(),
         };
-        let (ip, port) = content
-            .split_once(',')
+        let (host, port) = content
+            .rsplit_once(',')
             .ok_or_else(|| malformed("missing ','"))?;
-        let ip: std::net::IpAddr = ip
-            .trim()
-            .parse()
-            .map_err(|_| malformed("not an IP address"))?;
+        let host = parse_host(host.trim()).map_err(malformed)?;
         let port: u16 = port
             .trim()
             .parse()
             .ok()
             .filter(|&p| p != 0)
             .ok_or_else(|| malformed("port must be an integer in 1..=65535"))?;
-        let endpoint = Endpoint::new(ip, port);
-        if !seen.insert(endpoint) {
-            return Err(ConfigError::Duplicate { line, endpoint });
+        if !seen.insert((host.clone(), port)) {
+            return Err(ConfigError::Duplicate {
+                line,
+                seed: format!("{host},{port}"),
+            });
         }
-        seeds.push(endpoint);
+        seeds.push(SeedLine { line, host, port });
     }
     if seeds.is_empty() {
         return Err(ConfigError::Empty);
     }
     Ok(seeds)
+}
+
+/// Parses a seed list of addresses only (see [`parse_seed_lines`]; a host name is an error
+/// here: the driver resolves names, then the core takes endpoints).
+pub fn parse_seeds(text: &str) -> Result<Vec<Endpoint>, ConfigError> {
+    parse_seed_lines(text)?
+        .into_iter()
+        .map(|s| {
+            s.endpoint().ok_or_else(|| ConfigError::Malformed {
+                line: s.line,
+                content: text.lines().nth(s.line - 1).unwrap_or_default().to_string(),
+                reason: "a host name, where only addresses are taken".into(),
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -408,7 +493,7 @@ mod tests {
     fn malformed_lines_are_reported_with_their_number() {
         let cases = [
             ("127.0.0.1 5000", 1),
-            ("127.0.0.1,5000\nlocalhost,5001", 2),
+            ("127.0.0.1,5000\nlocal_host,5001", 2),
             ("127.0.0.1,5000\n\n# c\n127.0.0.1,0", 4),
             ("127.0.0.1,70000", 1),
             ("127.0.0.1,-1", 1),
@@ -416,7 +501,10 @@ mod tests {
             ("127.0.0.1,", 1),
             (",5000", 1),
             ("127.0.0.1,5000,6000", 1),
-            ("[::1],5000", 1),
+            ("[::1,5000", 1),
+            ("[127.0.0.1],5000", 1),
+            ("-bad.example,5000", 1),
+            ("1.2.3,5000", 1),
         ];
         for (text, want) in cases {
             let (line, content) = malformed_line(text);
@@ -432,9 +520,45 @@ mod tests {
             parse_seeds(text),
             Err(ConfigError::Duplicate {
                 line: 3,
-                endpoint: ep("127.0.0.1:5000")
+                seed: "127.0.0.1,5000".into()
             })
         );
+    }
+
+    #[test]
+    fn ipv6_in_brackets_and_host_names_parse() {
+        let text =
+            "[::1],5000\n::1,5001\nSeed-0.Seeds.default.svc.cluster.local.,5002\nlocalhost,5003";
+        let lines = parse_seed_lines(text).expect("parses");
+        let hosts: Vec<String> = lines
+            .iter()
+            .map(|l| format!("{},{}", l.host, l.port))
+            .collect();
+        assert_eq!(
+            hosts,
+            [
+                "[::1],5000",
+                "[::1],5001",
+                "seed-0.seeds.default.svc.cluster.local,5002",
+                "localhost,5003"
+            ]
+        );
+        assert_eq!(lines[1].endpoint(), Some(ep("[::1]:5001")));
+        assert_eq!(lines[3].endpoint(), None);
+        // parse_seeds takes addresses only, and says so of a name
+        match parse_seeds(text) {
+            Err(ConfigError::Malformed {
+                line: 3, reason, ..
+            }) => {
+                assert!(reason.contains("host name"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
+        // the same name twice is a duplicate, whatever its case
+        assert!(matches!(
+            parse_seed_lines("a.example,1\nA.EXAMPLE,1"),
+            Err(ConfigError::Duplicate { line: 2, .. })
+        ));
     }
 
     #[test]

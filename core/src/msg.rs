@@ -15,8 +15,24 @@ use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
-/// A node's identity: its listening endpoint `ip:port` (never a connection's ephemeral port).
+/// A node's identity: the endpoint `ip:port` it tells others (never a connection's ephemeral
+/// port). Written `[v6]:port` for IPv6, as `SocketAddr` displays it.
 pub type Endpoint = std::net::SocketAddr;
+
+/// An IP address in texts that join it to more fields with `:` (the gossip id
+/// `<ts>:<IP>:<n>`, `Dead Node:<IP>:<port>:...`): IPv4 as is, IPv6 in brackets, so the
+/// fields split unambiguously and IPv4 texts stay byte for byte the original's.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct IpText(pub IpAddr);
+
+impl std::fmt::Display for IpText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            IpAddr::V4(ip) => write!(f, "{ip}"),
+            IpAddr::V6(ip) => write!(f, "[{ip}]"),
+        }
+    }
+}
 
 /// The outcome of a seed vote round, as the wire spells it (`"COMMIT"` / `"ABORT"`).
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -80,6 +80,14 @@
 //! leave older than its deadline, or a second signal. Log lines are written whole with one
 //! `write` on an `O_APPEND` file ([`OutputLog`]), so even a `kill -9` leaves no torn line.
 //!
+//! ## Addresses
+//!
+//! A node's identity is the endpoint it advertises ([`NodeSpec::advertise`]), which may differ
+//! from the address it listens on (bind `0.0.0.0`, advertise the address others reach).
+//! Seeds the config names by host name are resolved by [`resolve`] before the node starts;
+//! [`Host::set_seed_names`] makes the host resolve a name again when its seed stops
+//! answering (on a thread, never in the loop) and dial it where it moved.
+//!
 //! ## Local interfaces
 //!
 //! [`Host::attach_local`] opens a node's control socket, events file and metrics endpoint on
@@ -93,6 +101,7 @@ pub mod limits;
 pub mod local;
 pub mod output;
 pub mod render;
+pub mod resolve;
 
 pub use host::{
     nonce_seed, unix_now_ms, AddNodeError, Exit, Host, NodeIdx, NodeSpec, Observer, Stats,

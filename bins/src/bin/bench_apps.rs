@@ -13,7 +13,12 @@
 //!   memory, another watcher's completeness, the `dropped` count;
 //! * `scrape`: `/metrics` of a busy peer: size, round trip, CPU per scrape;
 //! * `quiet`: CPU and PSS per peer of an idle cluster without and with `--control`,
-//!   `--events`, `--metrics`; `--bin-dir OLD --bin-dir NEW` alternates two builds.
+//!   `--events`, `--metrics`; `--bin-dir OLD --bin-dir NEW` alternates two builds;
+//! * `leave`: `--leaves` SIGTERMs, one after another, to the peers of a `--leave-peers`
+//!   cluster (each started again, one incarnation up, before the next): SIGTERM → `LEFT` at
+//!   every seed (the seeds' own log lines) and → exit, p50 and max; false failures (`Dead
+//!   Node` lines, dead-node rounds, suspicions); protocol lines per leave from every node's
+//!   `/metrics` (the leave's own types exactly; all types less the quiet rate).
 //!
 //! Every clock comparison is on one machine: the bench's `Instant` for watchers and
 //! publishers it runs itself, the nodes' `at_ms` for events files.
@@ -37,13 +42,14 @@ use gossip_bins::control_client::{publish_request, simple_request, watch_request
 use gossip_bins::log_line::parse_line;
 use serde_json::Value;
 
-const SCENARIOS: [&str; 6] = [
+const SCENARIOS: [&str; 7] = [
     "burst",
     "rate",
     "restart",
     "slow-watcher",
     "scrape",
     "quiet",
+    "leave",
 ];
 /// Publishers of the paced scenarios (`rate`, `restart`).
 const PUBLISHERS: usize = 5;
@@ -113,6 +119,12 @@ struct Cli {
     /// quiet: seconds of the measured quiet window.
     #[arg(long, default_value_t = 20)]
     quiet_secs: u64,
+    /// leave: peer processes.
+    #[arg(long, default_value_t = 20)]
+    leave_peers: usize,
+    /// leave: leaves, one after another (peer i % n each time).
+    #[arg(long, default_value_t = 50)]
+    leaves: usize,
     /// Directory of the `seed` and `peer` programs (default: this program's). `quiet` takes
     /// two (old, then new) and alternates them; the other scenarios use the last.
     #[arg(long)]
@@ -267,6 +279,8 @@ struct Opts {
     events: bool,
     /// `--metrics` on the first this many peers.
     metrics: usize,
+    /// `--metrics` on every seed too.
+    seed_metrics: bool,
 }
 
 /// One node process and what it was started with, so it can be started again.
@@ -342,6 +356,9 @@ impl Cluster {
             .map_err(|e| e.to_string())?;
         for addr in seeds {
             let mut node = Node::new(addr, &["--quiet"]);
+            if opts.seed_metrics {
+                node.metrics = Some(free_addr(addr.ip())?);
+            }
             node.child = Some(c.spawn(&c.seed_bin, &node)?);
             c.seeds.push(node);
         }
@@ -1266,8 +1283,27 @@ struct Scraper {
 }
 
 impl Scraper {
+    fn new(addr: SocketAddr) -> Scraper {
+        Scraper { addr, conn: None }
+    }
+
     /// One scrape: (body bytes, response bytes).
     fn get(&mut self) -> Result<(usize, usize), String> {
+        self.get_body()
+            .map(|(body, head)| (body.len(), head + body.len()))
+    }
+
+    /// One scrape: (body, header bytes); a kept connection that fails (the node restarted)
+    /// is replaced once.
+    fn get_body(&mut self) -> Result<(String, usize), String> {
+        let kept = self.conn.is_some();
+        match self.get_once() {
+            Err(_) if kept => self.get_once(),
+            other => other,
+        }
+    }
+
+    fn get_once(&mut self) -> Result<(String, usize), String> {
         let mut r = match self.conn.take() {
             Some(r) => r,
             None => {
@@ -1307,7 +1343,70 @@ impl Scraper {
         if !close {
             self.conn = Some(r);
         }
-        Ok((length, head + length))
+        Ok((String::from_utf8_lossy(&body).into_owned(), head))
+    }
+
+    /// Protocol lines this node wrote (`direction` `out`) or read (`in`) so far, by type.
+    fn lines(&mut self, direction: &str) -> Result<HashMap<String, f64>, String> {
+        let direction = format!("direction=\"{direction}\"");
+        let (body, _) = self.get_body()?;
+        let mut by_type = HashMap::new();
+        for line in body.lines() {
+            let Some(rest) = line.strip_prefix("gossip_messages_total{") else {
+                continue;
+            };
+            let Some((labels, value)) = rest.split_once("} ") else {
+                continue;
+            };
+            if !labels.contains(&direction) {
+                continue;
+            }
+            let kind = labels
+                .split(',')
+                .find_map(|l| l.strip_prefix("type=\""))
+                .map(|t| t.trim_end_matches('"').to_string());
+            if let (Some(kind), Ok(v)) = (kind, value.trim().parse::<f64>()) {
+                *by_type.entry(kind).or_insert(0.0) += v;
+            }
+        }
+        Ok(by_type)
+    }
+}
+
+/// The shared log, read as it grows: each call returns the whole lines added since.
+struct LogTail {
+    path: PathBuf,
+    offset: u64,
+}
+
+impl LogTail {
+    fn new(path: &Path) -> LogTail {
+        let offset = std::fs::metadata(path).map_or(0, |m| m.len());
+        LogTail {
+            path: path.to_path_buf(),
+            offset,
+        }
+    }
+
+    fn read(&mut self) -> Vec<gossip_bins::log_line::LogLine> {
+        let mut out = Vec::new();
+        let Ok(mut f) = File::open(&self.path) else {
+            return out;
+        };
+        if f.seek(SeekFrom::Start(self.offset)).is_err() {
+            return out;
+        }
+        let mut r = BufReader::new(f);
+        let mut line = String::new();
+        while let Ok(n @ 1..) = r.read_line(&mut line) {
+            if !line.ends_with('\n') {
+                break; // being written: read it again next time
+            }
+            self.offset += n as u64;
+            out.extend(parse_line(line.trim_end()));
+            line.clear();
+        }
+        out
     }
 }
 
@@ -1487,6 +1586,176 @@ fn quiet(cli: &Cli, builds: &[Bins]) -> Result<(), String> {
     Ok(())
 }
 
+/// Protocol lines every node but `except` wrote (`out`) or read (`in`) so far, by type.
+fn lines_of(
+    scrapers: &mut [(SocketAddr, Scraper)],
+    direction: &str,
+    except: Option<SocketAddr>,
+) -> Result<HashMap<String, f64>, String> {
+    let mut total = HashMap::new();
+    for (_, s) in scrapers
+        .iter_mut()
+        .filter(|(node, _)| Some(*node) != except)
+    {
+        for (k, v) in s.lines(direction)? {
+            *total.entry(k).or_insert(0.0) += v;
+        }
+    }
+    Ok(total)
+}
+
+fn leave(cli: &Cli, bins: &Bins) -> Result<(), String> {
+    let n = cli.leave_peers.max(2);
+    println!(
+        "\n## leave: 3 seeds + {n} peers at default timings; {} SIGTERMs one after another, each peer started again (one incarnation up) before the next",
+        cli.leaves
+    );
+    let opts = Opts {
+        events: true,
+        metrics: n,
+        seed_metrics: true,
+        ..Opts::default()
+    };
+    let mut c = Cluster::start(cli, bins, "leave", n, &opts)?;
+    let mut scrapers: Vec<(SocketAddr, Scraper)> = (c.seeds.iter().chain(&c.peers))
+        .filter_map(|node| Some((node.addr, Scraper::new(node.metrics?))))
+        .collect();
+    thread::sleep(Duration::from_secs(3)); // the bootstrap's greetings settle
+    let (before, t0) = (lines_of(&mut scrapers, "out", None)?, Instant::now());
+    thread::sleep(Duration::from_secs(5));
+    let quiet_per_ms = (lines_of(&mut scrapers, "out", None)?.values().sum::<f64>()
+        - before.values().sum::<f64>())
+        / t0.elapsed().as_millis() as f64
+        * (n + 2) as f64
+        / (n + 3) as f64; // one node fewer is counted during a leave
+    let leave_types = ["LEAVE", "LEAVE_VOTE", "LEAVE_COMMIT"];
+    let mut tail = LogTail::new(&c.output);
+    let (mut to_left, mut to_exit, mut own, mut all) = (vec![], vec![], vec![], vec![]);
+    let mut uncertified = 0;
+    let seeds: HashSet<SocketAddr> = c.seeds.iter().map(|s| s.addr).collect();
+    for k in 0..cli.leaves {
+        let i = k % n;
+        let addr = c.peers[i].addr;
+        let pid = c.peers[i].pid().ok_or("peer not running")?;
+        let before_out = lines_of(&mut scrapers, "out", Some(addr))?;
+        let before_in = lines_of(&mut scrapers, "in", Some(addr))?;
+        tail.read();
+        let (sent_at, sent_ms) = (Instant::now(), unix_ms());
+        let killed = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .map_err(|e| e.to_string())?;
+        if !killed.success() {
+            return Err(format!("kill -TERM {pid} failed"));
+        }
+        let (mut exited, mut left_at) = (None, HashMap::new());
+        let end = sent_at + Duration::from_secs(10);
+        while (exited.is_none() || left_at.len() < seeds.len()) && Instant::now() < end {
+            if exited.is_none() {
+                let child = c.peers[i].child.as_mut().ok_or("no child")?;
+                if let Ok(Some(status)) = child.try_wait() {
+                    if !status.success() {
+                        return Err(format!("{addr} exited {status} on SIGTERM"));
+                    }
+                    exited = Some(sent_at.elapsed());
+                }
+            }
+            let left = format!("Leave consensus COMMIT for {addr} ");
+            for l in tail.read() {
+                if seeds.contains(&l.node) && l.text.starts_with(&left) {
+                    left_at.entry(l.node).or_insert(l.unix_ms);
+                }
+            }
+            thread::sleep(Duration::from_millis(1));
+        }
+        let exited = exited.ok_or_else(|| format!("{addr} did not exit within 10 s"))?;
+        to_exit.push(exited.as_secs_f64() * 1000.0);
+        match left_at.values().max() {
+            Some(&last) if left_at.len() == seeds.len() => {
+                to_left.push(last.saturating_sub(sent_ms) as f64)
+            }
+            _ => uncertified += 1,
+        }
+        let after_out = lines_of(&mut scrapers, "out", Some(addr))?;
+        let after_in = lines_of(&mut scrapers, "in", Some(addr))?;
+        let window = sent_at.elapsed().as_millis() as f64;
+        let delta = |a: &HashMap<String, f64>, b: &HashMap<String, f64>, k: &str| {
+            a.get(k).unwrap_or(&0.0) - b.get(k).unwrap_or(&0.0)
+        };
+        own.push(
+            (leave_types.iter())
+                .map(|k| delta(&after_in, &before_in, k))
+                .sum::<f64>(),
+        );
+        let total: f64 = after_out
+            .keys()
+            .map(|k| delta(&after_out, &before_out, k))
+            .sum();
+        all.push(total - quiet_per_ms * window);
+        // Back, one incarnation up; the next leave waits for its bootstrap.
+        c.restart(i, c.dir.join(format!("p{i}-{k}.events")))?;
+        let booted = Instant::now() + Duration::from_secs(20);
+        let mut back = false;
+        while !back && Instant::now() < booted {
+            thread::sleep(Duration::from_millis(20));
+            back = tail
+                .read()
+                .iter()
+                .any(|l| l.node == addr && l.text.starts_with("Bootstrap complete"));
+        }
+        if !back {
+            return Err(format!("{addr} did not bootstrap again"));
+        }
+        thread::sleep(Duration::from_millis(300));
+    }
+    thread::sleep(Duration::from_secs(3));
+    let log = std::fs::read_to_string(&c.output).unwrap_or_default();
+    let dead_lines = log.lines().filter(|l| l.starts_with("Dead Node:")).count();
+    let dead_rounds = log
+        .lines()
+        .filter(|l| l.starts_with("Dead-node proposal"))
+        .count();
+    let mut suspicions = 0;
+    for entry in std::fs::read_dir(&c.dir)
+        .map_err(|e| e.to_string())?
+        .flatten()
+    {
+        if entry.path().extension().is_some_and(|x| x == "events") {
+            let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+            suspicions += text.matches("\"suspicion_raised\"").count();
+        }
+    }
+    let show = |name: &str, v: Vec<f64>| {
+        let v = sorted(v);
+        if v.is_empty() {
+            println!("{name}: none");
+        } else {
+            println!(
+                "{name}: p50 {} ms · max {} ms (n={})",
+                ms(pct(&v, 0.5)),
+                ms(pct(&v, 1.0)),
+                v.len()
+            );
+        }
+    };
+    show("SIGTERM → LEFT at every seed", to_left);
+    show("SIGTERM → exit", to_exit);
+    println!("leaves not certified at every seed within 10 s: {uncertified}");
+    let own = sorted(own);
+    let all = sorted(all);
+    println!(
+        "lines per leave: LEAVE, LEAVE_VOTE and LEAVE_COMMIT lines the other nodes read, median {:.0} (max {:.0}); every line the other nodes wrote, less the quiet rate ({:.2} lines/ms), median {:.0}",
+        pct(&own, 0.5),
+        pct(&own, 1.0),
+        quiet_per_ms,
+        pct(&all, 0.5)
+    );
+    println!(
+        "false failures: {dead_lines} Dead Node lines, {dead_rounds} dead-node rounds, {suspicions} suspicions raised"
+    );
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let only: Vec<&str> = match cli.only.iter().any(|s| s == "all") {
@@ -1560,6 +1829,7 @@ fn main() -> ExitCode {
             "restart" => restart(&cli, main_bins),
             "slow-watcher" => slow_watcher(&cli, main_bins),
             "scrape" => scrape(&cli, main_bins),
+            "leave" => leave(&cli, main_bins),
             _ => quiet(&cli, &builds),
         };
         if let Err(e) = result {

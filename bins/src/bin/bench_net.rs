@@ -464,6 +464,7 @@ fn throughput_run(
             seeds: seeds.clone(),
             settings: settings.clone(),
             rng_seed: (run * 1000 + i) as u64,
+            advertise: None,
         };
         host.add_node_on(l, spec).map_err(|e| e.to_string())?;
     }
@@ -474,6 +475,7 @@ fn throughput_run(
             seeds: seeds.clone(),
             settings: settings.clone(),
             rng_seed: (run * 1000 + 100 + i) as u64,
+            advertise: None,
         };
         host.add_node("127.0.0.1:0".parse().map_err(|_| "addr")?, spec)
             .map_err(|e| e.to_string())?;

@@ -7,7 +7,8 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeSet;
-use std::net::{SocketAddr, TcpListener};
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -47,7 +48,8 @@ static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
 /// A port free on `ip` right now (bound, then released) and never handed out before by this
 /// process, from [`PORTS`], starting at a point that differs per process and per call so
 /// parallel test processes rarely probe the same ports.
-pub fn free_port_on(ip: [u8; 4]) -> u16 {
+pub fn free_port_on(ip: impl Into<IpAddr>) -> u16 {
+    let ip = ip.into();
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos() as usize);
@@ -78,6 +80,20 @@ static NEXT_DIR: AtomicUsize = AtomicUsize::new(0);
 /// A fresh temporary directory for one test's cluster, with a config of `n` seeds on free
 /// ports of 127.0.0.1: `(dir, config, output file, seeds)`.
 pub fn cluster_dir(name: &str, n: usize) -> (PathBuf, PathBuf, PathBuf, Vec<SocketAddr>) {
+    cluster_dir_on(name, n, Ipv4Addr::LOCALHOST.into(), &seeds_text)
+}
+
+fn seeds_text(seeds: &[SocketAddr]) -> String {
+    gossip_core::config::seeds_text(seeds)
+}
+
+/// Like [`cluster_dir`], the seeds on `ip`, the config written by `config_text`.
+pub fn cluster_dir_on(
+    name: &str,
+    n: usize,
+    ip: IpAddr,
+    config_text: &dyn Fn(&[SocketAddr]) -> String,
+) -> (PathBuf, PathBuf, PathBuf, Vec<SocketAddr>) {
     let dir = std::env::temp_dir().join(format!(
         "gossip-{name}-{}-{}",
         std::process::id(),
@@ -85,10 +101,10 @@ pub fn cluster_dir(name: &str, n: usize) -> (PathBuf, PathBuf, PathBuf, Vec<Sock
     ));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let seeds: Vec<SocketAddr> = (0..n)
-        .map(|_| SocketAddr::from(([127, 0, 0, 1], free_port())))
+        .map(|_| SocketAddr::new(ip, free_port_on(ip)))
         .collect();
     let config = dir.join("config.txt");
-    std::fs::write(&config, gossip_core::config::seeds_text(&seeds)).expect("write config");
+    std::fs::write(&config, config_text(&seeds)).expect("write config");
     (dir.clone(), config, dir.join("outputfile.txt"), seeds)
 }
 
@@ -153,6 +169,8 @@ pub struct Net {
     /// Every node gets a control socket ([`Net::control`]) and an events file
     /// ([`Net::events`]).
     pub local: bool,
+    /// Nodes that listen elsewhere than the endpoint they advertise: identity → listen.
+    pub listen: HashMap<SocketAddr, SocketAddr>,
 }
 
 impl Net {
@@ -185,6 +203,18 @@ impl Net {
         Net::launch(name, n, timing, flags, Some(key_text))
     }
 
+    /// Like [`Net::start`], the seeds on `ip` (IPv4 or IPv6) and the config written by
+    /// `config_text` (e.g. with host names).
+    pub fn start_on(
+        name: &str,
+        n: usize,
+        ip: IpAddr,
+        flags: &[&str],
+        config_text: &dyn Fn(&[SocketAddr]) -> String,
+    ) -> Net {
+        Net::launch_on(name, n, ip, FAST, flags, None, config_text)
+    }
+
     fn launch(
         name: &str,
         n: usize,
@@ -192,8 +222,21 @@ impl Net {
         flags: &[&str],
         key_text: Option<&str>,
     ) -> Net {
+        let ip = Ipv4Addr::LOCALHOST.into();
+        Net::launch_on(name, n, ip, timing, flags, key_text, &seeds_text)
+    }
+
+    fn launch_on(
+        name: &str,
+        n: usize,
+        ip: IpAddr,
+        timing: &[&str],
+        flags: &[&str],
+        key_text: Option<&str>,
+        config_text: &dyn Fn(&[SocketAddr]) -> String,
+    ) -> Net {
         let (seed_bin, peer_bin) = binaries();
-        let (dir, config, output, seeds) = cluster_dir(name, n);
+        let (dir, config, output, seeds) = cluster_dir_on(name, n, ip, config_text);
         let mut net = Net {
             dir,
             config,
@@ -207,6 +250,7 @@ impl Net {
             peer_bin,
             spawned: 0,
             local: flags.contains(&LOCAL),
+            listen: HashMap::new(),
         };
         net.flags.retain(|f| f != LOCAL);
         for s in seeds {
@@ -247,8 +291,13 @@ impl Net {
             key_flags.push("--events".to_string());
             key_flags.push(self.events(addr).display().to_string());
         }
+        let listen = self.listen.get(&addr).copied().unwrap_or(addr);
+        if listen != addr {
+            key_flags.push("--advertise".to_string());
+            key_flags.push(addr.to_string());
+        }
         let child = Command::new(bin)
-            .args(gossip_bins::node_args(addr, &self.config, &self.output))
+            .args(gossip_bins::node_args(listen, &self.config, &self.output))
             .arg("--quiet")
             .args(&self.flags)
             .args(&key_flags)
@@ -319,8 +368,9 @@ impl Net {
 
     /// Starts a peer on a free port of `ip` (a 127.0.0.x address of its own, so its gossip
     /// texts `<time>:<ip>:<n>` are told apart from other peers') and returns its endpoint.
-    pub fn add_peer_on(&mut self, ip: [u8; 4]) -> SocketAddr {
-        let addr = SocketAddr::from((ip, free_port_on(ip)));
+    pub fn add_peer_on(&mut self, ip: impl Into<IpAddr>) -> SocketAddr {
+        let ip = ip.into();
+        let addr = SocketAddr::new(ip, free_port_on(ip));
         self.spawn(addr, false);
         addr
     }

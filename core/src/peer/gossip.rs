@@ -25,7 +25,7 @@ use super::overlay::{Overlay, Speaks};
 use super::seen::{gossip_key, GossipKey, SeenSet};
 use super::{Cx, Timer};
 use crate::config::GossipMode;
-use crate::msg::{Endpoint, Gossip as GossipMsg, GossipAck, GossipBody, Message};
+use crate::msg::{Endpoint, Gossip as GossipMsg, GossipAck, GossipBody, IpText, Message};
 use crate::{ConnId, Event, Output};
 
 pub use app::MAX_TRACKED_ORIGINS;
@@ -136,7 +136,7 @@ impl Gossip {
         self.generated += 1;
         let msg_no = self.generated;
         let now_secs = cx.unix_secs();
-        let text: Arc<str> = Arc::from(format!("{}:{}:{}", now_secs, cx.me.ip(), msg_no));
+        let text: Arc<str> = Arc::from(format!("{}:{}:{}", now_secs, IpText(cx.me.ip()), msg_no));
         let key = gossip_key(&text, Some(cx.me.port()));
         self.seen.insert(key, now_secs);
         cx.emit(Event::GossipGenerated {

@@ -15,7 +15,7 @@ use super::known::Known;
 use super::overlay::Overlay;
 use super::pings::{PingRole, Pings};
 use super::{count, Cx, Timer};
-use crate::msg::{DeadReport, Endpoint, Message, Ping, SuspectAck, SuspectReq};
+use crate::msg::{DeadReport, Endpoint, IpText, Message, Ping, SuspectAck, SuspectReq};
 use crate::{quorum, ConnId, Event, Failure, Output};
 
 /// Witness probes a peer keeps pending at most; beyond, `SUSPECT_REQ` is answered `ERROR`
@@ -400,10 +400,10 @@ impl Liveness {
         let timestamp = cx.unix_secs();
         let text = format!(
             "Dead Node:{}:{}:{}:{}",
-            dead.ip(),
+            IpText(dead.ip()),
             dead.port(),
             timestamp,
-            cx.me.ip()
+            IpText(cx.me.ip())
         );
         let report = DeadReport {
             dead,

@@ -27,6 +27,7 @@ use crate::local::metrics;
 use crate::local::metrics::{HostView, Traffic};
 use crate::local::{self, Local, LocalConfig, LOCAL_TOKENS};
 use crate::render::Role;
+use crate::resolve::{Renamer, SeedName};
 
 mod cluster_key;
 mod conn;
@@ -67,6 +68,9 @@ pub struct NodeSpec {
     pub settings: Settings,
     /// Seeds the node's random generator.
     pub rng_seed: u64,
+    /// The endpoint the node tells others (its identity), if not the address it listens on:
+    /// a node listening on `0.0.0.0` or `::` must name one.
+    pub advertise: Option<Endpoint>,
 }
 
 /// Why a node could not be added.
@@ -81,6 +85,12 @@ pub enum AddNodeError {
     },
     /// The core refused the settings (or a seed's address is not among the seeds).
     Settings(SettingsError),
+    /// The node listens on every address (`0.0.0.0`, `::`) and advertises none, or
+    /// advertises one of those: others could not reach it by its identity.
+    Unadvertised {
+        /// The address listened on.
+        addr: SocketAddr,
+    },
 }
 
 impl std::fmt::Display for AddNodeError {
@@ -102,6 +112,10 @@ impl std::fmt::Display for AddNodeError {
             }
             AddNodeError::Listen { addr, source } => write!(f, "cannot listen on {addr}: {source}"),
             AddNodeError::Settings(e) => write!(f, "invalid settings: {e}"),
+            AddNodeError::Unadvertised { addr } => write!(
+                f,
+                "listening on {addr}, every address of this machine: name the one others reach with --advertise IP:PORT"
+            ),
         }
     }
 }
@@ -322,6 +336,8 @@ pub struct Host<O: Observer> {
     leave_started: Option<Millis>,
     /// A second signal came: exit at once.
     aborted: bool,
+    /// Where seeds known by host name are dialled (see [`Host::set_seed_names`]).
+    renamer: Renamer,
 }
 
 /// Why a host's loop should end (see [`Host::exit`]).
@@ -377,6 +393,7 @@ impl<O: Observer> Host<O> {
             signals: None,
             leave_started: None,
             aborted: false,
+            renamer: Renamer::default(),
         })
     }
 
@@ -464,7 +481,7 @@ impl<O: Observer> Host<O> {
     }
 
     /// Binds `listen` and starts a node there. Port 0 picks a free port; the node's identity
-    /// is the address actually bound.
+    /// is [`NodeSpec::advertise`], or else the address actually bound.
     pub fn add_node(
         &mut self,
         listen: SocketAddr,
@@ -487,10 +504,14 @@ impl<O: Observer> Host<O> {
     ) -> Result<NodeIdx, AddNodeError> {
         let listen_err = |addr, source| AddNodeError::Listen { addr, source };
         let fallback: SocketAddr = ([0, 0, 0, 0], 0).into();
-        let me = listener.local_addr().map_err(|e| listen_err(fallback, e))?;
+        let bound = listener.local_addr().map_err(|e| listen_err(fallback, e))?;
+        let me = spec.advertise.unwrap_or(bound);
+        if me.ip().is_unspecified() || me.port() == 0 {
+            return Err(AddNodeError::Unadvertised { addr: bound });
+        }
         listener
             .set_nonblocking(true)
-            .map_err(|e| listen_err(me, e))?;
+            .map_err(|e| listen_err(bound, e))?;
         let mut listener = TcpListener::from_std(listener);
         self.now = self.clock();
         self.refresh_wall();
@@ -511,7 +532,7 @@ impl<O: Observer> Host<O> {
         self.poll
             .registry()
             .register(&mut listener, token, Interest::READABLE)
-            .map_err(|e| listen_err(me, e))?;
+            .map_err(|e| listen_err(bound, e))?;
         self.sockets[token.0] = Some(Socket::Listener {
             node: idx,
             listener,
@@ -570,6 +591,14 @@ impl<O: Observer> Host<O> {
         self.refresh_wall();
     }
 
+    /// The seeds the config names by host name: when one stops answering (a connect fails, a
+    /// request times out), its name is resolved again, at most every
+    /// [`RETRY_EVERY`](crate::resolve::RETRY_EVERY) and off the loop, and the seed is dialled
+    /// where it moved (its identity stays the address it had at start).
+    pub fn set_seed_names(&mut self, names: Vec<SeedName>) {
+        self.renamer.set_names(names);
+    }
+
     /// The cluster key in use, if any.
     pub fn keyring(&self) -> Option<&Keyring> {
         self.keyring.as_ref()
@@ -626,6 +655,7 @@ impl<O: Observer> Host<O> {
         debug_assert!(now >= self.now);
         self.now = now;
         self.refresh_wall();
+        self.renamer.poll();
 
         let mut ready = std::mem::take(&mut self.ready);
         ready.extend(self.events.iter().map(|e| Ready {

@@ -258,10 +258,11 @@ impl<O: Observer> Host<O> {
 
     fn dial(&mut self, key: (NodeIdx, Endpoint)) -> Option<Token> {
         let (node, dest) = key;
-        let mut stream = match TcpStream::connect(dest) {
+        let mut stream = match TcpStream::connect(self.renamer.dial_addr(dest)) {
             Ok(s) => s,
             Err(e) => {
                 log::debug!("connect to {dest}: {e}");
+                self.renamer.unanswered(dest, std::time::Instant::now());
                 return None;
             }
         };
@@ -322,6 +323,10 @@ impl<O: Observer> Host<O> {
             Ok(false) => false,
             Err(e) => {
                 log::debug!("connect failed: {e}");
+                if let Side::Outbound(ob) = &c.side {
+                    let dest = ob.dest;
+                    self.renamer.unanswered(dest, std::time::Instant::now());
+                }
                 self.close(token, Close::Remote);
                 false
             }
@@ -354,6 +359,7 @@ impl<O: Observer> Host<O> {
                     }
                 }
             }
+            self.renamer.unanswered(req.to, std::time::Instant::now());
             self.respond(req, Err(Failure::Timeout));
         }
     }

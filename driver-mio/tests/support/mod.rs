@@ -64,6 +64,7 @@ pub fn run_keyed_node<O: Observer + Send + 'static>(
             seeds,
             settings: Settings::default(),
             rng_seed: 7,
+            advertise: None,
         };
         host.add_node_on(listener, spec).expect("add node");
         tx.send(()).expect("started");
