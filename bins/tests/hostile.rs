@@ -2817,3 +2817,113 @@ fn pings_spoofed_in_a_dead_peers_name_do_not_hide_its_crash() {
     );
     assert!(removed, "the dead {b} was never removed: {held:?}");
 }
+
+/// Reaping (`--tombstone-ms`) forgets a removed entry, then, one period later, its
+/// incarnation too. A genuine certificate recorded before (here read from a seed's status,
+/// as an observer of the seeds' commit syncs would record it) is replayed to every seed after
+/// that: the removal of a peer that came back at the same endpoint and incarnation, and the
+/// admission of a peer that has since died. Neither changes anything: no seed vouches for a
+/// fact it no longer holds, and the fresh round that follows checks the peers themselves
+/// (the first answers, the second does not).
+#[test]
+fn a_replayed_certificate_after_reaping_removes_and_resurrects_nobody() {
+    const TOMBSTONE_MS: u64 = 10 * AE_MS;
+    let tombstone = TOMBSTONE_MS.to_string();
+    let (mut net, peers) = network_with("hostile-reaped", 4, &["--tombstone-ms", &tombstone]);
+    let seeds = net.seeds.clone();
+    let ((back, (inc_back, _)), (dead, (inc_dead, _))) = (peers[2], peers[3]);
+    let certificate = |peer: Endpoint| -> (Entry, SocketAddr) {
+        let (st, _) = seed_status(seeds[0], None).expect("seed status");
+        let e = (st.entries.iter()).find(|e| e.peer == peer).cloned();
+        (e.unwrap_or_else(|| panic!("{peer} not listed")), seeds[0])
+    };
+    let (admitted_dead, _) = certificate(dead);
+    assert_eq!(admitted_dead.status, Status::Alive);
+    for p in [back, dead] {
+        net.kill(p);
+    }
+    for (p, inc) in [(back, inc_back), (dead, inc_dead)] {
+        assert!(
+            wait_for(Duration::from_secs(15), || everywhere(
+                &seeds,
+                None,
+                p,
+                (inc, Status::Removed)
+            )),
+            "{p} was not removed everywhere: {:?}",
+            lists(&seeds, None)
+        );
+    }
+    let (removed_back, _) = certificate(back);
+    assert_eq!(removed_back.status, Status::Removed);
+    // Reaped, then the incarnation forgotten too: two periods and a margin.
+    let forgotten = || {
+        seeds.iter().all(|&s| {
+            rank_at(s, None, back).is_none()
+                && rank_at(s, None, dead).is_none()
+                && counter(s, None, "reaped_remembered") == 0
+        })
+    };
+    assert!(
+        wait_for(Duration::from_millis(3 * TOMBSTONE_MS), forgotten),
+        "the seeds did not forget: {:?}",
+        lists(&seeds, None)
+    );
+    // `back` comes back at the same endpoint: a fresh process registers at incarnation 1
+    // again, the incarnation of the recorded removal.
+    net.spawn(back, false);
+    assert!(
+        wait_for(Duration::from_secs(15), || everywhere(
+            &seeds,
+            None,
+            back,
+            (removed_back.incarnation, Status::Alive)
+        )),
+        "{back} did not come back at incarnation {}: {:?}",
+        removed_back.incarnation,
+        lists(&seeds, None)
+    );
+    quiet(&seeds, None);
+    let before = lists(&seeds, None);
+    let unconfirmed = total(&seeds, None, "unconfirmed") + total(&seeds, None, "recertifications");
+    let replays = [(false, &removed_back), (true, &admitted_dead)];
+    for (register, e) in replays {
+        let votes = e.votes.clone();
+        for &s in &seeds {
+            let msg = commit(register, e.peer, e.incarnation, votes[0], &votes);
+            let reply = ask(s, &msg);
+            assert!(
+                matches!(
+                    reply,
+                    Ok(Message::RegisterCommitAck | Message::DeadCommitAck)
+                ),
+                "{s}: {}",
+                brief(&reply)
+            );
+        }
+    }
+    // Watch every seed while the replays are handled (fresh rounds probe the peers).
+    let end = Instant::now() + Duration::from_millis(6 * AE_MS + 4_000);
+    while Instant::now() < end {
+        for &s in &seeds {
+            assert_eq!(
+                rank_at(s, None, back),
+                Some((removed_back.incarnation, Status::Alive)),
+                "{s}: the replayed removal took the live {back} out"
+            );
+            assert!(
+                !matches!(rank_at(s, None, dead), Some((_, Status::Alive))),
+                "{s}: the replayed admission brought the dead {dead} back"
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let handled =
+        total(&seeds, None, "unconfirmed") + total(&seeds, None, "recertifications") - unconfirmed;
+    eprintln!(
+        "== replay after reaping: 6 genuine commit syncs replayed (a removal of the returned {back}, an admission of the dead {dead}); {handled} ended unconfirmed or in a fresh round; lists unchanged"
+    );
+    assert!(handled >= 1, "the seeds did not even look at the replays");
+    assert_eq!(settled_changes(&seeds, None, &before), 0);
+    assert!(net.panics().is_empty(), "{:?}", net.panics());
+}
