@@ -996,15 +996,22 @@ fn a_replayed_certificate_after_reaping_removes_and_resurrects_nobody() {
 /// minute (not every peer that ever was), and every promise holds.
 #[test]
 fn churn_of_fresh_endpoints_keeps_the_peer_list_bounded() {
-    let peers = 1_500;
+    // 10^4 peers, each at an address never used again, join at 100 a second, stay 5 s and
+    // leave (bench_churn runs 10^5 and compares with reaping off).
+    let (peers, per_sec, stay_ms, tombstone_ms) = (10_000u32, 100u64, 5_000, 20_000);
     let mut c = cfg(9, 3, peers);
     c.settings.max_gossip = 0;
-    c.settings.tombstone_ms = 20_000;
-    c.join_window_ms = 150_000;
+    c.settings.tombstone_ms = tombstone_ms;
+    c.join_window_ms = u64::from(peers) * 1_000 / per_sec;
     c.faults = (0..peers)
-        .map(|j| fault(c.join_at_ms(j) + 15_000, FaultKind::Leave(NodeRef::Peer(j))))
+        .map(|j| {
+            fault(
+                c.join_at_ms(j) + stay_ms,
+                FaultKind::Leave(NodeRef::Peer(j)),
+            )
+        })
         .collect();
-    let end = c.joins_end_ms() + 20_000;
+    let end = c.joins_end_ms() + stay_ms + 10_000;
     c.duration_ms = Some(end);
     let mut sim = Sim::new(c).expect("config");
     let mut largest = 0;
@@ -1019,8 +1026,18 @@ fn churn_of_fresh_endpoints_keeps_the_peer_list_bounded() {
     sim.run_until(end);
     sim.finish();
     assert_clean(&sim, "churn");
-    // About 10 peers join a second: 15 s of live ones, 20 s of tombstones (and at most a
-    // few seconds of each more while a leave or a reap is under way).
-    assert!(largest < 500, "a seed held {largest} entries");
-    assert!(largest > 200, "{largest}: the churn did not happen");
+    // Live peers (5 s of joins) and tombstones (20 s of leaves), and a few seconds of each
+    // more while a leave or a reap is under way; without reaping it would end at 10^4.
+    let bound = per_sec * (stay_ms + tombstone_ms + 8_000) / 1_000;
+    assert!(
+        largest < bound as usize,
+        "a seed held {largest} entries (bound {bound})"
+    );
+    assert!(largest > 2_000, "{largest}: the churn did not happen");
+    let reaped = sim
+        .node(NodeRef::Seed(0))
+        .map(|n| n.status().counters)
+        .and_then(|c| c.into_iter().find(|(k, _)| k == "entries_reaped"))
+        .map_or(0, |(_, v)| v);
+    assert!(reaped > 8_000, "seed 0 reaped only {reaped} entries");
 }
