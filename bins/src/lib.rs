@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::Args;
-use gossip_core::msg::{DeadReport, DeadResult, Endpoint, IpText, Message, StatusResp};
+use gossip_core::msg::{DeadReport, DeadResult, Endpoint, Message, StatusResp};
 use gossip_core::wire::auth::{self, Expect, Keyring, ReplayCache, Stamp};
 use gossip_core::{config, wire, Settings};
 use gossip_driver_mio::local::LocalConfig;
@@ -655,20 +655,7 @@ pub fn report_dead(
 ) -> Result<DeadResult, String> {
     let now_ms = unix_now_ms();
     let timestamp = now_ms / 1000;
-    let report = DeadReport {
-        dead,
-        self_ip: reporter.ip(),
-        timestamp,
-        reporter,
-        text: Some(format!(
-            "Dead Node:{}:{}:{timestamp}:{}",
-            IpText(dead.ip()),
-            dead.port(),
-            IpText(reporter.ip())
-        )),
-        incarnation: None,
-        witnesses: Vec::new(),
-    };
+    let report = DeadReport::new(dead, reporter, timestamp, None, Vec::new());
     let mut line = Vec::new();
     wire::encode(
         &Message::DeadReport(Box::new(report)),

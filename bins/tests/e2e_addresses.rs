@@ -11,7 +11,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{bootstrapped, entry, free_port_on, wait_for, Net};
-use gossip_core::msg::{IpText, Status};
+use gossip_core::msg::{DeadReport, IpText, Status};
 
 const PEERS: usize = 4;
 
@@ -57,7 +57,7 @@ fn boot_gossip_and_remove(net: &mut Net, ip: IpAddr) -> (Duration, Duration) {
         );
     }
     let removed = killed.elapsed();
-    let dead = format!("Dead Node:{}:{}:", IpText(victim.ip()), victim.port());
+    let dead = DeadReport::text_prefix(victim);
     assert!(
         net.log().iter().any(|l| l.starts_with(&dead)),
         "no {dead:?} line"

@@ -260,7 +260,7 @@ fn every_checklist_line_is_logged_where_the_spec_expects_it() {
             l.text
         );
     }
-    let report_prefix = format!("Dead Node:{}:{}:", victim.ip(), victim.port());
+    let report_prefix = gossip_core::msg::DeadReport::text_prefix(victim);
     let detectors: BTreeSet<SocketAddr> = verdicts
         .iter()
         .map(|l| l.node)

@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use common::{bootstrapped, entry, wait_for, Net, LOCAL};
-use gossip_core::msg::Status;
+use gossip_core::msg::{DeadReport, Status};
 use serde_json::Value;
 
 /// Every event line of `node`'s events file.
@@ -60,7 +60,7 @@ fn no_false_failure(net: &Net, left: SocketAddr) {
     }
     let log = net.log().join("\n");
     assert!(
-        !log.contains(&format!("Dead Node:{}:{}", left.ip(), left.port())),
+        !log.contains(&DeadReport::text_prefix(left)),
         "a Dead Node line about {left}"
     );
 }

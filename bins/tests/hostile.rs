@@ -210,20 +210,13 @@ fn dead_report(
     witnesses: Vec<Endpoint>,
 ) -> Message {
     let timestamp = unix_now_ms() / 1000;
-    Message::DeadReport(Box::new(DeadReport {
+    Message::DeadReport(Box::new(DeadReport::new(
         dead,
-        self_ip: reporter.ip(),
-        timestamp,
         reporter,
-        text: Some(format!(
-            "Dead Node:{}:{}:{timestamp}:{}",
-            dead.ip(),
-            dead.port(),
-            reporter.ip()
-        )),
+        timestamp,
         incarnation,
         witnesses,
-    }))
+    )))
 }
 
 // ---------------------------------------------------------------------------------------

@@ -413,6 +413,42 @@ pub struct DeadReport {
     pub witnesses: Vec<Endpoint>,
 }
 
+impl DeadReport {
+    /// `reporter`'s report of `dead` at `timestamp` (unix seconds), with the spec's `text`.
+    pub fn new(
+        dead: Endpoint,
+        reporter: Endpoint,
+        timestamp: u64,
+        incarnation: Option<u64>,
+        witnesses: Vec<Endpoint>,
+    ) -> DeadReport {
+        DeadReport {
+            dead,
+            self_ip: reporter.ip(),
+            timestamp,
+            reporter,
+            text: Some(DeadReport::text_of(dead, timestamp, reporter.ip())),
+            incarnation,
+            witnesses,
+        }
+    }
+
+    /// The spec's report text `Dead Node:<ip>:<port>:<timestamp>:<reporter ip>` (IPv6 in
+    /// brackets, see [`IpText`]): the one place it is written.
+    pub fn text_of(dead: Endpoint, timestamp: u64, reporter: IpAddr) -> String {
+        format!(
+            "{}{timestamp}:{}",
+            DeadReport::text_prefix(dead),
+            IpText(reporter)
+        )
+    }
+
+    /// How every report text about `dead` starts: `Dead Node:<ip>:<port>:`.
+    pub fn text_prefix(dead: Endpoint) -> String {
+        format!("Dead Node:{}:{}:", IpText(dead.ip()), dead.port())
+    }
+}
+
 /// `PING` (extension): application-level liveness probe.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Ping {

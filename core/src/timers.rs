@@ -81,7 +81,7 @@ impl<K: Ord + Clone> Timers<K> {
     }
 }
 
-/// [`Timers`] for a node with a handful of distinct keys (a peer has five): an unsorted array
+/// [`Timers`] for a node with a handful of distinct keys (a peer has ten): an unsorted array
 /// scanned linearly. At that size a scan of a cache line or two beats two trees, and a peer
 /// sets or fires a timer on most of its inputs. Same semantics, same firing order (earliest
 /// first, ties by key). The earliest deadline is kept apart, since a driver asks for it after

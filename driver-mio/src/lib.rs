@@ -12,8 +12,9 @@
 //!
 //! 1. `poll` with a timeout of `min(cap, earliest node deadline, earliest request deadline)`
 //!    minus now (zero if work is already queued);
-//! 2. reads `Instant::now()` once and feeds that monotonic time ([`Millis`] since the host
-//!    started), never a deadline, to the nodes;
+//! 2. reads `Instant::now()` and feeds that monotonic time ([`Millis`] since the host
+//!    started), never a deadline, to the nodes; it reads it again before each ready socket,
+//!    so a busy turn does not feed a stale time to the sockets served last;
 //! 3. serves every ready socket: accepts until `WouldBlock`; reads until `WouldBlock`, or
 //!    until a read that does not fill the buffer (readiness is edge-triggered: later bytes
 //!    bring a new event), into a [`wire::LineReader`] (bounded line length); each line is decoded and handed to its node

@@ -2,7 +2,7 @@
 //!
 //! Runs `n` seeds and `m` peers of the unchanged [`gossip_core`] state machines in one
 //! thread, in simulated milliseconds, with injected faults, and checks the promises of
-//! `DESIGN.md` after every event. There is no `if simulated` anywhere in the core: the
+//! `docs/SIMULATOR.md` ("The promises") after every event. There is no `if simulated` anywhere in the core: the
 //! simulator is just another driver of the same contract (handle, drain, deadline).
 //!
 //! ## The model

@@ -47,7 +47,8 @@ pub fn request_kind(msg: &Message) -> usize {
         .unwrap_or(REQUEST_KINDS.len() - 1)
 }
 
-/// The promises of `DESIGN.md` the simulator checks, in a few words each.
+/// The promises the simulator checks (`docs/SIMULATOR.md`, "The promises"), in a few words
+/// each.
 pub const PROMISES: [(u8, &str); 9] = [
     (
         1,
@@ -304,7 +305,7 @@ impl Recorder {
 /// One promise's outcome in a run.
 #[derive(Clone, Debug, Serialize)]
 pub struct PromiseOutcome {
-    /// Its number in `DESIGN.md`.
+    /// Its number in `docs/SIMULATOR.md`, "The promises".
     pub promise: u8,
     /// What it says, in a few words.
     pub what: &'static str,

@@ -15,7 +15,7 @@ use super::known::Known;
 use super::overlay::Overlay;
 use super::pings::{PingRole, Pings};
 use super::{count, Cx, Timer};
-use crate::msg::{DeadReport, Endpoint, IpText, Message, Ping, SuspectAck, SuspectReq};
+use crate::msg::{DeadReport, Endpoint, Message, Ping, SuspectAck, SuspectReq};
 use crate::{quorum, ConnId, Event, Failure, Output};
 
 /// Witness probes a peer keeps pending at most; beyond, `SUSPECT_REQ` is answered `ERROR`
@@ -397,26 +397,12 @@ impl Liveness {
         dead: Endpoint,
         witnesses: Vec<Endpoint>,
     ) {
-        let timestamp = cx.unix_secs();
-        let text = format!(
-            "Dead Node:{}:{}:{}:{}",
-            IpText(dead.ip()),
-            dead.port(),
-            timestamp,
-            IpText(cx.me.ip())
-        );
-        let report = DeadReport {
-            dead,
-            self_ip: cx.me.ip(),
-            timestamp,
-            reporter: cx.me,
-            text: Some(text.clone()),
-            incarnation: match self.accusations.get(&dead) {
-                Some(accusation) => accusation.incarnation,
-                None => known.get(&dead).flatten(),
-            },
-            witnesses,
+        let incarnation = match self.accusations.get(&dead) {
+            Some(accusation) => accusation.incarnation,
+            None => known.get(&dead).flatten(),
         };
+        let report = DeadReport::new(dead, cx.me, cx.unix_secs(), incarnation, witnesses);
+        let text = report.text.clone().unwrap_or_default();
         let seeds = cx.rng.sample(cx.seeds, quorum(cx.seeds.len()));
         self.follow_accusation(dead, report.incarnation, &seeds);
         let deadline = cx.after(cx.settings.register_timeout_ms);

@@ -1,4 +1,4 @@
-//! The invariant checker: every promise of `DESIGN.md` the simulator checks (1–9), the ghost
+//! The invariant checker: every promise of `docs/SIMULATOR.md` ("The promises", 1–9), the ghost
 //! state they are judged against, and the violations found.
 //!
 //! The simulator hands it what happens, and nothing else: nodes starting and crashing
@@ -19,7 +19,7 @@
 //! `overlay.rs` (the overlay among live peers: components, eccentricity) and `measure.rs`
 //! (the numbers a report shows, [`Measured`]) read the ghost state.
 //!
-//! Safety promises of `DESIGN.md`:
+//! The safety promises, as judged:
 //! 1. every Peer List change (`EntryChanged`) carries a certificate of at least a quorum of
 //!    distinct configured seeds, each of which vouched for exactly that change: it really cast
 //!    `VoteCast { yes: true }` for that `(peer, incarnation, kind)` (Register ↔ Alive,

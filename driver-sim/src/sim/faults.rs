@@ -187,20 +187,7 @@ impl<A: Actor> Sim<A> {
             .map(|k| a.endpoint(a.seeds + (peer + k) % a.peers))
             .collect();
         let ts = (UNIX_MS_AT_ZERO + now) / 1000;
-        let msg = Message::DeadReport(Box::new(DeadReport {
-            dead,
-            self_ip: LIAR.ip(),
-            timestamp: ts,
-            reporter: LIAR,
-            text: Some(format!(
-                "Dead Node:{}:{}:{ts}:{}",
-                dead.ip(),
-                dead.port(),
-                LIAR.ip()
-            )),
-            incarnation: None,
-            witnesses,
-        }));
+        let msg = Message::DeadReport(Box::new(DeadReport::new(dead, LIAR, ts, None, witnesses)));
         let deadline = Millis(now + self.w.cfg.settings.register_timeout_ms);
         self.w
             .send(now, EXTERNAL, 0, a.endpoint(seed), msg, deadline, true);
