@@ -130,3 +130,58 @@ fn the_progress_line_shows_on_stderr_unless_quiet() {
     assert_eq!(hash(&loud), hash(&quiet));
     assert!(hash(&loud).is_some());
 }
+
+/// `--soak N` runs N random schedules on several threads and says how many broke; a
+/// schedule replays alone with `--schedule SEED` (the line a broken one prints), the same
+/// run every time.
+#[test]
+fn soak_runs_random_schedules_and_one_replays_alone() {
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_sim"))
+            .args(args)
+            .output()
+            .expect("runs sim");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text
+    };
+    let soak = run(&[
+        "--soak",
+        "3",
+        "--soak-seed",
+        "11",
+        "--soak-peers",
+        "6",
+        "--jobs",
+        "2",
+    ]);
+    assert!(
+        soak.contains("soak: 3 schedules from seed 11 on 2 threads"),
+        "{soak}"
+    );
+    assert!(soak.contains("; 0 broken"), "{soak}");
+    let replay = [
+        "--schedule",
+        "12",
+        "--soak-peers",
+        "6",
+        "--soak-mode",
+        "both",
+        "--quiet",
+    ];
+    let (a, b) = (run(&replay), run(&replay));
+    assert!(a.starts_with("seed 12 · "), "{a}");
+    assert!(a.contains("invariants: all held"), "{a}");
+    let hash = |t: &str| t.split("trace hash ").nth(1).map(|h| h[..16].to_string());
+    assert!(hash(&a).is_some());
+    assert_eq!(hash(&a), hash(&b), "a schedule replays the same run");
+    let bad = Command::new(env!("CARGO_BIN_EXE_sim"))
+        .args(["--soak", "1", "--soak-mode", "eager"])
+        .output()
+        .expect("runs sim");
+    assert_eq!(bad.status.code(), Some(2));
+}

@@ -95,6 +95,7 @@ pub mod html;
 pub mod meter;
 pub mod queue;
 pub mod report;
+pub mod schedule;
 pub mod series;
 mod sim;
 pub mod stats;

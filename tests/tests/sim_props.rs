@@ -22,11 +22,8 @@
 //! `SIM_CASES=n` sets the number of cases of each property (default 32 for safety and 16 for
 //! liveness, about a minute together in release mode).
 
-use gossip_core::config::GossipMode;
-use gossip_driver_sim::{
-    Fault, FaultKind, ForgeKind, NetConfig, NodeRef, Partition, PartitionKind, Publishing, Sim,
-    SimConfig, Split,
-};
+use gossip_driver_sim::schedule::{Gen, Schedule, WINDOW_MS};
+use gossip_driver_sim::Sim;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence, RngSeed};
 
@@ -46,69 +43,6 @@ fn cases(default: u32) -> u32 {
         .and_then(|s| s.parse().ok())
         .unwrap_or(default)
 }
-
-/// One fault of a generated schedule, times in ms from the start of the fault window.
-#[derive(Clone, Debug)]
-enum Gen {
-    CrashPeer {
-        peer: u32,
-        at: u64,
-        restart_after: Option<u64>,
-    },
-    CrashSeed {
-        seed: u32,
-        at: u64,
-        restart_after: Option<u64>,
-    },
-    Partition {
-        kind: u8,
-        fraction: f64,
-        salt: u64,
-        at: u64,
-        len: u64,
-    },
-    Drop {
-        rate: f64,
-        at: u64,
-        len: u64,
-    },
-    Dup {
-        rate: f64,
-        at: u64,
-        len: u64,
-    },
-    Jitter {
-        ms: u64,
-        at: u64,
-        len: u64,
-    },
-    Lie {
-        peer: u32,
-        seed: u32,
-        at: u64,
-    },
-    /// A forger sends `ForgeKind::ALL[kind % 9]` about `peer` to `seed`.
-    Forge {
-        kind: u8,
-        peer: u32,
-        seed: u32,
-        at: u64,
-    },
-    /// An on-path attacker replays every genuine commit sync so far to `seed`.
-    Replay {
-        seed: u32,
-        at: u64,
-    },
-    /// Peer `peer` leaves (as on SIGTERM) and, if `restart_after`, starts again later.
-    Leave {
-        peer: u32,
-        at: u64,
-        restart_after: Option<u64>,
-    },
-}
-
-/// The fault window lasts this long after the last join.
-const WINDOW_MS: u64 = 30_000;
 
 fn gen_fault() -> impl Strategy<Value = Gen> {
     let at = 0..WINDOW_MS;
@@ -142,22 +76,6 @@ fn lazy_mode(seed: u64) -> bool {
     }
 }
 
-#[derive(Clone, Debug)]
-struct Schedule {
-    seed: u64,
-    seeds: u32,
-    peers: u32,
-    faults: Vec<Gen>,
-    /// Lying seeds: this many (at most a minority), from seed `first_liar` on.
-    liars: u32,
-    first_liar: u32,
-    /// They lie to the end (else they stop at healing).
-    keep_lying: bool,
-    /// The peers pass gossip on in lazy mode (else they flood): half the cases each, by the
-    /// seed's lowest bit, so both modes meet every kind of fault.
-    lazy: bool,
-}
-
 fn schedule() -> impl Strategy<Value = Schedule> {
     (
         any::<u64>(),
@@ -182,145 +100,8 @@ fn schedule() -> impl Strategy<Value = Schedule> {
         )
 }
 
-/// The simulator config of a schedule. Seed crashes are limited to a minority at any time
-/// (seed `i` may crash only if `i < (n−1)/2`), and every crashed seed restarts by healing.
-/// Lying seeds (a minority too, from `first_liar` on) may be among those that crash.
-fn config(s: &Schedule, liveness: bool) -> SimConfig {
-    let mut c = SimConfig::new(s.seed, s.seeds, s.peers);
-    c.net = NetConfig::chosen_by(s.seed);
-    c.settings.max_gossip = 1_000; // keep gossiping through the liveness phase (promise 5)
-    if s.lazy {
-        c.settings.gossip_mode = GossipMode::Lazy;
-    }
-    let t0 = c.joins_end_ms() + 1_000;
-    let minority = (s.seeds - 1) / 2;
-    let mut faults = Vec::new();
-    let mut push = |at: u64, kind: FaultKind| {
-        faults.push(Fault {
-            at_ms: t0 + at,
-            kind,
-        })
-    };
-    for f in &s.faults {
-        match *f {
-            Gen::CrashPeer {
-                peer,
-                at,
-                restart_after,
-            } => {
-                let r = NodeRef::Peer(peer % s.peers);
-                push(at, FaultKind::Crash(r));
-                if let Some(d) = restart_after {
-                    push(at + d, FaultKind::Restart(r));
-                }
-            }
-            Gen::CrashSeed {
-                seed,
-                at,
-                restart_after,
-            } => {
-                if minority == 0 {
-                    continue;
-                }
-                let r = NodeRef::Seed(seed % minority);
-                push(at, FaultKind::Crash(r));
-                if let Some(d) = restart_after {
-                    push(at + d, FaultKind::Restart(r));
-                }
-            }
-            Gen::Partition {
-                kind,
-                fraction,
-                salt,
-                at,
-                len,
-            } => {
-                let kind = match kind {
-                    0 => PartitionKind::Symmetric,
-                    1 => PartitionKind::OneWay,
-                    _ => PartitionKind::Bridge { bridge: 0.1 },
-                };
-                push(
-                    at,
-                    FaultKind::Partition(Partition {
-                        split: Split::Random { fraction, salt },
-                        kind,
-                    }),
-                );
-                push(at + len, FaultKind::HealPartition);
-            }
-            Gen::Drop { rate, at, len } => {
-                push(at, FaultKind::SetDrop(rate));
-                push(at + len, FaultKind::SetDrop(0.0));
-            }
-            Gen::Dup { rate, at, len } => {
-                push(at, FaultKind::SetDup(rate));
-                push(at + len, FaultKind::SetDup(0.0));
-            }
-            Gen::Jitter { ms, at, len } => {
-                push(at, FaultKind::SetJitter(ms));
-                push(at + len, FaultKind::SetJitter(0));
-            }
-            Gen::Lie { peer, seed, at } => push(
-                at,
-                FaultKind::Lie {
-                    peer: peer % s.peers,
-                    seed: seed % s.seeds,
-                },
-            ),
-            Gen::Forge {
-                kind,
-                peer,
-                seed,
-                at,
-            } => push(
-                at,
-                FaultKind::Forge {
-                    kind: ForgeKind::ALL[kind as usize % ForgeKind::ALL.len()],
-                    seed: seed % s.seeds,
-                    peer: peer % s.peers,
-                },
-            ),
-            Gen::Replay { seed, at } => push(
-                at,
-                FaultKind::ReplayCommits {
-                    seed: seed % s.seeds,
-                },
-            ),
-            Gen::Leave {
-                peer,
-                at,
-                restart_after,
-            } => {
-                let r = NodeRef::Peer(peer % s.peers);
-                push(at, FaultKind::Leave(r));
-                if let Some(d) = restart_after {
-                    push(at + d, FaultKind::Restart(r));
-                }
-            }
-        }
-    }
-    c.faults = faults;
-    c.lying_seeds = (0..s.liars.min(minority))
-        .map(|i| (s.first_liar % s.seeds + i) % s.seeds)
-        .collect();
-    c.liars_stop_at_heal = !s.keep_lying;
-    c.heal_at_ms = Some(t0 + WINDOW_MS + 15_000);
-    c.liveness = liveness;
-    // Application messages through the fault window and both of promise 5's check windows.
-    c.publishing = Some(Publishing {
-        every_ms: 10_000,
-        bytes: 64,
-        until_ms: t0 + WINDOW_MS + 15_000 + c.liveness_bound_ms() + 20_000,
-    });
-    if !liveness {
-        c.duration_ms = Some(t0 + WINDOW_MS + 20_000);
-    }
-    c
-}
-
 fn run(s: &Schedule, liveness: bool) -> Result<(), TestCaseError> {
-    let c = config(s, liveness);
+    let c = s.config(liveness);
     let mut sim: Sim = Sim::new(c).map_err(TestCaseError::fail)?;
     // SIM_LOG=1 prints every node event of the run (use with a saved failing case).
     sim.set_log(std::env::var_os("SIM_LOG").is_some());

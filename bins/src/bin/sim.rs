@@ -13,7 +13,9 @@ use clap::Parser;
 use gossip_core::config::GossipMode;
 use gossip_core::hash::mix64;
 use gossip_core::rng::Rng;
+use gossip_driver_sim::schedule::Schedule;
 use gossip_driver_sim::series::Recorder;
+use gossip_driver_sim::Report;
 use gossip_driver_sim::{
     Fault, FaultKind, ForgeKind, NetConfig, NodeRef, Partition, PartitionKind, Publishing, Sim,
     SimConfig, Split,
@@ -127,6 +129,144 @@ struct Args {
     /// printed every 10 seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 2.0)]
     progress_after: f64,
+    /// Soak: run N random fault schedules (every fault kind and adversary, the property
+    /// tests' generator) on --jobs threads, each judged on every promise after healing;
+    /// print progress, and for a broken promise the line that replays it. Exit 1 if any
+    /// broke. The other run flags are ignored.
+    #[arg(long, value_name = "N")]
+    soak: Option<u64>,
+    /// Soak: the first schedule's seed (schedule i is seed + i); default from the clock.
+    #[arg(long, value_name = "SEED")]
+    soak_seed: Option<u64>,
+    /// Soak: peers per schedule at most (5 at least; seeds are 3 to 7).
+    #[arg(long, value_name = "N", default_value_t = 30)]
+    soak_peers: u32,
+    /// Soak: the peers' gossip mode: flood, lazy, or both (by the schedule seed's lowest bit).
+    #[arg(long, value_name = "MODE", default_value = "both")]
+    soak_mode: String,
+    /// Soak: threads (default: one per core).
+    #[arg(long)]
+    jobs: Option<usize>,
+    /// Run the one soak schedule of this seed (with --soak-peers and --soak-mode as the soak
+    /// had them) instead of the run the other flags describe: the replay of a broken one.
+    #[arg(long, value_name = "SEED")]
+    schedule: Option<u64>,
+}
+
+/// Whether soak schedule `seed` runs lazy push, by `--soak-mode`.
+fn soak_lazy(mode: &str, seed: u64) -> Result<bool, String> {
+    match mode {
+        "flood" => Ok(false),
+        "lazy" => Ok(true),
+        "both" => Ok(seed & 1 == 1),
+        other => Err(format!(
+            "--soak-mode {other:?}: expected flood, lazy or both"
+        )),
+    }
+}
+
+/// The line that replays soak schedule `seed`.
+fn replay_line(args: &Args, seed: u64) -> String {
+    format!(
+        "sim --schedule {seed} --soak-peers {} --soak-mode {}",
+        args.soak_peers, args.soak_mode
+    )
+}
+
+/// `--soak N`: random schedules on all cores until N ran; the broken ones' replay lines.
+fn soak(args: &Args, n: u64) -> ExitCode {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::mpsc;
+    if let Err(e) = soak_lazy(&args.soak_mode, 0) {
+        eprintln!("sim: {e}");
+        return ExitCode::from(2);
+    }
+    let base = args.soak_seed.unwrap_or_else(|| {
+        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+        mix64(t.map_or(0, |d| d.as_nanos() as u64) ^ u64::from(std::process::id()))
+    });
+    let jobs = args
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
+    println!(
+        "soak: {n} schedules from seed {base} on {jobs} threads, up to {} peers, mode {}",
+        args.soak_peers, args.soak_mode
+    );
+    let next = AtomicU64::new(0);
+    let (tx, rx) = mpsc::channel::<(u64, Result<Report, String>)>();
+    let started = Instant::now();
+    let (mut done, mut broken, mut events, mut simulated_s) = (0u64, 0u64, 0u64, 0.0);
+    let mut next_progress = started + Duration::from_secs(10);
+    std::thread::scope(|scope| {
+        for _ in 0..jobs {
+            let (tx, next) = (tx.clone(), &next);
+            scope.spawn(move || loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    break;
+                }
+                let seed = base.wrapping_add(i);
+                let outcome = soak_lazy(&args.soak_mode, seed).and_then(|lazy| {
+                    let cfg = Schedule::random(seed, args.soak_peers, lazy).config(true);
+                    let mut sim: Sim = Sim::new(cfg)?;
+                    Ok(sim.run())
+                });
+                if tx.send((seed, outcome)).is_err() {
+                    break;
+                }
+            });
+        }
+        drop(tx);
+        for (seed, outcome) in rx {
+            done += 1;
+            match outcome {
+                Ok(r) => {
+                    events += r.events;
+                    simulated_s += r.sim_time_s;
+                    if r.invariant_violations > 0 || r.forged_changes > 0 {
+                        broken += 1;
+                        println!(
+                            "BROKEN: schedule {seed}: {} promise(s) broken, first: {}\n  replay: {}",
+                            r.invariant_violations,
+                            r.violations.first().map_or("(a forged change)", String::as_str),
+                            replay_line(args, seed)
+                        );
+                    }
+                }
+                Err(e) => {
+                    broken += 1;
+                    println!(
+                        "BROKEN: schedule {seed}: {e}\n  replay: {}",
+                        replay_line(args, seed)
+                    );
+                }
+            }
+            if Instant::now() >= next_progress || done == n {
+                next_progress = Instant::now() + Duration::from_secs(10);
+                let wall = started.elapsed().as_secs_f64().max(1e-9);
+                let rate = done as f64 / wall;
+                eprintln!(
+                    "soak: {done}/{n} schedules · {broken} broken · {:.0} per hour · {:.0} s left",
+                    rate * 3600.0,
+                    (n - done) as f64 / rate.max(1e-9)
+                );
+            }
+        }
+    });
+    let wall = started.elapsed().as_secs_f64();
+    println!(
+        "soak: {done} schedules in {:.0} s ({:.0} per hour on {jobs} threads), {:.0} s simulated, {:.1} M events; {broken} broken",
+        wall,
+        done as f64 * 3600.0 / wall.max(1e-9),
+        simulated_s,
+        events as f64 / 1e6
+    );
+    if broken > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 /// The progress line on stderr for long runs: simulated time, events, rate, ETA.
@@ -445,7 +585,15 @@ fn peak_rss_kib() -> Option<u64> {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let cfg = match build(&args) {
+    if let Some(n) = args.soak {
+        return soak(&args, n);
+    }
+    let cfg = match args.schedule {
+        Some(seed) => soak_lazy(&args.soak_mode, seed)
+            .map(|lazy| Schedule::random(seed, args.soak_peers, lazy).config(true)),
+        None => build(&args),
+    };
+    let cfg = match cfg {
         Ok(c) => c,
         Err(e) => {
             eprintln!("sim: {e}");
