@@ -1797,6 +1797,31 @@ fn a_peer_list_still_listing_the_accused_renews_its_rechecks() {
     assert_eq!(times, want, "three more re-checks after the listing");
 }
 
+/// The peer at the accused endpoint restarted at a higher incarnation before it died again:
+/// an accusation that kept its first incarnation was refused as stale by every seed at each
+/// retry, and the dead peer was never removed (found by a random schedule: promise 6). A
+/// report names the highest incarnation heard of since, here from a Peer List.
+#[test]
+fn a_report_sent_again_names_the_incarnation_heard_of_since() {
+    let (dead, w) = (ep(7001), ep(7002));
+    let s = one_link_settings();
+    let (mut h, (seed, req)) = unsettled_report(s, dead, w);
+    let now = h.now;
+    h.respond(now, seed, req, Ok(peer_list(seed, &[dead, w], None)));
+    let (at, ping) = next_recheck(&mut h, dead);
+    let out = h.respond(at, dead, ping, Err(Failure::Unreachable));
+    let (w, req) = out.sends_of("SUSPECT_REQ")[0].clone();
+    let out = h.respond(at, w, req, Ok(ack(dead, false, w)));
+    let again = out.sends_of("DEAD_REPORT");
+    assert_eq!(again.len(), 2, "reported again");
+    for (_, m) in &again {
+        let Message::DeadReport(r) = m else {
+            panic!("{m:?}")
+        };
+        assert_eq!(r.incarnation, Some(4), "the incarnation the Peer List gave");
+    }
+}
+
 /// A complete Peer List without the accused shows the removal happened: no re-check.
 #[test]
 fn a_complete_peer_list_without_the_accused_settles_it() {

@@ -309,3 +309,46 @@ fn partition_island(lazy: bool) -> Schedule {
         lazy,
     }
 }
+
+/// Found by `liveness_after_healing` in a random sweep of `1a72883` (2,092 schedules passed
+/// before it): a peer restarts, links to neighbours before its registration completes (so
+/// they know it at incarnation 0), registers at 2 and crashes again; its detectors' reports
+/// named the incarnation of their first accusation (0 or 1), every seed refused them as stale
+/// at every retry, and one seed listed it alive past the bound (promise 6). Fixed: a report
+/// names the highest incarnation heard of since. Today's peers take another trajectory here
+/// (they publish application messages), so the rule is pinned by the core's
+/// `a_report_sent_again_names_the_incarnation_heard_of_since`; this schedule stays as a case.
+#[test]
+fn found_crash_near_a_bridge_partition_is_removed_at_every_seed() {
+    let s = Schedule {
+        seed: 3137936838302311028,
+        seeds: 5,
+        peers: 19,
+        faults: vec![
+            Gen::CrashPeer {
+                peer: 1839617328,
+                at: 25042,
+                restart_after: None,
+            },
+            Gen::CrashPeer {
+                peer: 4117783885,
+                at: 12176,
+                restart_after: Some(3912),
+            },
+            Gen::Partition {
+                kind: 2,
+                fraction: 0.5024746153206845,
+                salt: 5185559126791300422,
+                at: 16112,
+                len: 8023,
+            },
+        ],
+        liars: 0,
+        first_liar: 2576392652,
+        keep_lying: false,
+        lazy: false,
+    };
+    if let Err(e) = run(&s, true) {
+        panic!("{e}");
+    }
+}

@@ -389,7 +389,12 @@ impl Liveness {
         Some(suspect)
     }
 
-    /// `DEAD_REPORT` to a quorum of random seeds, naming the incarnation accused if known.
+    /// `DEAD_REPORT` to a quorum of random seeds, naming the incarnation accused if known:
+    /// the highest this peer heard of, from an earlier accusation or since (a Peer List
+    /// refresh, a greeting). A report is sent only when the peer at that endpoint is silent
+    /// now and witnesses agree, so it accuses whatever life is there; an accusation that
+    /// kept the incarnation of its first report accused a life the seeds had already replaced
+    /// after a restart, and every retry was refused as stale (promise 6).
     fn report_dead(
         &mut self,
         cx: &mut Cx<'_>,
@@ -397,10 +402,8 @@ impl Liveness {
         dead: Endpoint,
         witnesses: Vec<Endpoint>,
     ) {
-        let incarnation = match self.accusations.get(&dead) {
-            Some(accusation) => accusation.incarnation,
-            None => known.get(&dead).flatten(),
-        };
+        let earlier = self.accusations.get(&dead).and_then(|a| a.incarnation);
+        let incarnation = earlier.max(known.get(&dead).flatten());
         let report = DeadReport::new(dead, cx.me, cx.unix_secs(), incarnation, witnesses);
         let text = report.text.clone().unwrap_or_default();
         let seeds = cx.rng.sample(cx.seeds, quorum(cx.seeds.len()));
@@ -427,6 +430,7 @@ impl Liveness {
     fn follow_accusation(&mut self, dead: Endpoint, incarnation: Option<u64>, seeds: &[Endpoint]) {
         let awaiting = seeds.iter().copied().collect();
         if let Some(accusation) = self.accusations.get_mut(&dead) {
+            accusation.incarnation = accusation.incarnation.max(incarnation);
             accusation.awaiting = awaiting;
             accusation.refused = true;
         } else if self.accusations.len() < MAX_ACCUSATIONS {
