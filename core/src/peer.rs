@@ -410,7 +410,7 @@ impl Parts<'_> {
                 _ => {
                     if let Ok(Message::PeerListResp(resp)) = &outcome {
                         let complete = resp.total.is_some_and(|t| t <= resp.peers.len() as u64);
-                        self.liveness.note_listed(&resp.peers, complete);
+                        self.liveness.note_listed(resp, complete);
                     }
                     self.membership
                         .on_peer_list(cx, self.overlay, self.pings, to, outcome)
@@ -539,7 +539,8 @@ impl Parts<'_> {
     /// candidate any more, and if it was a neighbour the link goes and a replacement is
     /// looked for at once.
     fn neighbour_left(&mut self, cx: &mut Cx<'_>, peer: Endpoint) {
-        self.liveness.forget(&peer);
+        let incarnation = self.membership.known.get(&peer).flatten();
+        self.liveness.follow_leaver(&peer, incarnation);
         self.membership.forget_left(cx, &peer);
         if self.overlay.contains(&peer) {
             self.overlay.drop_link(peer, "left", cx.out);

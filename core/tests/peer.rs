@@ -4143,3 +4143,85 @@ fn a_neighbour_drops_a_leaving_peer_only_on_its_own_word() {
         "greeted a peer that left"
     );
 }
+
+/// Makes neighbour `a` of `h` leave (its own `PONG` says so); the link is dropped as left.
+fn neighbour_leaves(h: &mut Harness, a: Endpoint) {
+    let out = h.request(
+        Millis(7),
+        601,
+        Message::Leave(Box::new(gossip_core::msg::LeaveReq {
+            peer: a,
+            incarnation: 1,
+        })),
+    );
+    let (_, req) = out.sends_of("PING")[0].clone();
+    let leaving = Message::Pong(Pong {
+        responder: a,
+        degree: Some(2),
+        incarnation: None,
+        leaving: true,
+    });
+    let out = h.respond(Millis(8), a, req, Ok(leaving));
+    assert!(out.has(&Event::NeighbourDropped {
+        peer: a,
+        reason: "left"
+    }));
+}
+
+/// Ticks to the next Peer List refresh and answers it with `list`.
+fn answer_next_refresh(h: &mut Harness, list: impl Fn(Endpoint) -> Message) -> Outs {
+    let limit = h.now.after(2 * h.settings.peer_list_refresh_ms);
+    let (at, out) = h.tick_until(limit, |o| !o.sends_of("PEER_LIST_REQ").is_empty());
+    let (seed, req) = out.sends_of("PEER_LIST_REQ")[0].clone();
+    let mut all = out;
+    all.append(h.respond(at, seed, req, Ok(list(seed))));
+    all
+}
+
+/// A leave no quorum of seeds could certify leaves the peer listed alive. Its neighbours
+/// dropped the link on its word and were the only ones who would probe it again: it stayed
+/// listed for ever (found by the multi-host suite). A neighbour that sees a Peer List still
+/// listing a peer that left re-checks it like an accused one: silent, it is reported.
+#[test]
+fn a_neighbour_that_left_and_is_still_listed_is_rechecked_and_reported() {
+    let (a, b, c) = (ep(7001), ep(7002), ep(7003));
+    let mut h = Harness::bootstrapped(settings(), &[a, b, c]);
+    neighbour_leaves(&mut h, a);
+    // The next Peer List still lists it (no seed certified the leave).
+    answer_next_refresh(&mut h, |seed| peer_list(seed, &[a, b, c], None));
+    let (at, ping) = next_recheck(&mut h, a);
+    let out = h.respond(at, a, ping, Err(Failure::Unreachable));
+    let asks = out.sends_of("SUSPECT_REQ");
+    assert!(!asks.is_empty(), "a witness round about the silent leaver");
+    let mut reports = Vec::new();
+    for (w, req) in asks {
+        reports.extend(
+            h.respond(at, w, req, Ok(ack(a, false, w)))
+                .sends_of("DEAD_REPORT"),
+        );
+    }
+    assert!(!reports.is_empty(), "reported once the witnesses agree");
+    for (_, m) in &reports {
+        let Message::DeadReport(r) = m else {
+            panic!("{m:?}")
+        };
+        assert_eq!((r.dead, r.incarnation), (a, Some(4)));
+    }
+}
+
+/// The control: once a Peer List no longer lists the peer that left (its leave was
+/// certified), it is never probed again.
+#[test]
+fn a_neighbour_that_left_and_is_no_longer_listed_costs_no_message() {
+    let (a, b, c) = (ep(7001), ep(7002), ep(7003));
+    let mut h = Harness::bootstrapped(settings(), &[a, b, c]);
+    neighbour_leaves(&mut h, a);
+    let mut all = Outs::default();
+    for _ in 0..4 {
+        all.append(answer_next_refresh(&mut h, |seed| {
+            complete_peer_list(seed, &[b, c])
+        }));
+    }
+    assert!(!all.targets("PING").contains(&a), "probed a peer that left");
+    assert!(all.sends_of("SUSPECT_REQ").is_empty());
+}

@@ -5,7 +5,7 @@
 
 #![forbid(unsafe_code)]
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -25,7 +25,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Cmd {
-    /// Make a lab: hosts h1..hN (or the names given), each with its own address.
+    /// Make a lab: hosts h1..hN (or the names given), each with its own IPv4 address (and
+    /// IPv6 address, if the kernel has IPv6).
     Up {
         /// The lab's name: its namespaces are `gnh-<name>-<host>`. An earlier lab of this name
         /// is removed first.
@@ -37,7 +38,7 @@ enum Cmd {
         /// Host names instead (comma-separated, at most 15 characters each).
         #[arg(long, value_delimiter = ',')]
         names: Vec<String>,
-        /// The hosts' /24: host i gets a.b.c.i.
+        /// The hosts' /24: host i gets a.b.c.i (and fd00:a:b:c::i, each byte in hex).
         #[arg(long, default_value = "10.250.0")]
         subnet: String,
     },
@@ -61,8 +62,8 @@ enum Cmd {
         #[arg(trailing_var_arg = true, required = true)]
         command: Vec<String>,
     },
-    /// Drop every packet between two groups of hosts (both ways unless --oneway): packets
-    /// vanish, connections time out.
+    /// Drop every packet (IPv4 and IPv6) between two groups of hosts (both ways unless
+    /// --oneway): packets vanish, connections time out.
     Cut {
         #[arg(long, default_value = "demo")]
         name: String,
@@ -91,8 +92,8 @@ enum Cmd {
         #[arg(long)]
         oneway: bool,
     },
-    /// Add `unreachable` routes inside --from hosts to the --to hosts: their connects fail at
-    /// once (a different fault from a silent drop).
+    /// Add `unreachable` routes inside --from hosts to the --to hosts' addresses (IPv4 and
+    /// IPv6): their connects fail at once (a different fault from a silent drop).
     Unreachable {
         #[arg(long, default_value = "demo")]
         name: String,
@@ -136,21 +137,37 @@ fn prefix(name: &str) -> Result<String, String> {
     Ok(format!("{NAME_PREFIX}{name}-"))
 }
 
-/// The lab's hosts: (name, namespace, address), from the namespaces that exist.
-fn lab_hosts(name: &str) -> Result<Vec<(String, String, Option<Ipv4Addr>)>, String> {
+/// A host of an existing lab, as its namespace shows it.
+struct LabHost {
+    name: String,
+    ns: String,
+    ip: Option<Ipv4Addr>,
+    ip6: Option<Ipv6Addr>,
+}
+
+impl LabHost {
+    /// Its addresses, IPv4 then IPv6.
+    fn addrs(&self) -> impl Iterator<Item = IpAddr> {
+        (self.ip.map(IpAddr::V4).into_iter()).chain(self.ip6.map(IpAddr::V6))
+    }
+}
+
+/// The lab's hosts, from the namespaces that exist.
+fn lab_hosts(name: &str) -> Result<Vec<LabHost>, String> {
     let p = prefix(name)?;
-    let hosts: Vec<(String, String, Option<Ipv4Addr>)> = hosts::namespaces()?
+    let mut hosts: Vec<LabHost> = hosts::namespaces()?
         .into_iter()
         .filter_map(|ns| {
             let host = ns.strip_prefix(&p)?.to_string();
-            (host != "br").then(|| {
-                let ip = hosts::address_in(&ns);
-                (host, ns, ip)
+            (host != "br").then(|| LabHost {
+                ip: hosts::address_in(&ns),
+                ip6: hosts::address6_in(&ns),
+                name: host,
+                ns,
             })
         })
         .collect();
-    let mut hosts = hosts;
-    hosts.sort_by_key(|(h, _, ip)| (*ip, h.clone()));
+    hosts.sort_by_key(|h| (h.ip, h.name.clone()));
     if hosts.is_empty() {
         return Err(format!(
             "no lab named {name:?} (make one with `hosts up --name {name}`)"
@@ -159,28 +176,29 @@ fn lab_hosts(name: &str) -> Result<Vec<(String, String, Option<Ipv4Addr>)>, Stri
     Ok(hosts)
 }
 
-fn ips(
-    hosts: &[(String, String, Option<Ipv4Addr>)],
-    names: &[String],
-    except: &[String],
-) -> Result<Vec<Ipv4Addr>, String> {
+/// Every address (IPv4 and IPv6) of the hosts `names`, or of every host but `except` if
+/// `names` is empty: a fault between hosts holds for both families.
+fn ips(hosts: &[LabHost], names: &[String], except: &[String]) -> Result<Vec<IpAddr>, String> {
     if names.is_empty() {
         return Ok(hosts
             .iter()
-            .filter(|(h, _, _)| !except.contains(h))
-            .filter_map(|(_, _, ip)| *ip)
+            .filter(|h| !except.contains(&h.name))
+            .flat_map(LabHost::addrs)
             .collect());
     }
-    names
-        .iter()
-        .map(|n| {
-            hosts
-                .iter()
-                .find(|(h, _, _)| h == n)
-                .and_then(|(_, _, ip)| *ip)
-                .ok_or_else(|| format!("no host {n:?} in this lab"))
-        })
-        .collect()
+    let mut all = Vec::new();
+    for n in names {
+        let host = hosts
+            .iter()
+            .find(|h| h.name == *n)
+            .ok_or_else(|| format!("no host {n:?} in this lab"))?;
+        let before = all.len();
+        all.extend(host.addrs());
+        if all.len() == before {
+            return Err(format!("host {n:?} has no address"));
+        }
+    }
+    Ok(all)
 }
 
 fn run(cli: Cli) -> Result<(), String> {
@@ -200,12 +218,21 @@ fn run(cli: Cli) -> Result<(), String> {
             };
             let refs: Vec<&str> = names.iter().map(String::as_str).collect();
             let lab = Lab::create(&p, subnet, &refs)?;
+            let v6 = if hosts::ipv6_available() {
+                format!(" and {}", subnet.prefix6())
+            } else {
+                " (no IPv6 on this kernel)".to_string()
+            };
             println!(
-                "lab {name}: bridge in namespace {}, subnet {subnet}",
+                "lab {name}: bridge in namespace {}, subnet {subnet}{v6}",
                 lab.bridge_ns
             );
             for h in &lab.hosts {
-                println!("  {:<8} {:<16} namespace {}", h.name, h.ip, h.ns);
+                let ip6 = h.ip6.map_or_else(|| "-".to_string(), |i| i.to_string());
+                println!(
+                    "  {:<8} {:<16} {:<24} namespace {}",
+                    h.name, h.ip, ip6, h.ns
+                );
             }
             println!("run a node:  hosts exec --name {name} <host> target/release/seed --ip <address> ...");
             println!("remove it:   hosts down --name {name}");
@@ -220,10 +247,14 @@ fn run(cli: Cli) -> Result<(), String> {
         }
         Cmd::List { name } => {
             let hosts = lab_hosts(&name)?;
-            for (h, ns, ip) in &hosts {
-                let ip = ip.map_or_else(|| "-".to_string(), |i| i.to_string());
-                let pids = hosts::processes_in(ns);
-                println!("  {h:<8} {ip:<16} {ns}  processes: {pids:?}");
+            for h in &hosts {
+                let ip = h.ip.map_or_else(|| "-".to_string(), |i| i.to_string());
+                let ip6 = h.ip6.map_or_else(|| "-".to_string(), |i| i.to_string());
+                let pids = hosts::processes_in(&h.ns);
+                println!(
+                    "  {:<8} {ip:<16} {ip6:<24} {}  processes: {pids:?}",
+                    h.name, h.ns
+                );
             }
             let br = format!("{}br", prefix(&name)?);
             let out = std::process::Command::new("ip")
@@ -294,9 +325,9 @@ fn run(cli: Cli) -> Result<(), String> {
             for f in &from {
                 let ns = &hosts
                     .iter()
-                    .find(|(h, _, _)| h == f)
+                    .find(|h| h.name == *f)
                     .ok_or_else(|| format!("no host {f:?} in this lab"))?
-                    .1;
+                    .ns;
                 hosts::add_unreachable_in(ns, &dsts)?;
             }
             Ok(())
@@ -305,8 +336,8 @@ fn run(cli: Cli) -> Result<(), String> {
             let hosts = lab_hosts(&name)?;
             hosts::flush_faults(&format!("{}br", prefix(&name)?))?;
             let mut routes = 0;
-            for (_, ns, _) in &hosts {
-                routes += hosts::clear_unreachable_in(ns)?;
+            for h in &hosts {
+                routes += hosts::clear_unreachable_in(&h.ns)?;
             }
             println!("lab {name}: fault rules flushed, {routes} unreachable routes deleted");
             Ok(())

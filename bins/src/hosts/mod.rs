@@ -3,16 +3,22 @@
 //!
 //! A [`Lab`] is one network: a namespace per host, plus one namespace that holds the bridge
 //! and nothing else. Each host has one veth pair: `eth0` inside the host, the other end a port
-//! of the bridge named after the host. Every host gets its own address in a `/24` of its own
-//! ([`Subnet`]); the machine's own (root) namespace is never touched: no address, route,
+//! of the bridge named after the host. Every host gets its own IPv4 address in a `/24` of its
+//! own ([`Subnet`]) and, where the kernel has IPv6, an IPv6 address in a ULA `/64` derived from
+//! it (`a.b.c.n` and `fd00:a:b:c::n`, in hex), added without duplicate address detection so it
+//! is usable at once. The machine's own (root) namespace is never touched: no address, route,
 //! interface or rule is added there, and every `ip` command runs inside a namespace the lab
 //! made (`ip -n NS ...`, `ip netns exec NS ...`).
 //!
 //! Faults live in the bridge namespace, in one nftables table of the `bridge` family whose
 //! `forward` chain sees every frame between two hosts ([`Fault`]): silent drops per host pair
 //! and direction (a real partition: packets vanish, connections time out) and random loss
-//! (`numgen random`). [`Lab::unreachable`] adds `unreachable` routes inside a host instead, so
-//! `connect` fails at once: a different fault. Pauses are SIGSTOP/SIGCONT of a process.
+//! (`numgen random`), for IPv4 (`ip saddr`) and IPv6 (`ip6 saddr`) alike. The chain's first
+//! rule lets ICMPv6 neighbour discovery through, as ARP (not IP) always gets through: a host
+//! whose packets to another are dropped must still answer that host's neighbour solicitations,
+//! or a one-way cut would stop the other direction too. [`Lab::unreachable`] adds
+//! `unreachable` routes inside a host instead, so `connect` fails at once: a different fault.
+//! Pauses are SIGSTOP/SIGCONT of a process.
 //!
 //! Names: every namespace of a lab is `<prefix><host>`, where the prefix starts with
 //! [`NAME_PREFIX`]. [`Lab::create`] first removes whatever an earlier lab of the same prefix
@@ -28,7 +34,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Write;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -46,6 +52,12 @@ pub const FAULT_TABLE: &str = "gossip_faults";
 
 /// Name of the bridge inside the bridge namespace.
 const BRIDGE: &str = "br0";
+
+/// The fault chain's first rule: ICMPv6 neighbour solicitations and advertisements always
+/// pass (see the module doc). A solicitation's source is the address of the packet that
+/// needed it, so the advertisement answering it goes between the two hosts' own addresses,
+/// exactly what a drop rule between them matches.
+pub const ND_ACCEPT: &str = "icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } accept";
 
 /// The longest host name: it names the bridge port, and interface names have at most 15
 /// bytes.
@@ -216,7 +228,8 @@ pub fn process_running(pid: u32) -> bool {
     !matches!(state, Some("Z" | "X" | "x"))
 }
 
-/// A `/24` for the hosts of one lab: `a.b.c.1` and up.
+/// A `/24` for the hosts of one lab: `a.b.c.1` and up; and its IPv6 twin, the ULA `/64`
+/// `fd00:a:b:c::/64` (each byte one 16-bit group, so `10.250.0` is `fd00:a:fa::/64`).
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct Subnet(pub [u8; 3]);
 
@@ -225,6 +238,17 @@ impl Subnet {
     pub fn host(&self, n: u8) -> Ipv4Addr {
         let [a, b, c] = self.0;
         Ipv4Addr::new(a, b, c, n)
+    }
+
+    /// Host number `n`'s IPv6 address: `fd00:a:b:c::n`.
+    pub fn host6(&self, n: u8) -> Ipv6Addr {
+        let [a, b, c] = self.0.map(u16::from);
+        Ipv6Addr::new(0xfd00, a, b, c, 0, 0, 0, u16::from(n))
+    }
+
+    /// The IPv6 prefix, `fd00:a:b:c::/64`.
+    pub fn prefix6(&self) -> String {
+        format!("{}/64", self.host6(0))
     }
 
     /// Parses `a.b.c` (or `a.b.c.0`, `a.b.c.0/24`).
@@ -259,27 +283,53 @@ pub struct HostInfo {
     pub name: String,
     /// Its namespace.
     pub ns: String,
-    /// Its address.
+    /// Its IPv4 address.
     pub ip: Ipv4Addr,
+    /// Its IPv6 address (`None`: the kernel has no IPv6).
+    pub ip6: Option<Ipv6Addr>,
 }
 
-/// A network fault, carried out by the bridge: it applies to frames between two hosts.
+impl HostInfo {
+    /// True if `ip` is one of its addresses.
+    pub fn has(&self, ip: IpAddr) -> bool {
+        match ip {
+            IpAddr::V4(v4) => v4 == self.ip,
+            IpAddr::V6(v6) => self.ip6 == Some(v6),
+        }
+    }
+
+    /// Its addresses: IPv4, then IPv6 if it has one.
+    pub fn addrs(&self) -> Vec<IpAddr> {
+        std::iter::once(IpAddr::V4(self.ip))
+            .chain(self.ip6.map(IpAddr::V6))
+            .collect()
+    }
+}
+
+/// True if this kernel has IPv6 (it was not booted with `ipv6.disable=1`).
+pub fn ipv6_available() -> bool {
+    Path::new("/proc/sys/net/ipv6").exists()
+}
+
+/// A network fault, carried out by the bridge: it applies to packets between two hosts'
+/// addresses, of either family (an nftables set holds one family, so a fault whose groups mix
+/// both is one rule per family; see [`Fault::rules`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Fault {
-    /// Every IPv4 packet from any of `from` to any of `to` vanishes (one direction).
+    /// Every packet from any of `from` to any of `to` vanishes (one direction).
     Drop {
         /// Senders.
-        from: Vec<Ipv4Addr>,
+        from: Vec<IpAddr>,
         /// Receivers.
-        to: Vec<Ipv4Addr>,
+        to: Vec<IpAddr>,
     },
-    /// Each IPv4 packet from any of `from` to any of `to` is dropped with probability
+    /// Each packet from any of `from` to any of `to` is dropped with probability
     /// `per_mille` / 1000, independently (`numgen random`).
     Loss {
         /// Senders.
-        from: Vec<Ipv4Addr>,
+        from: Vec<IpAddr>,
         /// Receivers.
-        to: Vec<Ipv4Addr>,
+        to: Vec<IpAddr>,
         /// Drop probability in thousandths.
         per_mille: u32,
     },
@@ -287,7 +337,7 @@ pub enum Fault {
 
 impl Fault {
     /// Both directions between the groups `a` and `b` dropped: a partition.
-    pub fn cut(a: &[Ipv4Addr], b: &[Ipv4Addr]) -> Vec<Fault> {
+    pub fn cut(a: &[IpAddr], b: &[IpAddr]) -> Vec<Fault> {
         vec![
             Fault::Drop {
                 from: a.to_vec(),
@@ -301,7 +351,7 @@ impl Fault {
     }
 
     /// Random loss of `per_mille` / 1000 both ways between `a` and `b`.
-    pub fn lossy(a: &[Ipv4Addr], b: &[Ipv4Addr], per_mille: u32) -> Vec<Fault> {
+    pub fn lossy(a: &[IpAddr], b: &[IpAddr], per_mille: u32) -> Vec<Fault> {
         vec![
             Fault::Loss {
                 from: a.to_vec(),
@@ -316,46 +366,59 @@ impl Fault {
         ]
     }
 
-    /// The nftables rule (for the bridge's `forward` chain), or `None` if a group is empty.
-    pub fn rule(&self) -> Option<String> {
-        let set = |ips: &[Ipv4Addr]| {
-            let items: Vec<String> = ips.iter().map(ToString::to_string).collect();
-            format!("{{ {} }}", items.join(", "))
-        };
-        match self {
-            Fault::Drop { from, to } if !from.is_empty() && !to.is_empty() => Some(format!(
-                "ip saddr {} ip daddr {} counter drop",
-                set(from),
-                set(to)
-            )),
+    /// The nftables rules (for the bridge's `forward` chain): one for the IPv4 addresses of
+    /// the groups and one for their IPv6 addresses, each only if both of its groups have
+    /// addresses of that family (none if a group is empty).
+    pub fn rules(&self) -> Vec<String> {
+        let (from, to, action) = match self {
+            Fault::Drop { from, to } => (from, to, "counter drop".to_string()),
             Fault::Loss {
                 from,
                 to,
                 per_mille,
-            } if !from.is_empty() && !to.is_empty() => Some(format!(
-                "ip saddr {} ip daddr {} numgen random mod 1000 < {per_mille} counter drop",
-                set(from),
-                set(to)
-            )),
-            _ => None,
-        }
+            } => (
+                from,
+                to,
+                format!("numgen random mod 1000 < {per_mille} counter drop"),
+            ),
+        };
+        let set = |ips: &[IpAddr], v6: bool| {
+            let items: Vec<String> = ips
+                .iter()
+                .filter(|ip| ip.is_ipv6() == v6)
+                .map(ToString::to_string)
+                .collect();
+            (!items.is_empty()).then(|| format!("{{ {} }}", items.join(", ")))
+        };
+        [("ip", false), ("ip6", true)]
+            .into_iter()
+            .filter_map(|(family, v6)| {
+                let (src, dst) = (set(from, v6)?, set(to, v6)?);
+                Some(format!(
+                    "{family} saddr {src} {family} daddr {dst} {action}"
+                ))
+            })
+            .collect()
     }
 }
 
-/// The nftables script that replaces the fault rules with `faults`, in one transaction.
+/// The nftables script that replaces the fault rules with `faults`, in one transaction (the
+/// chain starts with [`ND_ACCEPT`] again).
 pub fn fault_script(bridge_ns_table: &str, faults: &[Fault]) -> String {
     let mut s = format!("flush chain bridge {bridge_ns_table} forward\n");
-    for rule in faults.iter().filter_map(Fault::rule) {
+    let _ = writeln!(s, "add rule bridge {bridge_ns_table} forward {ND_ACCEPT}");
+    for rule in faults.iter().flat_map(Fault::rules) {
         let _ = writeln!(s, "add rule bridge {bridge_ns_table} forward {rule}");
     }
     s
 }
 
-/// Adds the rules of `faults` to the fault chain of the bridge namespace `bridge_ns`.
+/// Adds the rules of `faults` to the fault chain of the bridge namespace `bridge_ns` (after
+/// those in force, so after [`ND_ACCEPT`]).
 pub fn add_fault_rules(bridge_ns: &str, faults: &[Fault]) -> Result<(), String> {
     let script: String = faults
         .iter()
-        .filter_map(Fault::rule)
+        .flat_map(Fault::rules)
         .map(|r| format!("add rule bridge {FAULT_TABLE} forward {r}\n"))
         .collect();
     if script.is_empty() {
@@ -376,11 +439,30 @@ pub fn address_in(ns: &str) -> Option<Ipv4Addr> {
     word.split('/').next()?.parse().ok()
 }
 
+/// The global IPv6 address of `eth0` inside namespace `ns` (not its link-local one).
+pub fn address6_in(ns: &str) -> Option<Ipv6Addr> {
+    let out = ip(&[
+        "-n", ns, "-6", "-o", "addr", "show", "dev", "eth0", "scope", "global",
+    ])
+    .ok()?;
+    let word = out
+        .split_whitespace()
+        .skip_while(|w| *w != "inet6")
+        .nth(1)?;
+    word.split('/').next()?.parse().ok()
+}
+
+/// The host route to `ip`: `a.b.c.d/32` or `x::y/128`.
+fn host_route(ip: IpAddr) -> String {
+    let len = if ip.is_ipv6() { 128 } else { 32 };
+    format!("{ip}/{len}")
+}
+
 /// Adds an `unreachable` route to each of `dsts` inside namespace `ns`.
-pub fn add_unreachable_in(ns: &str, dsts: &[Ipv4Addr]) -> Result<(), String> {
+pub fn add_unreachable_in(ns: &str, dsts: &[IpAddr]) -> Result<(), String> {
     let script: String = dsts
         .iter()
-        .map(|d| format!("route add unreachable {d}/32\n"))
+        .map(|d| format!("route add unreachable {}\n", host_route(*d)))
         .collect();
     if script.is_empty() {
         return Ok(());
@@ -388,9 +470,13 @@ pub fn add_unreachable_in(ns: &str, dsts: &[Ipv4Addr]) -> Result<(), String> {
     ip_batch(Some(ns), &script)
 }
 
-/// Deletes every `unreachable` route inside namespace `ns`; returns how many there were.
+/// Deletes every `unreachable` route (IPv4 and IPv6) inside namespace `ns`; returns how many
+/// there were.
 pub fn clear_unreachable_in(ns: &str) -> Result<usize, String> {
-    let out = ip(&["-n", ns, "route", "show", "type", "unreachable"])?;
+    let mut out = ip(&["-n", ns, "-4", "route", "show", "type", "unreachable"])?;
+    if ipv6_available() {
+        out += &ip(&["-n", ns, "-6", "route", "show", "type", "unreachable"])?;
+    }
     let dsts: Vec<&str> = out
         .lines()
         .filter_map(|l| l.split_whitespace().nth(1))
@@ -426,14 +512,15 @@ pub struct Lab {
     /// Packets dropped by fault rules since replaced.
     dropped_before: u64,
     /// `unreachable` routes added: (host index, destination).
-    routes: Vec<(usize, Ipv4Addr)>,
+    routes: Vec<(usize, IpAddr)>,
     keep: bool,
 }
 
 impl Lab {
     /// Makes a lab: removes what an earlier lab with `prefix` left behind, then creates the
     /// bridge namespace and one namespace per host of `names`, host `i` at address `i + 1` of
-    /// `subnet`, with an empty fault table. On failure, whatever was made is removed.
+    /// `subnet` (and of its IPv6 twin, if the kernel has IPv6), with an empty fault table. On
+    /// failure, whatever was made is removed.
     pub fn create(prefix: &str, subnet: Subnet, names: &[&str]) -> Result<Lab, String> {
         if !prefix.starts_with(NAME_PREFIX) {
             return Err(format!(
@@ -461,6 +548,7 @@ impl Lab {
             }
         }
         remove_prefix(prefix)?;
+        let v6 = ipv6_available();
         let hosts: Vec<HostInfo> = names
             .iter()
             .enumerate()
@@ -468,6 +556,7 @@ impl Lab {
                 name: n.to_string(),
                 ns: format!("{prefix}{n}"),
                 ip: subnet.host(i as u8 + 1),
+                ip6: v6.then(|| subnet.host6(i as u8 + 1)),
             })
             .collect();
         let mut lab = Lab {
@@ -492,8 +581,12 @@ impl Lab {
         }
         ip_batch(None, &script)?;
         // The bridge and every veth pair, made from inside the bridge namespace: one end stays
-        // there as a bridge port, the other is created directly inside the host.
-        let mut script = format!("link add name {BRIDGE} type bridge\nlink set dev {BRIDGE} up\n");
+        // there as a bridge port, the other is created directly inside the host. Without
+        // multicast snooping the bridge floods every multicast frame (neighbour solicitations
+        // included) to every port, whatever group memberships it saw or missed.
+        let mut script = format!(
+            "link add name {BRIDGE} type bridge mcast_snooping 0\nlink set dev {BRIDGE} up\n"
+        );
         for h in &self.hosts {
             let _ = writeln!(
                 script,
@@ -505,16 +598,18 @@ impl Lab {
         }
         ip_batch(Some(&self.bridge_ns), &script)?;
         for h in &self.hosts {
-            let script = format!(
-                "link set dev lo up\naddr add {}/24 dev eth0\nlink set dev eth0 up\n",
-                h.ip
-            );
+            let mut script = format!("link set dev lo up\naddr add {}/24 dev eth0\n", h.ip);
+            if let Some(ip6) = h.ip6 {
+                // `nodad`: usable at once, not "tentative" for a second or two.
+                let _ = writeln!(script, "addr add {ip6}/64 dev eth0 nodad");
+            }
+            script.push_str("link set dev eth0 up\n");
             ip_batch(Some(&h.ns), &script)?;
         }
         nft_in(
             &self.bridge_ns,
             &format!(
-                "table bridge {FAULT_TABLE} {{\n  chain forward {{\n    type filter hook forward priority 0; policy accept;\n  }}\n}}\n"
+                "table bridge {FAULT_TABLE} {{\n  chain forward {{\n    type filter hook forward priority 0; policy accept;\n    {ND_ACCEPT}\n  }}\n}}\n"
             ),
         )
     }
@@ -531,8 +626,13 @@ impl Lab {
         self.hosts.iter().find(|h| h.name == name)
     }
 
-    fn host_index(&self, ip: Ipv4Addr) -> Option<usize> {
-        self.hosts.iter().position(|h| h.ip == ip)
+    /// The host with address `ip` (of either family).
+    pub fn host_of(&self, ip: IpAddr) -> Option<&HostInfo> {
+        self.hosts.iter().find(|h| h.has(ip))
+    }
+
+    fn host_index(&self, ip: IpAddr) -> Option<usize> {
+        self.hosts.iter().position(|h| h.has(ip))
     }
 
     /// A command that runs `program` inside host `host`'s namespace (`ip netns exec`, which
@@ -607,12 +707,13 @@ impl Lab {
 
     /// Inside host `from`, an `unreachable` route to each of `to`: connecting from `from` to
     /// them fails at once ("No route to host"), and what `from` sends them on open connections
-    /// is not sent. One direction; the other needs routes in the other hosts.
-    pub fn unreachable(&mut self, from: Ipv4Addr, to: &[Ipv4Addr]) -> Result<(), String> {
+    /// is not sent. One direction; the other needs routes in the other hosts. Each address
+    /// is routed in its own family: `from`'s host is found by either of its addresses.
+    pub fn unreachable(&mut self, from: IpAddr, to: &[IpAddr]) -> Result<(), String> {
         let i = self
             .host_index(from)
             .ok_or_else(|| format!("{from} is not a host of this lab"))?;
-        let new: Vec<Ipv4Addr> = to
+        let new: Vec<IpAddr> = to
             .iter()
             .filter(|d| !self.routes.contains(&(i, **d)))
             .copied()
@@ -628,7 +729,8 @@ impl Lab {
         for (i, dst) in &self.routes {
             let _ = writeln!(
                 by_host.entry(*i).or_default(),
-                "route del unreachable {dst}/32"
+                "route del unreachable {}",
+                host_route(*dst)
             );
         }
         for (i, script) in by_host {
@@ -706,28 +808,71 @@ pub fn check_capability() -> Result<(), String> {
 mod tests {
     use super::*;
 
+    fn v4(ips: &[[u8; 4]]) -> Vec<IpAddr> {
+        ips.iter().map(|o| IpAddr::from(*o)).collect()
+    }
+
     #[test]
     fn fault_rules_name_both_groups_and_skip_empty_ones() {
-        let a = [Ipv4Addr::new(10, 1, 2, 1), Ipv4Addr::new(10, 1, 2, 2)];
-        let b = [Ipv4Addr::new(10, 1, 2, 3)];
+        let a = v4(&[[10, 1, 2, 1], [10, 1, 2, 2]]);
+        let b = v4(&[[10, 1, 2, 3]]);
         let cut = Fault::cut(&a, &b);
         assert_eq!(
-            cut[0].rule().unwrap(),
-            "ip saddr { 10.1.2.1, 10.1.2.2 } ip daddr { 10.1.2.3 } counter drop"
+            cut[0].rules(),
+            ["ip saddr { 10.1.2.1, 10.1.2.2 } ip daddr { 10.1.2.3 } counter drop"]
         );
         assert_eq!(
-            cut[1].rule().unwrap(),
-            "ip saddr { 10.1.2.3 } ip daddr { 10.1.2.1, 10.1.2.2 } counter drop"
+            cut[1].rules(),
+            ["ip saddr { 10.1.2.3 } ip daddr { 10.1.2.1, 10.1.2.2 } counter drop"]
         );
         let loss = Fault::lossy(&a[..1], &b, 100);
         assert_eq!(
-            loss[0].rule().unwrap(),
-            "ip saddr { 10.1.2.1 } ip daddr { 10.1.2.3 } numgen random mod 1000 < 100 counter drop"
+            loss[0].rules(),
+            ["ip saddr { 10.1.2.1 } ip daddr { 10.1.2.3 } numgen random mod 1000 < 100 counter drop"]
         );
-        assert_eq!(Fault::cut(&a, &[])[0].rule(), None);
+        assert!(Fault::cut(&a, &[])[0].rules().is_empty());
         let script = fault_script("t", &cut);
         assert!(script.starts_with("flush chain bridge t forward\n"));
-        assert_eq!(script.lines().count(), 3);
+        // Neighbour discovery first, then the two drops.
+        assert_eq!(
+            script.lines().nth(1),
+            Some(format!("add rule bridge t forward {ND_ACCEPT}").as_str())
+        );
+        assert_eq!(script.lines().count(), 4);
+    }
+
+    #[test]
+    fn a_fault_between_mixed_groups_is_one_rule_per_family() {
+        let s = Subnet([10, 1, 2]);
+        let (h1, h2, h3) = (s.host6(1), s.host6(2), s.host6(3));
+        assert_eq!(h1.to_string(), "fd00:a:1:2::1");
+        // Hosts with both addresses: a v4 rule and a v6 rule, never a mixed set.
+        let a = [IpAddr::V4(s.host(1)), IpAddr::V6(h1)];
+        let b = [IpAddr::V4(s.host(2)), IpAddr::V6(h2), IpAddr::V6(h3)];
+        assert_eq!(
+            Fault::cut(&a, &b)[0].rules(),
+            [
+                "ip saddr { 10.1.2.1 } ip daddr { 10.1.2.2 } counter drop",
+                "ip6 saddr { fd00:a:1:2::1 } ip6 daddr { fd00:a:1:2::2, fd00:a:1:2::3 } counter drop",
+            ]
+        );
+        // A family one group lacks gives no rule.
+        let only6 = [IpAddr::V6(h3)];
+        assert_eq!(
+            Fault::lossy(&a, &only6, 5)[1].rules(),
+            ["ip6 saddr { fd00:a:1:2::3 } ip6 daddr { fd00:a:1:2::1 } numgen random mod 1000 < 5 counter drop"]
+        );
+        assert_eq!(host_route(IpAddr::V6(h2)), "fd00:a:1:2::2/128");
+        assert_eq!(host_route(IpAddr::V4(s.host(2))), "10.1.2.2/32");
+        let host = HostInfo {
+            name: "a".into(),
+            ns: "gnh-x-a".into(),
+            ip: s.host(1),
+            ip6: Some(h1),
+        };
+        assert!(host.has(IpAddr::V6(h1)) && host.has(IpAddr::V4(s.host(1))));
+        assert!(!host.has(IpAddr::V6(h2)));
+        assert_eq!(host.addrs().len(), 2);
     }
 
     #[test]
@@ -737,6 +882,8 @@ mod tests {
         assert!(Subnet::parse("10.9").is_err());
         assert!(Subnet::parse("10.9.8.7").is_err());
         assert_eq!(Subnet([10, 9, 8]).host(3), Ipv4Addr::new(10, 9, 8, 3));
+        assert_eq!(Subnet([10, 250, 0]).host6(3).to_string(), "fd00:a:fa::3");
+        assert_eq!(Subnet([10, 250, 0]).prefix6(), "fd00:a:fa::/64");
         let r = FloodReport {
             target: Some("10.0.0.1:7000".parse().unwrap()),
             attempted: 500,

@@ -1,18 +1,22 @@
 //! The simulator's invariant checker (`gossip_driver_sim::checker`) over a real run: every
 //! line of the shared output file is parsed back into the node's [`Event`], its endpoints
 //! mapped onto the simulator's address plan (seed `i` → seed `i`, peer host `p<j+1>` → peer
-//! `j`), and fed to the checker in the order the lines were appended, with each node's starts
-//! and kills interleaved by time. So promises 1 to 4 are checked after every event of the
-//! whole run, not only at its end:
+//! `j`), and fed to the checker in the order the lines were appended, with each node's
+//! starts, kills and exits interleaved by time. So promises 1 to 4 are checked after every
+//! event of the whole run, not only at its end:
 //!
-//! 1. every Peer List change carries a quorum of distinct seeds that each voted yes for
-//!    exactly it (or held it), and entries only move up;
+//! 1. every Peer List change (admission, removal, leave) carries a quorum of distinct seeds
+//!    that each voted yes for exactly it (or held it), and entries only move up;
 //! 2. a `DEAD_REPORT` follows the reporter's own consensus verdict, whose dead witnesses
 //!    really answered dead;
 //! 3. no peer instance receives a gossip first-time twice, and every gossip received was
 //!    generated;
 //! 4. no peer that was never killed, never paused and whose host's links were never faulted
-//!    is removed.
+//!    is removed, and no peer is certified `LEFT` at an incarnation it never left from (its
+//!    own `Leaving the network` line tells the checker).
+//!
+//! Endpoints and gossip texts are read in both families: `10.0.0.1:7000` and
+//! `[fd00::1]:7000`, `Dead Node:[fd00::1]:7000:...`.
 //!
 //! File order is causal for what the checker relates: a node appends an event's line before
 //! it sends the messages of the same step (votes before the proposer's commit, a generated
@@ -99,10 +103,27 @@ fn ep_at(s: &str) -> Option<SocketAddr> {
     s.parse().ok()
 }
 
-/// One parsed line: an event, or a sent `DEAD_REPORT` about an endpoint.
+/// The endpoint at the start of `s` (`10.0.0.1:7000...` or `[fd00::1]:7000...`), where
+/// fields after it are joined with `:` too, and the rest after it.
+fn ep_prefix(s: &str) -> Option<(SocketAddr, &str)> {
+    let host_end = if s.starts_with('[') {
+        s.find("]:")? + 1
+    } else {
+        s.find(':')?
+    };
+    let port_len = s[host_end + 1..]
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(s.len() - host_end - 1);
+    let end = host_end + 1 + port_len;
+    Some((ep_at(&s[..end])?, &s[end..]))
+}
+
+/// One parsed line: an event, a sent `DEAD_REPORT` about an endpoint, or the node starting
+/// to leave.
 enum Parsed {
     Event(Event),
     DeadReport(Endpoint),
+    Leaving,
 }
 
 /// Every line starting with one of these is an event the checker relies on: one it cannot
@@ -111,6 +132,8 @@ const MUST_PARSE: &[&str] = &[
     "Vote ",
     "Registration consensus COMMIT for ",
     "Dead-node consensus COMMIT for ",
+    "Leave consensus COMMIT for ",
+    "Leaving the network: ",
     "Registration quorum achieved: ",
     "Neighbor added: ",
     "Neighbor dropped: ",
@@ -129,6 +152,8 @@ fn parse(map: &Map, text: &str) -> Option<Parsed> {
         let yes = rest.starts_with("YES ");
         let kind = if rest.contains(" registration proposal ") {
             ProposalKind::Register
+        } else if rest.contains(" leave proposal ") {
+            ProposalKind::Leave
         } else {
             ProposalKind::Removal
         };
@@ -151,6 +176,10 @@ fn parse(map: &Map, text: &str) -> Option<Parsed> {
         .or_else(|| {
             text.strip_prefix("Dead-node consensus COMMIT for ")
                 .map(|rest| (Status::Removed, rest))
+        })
+        .or_else(|| {
+            text.strip_prefix("Leave consensus COMMIT for ")
+                .map(|rest| (Status::Left, rest))
         });
     if let Some((status, rest)) = commit {
         // <peer> (incarnation N) via <own round|commit sync|anti-entropy>: ... (votes: a, b)
@@ -233,13 +262,8 @@ fn parse(map: &Map, text: &str) -> Option<Parsed> {
         }));
     }
     if let Some(rest) = text.strip_prefix("Peer-level suspicion result for ") {
-        let suspect = ep_at(
-            rest.split(':')
-                .take(2)
-                .collect::<Vec<_>>()
-                .join(":")
-                .as_str(),
-        )?;
+        // <ip:port>: dead=3 alive=0 consensus=True (witnesses saying dead: a, b)
+        let (suspect, _) = ep_prefix(rest)?;
         let dead = between(rest, " dead=", " ")?.parse().ok()?;
         let alive = between(rest, " alive=", " ")?.parse().ok()?;
         let consensus = rest.contains("consensus=True");
@@ -253,12 +277,13 @@ fn parse(map: &Map, text: &str) -> Option<Parsed> {
         }));
     }
     if let Some(rest) = text.strip_prefix("Dead Node:") {
-        // <ip>:<port>:<time>:<self ip> (DEAD_REPORT sent to ...)
-        let mut parts = rest.split(':');
-        let ip = parts.next()?;
-        let port = parts.next()?;
-        let dead = ep_at(&format!("{ip}:{port}"))?;
+        // <ip>:<port>:<time>:<self ip> (DEAD_REPORT sent to ...), an IPv6 <ip> in brackets
+        let (dead, tail) = ep_prefix(rest)?;
+        tail.starts_with(':').then_some(())?;
         return Some(Parsed::DeadReport(map.ep(&dead)));
+    }
+    if text.starts_with("Leaving the network: incarnation ") {
+        return Some(Parsed::Leaving);
     }
     if let Some(rest) = text.strip_prefix("Removed from the Peer List (incarnation ") {
         return Some(E(Event::Rejoining {
@@ -282,10 +307,7 @@ pub fn check_log(net: &HostNet) -> CheckReport {
     // The log does not say when packets were dropped: promise 4 never judges a peer of a
     // faulted host (or a paused node).
     for (j, p) in map.peers.iter().enumerate() {
-        if net.lossy.contains(&match p.ip() {
-            std::net::IpAddr::V4(ip) => ip,
-            std::net::IpAddr::V6(_) => continue,
-        }) {
+        if net.lossy.contains(&p.ip()) {
             let n = map.addrs.seeds + j as u32;
             checker.excuse(n);
         }
@@ -341,6 +363,10 @@ pub fn check_log(net: &HostNet) -> CheckReport {
                 checker.on_send(node, &Message::DeadReport(Box::new(report)));
                 checker.end_step(now);
             }
+            Some(Parsed::Leaving) => {
+                events += 1;
+                checker.leaving(now, node);
+            }
             None if MUST_PARSE.iter().any(|p| line.text.starts_with(p)) => {
                 unreadable.push(line.text.clone());
             }
@@ -369,5 +395,29 @@ pub fn check_log(net: &HostNet) -> CheckReport {
     CheckReport {
         violations,
         summary,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ep_prefix;
+
+    #[test]
+    fn endpoints_at_the_start_of_colon_joined_fields_parse_in_both_families() {
+        let (ep, rest) = ep_prefix("10.0.0.5:7000:1767225600:10.0.0.2 (x)").expect("v4");
+        assert_eq!(ep.to_string(), "10.0.0.5:7000");
+        assert_eq!(rest, ":1767225600:10.0.0.2 (x)");
+        let (ep, rest) = ep_prefix("[fd00:a:1::5]:7000:1767225600:[fd00:a:1::2]").expect("v6");
+        assert_eq!(ep.to_string(), "[fd00:a:1::5]:7000");
+        assert_eq!(rest, ":1767225600:[fd00:a:1::2]");
+        let (ep, rest) = ep_prefix("[fd00::5]:7000: dead=3").expect("v6, then text");
+        assert_eq!((ep.port(), rest), (7000, ": dead=3"));
+        assert_eq!(
+            ep_prefix("[fd00::5]:7000").map(|(e, r)| (e.port(), r)),
+            Some((7000, ""))
+        );
+        assert!(ep_prefix("fd00::5:7000").is_none());
+        assert!(ep_prefix("[fd00::5]7000").is_none());
+        assert!(ep_prefix("nonsense").is_none());
     }
 }

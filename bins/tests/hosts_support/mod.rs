@@ -4,22 +4,24 @@
 //!
 //! Hosts of a [`HostNet`]: `ctl` (runs the relay through which this process asks nodes for
 //! their status), `s1..sN` (seeds), `p1..pM` (peers) and any extra hosts a test asks for.
-//! Every node listens on [`PORT`] of its host's address. Names and subnets are unique per
-//! run and per test: namespaces are `gnh-t-<tag>-<pid>-<host>` and each test of a run gets
-//! its own `10.x.y.0/24`. At start, namespaces of earlier runs of the same test whose process
-//! is gone are removed; when the test ends (passing or failing) every node is killed by PID
-//! and the namespaces are deleted.
+//! Every node listens on [`PORT`] of its host's address of the network's [`Family`] (with
+//! [`Family::V6`] the seed list names the seeds in brackets, `[fd00:..],7000`). Names and
+//! subnets are unique per run and per test: namespaces are `gnh-t-<tag>-<pid>-<host>` and
+//! each test of a run gets its own `10.x.y.0/24` (and `fd00:a:x:y::/64`). At start,
+//! namespaces of earlier runs of the same test whose process is gone are removed; when the
+//! test ends (passing or failing) every node is killed by PID and the namespaces are
+//! deleted.
 //!
-//! Without root or network namespaces the suite does not run: [`HostNet::start`] returns
-//! `None` after printing one line saying why, unless `HOSTS_REQUIRED` is set (as `.ci/run`
-//! does), when it panics instead.
+//! Without root or network namespaces (or IPv6, for an IPv6 network) the suite does not run:
+//! [`HostNet::start`] returns `None` after printing one line saying why, unless
+//! `HOSTS_REQUIRED` is set (as `.ci/run` does), when it panics instead.
 
 #![allow(dead_code)]
 
 pub mod check;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -89,30 +91,42 @@ fn keep_panic_messages() {
     });
 }
 
-/// True if labs can be made here. If not: panics when `HOSTS_REQUIRED` is set (to anything
-/// but `0`), else prints one line saying why the suite does not run and returns false.
-pub fn capable() -> bool {
+/// True if labs can be made here (and, for `family` IPv6, the kernel has IPv6). If not:
+/// panics when `HOSTS_REQUIRED` is set (to anything but `0`), else prints one line saying why
+/// the suite does not run and returns false.
+pub fn capable(family: Family) -> bool {
     let result = CAPABLE.get_or_init(hosts::check_capability);
-    match result {
-        Ok(()) => true,
-        Err(why) => {
-            let required = std::env::var("HOSTS_REQUIRED").is_ok_and(|v| !v.is_empty() && v != "0");
-            assert!(
-                !required,
-                "HOSTS_REQUIRED is set but the multi-host suite cannot run: {why}"
-            );
-            // Written to the process's stderr itself, not through `eprintln!`, which the
-            // test harness captures (and shows only for failing tests).
-            SKIP_NOTICE.call_once(|| {
-                use std::io::Write as _;
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "hosts suite not run: {why} (HOSTS_REQUIRED=1 makes this a failure)"
-                );
-            });
-            false
+    let why = match (result, family) {
+        (Err(why), _) => why.clone(),
+        (Ok(()), Family::V6) if !hosts::ipv6_available() => {
+            "this kernel has no IPv6 (booted with ipv6.disable=1?)".to_string()
         }
-    }
+        (Ok(()), _) => return true,
+    };
+    let required = std::env::var("HOSTS_REQUIRED").is_ok_and(|v| !v.is_empty() && v != "0");
+    assert!(
+        !required,
+        "HOSTS_REQUIRED is set but the multi-host suite cannot run: {why}"
+    );
+    // Written to the process's stderr itself, not through `eprintln!`, which the test harness
+    // captures (and shows only for failing tests).
+    SKIP_NOTICE.call_once(|| {
+        use std::io::Write as _;
+        let _ = writeln!(
+            std::io::stderr(),
+            "hosts suite not run: {why} (HOSTS_REQUIRED=1 makes this a failure)"
+        );
+    });
+    false
+}
+
+/// The address family a network's nodes listen on (every host has both addresses).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Family {
+    /// `a.b.c.n`.
+    V4,
+    /// `fd00:a:b:c::n`.
+    V6,
 }
 
 static NEXT_SUBNET: AtomicU8 = AtomicU8::new(1);
@@ -178,7 +192,9 @@ pub struct Proc {
     pub stderr: PathBuf,
 }
 
-pub use gossip_bins::log_line::{parse_line, LogLine};
+pub use gossip_bins::log_line::LogLine;
+
+pub use gossip_bins::log_line::parse_line;
 
 /// A cluster of seeds and peers on hosts of their own (see the module doc).
 pub struct HostNet {
@@ -203,28 +219,34 @@ pub struct HostNet {
     pub t0: Instant,
     /// Ever killed (for the log checker).
     pub killed: BTreeSet<SocketAddr>,
-    /// Hosts whose links were ever faulted, and nodes ever paused (for the log checker).
-    pub lossy: BTreeSet<Ipv4Addr>,
-    /// Starts (`true`) and kills (`false`) of nodes, with when (unix ms).
+    /// The family of the nodes' addresses.
+    pub family: Family,
+    /// Addresses of hosts whose links were ever faulted, and of nodes ever paused (for the
+    /// log checker).
+    pub lossy: BTreeSet<IpAddr>,
+    /// Starts (`true`), and kills and exits after SIGTERM (`false`), of nodes, with when
+    /// (unix ms).
     pub life: Vec<(u64, SocketAddr, bool)>,
 }
 
-fn endpoint(ip: Ipv4Addr) -> SocketAddr {
-    SocketAddr::new(IpAddr::V4(ip), PORT)
-}
-
-fn v4(addr: &SocketAddr) -> Ipv4Addr {
-    match addr.ip() {
-        IpAddr::V4(ip) => ip,
-        IpAddr::V6(_) => Ipv4Addr::UNSPECIFIED,
+/// The address of `host` in `family`.
+fn address(host: &HostInfo, family: Family) -> IpAddr {
+    match family {
+        Family::V4 => IpAddr::V4(host.ip),
+        Family::V6 => IpAddr::V6(
+            host.ip6
+                .unwrap_or_else(|| panic!("host {} has no IPv6 address", host.name)),
+        ),
     }
 }
 
 impl HostNet {
     /// Makes the hosts (`ctl`, `s1..s<seeds>`, `p1..p<peers>`, then `extra`), starts the
-    /// relay and the seeds (with `timing` and `flags`) and waits until every seed answers.
-    /// Peers are started by the test. `None`: the suite cannot run here (see [`capable`]).
+    /// relay and the seeds (with `timing` and `flags`) on their hosts' addresses of `family`
+    /// and waits until every seed answers. Peers are started by the test. `None`: the suite
+    /// cannot run here (see [`capable`]).
     pub fn start(
+        family: Family,
         tag: &str,
         seeds: usize,
         peers: usize,
@@ -232,7 +254,7 @@ impl HostNet {
         timing: &[&str],
         flags: &[&str],
     ) -> Option<HostNet> {
-        if !capable() {
+        if !capable(family) {
             return None;
         }
         keep_panic_messages();
@@ -263,13 +285,12 @@ impl HostNet {
         ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("temp dir");
-        let ip_of = |name: &str| lab.host(name).map(|h| h.ip).expect("host");
-        let seed_eps: Vec<SocketAddr> = (1..=seeds)
-            .map(|i| endpoint(ip_of(&format!("s{i}"))))
-            .collect();
-        let peer_eps: Vec<SocketAddr> = (1..=peers)
-            .map(|i| endpoint(ip_of(&format!("p{i}"))))
-            .collect();
+        let ep_of = |name: String| {
+            let host = lab.host(&name).expect("host");
+            SocketAddr::new(address(host, family), PORT)
+        };
+        let seed_eps: Vec<SocketAddr> = (1..=seeds).map(|i| ep_of(format!("s{i}"))).collect();
+        let peer_eps: Vec<SocketAddr> = (1..=peers).map(|i| ep_of(format!("p{i}"))).collect();
         let config = dir.join("config.txt");
         std::fs::write(&config, gossip_core::config::seeds_text(&seed_eps)).expect("config");
         let mut net = HostNet {
@@ -290,6 +311,7 @@ impl HostNet {
             spawned: 0,
             t0: Instant::now(),
             killed: BTreeSet::new(),
+            family,
             lossy: BTreeSet::new(),
             life: Vec::new(),
         };
@@ -333,18 +355,16 @@ impl HostNet {
 
     /// The host of a node.
     pub fn host_of(&self, addr: SocketAddr) -> HostInfo {
-        let ip = v4(&addr);
         self.lab
-            .hosts
-            .iter()
-            .find(|h| h.ip == ip)
+            .host_of(addr.ip())
             .cloned()
-            .unwrap_or_else(|| panic!("no host has {ip}"))
+            .unwrap_or_else(|| panic!("no host has {}", addr.ip()))
     }
 
-    /// The address of host `name` (`s1`, `p3`, `ctl`, an extra host).
-    pub fn ip(&self, name: &str) -> Ipv4Addr {
-        self.lab.host(name).map(|h| h.ip).expect("no such host")
+    /// The address of host `name` (`s1`, `p3`, `ctl`, an extra host) in the network's
+    /// family.
+    pub fn ip(&self, name: &str) -> IpAddr {
+        address(self.lab.host(name).expect("no such host"), self.family)
     }
 
     /// Starts the node at `addr` (again) on its host.
@@ -423,7 +443,37 @@ impl HostNet {
         {
             hosts::signal(pid, if stop { "-STOP" } else { "-CONT" });
         }
-        self.lossy.insert(v4(&addr));
+        self.lossy.insert(addr.ip());
+    }
+
+    /// Tells the node at `addr` to stop (SIGTERM, by PID) and waits up to `limit` for its
+    /// process to exit: its exit code (`None`: killed by a signal) and how long it took from
+    /// the signal. Panics if it is still running after `limit` (then kills it).
+    pub fn stop(&mut self, addr: SocketAddr, limit: Duration) -> (Option<i32>, Duration) {
+        let tag = self.tag.clone();
+        let mut child = self
+            .proc(addr)
+            .and_then(|p| p.child.take())
+            .unwrap_or_else(|| panic!("[{tag}] {addr} is not running"));
+        let start = Instant::now();
+        hosts::signal(child.id(), "-TERM");
+        let status = loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                break Some(status);
+            }
+            if start.elapsed() >= limit {
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        let took = start.elapsed();
+        self.life.push((unix_ms(), addr, false));
+        let Some(status) = status else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("[{tag}] {addr} still ran {limit:?} after SIGTERM");
+        };
+        (status.code(), took)
     }
 
     /// Replaces the faults in force (and marks their hosts for the log checker).
@@ -438,7 +488,7 @@ impl HostNet {
     }
 
     /// `unreachable` routes from `from` to each of `to`, inside `from`'s host.
-    pub fn unreachable(&mut self, from: Ipv4Addr, to: &[Ipv4Addr]) {
+    pub fn unreachable(&mut self, from: IpAddr, to: &[IpAddr]) {
         self.lossy.insert(from);
         self.lossy.extend(to.iter().copied());
         self.lab
@@ -536,7 +586,8 @@ impl HostNet {
     }
 
     /// `Ok` when every seed answers with the same Peer List, every peer of `live` is alive in
-    /// it and every peer of `removed` is listed removed.
+    /// it and every peer of `removed` is listed removed (a peer that left, listed `LEFT`, is in
+    /// neither: the test checks its entry itself).
     pub fn verdict(&self, live: &[SocketAddr], removed: &[SocketAddr]) -> Result<(), String> {
         let mut lists = Vec::new();
         for s in &self.seeds {
@@ -753,10 +804,13 @@ impl Drop for HostNet {
 
 /// Endpoints of hosts `names` of `net`.
 pub fn eps(net: &HostNet, names: &[&str]) -> Vec<SocketAddr> {
-    names.iter().map(|n| endpoint(net.ip(n))).collect()
+    names
+        .iter()
+        .map(|n| SocketAddr::new(net.ip(n), PORT))
+        .collect()
 }
 
-/// Addresses of the nodes `addrs`.
-pub fn ips(addrs: &[SocketAddr]) -> Vec<Ipv4Addr> {
-    addrs.iter().map(v4).collect()
+/// Addresses of the nodes `addrs` (a fault between them holds for the family they use).
+pub fn ips(addrs: &[SocketAddr]) -> Vec<IpAddr> {
+    addrs.iter().map(SocketAddr::ip).collect()
 }

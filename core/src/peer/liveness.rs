@@ -15,7 +15,7 @@ use super::known::Known;
 use super::overlay::Overlay;
 use super::pings::{PingRole, Pings};
 use super::{count, Cx, Timer};
-use crate::msg::{DeadReport, Endpoint, Message, Ping, SuspectAck, SuspectReq};
+use crate::msg::{DeadReport, Endpoint, Message, PeerListResp, Ping, SuspectAck, SuspectReq};
 use crate::{quorum, ConnId, Event, Failure, Output};
 
 /// Witness probes a peer keeps pending at most; beyond, `SUSPECT_REQ` is answered `ERROR`
@@ -28,6 +28,9 @@ const MAX_ACCUSATIONS: usize = 64;
 /// Re-checks of an unsettled accusation before it is given up, unless a Peer List shows the
 /// accused still listed (then they start over).
 const ACCUSATION_RETRIES: u32 = 3;
+/// Sampled Peer Lists (a bounded share of a large one) that may miss a neighbour that left
+/// before its watch ends; a complete one settles it at once.
+const LEAVER_WATCH_LISTS: u32 = 8;
 
 /// The highest local health score (Lifeguard's "local health multiplier", Dadgar et al.
 /// 2018): at it, a peer waits `1 + MAX_LOCAL_HEALTH` probe timeouts for a neighbour's `PONG`
@@ -71,6 +74,9 @@ struct Accusation {
 pub(super) struct Liveness {
     suspicions: BTreeMap<Endpoint, Suspicion>,
     accusations: BTreeMap<Endpoint, Accusation>,
+    /// Neighbours that said they leave, with the incarnation they left at and the Peer Lists
+    /// left to watch them for: see [`Liveness::note_listed`].
+    leavers: BTreeMap<Endpoint, (Option<u64>, u32)>,
     /// Witness probes in flight for other detectors.
     witness_pending: usize,
     /// How much this peer distrusts its own probes, 0 (healthy) to [`MAX_LOCAL_HEALTH`]. A
@@ -93,10 +99,15 @@ pub(super) struct Liveness {
 }
 
 impl Liveness {
-    /// A neighbour left of its own accord: no suspicion of it, and no report, goes on.
-    pub(super) fn forget(&mut self, peer: &Endpoint) {
+    /// A neighbour left of its own accord: no suspicion of it, and no report, goes on; it is
+    /// watched in the next Peer Lists in case no quorum of seeds certifies its leave.
+    pub(super) fn follow_leaver(&mut self, peer: &Endpoint, incarnation: Option<u64>) {
         self.suspicions.remove(peer);
         self.accusations.remove(peer);
+        if self.leavers.len() < MAX_ACCUSATIONS || self.leavers.contains_key(peer) {
+            self.leavers
+                .insert(*peer, (incarnation, LEAVER_WATCH_LISTS));
+        }
     }
 
     // ----- detector: probes and suspicion ---------------------------------------------------
@@ -527,7 +538,15 @@ impl Liveness {
 
     /// A Peer List still listing an accused peer renews its retries; a complete one that no
     /// longer lists it means the removal happened.
-    pub(super) fn note_listed(&mut self, peers: &[Endpoint], complete: bool) {
+    ///
+    /// A neighbour that left and is still listed becomes an accusation, re-checked at the
+    /// next refresh like any other. A leave no quorum of seeds could certify leaves the peer
+    /// listed alive, and its neighbours, which dropped the link on its word, were the only
+    /// ones who would ever have probed it again: it stayed listed for ever. A complete list
+    /// without it (the leave was certified) ends the watch and costs no message; a leaver
+    /// that came back answers the re-check.
+    pub(super) fn note_listed(&mut self, list: &PeerListResp, complete: bool) {
+        let peers = &list.peers;
         for (dead, accusation) in self.accusations.iter_mut() {
             if peers.contains(dead) {
                 accusation.retries_left = ACCUSATION_RETRIES;
@@ -537,6 +556,27 @@ impl Liveness {
             self.accusations
                 .retain(|dead, accusation| !accusation.awaiting.is_empty() || peers.contains(dead));
         }
+        let accusations = &mut self.accusations;
+        self.leavers.retain(|peer, (incarnation, lists_left)| {
+            if peers.contains(peer) {
+                let listed_at = list
+                    .incarnations
+                    .iter()
+                    .find_map(|(p, n)| (p == peer).then_some(*n));
+                if !accusations.contains_key(peer) && accusations.len() < MAX_ACCUSATIONS {
+                    let accusation = Accusation {
+                        incarnation: (*incarnation).max(listed_at),
+                        awaiting: BTreeSet::new(),
+                        retries_left: ACCUSATION_RETRIES,
+                        refused: false,
+                    };
+                    accusations.insert(*peer, accusation);
+                }
+                return false;
+            }
+            *lists_left -= 1;
+            !complete && *lists_left > 0
+        });
     }
 
     // ----- witness ----------------------------------------------------------------------------
