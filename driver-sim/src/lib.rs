@@ -52,10 +52,13 @@
 //! | `sim` | [`Sim`]: the run loop and dispatch (`sim/mod.rs`); calls, deliveries, replies, timeouts and the network's latency and loss (`calls.rs`); crashes, restarts, partitions, healing, the lying peer (`faults.rs`); the forger and lying seeds (`adversaries.rs`); the trace hash (`trace.rs`) |
 //! | [`checker`] | every promise and the ghost state it is judged against: `ghost.rs`, `safety.rs` (1–4, 8–9), `liveness.rs` (6–7), `delivery.rs` (5), and the overlay and measurements a report shows |
 //! | [`report`] | the [`Report`]: assembles the simulator's and the checker's numbers, formats them |
-//! | [`series`] | a run over time for `sim --html` / `--json FILE`: per-second samples taken between steps of [`Sim::run_observed`], the fault timeline, detections, the promises' outcome |
-//! | [`html`], [`svg`] | the HTML report of a recording and the SVG line plots it is drawn with |
+//! | [`schedule`] | fault schedules, drawn by the property tests and by `sim --soak` |
+//! | [`tap`] | observers of a run (a log; the report crate's recorder): they read, the run never depends on them |
 //! | [`stats`] | percentiles and the power-law fit |
 //! | [`meter`] | the CPU time a run costs |
+//!
+//! Drawing a run (per-second series, the HTML page) is the `gossip-sim-report` crate's
+//! (`driver-sim/report`), fed by a [`Tap`].
 //!
 //! A new promise goes into the checker file of its group (or a new one beside them), fed by
 //! what the simulator already hands the checker; a new number in the report is measured in
@@ -91,15 +94,13 @@ pub mod actor;
 pub mod addr;
 pub mod checker;
 pub mod config;
-pub mod html;
 pub mod meter;
 pub mod queue;
 pub mod report;
 pub mod schedule;
-pub mod series;
 mod sim;
 pub mod stats;
-pub mod svg;
+pub mod tap;
 
 #[cfg(test)]
 mod test_actor;
@@ -112,3 +113,4 @@ pub use config::{
 };
 pub use report::Report;
 pub use sim::{Sim, Watch, UNIX_MS_AT_ZERO};
+pub use tap::{LogTap, Tap};

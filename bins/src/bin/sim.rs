@@ -14,12 +14,12 @@ use gossip_core::config::GossipMode;
 use gossip_core::hash::mix64;
 use gossip_core::rng::Rng;
 use gossip_driver_sim::schedule::Schedule;
-use gossip_driver_sim::series::Recorder;
 use gossip_driver_sim::Report;
 use gossip_driver_sim::{
     Fault, FaultKind, ForgeKind, NetConfig, NodeRef, Partition, PartitionKind, Publishing, Sim,
     SimConfig, Split,
 };
+use gossip_sim_report::series::Recorder;
 
 /// Simulate a gossip cluster in virtual time and check its promises.
 #[derive(Parser, Debug)]
@@ -610,9 +610,7 @@ fn main() -> ExitCode {
     sim.set_log(args.log);
     let json_file = args.json.clone().flatten();
     let recording = args.html.is_some() || json_file.is_some();
-    sim.count_requests(recording);
-    sim.record_spread(recording);
-    let mut recorder = recording.then(Recorder::new);
+    let mut recorder = recording.then(|| Recorder::attach(&mut sim));
     let mut progress = Progress::new(!args.quiet, args.progress_after);
     let end_ms = sim.config().end_ms();
     let step = if recording || progress.on {
@@ -631,7 +629,7 @@ fn main() -> ExitCode {
     if let Some(r) = recorder {
         let rec = r.finish(&sim, &report, &shown_command());
         if let Some(path) = &args.html {
-            let page = gossip_driver_sim::html::render(&rec);
+            let page = gossip_sim_report::html::render(&rec);
             if let Err(e) = std::fs::write(path, page) {
                 eprintln!("sim: writing {}: {e}", path.display());
                 return ExitCode::from(2);

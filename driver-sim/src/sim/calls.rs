@@ -159,8 +159,8 @@ impl World {
             if self.addrs.is_seed(from) {
                 self.record_commit(&msg);
             }
-            if let Some(kinds) = self.sent_by_kind.as_mut() {
-                kinds[crate::series::request_kind(&msg)] += 1;
+            for tap in &mut self.taps {
+                tap.on_send(now, from, &msg);
             }
         }
         let to = self.addrs.node(&to_ep).unwrap_or(NOBODY);

@@ -25,6 +25,7 @@ use crate::config::{Fault, NetConfig, NodeRef, SimConfig};
 use crate::meter::thread_cpu_seconds;
 use crate::queue::Queue;
 use crate::report::{Report, RunNumbers};
+use crate::tap::{LogTap, Tap};
 
 use calls::{Call, Outcome};
 use faults::PartState;
@@ -110,15 +111,10 @@ struct World {
     healed: bool,
     watch: Option<Watch>,
     watch_hit: bool,
-    log: bool,
+    /// Observers of the run ([`Sim::add_tap`]): they read, the run never depends on them.
+    taps: Vec<Box<dyn Tap>>,
     faults: Vec<Fault>,
     messages_lost: u64,
-    /// Requests nodes sent, by [`crate::series::REQUEST_KINDS`] index: counted only when a
-    /// run's time series is asked for ([`Sim::count_requests`]).
-    sent_by_kind: Option<Vec<u64>>,
-    /// When and how far each gossip spread: kept only when a report is asked for
-    /// ([`Sim::record_spread`]).
-    spread: Option<crate::series::Spread>,
     /// The adversaries' own random choices, apart from the network's, so that adding
     /// adversaries to a run leaves the network's draws as they were.
     adv_rng: Rng,
@@ -162,11 +158,8 @@ impl World {
         }
     }
 
-    /// A node event: logged if asked, handed to the checker and the watch.
+    /// A node event: handed to the checker, the taps and the watch.
     fn event(&mut self, now: u64, node: u32, ev: &Event) {
-        if self.log {
-            eprintln!("{now:>9} {} {ev:?}", self.addrs.endpoint(node));
-        }
         if self.cfg.check_safety
             || matches!(
                 ev,
@@ -185,8 +178,11 @@ impl World {
         {
             self.checker.on_event(now, node, ev);
         }
-        if let (Some(sp), Event::GossipFirstReceived { text, hops, .. }) = (&mut self.spread, ev) {
-            sp.received(&self.checker, now, node, text, *hops);
+        if !self.taps.is_empty() {
+            let endpoint = self.addrs.endpoint(node);
+            for tap in &mut self.taps {
+                tap.on_event(now, node, endpoint, ev, &self.checker);
+            }
         }
         if let Some(w) = &mut self.watch {
             let r = if self.addrs.is_seed(node) {
@@ -256,11 +252,9 @@ impl<A: Actor> Sim<A> {
             healed: false,
             watch: None,
             watch_hit: false,
-            log: false,
+            taps: Vec::new(),
             faults,
             messages_lost: 0,
-            sent_by_kind: None,
-            spread: None,
             adv_rng: Rng::new(mix64(cfg.seed ^ 0x6164_7665_7273_0003)),
             liars: (0..cfg.seeds).map(|i| cfg.is_lying_seed(i)).collect(),
             any_liars: !cfg.lying_seeds.is_empty(),
@@ -320,9 +314,17 @@ impl<A: Actor> Sim<A> {
         Ok(sim)
     }
 
-    /// Prints every node event to stderr as it happens (`time node event`).
+    /// With `on`, prints every node event to stderr as it happens (`time node event`; a
+    /// [`LogTap`]).
     pub fn set_log(&mut self, on: bool) {
-        self.w.log = on;
+        if on {
+            self.add_tap(Box::new(LogTap));
+        }
+    }
+
+    /// Adds an observer of the run from now on (see [`Tap`]).
+    pub fn add_tap(&mut self, tap: Box<dyn Tap>) {
+        self.w.taps.push(tap);
     }
 
     /// Stops [`Sim::run_until`] right after the step in which `watch` returns true.
@@ -349,27 +351,6 @@ impl<A: Actor> Sim<A> {
     /// Events so far: messages delivered to nodes and timers fired at them.
     pub fn events(&self) -> u64 {
         self.w.events
-    }
-
-    /// Counts the requests nodes send, by kind, from now on (see [`Sim::requests_by_kind`]).
-    pub fn count_requests(&mut self, on: bool) {
-        self.w.sent_by_kind = on.then(|| vec![0; crate::series::REQUEST_KINDS.len()]);
-    }
-
-    /// Keeps, from now on, when each (sampled) gossip reached each peer and the hop counts of
-    /// first-time deliveries (see [`Sim::spread`]); off, forgets them.
-    pub fn record_spread(&mut self, on: bool) {
-        self.w.spread = on.then(|| crate::series::Spread::new(&self.w.cfg));
-    }
-
-    /// The spread of gossip so far, if recorded.
-    pub fn spread(&self) -> Option<&crate::series::Spread> {
-        self.w.spread.as_ref()
-    }
-
-    /// Requests nodes sent so far, by [`crate::series::REQUEST_KINDS`] index, if counted.
-    pub fn requests_by_kind(&self) -> Option<&[u64]> {
-        self.w.sent_by_kind.as_deref()
     }
 
     /// Messages lost so far (dropped, stopped by a partition, or to a node that is down).

@@ -688,10 +688,11 @@ fn settings(h: &mut String, rec: &Recording) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Fault, FaultKind, NodeRef, Partition, PartitionKind, SimConfig, Split};
     use crate::series::Recorder;
     use crate::svg::tests::unbalanced;
-    use crate::Sim;
+    use gossip_driver_sim::{
+        Fault, FaultKind, NodeRef, Partition, PartitionKind, Sim, SimConfig, Split,
+    };
 
     /// 3 seeds, 30 peers: two peers crash, a partition comes and goes, messages drop.
     fn faulty() -> SimConfig {
@@ -721,9 +722,7 @@ mod tests {
 
     fn record(cfg: SimConfig) -> (Recording, u64) {
         let mut sim: Sim = Sim::new(cfg).expect("a valid config");
-        sim.count_requests(true);
-        sim.record_spread(true);
-        let mut rec = Recorder::new();
+        let mut rec = Recorder::attach(&mut sim);
         let report = sim.run_observed(100, |s| rec.observe(s));
         let hash = sim.trace_hash();
         (rec.finish(&sim, &report, "sim --test"), hash)
@@ -945,9 +944,11 @@ mod tests {
     }
 
     #[test]
-    fn a_run_without_recorded_spread_says_so() {
-        let mut sim: Sim = Sim::new(SimConfig::new(2, 3, 12)).expect("a valid config");
-        let mut rec = Recorder::new();
+    fn a_run_without_gossip_says_so() {
+        let mut cfg = SimConfig::new(2, 3, 12);
+        cfg.settings.max_gossip = 0;
+        let mut sim: Sim = Sim::new(cfg).expect("a valid config");
+        let mut rec = Recorder::attach(&mut sim);
         let report = sim.run_observed(100, |s| rec.observe(s));
         let rec = rec.finish(&sim, &report, "");
         assert!(rec.coverage.t_ms.is_empty() && rec.hops_histogram.is_empty());

@@ -3,21 +3,19 @@
 //! promises' outcome ([`Recording`]).
 //!
 //! Little here runs per event. The recorder looks at the simulator between steps of
-//! [`crate::Sim::run_observed`] (the ghost state the checker keeps anyway); what the
-//! simulator adds for it, requests by kind ([`crate::Sim::count_requests`]) and when gossip
-//! spread ([`Spread`], [`crate::Sim::record_spread`]), is kept only when asked for. A run
-//! without a report asked for pays nothing.
+//! [`Sim::run_observed`] (the ghost state the checker keeps anyway); what it needs of every
+//! event, requests by kind and when gossip spread ([`Spread`]), a tap it adds to the run
+//! ([`Recorder::attach`]) counts. A run without a report asked for pays nothing.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::rc::Rc;
 
-use gossip_core::msg::{Message, Status};
+use gossip_core::msg::{Endpoint, Message, Status};
+use gossip_core::Event;
+use gossip_driver_sim::checker::Checker;
+use gossip_driver_sim::{Actor, FaultKind, NodeRef, PartitionKind, Report, Sim, SimConfig, Tap};
 use serde::Serialize;
-
-use crate::actor::Actor;
-use crate::checker::Checker;
-use crate::config::{FaultKind, NodeRef, PartitionKind, SimConfig};
-use crate::report::Report;
-use crate::sim::Sim;
 
 /// The request kinds counted per second (wire type names); the last collects any other.
 pub const REQUEST_KINDS: [&str; 15] = [
@@ -85,6 +83,30 @@ pub const PROMISES: [(u8, &str); 9] = [
     (9, "no incarnation jumps (adversaries)"),
 ];
 
+/// What [`Recorder::attach`]'s tap keeps of every event.
+#[derive(Debug, Default)]
+struct Tally {
+    /// Requests nodes sent, by [`REQUEST_KINDS`] index.
+    sent_by_kind: Vec<u64>,
+    /// When and how far each gossip spread.
+    spread: Spread,
+}
+
+/// The tap that fills a [`Tally`] shared with its recorder.
+struct TallyTap(Rc<RefCell<Tally>>);
+
+impl Tap for TallyTap {
+    fn on_send(&mut self, _now: u64, _from: u32, msg: &Message) {
+        self.0.borrow_mut().sent_by_kind[request_kind(msg)] += 1;
+    }
+
+    fn on_event(&mut self, now: u64, node: u32, _: Endpoint, ev: &Event, checker: &Checker) {
+        if let Event::GossipFirstReceived { text, hops, .. } = ev {
+            (self.0.borrow_mut().spread).received(checker, now, node, text, *hops);
+        }
+    }
+}
+
 /// Per-second samples, one per bucket: bucket `i` ends at `t_s[i]` simulated seconds (every
 /// whole second, and the end of the run). Counts are cumulative unless named `_per_s`.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -119,6 +141,8 @@ pub struct Series {
 /// Takes the samples of a [`Series`] while a run goes on.
 #[derive(Debug, Default)]
 pub struct Recorder {
+    /// What the tap counted of every event.
+    tally: Rc<RefCell<Tally>>,
     series: Series,
     /// Simulated ms of the last sample.
     last_ms: u64,
@@ -135,10 +159,18 @@ impl Recorder {
     /// [`Recorder::observe`]; calls in between are ignored.
     pub const EVERY_MS: u64 = 1_000;
 
-    /// A recorder for a run starting at time 0. Call [`Sim::count_requests`] and
-    /// [`Sim::record_spread`] before the run.
-    pub fn new() -> Recorder {
-        Recorder::default()
+    /// A recorder for `sim`, which has not started: it adds the tap that counts requests by
+    /// kind and follows the spread of gossip.
+    pub fn attach<A: Actor>(sim: &mut Sim<A>) -> Recorder {
+        let tally = Rc::new(RefCell::new(Tally {
+            sent_by_kind: vec![0; REQUEST_KINDS.len()],
+            spread: Spread::new(sim.config()),
+        }));
+        sim.add_tap(Box::new(TallyTap(Rc::clone(&tally))));
+        Recorder {
+            tally,
+            ..Recorder::default()
+        }
     }
 
     /// Looks at `sim`: a sample if a whole second passed since the last one, or if the run
@@ -200,7 +232,9 @@ impl Recorder {
         s.delivered_ratio
             .push((self.owed > 0).then(|| delivered as f64 / self.owed as f64));
         let buckets = s.t_s.len();
-        if let Some(kinds) = sim.requests_by_kind() {
+        let tally = self.tally.borrow();
+        {
+            let kinds = &tally.sent_by_kind;
             self.last_kinds.resize(kinds.len(), 0);
             for (k, (&now_n, last_n)) in kinds.iter().zip(&mut self.last_kinds).enumerate() {
                 let sent = now_n.saturating_sub(*last_n);
@@ -282,9 +316,9 @@ impl Recorder {
                 *degrees.entry(c.degree(j) as u32).or_insert(0u32) += 1;
             }
         }
-        let (coverage, hops_histogram) = match sim.spread() {
-            Some(sp) => (sp.coverage(c), sp.hops().to_vec()),
-            None => (Coverage::default(), Vec::new()),
+        let (coverage, hops_histogram) = {
+            let sp = &self.tally.borrow().spread;
+            (sp.coverage(c), sp.hops().to_vec())
         };
         Recording {
             report: report.clone(),
@@ -610,14 +644,14 @@ pub struct Recording {
     pub hops_histogram: Vec<u64>,
 }
 
-/// When gossip spread, kept during a run for the report (only when asked for:
-/// [`Sim::record_spread`]): the hop count of every first-time delivery, and for a sample of
+/// When gossip spread, kept during a run for the report (by the tap
+/// [`Recorder::attach`] adds): the hop count of every first-time delivery, and for a sample of
 /// the gossips, when each peer first got it.
 ///
 /// Memory is bounded: every `stride`-th gossip (by the order they were made) is followed,
 /// at most `SPREAD_CELLS / peers` of them, with one `u32` per peer each, 16 MiB at most
 /// (10,000 peers: 419 gossips). A run whose gossips all fit is followed in full.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Spread {
     seeds: u32,
     peers: usize,
@@ -882,7 +916,7 @@ pub struct Coverage {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Fault, Partition, Split};
+    use gossip_driver_sim::{Fault, Partition, Split};
 
     fn fault(at_ms: u64, kind: FaultKind) -> Fault {
         Fault { at_ms, kind }
