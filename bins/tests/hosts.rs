@@ -807,7 +807,9 @@ fn a_peer_that_leaves_where_a_quorum_of_seeds_hears_it_is_certified_left_everywh
         assert_eq!(net.entry(*s, leaver), Some((inc, Status::Left)), "at {s}");
     }
     // Each cut-off seed took the certified entry once, from the others: the proposers'
-    // commit syncs, retried, or anti-entropy, whichever came first.
+    // commit syncs, retried, or anti-entropy, whichever came first; or, once the votes no
+    // longer vouch (a vote vouches for its round's lifetime, 3.2 s), by a round of its own
+    // that re-certifies it, in which the seeds that hold it say yes.
     for s in &minority {
         let took: Vec<String> = net
             .lines_since(cut_at, |l| {
@@ -821,7 +823,9 @@ fn a_peer_that_leaves_where_a_quorum_of_seeds_hears_it_is_certified_left_everywh
         let from_others = |t: &String| {
             t.starts_with(&format!(
                 "Leave consensus COMMIT for {leaver} (incarnation {inc}) via "
-            )) && (t.contains(" via commit sync: ") || t.contains(" via anti-entropy: "))
+            )) && (t.contains(" via commit sync: ")
+                || t.contains(" via anti-entropy: ")
+                || t.contains(" via own round: "))
         };
         assert!(
             took.len() == 1 && took.iter().all(from_others),

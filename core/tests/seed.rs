@@ -1266,3 +1266,37 @@ fn a_stopping_seed_finishes_its_rounds_and_starts_none() {
         "{r:?}"
     );
 }
+
+/// A leave certified at one seed only (its commit syncs lost, the seed then cut off), by a
+/// leaver that exited at once: once the seed is back, the others cannot re-certify the `LEFT`
+/// they pull from it (no voter hears the leaver say so any more, and the votes no longer
+/// vouch). They used to keep it listed alive for good, and the seeds disagreed for ever
+/// (found by `sim --soak`). Now a seed that holds it alive removes it instead, each voter
+/// probing it, and then takes the `LEFT`, which a seed holding that incarnation removed
+/// votes for: every seed lists it `LEFT`, with certificates of real votes.
+#[test]
+fn a_leave_certified_at_one_seed_reaches_the_others_after_the_leaver_exited() {
+    let mut net = Net::new(4, Settings::default());
+    let p = peer_ep(1);
+    assert!(net.register_now(0, p, None).success);
+    net.run();
+    net.mute(0, "LEAVE_COMMIT");
+    net.set_leaving(p, true);
+    let conn = net.request(0, leave(p, 1));
+    net.run();
+    assert!(leave_success(&net, conn));
+    net.kill(p);
+    net.isolate(0);
+    assert_eq!(net.rank(0, p), Some((1, Status::Left)));
+    for i in 1..4 {
+        assert_eq!(net.rank(i, p), Some((1, Status::Alive)), "seed {i}");
+    }
+    // Long enough that no vote vouches any more.
+    net.advance(10_000);
+    net.heal();
+    net.advance(40 * net.settings.anti_entropy_interval_ms);
+    for i in 0..4 {
+        assert_eq!(net.rank(i, p), Some((1, Status::Left)), "seed {i}");
+    }
+    net.assert_certificates_real();
+}

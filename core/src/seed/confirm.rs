@@ -24,7 +24,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use super::peer_list::Rank;
 use crate::event::ChangeSource;
-use crate::msg::{Endpoint, Fact, MAX_CONFIRM_FACTS};
+use crate::msg::{Endpoint, Fact, Status, MAX_CONFIRM_FACTS};
 use crate::Millis;
 
 /// Facts waiting for confirmation at most.
@@ -119,6 +119,24 @@ impl Confirmations {
     pub(super) fn settled(&mut self, peer: Endpoint, rank: Rank) {
         if self.hearsay(&peer).is_some_and(|heard| heard <= rank) {
             self.hearsay.remove(&peer);
+        }
+        // A refuted change of this incarnation above the entry now held gets a fresh look:
+        // the entry moved since its round lost (a leave that could not be re-certified while
+        // this seed held the peer alive can be once it holds it removed).
+        if self.refuted.is_empty() {
+            return;
+        }
+        let at = |status| Fact {
+            peer,
+            incarnation: rank.0,
+            status,
+        };
+        let stale: Vec<Fact> = (self.refuted.range(at(Status::Alive)..=at(Status::Left)))
+            .map(|(fact, _)| *fact)
+            .filter(|fact| (fact.incarnation, fact.status) > rank)
+            .collect();
+        for fact in stale {
+            self.refuted.remove(&fact);
         }
     }
 

@@ -435,12 +435,16 @@ impl Core {
             self.confirmations.refute(fact, now);
             // An admission that cannot be certified again, most often because its peer is
             // gone: let the seeds look whether it should be removed instead, each by its own
-            // probe (a peer that answers keeps its entry where it has one).
-            if fact.status == Status::Alive
+            // probe (a peer that answers keeps its entry where it has one). So for a leave
+            // this seed holds alive: once the leaver exited, no voter hears it say so any
+            // more, and it would stay listed alive here for good.
+            let admission_gone = fact.status == Status::Alive
                 && self
                     .heard_alive(fact.peer, Some(fact.incarnation))
-                    .is_some()
-            {
+                    .is_some();
+            let leave_unheard = fact.status == Status::Left
+                && self.pl.rank(&fact.peer) == Some((fact.incarnation, Status::Alive));
+            if admission_gone || leave_unheard {
                 let removal = Fact {
                     status: Status::Removed,
                     ..fact

@@ -349,10 +349,12 @@ pub(super) fn leave_target(current: Option<Rank>, inc: u64) -> Result<Option<u64
 /// A leave vote for `(peer, inc, Left)`, before probing: it waits for this seed's own probe
 /// if it holds the peer alive at exactly that incarnation. Nobody but the peer can make it
 /// leave: the yes needs the peer's own `PONG` saying it is leaving (see
-/// [`leave_after_probe`]).
+/// [`leave_after_probe`]). A seed that holds that incarnation removed says yes: it is gone
+/// either way, and a leave certified elsewhere while this seed removed it (the leaver exited
+/// before its `LEFT` reached every seed) is how the seeds agree again.
 pub(super) fn leave_check(current: Option<Rank>, inc: u64, voted: bool) -> Check {
     match current {
-        Some(rank) if rank == (inc, Status::Left) => Check::Yes,
+        Some(rank) if rank == (inc, Status::Left) || rank == (inc, Status::Removed) => Check::Yes,
         Some(rank) if rank > (inc, Status::Left) => Check::No(Some(rank.0)),
         _ if voted => Check::Yes,
         Some(rank) if rank == (inc, Status::Alive) => Check::Probe,
@@ -460,7 +462,9 @@ mod tests {
         let before: &[(Option<Rank>, u64, bool, Check)] = &[
             (Some((2, Alive)), 2, false, Probe),
             (Some((2, Left)), 2, false, Yes),
-            (Some((2, Removed)), 2, false, No(Some(2))),
+            // gone either way: how a leave certified elsewhere reaches a seed that removed
+            // the peer meanwhile
+            (Some((2, Removed)), 2, false, Yes),
             (Some((3, Alive)), 2, false, No(Some(3))),
             (Some((1, Alive)), 2, false, No(Some(1))),
             (Some((1, Alive)), 2, true, Yes),
