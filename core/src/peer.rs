@@ -54,7 +54,10 @@ pub use gossip::{
     RETAIN_SECS,
 };
 pub use liveness::{MAX_LOCAL_HEALTH, MAX_PENDING_WITNESS};
-pub use membership::{LOST_LINK_BACKOFF, LOST_LINK_TRIES, MAX_LOST_LINKS, MAX_PENDING_GREETINGS};
+pub use membership::{
+    LINK_CHECK_MS, LOST_LINK_BACKOFF, LOST_LINK_TRIES, MAX_LOST_LINKS, MAX_PENDING_GREETINGS,
+    MAX_SHUNNED, SHUN_MS, STARVING_AFTER,
+};
 pub use seen::{gossip_key, Coverage, GossipKey, SeenSet, AHEAD_SECS, COVERED_SECS};
 
 /// Known peers remembered per `peer_list_limit` (a random one is evicted beyond).
@@ -553,11 +556,18 @@ impl Parts<'_> {
             match timer {
                 Timer::RegisterRetry => self.membership.retry_registration(cx),
                 Timer::Gossip => self.gossip.generate(cx, self.overlay),
-                Timer::Reconcile => self.gossip.reconcile(cx, self.overlay),
+                Timer::Reconcile => {
+                    let stranger = self.membership.stranger(cx, self.overlay);
+                    self.gossip.reconcile(cx, self.overlay, stranger);
+                }
                 Timer::Pull => self.gossip.pull_due(cx, self.overlay),
                 Timer::Announce => self.gossip.announce(cx, self.overlay),
                 Timer::GreetLost => self.membership.greet_lost(cx, self.overlay),
-                Timer::Probe => (self.liveness).probe_neighbours(cx, self.overlay, self.pings),
+                Timer::Probe => {
+                    let delivered = self.gossip.delivered_total();
+                    (self.membership).check_links(cx, self.overlay, self.pings, delivered);
+                    (self.liveness).probe_neighbours(cx, self.overlay, self.pings);
+                }
                 Timer::Reprobe => (self.liveness).reprobe_missed(cx, self.overlay, self.pings),
                 Timer::Repair => {
                     if self.overlay.len() < cx.settings.min_degree as usize {

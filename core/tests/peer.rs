@@ -999,6 +999,17 @@ impl Harness {
     /// `GOSSIP_PULL` and `IHAVE` the peer sends (and every `PING`, with a `PONG`); every
     /// output, answers' included.
     fn run_repair(&mut self, until: Millis, answers: &Answers<'_>) -> Outs {
+        self.run_repair_refusing(until, answers, &[])
+    }
+
+    /// As [`Harness::run_repair`], but `refusers` answer the repair's messages `ERROR`, as a
+    /// node of the original does (and a Sybil that passes nothing on).
+    fn run_repair_refusing(
+        &mut self,
+        until: Millis,
+        answers: &Answers<'_>,
+        refusers: &[Endpoint],
+    ) -> Outs {
         let mut all = Outs::default();
         while let Some(at) = self.peer.next_deadline().filter(|&at| at <= until) {
             let at = at.max(self.now);
@@ -1007,6 +1018,11 @@ impl Harness {
             all.append(out);
             while let Some((to, req)) = asked.pop() {
                 let answer = match &req {
+                    Message::Digest(_) | Message::Pull(_) | Message::IHave(_)
+                        if refusers.contains(&to) =>
+                    {
+                        Message::error("unknown message type")
+                    }
                     Message::Digest(d) => Message::DigestResp(Box::new(DigestResp {
                         responder: to,
                         ids: (answers.digest)(to, d),
@@ -4224,4 +4240,98 @@ fn a_neighbour_that_left_and_is_no_longer_listed_costs_no_message() {
     }
     assert!(!all.targets("PING").contains(&a), "probed a peer that left");
     assert!(all.sends_of("SUSPECT_REQ").is_empty());
+}
+
+/// Runs `periods` link check periods from 2 s on: in each, neighbour
+/// `a` pushes `per_period` new gossips, the digests are answered in sync, and `sybil`
+/// answers probes but refuses the repair and sends nothing.
+fn gossip_periods(
+    h: &mut Harness,
+    a: Endpoint,
+    sybil: Endpoint,
+    periods: u64,
+    per_period: u32,
+) -> Outs {
+    let every = gossip_core::peer::LINK_CHECK_MS;
+    let mut all = Outs::default();
+    for period in 0..periods {
+        let start = 2_000 + period * every;
+        for n in 0..per_period {
+            let at = start + 100 + u64::from(n) * 10;
+            let text = stamped(at / 1_000, 1_000 * period as u32 + n);
+            let conn = 10_000 + period * 1_000 + u64::from(n);
+            all.append(h.request(Millis(at), conn, gossip(&text, 7009, a, 1)));
+        }
+        let end = Millis(start + every);
+        all.append(h.run_repair_refusing(end, &IN_SYNC, &[sybil]));
+    }
+    all
+}
+
+/// A neighbour that takes the link and passes nothing on (a Sybil: it answers probes, and
+/// the repair `ERROR`, as a node of the original would) is dropped once enough new gossip
+/// reached this peer by other ways in one link check period, and shunned: its `HELLO` is
+/// refused. The neighbour that served stays.
+#[test]
+fn a_neighbour_that_passes_nothing_on_while_gossip_flows_is_dropped_and_shunned() {
+    let (a, sybil) = (ep(7001), ep(7002));
+    let mut h = repairing(&[a, sybil]);
+    let per_period = gossip_core::peer::STARVING_AFTER as u32 + 2;
+    let out = gossip_periods(&mut h, a, sybil, 3, per_period);
+    assert!(out.has(&Event::NeighbourDropped {
+        peer: sybil,
+        reason: "starving"
+    }));
+    assert!(
+        !out.any_event(|e| matches!(e, Event::NeighbourDropped { peer, .. } if *peer == a)),
+        "dropped the neighbour that served"
+    );
+    assert_eq!(h.status().neighbours, vec![a]);
+    let now = h.now;
+    let out = h.request(now, 99_999, hello(sybil));
+    assert!(matches!(
+        out.replies().as_slice(),
+        [(_, Message::HelloAck(ack))] if !ack.accepted
+    ));
+}
+
+/// The control: with less new gossip than [`gossip_core::peer::STARVING_AFTER`] per period,
+/// nothing is judged, and a neighbour that sends nothing keeps its link.
+#[test]
+fn a_silent_neighbour_keeps_its_link_while_little_gossip_flows() {
+    let (a, sybil) = (ep(7001), ep(7002));
+    let mut h = repairing(&[a, sybil]);
+    let per_period = gossip_core::peer::STARVING_AFTER as u32 - 1;
+    let out = gossip_periods(&mut h, a, sybil, 3, per_period);
+    assert!(!out.any_event(|e| matches!(e, Event::NeighbourDropped { .. })));
+    assert_eq!(h.status().neighbours, vec![a, sybil]);
+}
+
+/// Every other repair round asks an admitted peer that is no neighbour: neighbours alone can
+/// starve a peer (peers that took its links, pass nothing on and refuse the repair).
+#[test]
+fn every_other_repair_round_asks_a_stranger() {
+    let (a, b, stranger) = (ep(7001), ep(7002), ep(7003));
+    let mut h = repairing(&[a, b]);
+    // Something to reconcile: a digest names what the peer holds.
+    h.request(Millis(2_100), 600, gossip(&stamped(2, 1), 7009, a, 1));
+    // The first refresh is merged: the stranger is known, the one peer that is no neighbour.
+    let refresh = Millis(quiet().peer_list_refresh_ms);
+    let out = h.run_repair(refresh, &IN_SYNC);
+    let (seed, req) = out.sends_of("PEER_LIST_REQ")[0].clone();
+    h.respond(
+        refresh,
+        seed,
+        req,
+        Ok(complete_peer_list(seed, &[a, b, stranger])),
+    );
+    let until = refresh.after(20 * quiet().repair_interval_ms);
+    let out = h.run_repair(until, &IN_SYNC);
+    let to: Vec<Endpoint> = out.sends_of("GOSSIP_DIGEST").iter().map(|d| d.0).collect();
+    let strangers = to.iter().filter(|t| **t == stranger).count();
+    assert!(
+        to.len() >= 10 && (to.len() / 2 - 1..=to.len() / 2 + 1).contains(&strangers),
+        "{strangers} of {} digests to the stranger: {to:?}",
+        to.len()
+    );
 }

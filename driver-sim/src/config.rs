@@ -289,6 +289,61 @@ pub struct SimConfig {
     pub liars_stop_at_heal: bool,
     /// Application messages the peers publish (`None`: none).
     pub publishing: Option<Publishing>,
+    /// Sybil peers and their attack (`None`: every peer is honest). See [`Sybils`].
+    pub sybils: Option<Sybils>,
+}
+
+/// Sybil peers: admitted like any peer (each one's node runs unchanged, registers, answers
+/// probes and keeps links of its own choosing), but the simulator answers what other peers
+/// send it as its attack says, with the wire messages a real attacker could send. The
+/// checker judges gossip delivery among the honest peers only (`honest_delivered_ratio`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sybils {
+    /// Peer indices (`0..peers`), sorted.
+    pub peers: Vec<u32>,
+    /// What they do.
+    pub attack: SybilAttack,
+}
+
+impl Sybils {
+    /// A share `fraction` of `peers`, spread evenly over the join order.
+    pub fn share(peers: u32, fraction: f64, attack: SybilAttack) -> Sybils {
+        let count =
+            ((f64::from(peers) * fraction.clamp(0.0, 1.0)).round() as u64).min(u64::from(peers));
+        let peers = (0..u64::from(peers))
+            .filter(|&j| {
+                (j + 1) * count / u64::from(peers.max(1)) != j * count / u64::from(peers.max(1))
+            })
+            .map(|j| j as u32)
+            .collect();
+        Sybils { peers, attack }
+    }
+}
+
+/// A Sybil attack on the overlay (the Gossipsub v1.1 evaluation's catalogue).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SybilAttack {
+    /// Claim a huge degree (`PONG` says 65,535), accept every `HELLO`, ack every gossip as
+    /// new and forward nothing, and answer the repair's messages `ERROR`, as a node of the
+    /// original would.
+    Degree,
+}
+
+impl SybilAttack {
+    /// Its name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            SybilAttack::Degree => "degree",
+        }
+    }
+
+    /// The attack named `name`.
+    pub fn parse(name: &str) -> Option<SybilAttack> {
+        match name {
+            "degree" => Some(SybilAttack::Degree),
+            _ => None,
+        }
+    }
 }
 
 /// Application messages published during a run: every peer that is up publishes one of
@@ -324,7 +379,15 @@ impl SimConfig {
             lying_seeds: Vec::new(),
             liars_stop_at_heal: true,
             publishing: None,
+            sybils: None,
         }
+    }
+
+    /// True if peer `j` (an index in `0..peers`) is a Sybil.
+    pub fn is_sybil(&self, j: u32) -> bool {
+        self.sybils
+            .as_ref()
+            .is_some_and(|s| s.peers.binary_search(&j).is_ok())
     }
 
     /// True if seed `i` is one of the lying seeds.

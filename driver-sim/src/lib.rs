@@ -109,7 +109,7 @@ pub use actor::Actor;
 pub use checker::Violation;
 pub use config::{
     liveness_bound_ms, Fault, FaultKind, ForgeKind, NetConfig, NodeRef, Partition, PartitionKind,
-    Publishing, SimConfig, Split, LEAVE_DEADLINE_MS,
+    Publishing, SimConfig, Split, SybilAttack, Sybils, LEAVE_DEADLINE_MS,
 };
 pub use report::Report;
 pub use sim::{Sim, Watch, UNIX_MS_AT_ZERO};

@@ -47,6 +47,13 @@ pub struct Report {
     pub delivered: u64,
     /// Deliveries owed.
     pub owed: u64,
+    /// Sybil peers in the run ([`crate::Sybils`]) and their attack (`None`: none).
+    pub sybils: u32,
+    /// The Sybils' attack, if any.
+    pub sybil_attack: Option<String>,
+    /// With Sybils: `delivered_ratio`, which then counts deliveries owed to and made by
+    /// honest peers only (a Sybil's gossip is owed nobody, and nobody owes a Sybil).
+    pub honest_delivered_ratio: Option<f64>,
     /// Gossip sends over those of a perfect flood (`2|E| − (N−1)` per broadcast on a fixed
     /// overlay; on a growing one, Σ over holders of its degree then, minus one per receiver).
     pub overhead_ratio: f64,
@@ -165,6 +172,8 @@ pub struct RunNumbers {
     pub liveness_bound_ms: Option<u64>,
     /// Forged messages sent and lies told, by kind.
     pub forged_sent: BTreeMap<&'static str, u64>,
+    /// Sybil peers and their attack's name (`None`: none).
+    pub sybils: Option<(u32, &'static str)>,
 }
 
 impl Report {
@@ -203,6 +212,9 @@ impl Report {
             delivered_ratio: ratio(m.delivered, m.owed),
             delivered: m.delivered,
             owed: m.owed,
+            sybils: run.sybils.map_or(0, |(n, _)| n),
+            sybil_attack: run.sybils.map(|(_, a)| a.to_string()),
+            honest_delivered_ratio: run.sybils.map(|_| ratio(m.delivered, m.owed)),
             overhead_ratio: ratio(m.gossip_sends, m.expected_sends),
             gossip_sends: m.gossip_sends,
             payload_per_broadcast: per(m.payload_sends, m.first_deliveries),
@@ -315,6 +327,12 @@ impl Report {
             opt(self.commit_spread_ms_p50),
             opt(self.commit_spread_ms_p99),
         );
+        if let (Some(attack), Some(r)) = (&self.sybil_attack, self.honest_delivered_ratio) {
+            s += &format!(
+                "sybils: {} peers ({attack} attack) · honest_delivered_ratio {r:.6} ({} of {} deliveries owed to and made by honest peers)\n",
+                self.sybils, self.delivered, self.owed,
+            );
+        }
         if self.forged_sent > 0 {
             let kinds: Vec<String> = (self.forged_by_kind.iter())
                 .map(|(k, v)| format!("{k} {v}"))

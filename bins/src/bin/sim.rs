@@ -17,7 +17,7 @@ use gossip_driver_sim::schedule::Schedule;
 use gossip_driver_sim::Report;
 use gossip_driver_sim::{
     Fault, FaultKind, ForgeKind, NetConfig, NodeRef, Partition, PartitionKind, Publishing, Sim,
-    SimConfig, Split,
+    SimConfig, Split, SybilAttack, Sybils,
 };
 use gossip_sim_report::series::Recorder;
 
@@ -83,6 +83,15 @@ struct Args {
     /// Lying seeds keep lying after healing (promises 6–7 then hold among honest seeds).
     #[arg(long)]
     keep_lying: bool,
+    /// This share of the peers (0 to 1) are Sybils, spread over the join order: admitted
+    /// like any peer, attacking the overlay as --sybil-attack says. Delivery is then judged
+    /// among honest peers only (`honest_delivered_ratio`).
+    #[arg(long, default_value_t = 0.0)]
+    sybils: f64,
+    /// The Sybils' attack: `degree` (claim degree 65,535, accept every link, ack every gossip
+    /// and forward nothing, refuse the repair as the original does).
+    #[arg(long, default_value = "degree")]
+    sybil_attack: String,
     /// Seconds over which peers join (default: 10 ms per peer, at most 100 s).
     #[arg(long)]
     join_window: Option<f64>,
@@ -534,6 +543,14 @@ fn build(args: &Args) -> Result<SimConfig, String> {
         ));
     }
     c.lying_seeds = rng.sample(&seeds, args.lying_seeds as usize);
+    if !(0.0..=1.0).contains(&args.sybils) {
+        return Err(format!("--sybils {}: a share from 0 to 1", args.sybils));
+    }
+    if args.sybils > 0.0 {
+        let attack = SybilAttack::parse(&args.sybil_attack)
+            .ok_or_else(|| format!("--sybil-attack {}: unknown (degree)", args.sybil_attack))?;
+        c.sybils = Some(Sybils::share(args.peers, args.sybils, attack));
+    }
     c.liars_stop_at_heal = !args.keep_lying;
     for _ in 0..args.forgers {
         let seed = rng.below(u64::from(args.seeds)) as u32;

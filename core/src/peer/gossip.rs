@@ -74,6 +74,11 @@ impl Gossip {
         }
     }
 
+    /// First-time deliveries so far, gossip and application messages.
+    pub(super) fn delivered_total(&self) -> u64 {
+        self.first + self.apps.delivered
+    }
+
     /// Gossip made so far.
     pub(super) fn generated(&self) -> u32 {
         self.generated
@@ -232,6 +237,7 @@ impl Gossip {
         }
         let first = self.seen.insert(key, cx.unix_secs());
         let from = gossip.sender;
+        overlay.served(&from);
         let lazy_mode = cx.settings.gossip_mode == GossipMode::Lazy;
         let prune = lazy_mode && !first && self.lazy.prune(overlay, &from, body);
         if lazy_mode && first {

@@ -7,6 +7,7 @@
 //! rounds; the links it makes are the overlay's.
 
 mod neighbours;
+mod starving;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -19,6 +20,7 @@ use crate::{quorum, Event, Failure, Millis};
 
 pub use neighbours::MAX_PENDING_GREETINGS;
 use neighbours::{Greeting, Selection};
+pub use starving::{LINK_CHECK_MS, MAX_SHUNNED, SHUN_MS, STARVING_AFTER};
 
 /// Neighbours dropped as dead that a peer remembers at most, to greet again (see
 /// `Membership::lost`); beyond, the oldest is forgotten.
@@ -97,6 +99,14 @@ pub(super) struct Membership {
     /// minimum degree, so nothing repairs) and gossip never crosses again. A peer that really
     /// died is never linked again and is given up after [`LOST_LINK_TRIES`] greetings.
     lost: Vec<LostLink>,
+    /// Neighbours dropped as starving, refused until the time given (see `starving.rs`).
+    shunned: BTreeMap<Endpoint, Millis>,
+    /// The next selection round draws uniformly, not by claimed degree.
+    uniform_next: bool,
+    /// First-time deliveries at the last link check.
+    delivered_at_check: u64,
+    /// When the links are checked next.
+    next_link_check: Millis,
 }
 
 impl Membership {

@@ -41,6 +41,12 @@ pub(super) struct Link {
     /// it is in the tree (a duplicate of their gossip came over it, from either end). Sorted,
     /// at most [`MAX_PRUNED_ORIGINS`].
     pub pruned: Vec<Origin>,
+    /// The neighbour served this peer's gossip plane since the last link check: it sent a
+    /// gossip (first or not), an `IHAVE` or a digest, or answered a digest or a pull. See
+    /// `Membership::drop_starving`.
+    pub served: bool,
+    /// The link has lived through a link check (so the next one may judge it).
+    pub judged: bool,
 }
 
 /// A gossip's origin as lazy push tells origins apart (`origin_port` 0 when not given).
@@ -165,6 +171,14 @@ impl Overlay {
     /// The `i`-th neighbour (in endpoint order) and its link.
     pub(super) fn get_index_mut(&mut self, i: usize) -> Option<(&Endpoint, &mut Link)> {
         self.links.get_mut(i).map(|(p, l)| (&*p, l))
+    }
+
+    /// `peer`, if a neighbour, served this peer's gossip plane (see [`Link::served`]).
+    #[inline]
+    pub(super) fn served(&mut self, peer: &Endpoint) {
+        if let Some(link) = self.link_mut(peer) {
+            link.served = true;
+        }
     }
 
     /// The neighbours and their links, in endpoint order.

@@ -152,6 +152,16 @@ fn summary(h: &mut String, rec: &Recording) {
         "gossip delivered / owed",
         &format!("{} / {} ({:.4})", r.delivered, r.owed, r.delivered_ratio),
     );
+    if let (Some(attack), Some(ratio)) = (&r.sybil_attack, r.honest_delivered_ratio) {
+        row(
+            h,
+            "Sybil peers (attack): honest_delivered_ratio",
+            &format!(
+                "{} ({}): {ratio:.6}, deliveries owed to and made by honest peers only",
+                r.sybils, attack
+            ),
+        );
+    }
     row(
         h,
         "gossip sends over a perfect flood's",

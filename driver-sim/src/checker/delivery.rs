@@ -14,21 +14,34 @@ pub(super) struct Delivery {
     windows: [Option<(u64, u64)>; 2],
     /// The run must have lasted this long (the gossips of the window had time to spread).
     judged_from: Option<u64>,
+    /// Per peer index: a Sybil ([`crate::Sybils`]). Gossip is owed only to honest peers, and
+    /// only honest peers' gossip is owed: what Sybils make or get is not the promise's.
+    sybil: Vec<bool>,
 }
 
 impl Delivery {
-    pub(super) fn new(windows: [Option<(u64, u64)>; 2], judged_from: Option<u64>) -> Delivery {
+    pub(super) fn new(
+        windows: [Option<(u64, u64)>; 2],
+        judged_from: Option<u64>,
+        sybil: Vec<bool>,
+    ) -> Delivery {
         Delivery {
             windows,
             judged_from,
+            sybil,
         }
+    }
+
+    /// True if peer index `j` is a Sybil.
+    pub(super) fn is_sybil(&self, j: usize) -> bool {
+        self.sybil.get(j).copied().unwrap_or(false)
     }
 }
 
 impl Checker {
-    /// Per gossip generated in `window` (all if `None`) by an origin still up in the instance
-    /// that made it: the receivers owed (live peers of the origin's component that had a
-    /// neighbour when it was made) and how many of them got it. `visit(gossip, owed receiver,
+    /// Per gossip generated in `window` (all if `None`) by an honest origin still up in the
+    /// instance that made it: the receivers owed (live honest peers of the origin's component
+    /// that had a neighbour when it was made) and how many of them got it. `visit(gossip, owed receiver,
     /// got it)` is called for every owed receiver of a gossip that missed one, when `each`.
     /// Returns `(owed, delivered)`.
     pub(super) fn dissemination(
@@ -45,7 +58,7 @@ impl Checker {
         let mut since: Vec<Vec<u64>> = vec![Vec::new(); ov.comp_size.len()];
         for j in 0..n {
             if let (c, Some(t)) = (ov.comp[j], g.peers[j].connected_since) {
-                if c != u32::MAX {
+                if c != u32::MAX && !self.delivery.is_sybil(j) {
                     since[c as usize].push(t);
                 }
             }
@@ -60,13 +73,18 @@ impl Checker {
             }
             let o = (info.origin - seeds) as usize;
             let op = &g.peers[o];
-            if !op.alive || op.life != info.origin_life || ov.comp[o] == u32::MAX {
+            if !op.alive
+                || op.life != info.origin_life
+                || ov.comp[o] == u32::MAX
+                || self.delivery.is_sybil(o)
+            {
                 continue;
             }
             let c = ov.comp[o];
             let eligible = |r: usize| {
                 r != o
                     && ov.comp[r] == c
+                    && !self.delivery.is_sybil(r)
                     && g.peers[r].connected_since.is_some_and(|t| t <= info.gen_at)
             };
             let mut owed_g = since[c as usize].partition_point(|&t| t <= info.gen_at) as u64;

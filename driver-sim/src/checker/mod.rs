@@ -147,6 +147,7 @@ impl Checker {
             delivery: Delivery::new(
                 [cfg.gossip_check_window(), cfg.repair_check_window()],
                 cfg.liveness_end_ms(),
+                (0..cfg.peers).map(|j| cfg.is_sybil(j)).collect(),
             ),
             violations: Vec::new(),
             violation_count: 0,

@@ -259,6 +259,9 @@ impl World {
         if self.any_liars && self.lying(node) {
             self.forge_sync_reply(node, &mut msg);
         }
+        if self.any_sybils && self.is_sybil(node) {
+            self.sybil_reply(&mut msg);
+        }
         let c = &mut self.calls[call as usize];
         c.reply = Some(msg);
         let at = now + self.latency(node, from);
@@ -298,6 +301,14 @@ impl<A: Actor> Sim<A> {
                 if let Some(lie) = self.w.lying_answer(&msg, to) {
                     // The lying seed answers in its node's stead; the node never sees it.
                     self.w.reply(now, to, conn, lie);
+                    self.w.free_if_finished(call);
+                    return;
+                }
+            }
+            if self.w.any_sybils && self.w.is_sybil(to) {
+                if let Some(answer) = self.w.sybil_answer(&msg, to) {
+                    // So does a Sybil, for what its attack answers itself.
+                    self.w.reply(now, to, conn, answer);
                     self.w.free_if_finished(call);
                     return;
                 }

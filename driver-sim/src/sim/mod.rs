@@ -8,6 +8,7 @@
 mod adversaries;
 mod calls;
 mod faults;
+mod sybils;
 mod trace;
 
 use std::collections::BTreeMap;
@@ -121,6 +122,9 @@ struct World {
     /// Per seed: it is a lying seed (it lies while [`World::lying`] says so).
     liars: Vec<bool>,
     any_liars: bool,
+    /// Per node id: a Sybil peer ([`crate::Sybils`]), answered for by the simulator.
+    sybil: Vec<bool>,
+    any_sybils: bool,
     /// Forged requests to send later, `(seed, request)`, taken when sent.
     later: Vec<Option<(u32, Message)>>,
     /// Forged messages sent (and lies told), by kind.
@@ -258,6 +262,10 @@ impl<A: Actor> Sim<A> {
             adv_rng: Rng::new(mix64(cfg.seed ^ 0x6164_7665_7273_0003)),
             liars: (0..cfg.seeds).map(|i| cfg.is_lying_seed(i)).collect(),
             any_liars: !cfg.lying_seeds.is_empty(),
+            sybil: (0..cfg.seeds + cfg.peers)
+                .map(|n| n >= cfg.seeds && cfg.is_sybil(n - cfg.seeds))
+                .collect(),
+            any_sybils: cfg.sybils.as_ref().is_some_and(|s| !s.peers.is_empty()),
             later: Vec::new(),
             forged_sent: BTreeMap::new(),
             forged_seq: 0,
@@ -662,6 +670,9 @@ impl<A: Actor> Sim<A> {
             liveness_bound_ms: (cfg.liveness && cfg.heal_at_ms.is_some())
                 .then(|| cfg.liveness_bound_ms()),
             forged_sent: self.w.forged_sent.clone(),
+            sybils: (cfg.sybils.as_ref())
+                .filter(|s| !s.peers.is_empty())
+                .map(|s| (s.peers.len() as u32, s.attack.name())),
         };
         Report::new(
             run,

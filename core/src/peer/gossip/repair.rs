@@ -79,6 +79,8 @@ pub(super) struct Repair {
     /// First-time deliveries by repair.
     pub repaired: u64,
     pub digests_sent: u64,
+    /// Reconcile rounds with nothing in flight: every other one asks a stranger.
+    rounds: u64,
     pub pulls_sent: u64,
     pub bodies_served: u64,
     /// Pulled bodies refused: the seen set could not tell whether they were new.
@@ -169,24 +171,41 @@ pub(super) fn grouped(ids: impl IntoIterator<Item = (u64, u64)>) -> Vec<IdGroup>
 }
 
 impl Gossip {
-    /// `Timer::Reconcile`: frees what left the window and sends the next neighbour a digest.
-    pub(in crate::peer) fn reconcile(&mut self, cx: &mut Cx<'_>, overlay: &Overlay) {
+    /// `Timer::Reconcile`: frees what left the window and sends the next neighbour a digest;
+    /// every other round it goes to `stranger` instead, an admitted peer that is no
+    /// neighbour (if there is one). Neighbours alone can starve a peer: peers that took all
+    /// its links and pass nothing on would answer the repair `ERROR` too, as a node of the
+    /// original does. A random admitted peer is honest as often as the network is, and once
+    /// it answers, what this peer lacks is pulled from it.
+    pub(in crate::peer) fn reconcile(
+        &mut self,
+        cx: &mut Cx<'_>,
+        overlay: &Overlay,
+        stranger: Option<Endpoint>,
+    ) {
         let at = cx.after(cx.settings.repair_interval_ms);
         cx.timers.set(Timer::Reconcile, at);
         let now_secs = cx.unix_secs();
         self.note_links(cx, overlay);
         self.retained.expire(now_secs);
-        if self.repair.digest_in_flight || overlay.len() == 0 {
+        if self.repair.digest_in_flight {
             return;
         }
+        self.repair.rounds += 1;
         let n = overlay.len();
-        let Some((i, to)) = (0..n).map(|i| (self.repair.next + i) % n).find_map(|i| {
+        let neighbour = (0..n).map(|i| (self.repair.next + i) % n).find_map(|i| {
             let (p, l) = overlay.get_index(i)?;
             (l.speaks != Speaks::No).then_some((i, *p))
-        }) else {
-            return;
+        });
+        let to = match (stranger, neighbour) {
+            (Some(stranger), _) if self.repair.rounds.is_multiple_of(2) => stranger,
+            (_, Some((i, to))) => {
+                self.repair.next = i + 1;
+                to
+            }
+            (Some(stranger), None) => stranger,
+            (None, None) => return,
         };
-        self.repair.next = i + 1;
         let s = self.retained.summary(now_secs);
         if s.counts.is_empty() {
             return;
@@ -218,6 +237,7 @@ impl Gossip {
         }
         if overlay.contains(&d.sender) {
             learn(overlay, &d.sender, Speaks::Yes);
+            overlay.served(&d.sender);
         }
         self.note_links(cx, overlay);
         let ids = (self.retained).differences(d.first, &d.counts, &d.hashes, cx.unix_secs());
@@ -246,6 +266,7 @@ impl Gossip {
             _ => return,
         };
         learn(overlay, &to, Speaks::Yes);
+        overlay.served(&to);
         let now_secs = cx.unix_secs();
         let (lo, hi) = self.retained.window(now_secs);
         let mut offer = Vec::new();
@@ -318,6 +339,7 @@ impl Gossip {
         }
         let room = if overlay.contains(&ih.sender) {
             learn(overlay, &ih.sender, Speaks::Yes);
+            overlay.served(&ih.sender);
             MAX_MISSING
         } else {
             MAX_MISSING_HEARSAY

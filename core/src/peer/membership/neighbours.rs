@@ -1,7 +1,8 @@
 //! Choosing and greeting neighbours: selection rounds by preferential attachment (`PING` a
 //! sample of known peers, weight each by the degree its `PONG` carries, draw by weight,
 //! `HELLO` the drawn ones), the answers to this peer's `HELLO`s, periodic re-greetings, and
-//! checking a new neighbour's `HELLO` before accepting it.
+//! checking a new neighbour's `HELLO` before accepting it. Dropping neighbours that starve
+//! this peer is in `starving.rs`.
 
 use std::collections::{BTreeSet, VecDeque};
 
@@ -30,6 +31,8 @@ pub(super) struct Selection {
     reserve: VecDeque<Endpoint>,
     /// `HELLO`s awaiting their `HELLO_ACK`.
     greeting: BTreeSet<Endpoint>,
+    /// Draw uniformly, not by claimed degree (replacing starving links).
+    uniform: bool,
 }
 
 /// A `HELLO` from a peer that is not a neighbour yet, answered once it is checked: it must
@@ -62,7 +65,7 @@ impl Membership {
         }
         let want = (cx.settings.min_degree as usize).saturating_sub(overlay.len());
         let pool: Vec<Endpoint> = (self.known.keys())
-            .filter(|p| !overlay.contains(p))
+            .filter(|p| !overlay.contains(p) && !self.shunned(cx, p))
             .collect();
         let sample = cx.rng.sample(&pool, cx.settings.candidate_sample as usize);
         if want == 0 || sample.is_empty() {
@@ -71,6 +74,7 @@ impl Membership {
         }
         self.selection = Some(Selection {
             probing: sample.iter().copied().collect(),
+            uniform: std::mem::take(&mut self.uniform_next),
             ..Selection::default()
         });
         let deadline = cx.after(cx.settings.probe_timeout_ms);
@@ -93,8 +97,11 @@ impl Membership {
         if !sel.probing.remove(&peer) {
             return;
         }
+        // A claim above `max_degree` is one no peer of ours can hold: it counts as that.
+        let cap = cx.settings.max_degree.max(1);
         let weight = match outcome {
-            Ok(Message::Pong(p)) => Some(u32::from(p.degree.unwrap_or(1).max(1))),
+            Ok(_) if sel.uniform => Some(1),
+            Ok(Message::Pong(p)) => Some(u32::from(p.degree.unwrap_or(1)).clamp(1, cap)),
             Ok(_) => Some(1),
             Err(_) => None,
         };
@@ -272,6 +279,7 @@ impl Membership {
         }
         let refused = peer == cx.me
             || cx.seeds.contains(&peer)
+            || self.shunned(cx, &peer)
             || overlay.len() >= cx.settings.max_degree as usize
             || self.greetings.len() >= MAX_PENDING_GREETINGS;
         if refused {
