@@ -502,6 +502,9 @@ struct Shared {
     lie: bool,
     /// Play a lying seed instead, serving these entries to every anti-entropy pull.
     seed_lies: Option<Vec<Entry>>,
+    /// A Sybil: claim degree 65,535 in every `PONG` and `HELLO_ACK` (and still accept every
+    /// `HELLO`, ack every gossip as new, pass nothing on, answer the repair `ERROR`).
+    sybil: bool,
     incarnation: AtomicU64,
     frames: Mutex<Vec<Frame>>,
     stop: AtomicBool,
@@ -527,14 +530,14 @@ impl Shared {
         match msg {
             Some(Message::Ping(_)) => Message::Pong(Pong {
                 responder: self.me,
-                degree: Some(1),
+                degree: Some(if self.sybil { u16::MAX } else { 1 }),
                 incarnation: NonZeroU32::new(u32::try_from(inc).unwrap_or(u32::MAX)),
                 leaving: false,
             }),
             Some(Message::Hello(_)) => Message::HelloAck(Box::new(HelloAck {
                 accepted: true,
                 peer: self.me,
-                degree: 1,
+                degree: if self.sybil { u32::from(u16::MAX) } else { 1 },
                 incarnation: Some(inc),
             })),
             Some(Message::Gossip(_)) => Message::GossipAck(GossipAck {
@@ -644,21 +647,28 @@ struct FakePeer {
 impl FakePeer {
     fn start(lie: bool) -> FakePeer {
         let addr = SocketAddr::from(([127, 0, 0, 1], free_port_on([127, 0, 0, 1])));
-        FakePeer::listen(addr, lie, None)
+        FakePeer::listen(addr, lie, None, false)
     }
 
     /// A lying seed at `addr` (a configured seed's address whose process the test stopped).
     fn lying_seed(addr: SocketAddr, entries: Vec<Entry>) -> FakePeer {
-        FakePeer::listen(addr, true, Some(entries))
+        FakePeer::listen(addr, true, Some(entries), false)
     }
 
-    fn listen(addr: SocketAddr, lie: bool, seed_lies: Option<Vec<Entry>>) -> FakePeer {
+    /// A Sybil on a free port of `ip` (see [`Shared::sybil`]).
+    fn sybil_on(ip: [u8; 4]) -> FakePeer {
+        let addr = SocketAddr::from((ip, free_port_on(ip)));
+        FakePeer::listen(addr, false, None, true)
+    }
+
+    fn listen(addr: SocketAddr, lie: bool, seed_lies: Option<Vec<Entry>>, sybil: bool) -> FakePeer {
         let listener = TcpListener::bind(addr).expect("bind a test peer");
         listener.set_nonblocking(true).expect("nonblocking");
         let shared = Arc::new(Shared {
             me: addr,
             lie,
             seed_lies,
+            sybil,
             incarnation: AtomicU64::new(0),
             frames: Mutex::new(Vec::new()),
             stop: AtomicBool::new(false),
@@ -2409,6 +2419,18 @@ fn forged_graft(sender: SocketAddr, naming_nothing: bool) -> Message {
     }))
 }
 
+/// True once every one of `peers` made its `max` gossips and every gossip reached every peer
+/// that had joined when it was made.
+fn all_delivered(net: &Net, peers: &[SocketAddr], max: u64) -> bool {
+    peers.iter().all(|&p| {
+        peer_counters(p)
+            .get("gossip_generated")
+            .copied()
+            .unwrap_or(0)
+            >= max
+    }) && GossipLog::read(net).missing(peers).is_empty()
+}
+
 /// `(median, largest)` of sorted `delays`, for the summary.
 fn spread(delays: &[u64]) -> (u64, u64) {
     let median = delays.get(delays.len() / 2).copied().unwrap_or(0);
@@ -2515,15 +2537,7 @@ fn forged_prunes_and_grafts_never_cut_a_lazy_peer_off() {
     let during = peer_counters(v);
 
     // Every gossip reaches every peer that had joined when it was made.
-    let done = wait_for(Duration::from_secs(60), || {
-        peers.iter().all(|&p| {
-            peer_counters(p)
-                .get("gossip_generated")
-                .copied()
-                .unwrap_or(0)
-                >= max
-        }) && GossipLog::read(&net).missing(&peers).is_empty()
-    });
+    let done = wait_for(Duration::from_secs(60), || all_delivered(&net, &peers, max));
     // The last copies' log lines, and the counters, settle.
     std::thread::sleep(Duration::from_millis(500));
     let g = GossipLog::read(&net);
@@ -2918,5 +2932,108 @@ fn a_replayed_certificate_after_reaping_removes_and_resurrects_nobody() {
     );
     assert!(handled >= 1, "the seeds did not even look at the replays");
     assert_eq!(settled_changes(&seeds, None, &before), 0);
+    assert!(net.panics().is_empty(), "{:?}", net.panics());
+}
+
+// ---------------------------------------------------------------------------------------
+// Sybils on the overlay
+// ---------------------------------------------------------------------------------------
+
+/// Attack 10, the experiment of the Sybils issue on real sockets: 3 seeds and 10 honest
+/// peers; then 5 Sybils that register as any peer does, claim degree 65,535 in every `PONG`
+/// and `HELLO_ACK`, accept every `HELLO`, ack every gossip as new and pass nothing on, and
+/// answer everything else `ERROR`, as a node of the original does; then 20 newcomers. Before
+/// the overlay's defences 39 of the newcomers' 40 neighbour slots went to Sybils, 19 of 20
+/// had only Sybil neighbours, and they got 5 % of the gossip made after they joined. Wanted:
+/// every gossip made once both its origin and a peer had joined reaches that peer (the
+/// repair asks strangers, and links that pass nothing on are replaced).
+#[test]
+fn sybils_claiming_a_huge_degree_starve_no_newcomer() {
+    let started = Instant::now();
+    let max: u64 = 30;
+    let mut flags = FLAGS.to_vec();
+    if let Some(i) = flags.iter().position(|f| *f == "--max-gossip") {
+        flags[i + 1] = "30";
+    }
+    let old_ips: Vec<[u8; 4]> = (0..10).map(|i| [127, 0, 0, 40 + i]).collect();
+    let (mut net, _) = network_on("hostile-sybils", &flags, &old_ips);
+    let sybils: Vec<FakePeer> = (0..5)
+        .map(|i| FakePeer::sybil_on([127, 0, 0, 60 + i]))
+        .collect();
+    let sybil_addrs: BTreeSet<SocketAddr> = sybils.iter().map(|s| s.addr).collect();
+    for s in &sybils {
+        assert_eq!(
+            s.register(&net.seeds),
+            net.seeds.len(),
+            "{} registers",
+            s.addr
+        );
+    }
+    let seeds = net.seeds.clone();
+    assert!(
+        wait_for(Duration::from_secs(10), || {
+            sybils
+                .iter()
+                .all(|s| everywhere(&seeds, None, s.addr, (1, Status::Alive)))
+        }),
+        "the Sybils are admitted everywhere"
+    );
+    let newcomers: Vec<SocketAddr> = (0..20)
+        .map(|i| net.add_peer_on([127, 0, 0, 70 + i]))
+        .collect();
+    let honest: Vec<SocketAddr> = net.peers();
+    let done = wait_for(Duration::from_secs(60), || {
+        all_delivered(&net, &honest, max)
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let g = GossipLog::read(&net);
+    let missing = g.missing(&honest);
+    // How the newcomers' links went: to Sybils first, then replaced.
+    let (mut to_sybils, mut links, mut starving) = (0, 0, 0);
+    for l in net.log().iter().filter_map(|l| common::parse_line(l)) {
+        if !newcomers.contains(&l.node) {
+            continue;
+        }
+        if let Some(rest) = l.text.strip_prefix("Neighbor added: ") {
+            links += 1;
+            let peer = rest.split(' ').next().unwrap_or_default();
+            to_sybils += usize::from(sybil_addrs.iter().any(|s| s.to_string() == peer));
+        } else if l.text.starts_with("Neighbor dropped: ") && l.text.contains("(starving)") {
+            starving += 1;
+        }
+    }
+    let only_sybils = newcomers
+        .iter()
+        .filter(|&&p| {
+            peer_view(p)
+                .is_some_and(|v| !v.2.is_empty() && v.2.iter().all(|n| sybil_addrs.contains(n)))
+        })
+        .count();
+    let owed: usize = g
+        .made
+        .iter()
+        .map(|(_, &(origin, _, at))| honest.iter().filter(|&&p| g.owed(origin, p, at)).count())
+        .sum();
+    eprintln!("== attack 10: Sybils claiming a huge degree");
+    eprintln!(
+        "   {} honest peers (20 newcomers), 5 Sybils; newcomers' links made: {links}, {to_sybils} to Sybils; {starving} dropped as starving; newcomers with only Sybil neighbours at the end: {only_sybils}",
+        honest.len()
+    );
+    eprintln!(
+        "   gossip made {}, deliveries owed {owed}, missing {} ; {:.1} s",
+        g.made.len(),
+        missing.len(),
+        started.elapsed().as_secs_f64()
+    );
+    assert!(
+        done && missing.is_empty(),
+        "honest peers starved: {} of {owed} owed deliveries missing, e.g. {:?}",
+        missing.len(),
+        missing.iter().take(5).collect::<Vec<_>>()
+    );
+    assert!(
+        to_sybils > 0,
+        "no newcomer linked to a Sybil: the attack did not bite"
+    );
     assert!(net.panics().is_empty(), "{:?}", net.panics());
 }
