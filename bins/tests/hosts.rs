@@ -538,7 +538,10 @@ fn leave(
     quiet: &[SocketAddr],
 ) -> (u64, Vec<SocketAddr>, Vec<String>) {
     let linked = net.neighbours(leaver).unwrap_or_default();
-    let left_at = unix_ms();
+    // A node's line carries the time its loop last read the clock, which may be a moment
+    // before the signal arrived: look from a little earlier (one run missed p1's own
+    // `Leaving the network` line, written in the millisecond before this).
+    let left_at = unix_ms().saturating_sub(100);
     let (code, took) = net.stop(leaver, LEAVE_TIMEOUT * 2);
     net.say(&format!(
         "p1 told to stop (SIGTERM), neighbours {linked:?}: exited with {code:?} after {:.2}s",

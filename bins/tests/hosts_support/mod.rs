@@ -586,8 +586,11 @@ impl HostNet {
     }
 
     /// `Ok` when every seed answers with the same Peer List, every peer of `live` is alive in
-    /// it and every peer of `removed` is listed removed (a peer that left, listed `LEFT`, is in
-    /// neither: the test checks its entry itself).
+    /// it and every peer of `removed` is gone from it: removed, or `LEFT` (a peer that left
+    /// where no quorum heard it is removed by failure detection, unless its `LEAVE`, held up
+    /// in the partition, reaches a seed once it heals: then the seeds that heard it leaving and
+    /// those that removed it certify its `LEFT`; the invariant checker refuses a `LEFT` for a
+    /// peer that never said it leaves).
     pub fn verdict(&self, live: &[SocketAddr], removed: &[SocketAddr]) -> Result<(), String> {
         let mut lists = Vec::new();
         for s in &self.seeds {
@@ -612,7 +615,7 @@ impl HostNet {
             }
         }
         for p in removed {
-            if !matches!(status.get(p), Some((_, Status::Removed))) {
+            if !matches!(status.get(p), Some((_, Status::Removed | Status::Left))) {
                 return Err(format!("killed peer {p} is {:?}", status.get(p)));
             }
         }

@@ -161,6 +161,11 @@ impl Gossip {
         };
         if cx.settings.gossip_repair {
             self.note_links(cx, overlay);
+            // Its own gossip is kept even before its first link, for the first digests to
+            // hand on: a peer that bootstrapped with no neighbour (its candidates were slow
+            // to answer) lost what it made until it had one, though every linked peer was
+            // owed it (promise 5; found by `sim --soak`).
+            self.retained.open(now_secs);
             self.retained.insert(now_secs, key, &gossip.body);
         }
         self.forward(cx, overlay, &gossip, key, None);
@@ -237,7 +242,10 @@ impl Gossip {
         }
         let first = self.seen.insert(key, cx.unix_secs());
         let from = gossip.sender;
-        overlay.served(&from);
+        if let Some(link) = overlay.link_mut(&from) {
+            link.served = true;
+            link.holds_link = true;
+        }
         let lazy_mode = cx.settings.gossip_mode == GossipMode::Lazy;
         let prune = lazy_mode && !first && self.lazy.prune(overlay, &from, body);
         if lazy_mode && first {

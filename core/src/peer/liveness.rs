@@ -241,6 +241,7 @@ impl Liveness {
     ) {
         if let Some(link) = overlay.link_mut(&ping.sender) {
             link.heard = true;
+            link.holds_link = true;
             if let Some(round) = self.suspicions.get_mut(&ping.sender) {
                 if !std::mem::replace(&mut round.refuted, true) && !link.probing {
                     link.probing = true;

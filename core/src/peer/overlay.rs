@@ -28,9 +28,11 @@ pub(super) struct Link {
     /// When this peer last refuted a suspicion this neighbour holds against it (at most one
     /// refutation per probe interval per link).
     pub refuted_at: Option<crate::Millis>,
-    /// The neighbour re-greeted us (a `HELLO` on an existing link) since our last periodic
-    /// re-greeting: it holds the link, so the next one may skip it.
-    pub greeted: bool,
+    /// Since our last periodic re-greeting the neighbour showed that it holds the link: it
+    /// re-greeted us (a `HELLO` on an existing link), probed us or pushed us a gossip (a peer
+    /// does those to its own neighbours; digests and `IHAVE`s may come from a peer that asks
+    /// strangers too), so the next re-greeting may skip it.
+    pub holds_link: bool,
     /// Whether the neighbour speaks the gossip repair's messages.
     pub speaks: Speaks,
     /// Lazy push: the link is not in the tree, so gossip goes to this neighbour as `IHAVE`

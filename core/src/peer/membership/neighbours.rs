@@ -203,9 +203,11 @@ impl Membership {
     /// `HELLO` again to every neighbour. A link can become one-sided (the other end dropped
     /// us on a suspicion the seeds then rejected, or removed us before we rejoined); greeting
     /// again makes the other end add us back, or tells us to drop our half. Unless `all`, a
-    /// neighbour whose own re-greeting we accepted since the last time is skipped: it held the
-    /// link a moment ago, and both ends re-greeting each other doubled the traffic for
-    /// nothing. A link it drops since is greeted at the following refresh.
+    /// neighbour that showed since the last time that it holds the link (it re-greeted us,
+    /// probed us or pushed us a gossip: `Link::holds_link`) is
+    /// skipped: in a quiet cluster both ends probe each other every second, and greeting
+    /// them anyway was a fifth of a peer's requests. A link it drops since is greeted at the
+    /// following refresh.
     pub(in crate::peer) fn regreet_neighbours(
         &mut self,
         cx: &mut Cx<'_>,
@@ -222,7 +224,7 @@ impl Membership {
             let Some((&to, link)) = overlay.get_index_mut(i) else {
                 break;
             };
-            if std::mem::take(&mut link.greeted) && !all {
+            if std::mem::take(&mut link.holds_link) && !all {
                 continue;
             }
             cx.send(to, Message::Hello(Box::new(hello.clone())), deadline);
@@ -270,7 +272,7 @@ impl Membership {
         let peer = hello.peer;
         if let Some(link) = overlay.link_mut(&peer) {
             // A re-greeting: the other end holds the link (see `regreet_neighbours`).
-            link.greeted = true;
+            link.holds_link = true;
             self.remember(cx, overlay, peer, hello.incarnation);
             return self.answer_hello(cx, overlay, conn, true);
         }
