@@ -413,7 +413,8 @@ impl Parts<'_> {
                 _ => {
                     if let Ok(Message::PeerListResp(resp)) = &outcome {
                         let complete = resp.total.is_some_and(|t| t <= resp.peers.len() as u64);
-                        self.liveness.note_listed(resp, complete);
+                        let quorum = crate::quorum(cx.seeds.len());
+                        self.liveness.note_listed(resp, complete, to, quorum);
                     }
                     self.membership
                         .on_peer_list(cx, self.overlay, self.pings, to, outcome)
@@ -543,7 +544,7 @@ impl Parts<'_> {
     /// looked for at once.
     fn neighbour_left(&mut self, cx: &mut Cx<'_>, peer: Endpoint) {
         let incarnation = self.membership.known.get(&peer).flatten();
-        self.liveness.follow_leaver(&peer, incarnation);
+        self.liveness.follow_leaver(cx, &peer, incarnation);
         self.membership.forget_left(cx, &peer);
         if self.overlay.contains(&peer) {
             self.overlay.drop_link(peer, "left", cx.out);

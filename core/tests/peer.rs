@@ -4275,7 +4275,8 @@ fn a_neighbour_that_left_and_is_still_listed_is_rechecked_and_reported() {
     let (a, b, c) = (ep(7001), ep(7002), ep(7003));
     let mut h = Harness::bootstrapped(settings(), &[a, b, c]);
     neighbour_leaves(&mut h, a);
-    // The next Peer List still lists it (no seed certified the leave).
+    // The next Peer Lists, of a quorum of seeds, still list it (no quorum certified it).
+    answer_next_refresh(&mut h, |seed| peer_list(seed, &[a, b, c], None));
     answer_next_refresh(&mut h, |seed| peer_list(seed, &[a, b, c], None));
     let (at, ping) = next_recheck(&mut h, a);
     let out = h.respond(at, a, ping, Err(Failure::Unreachable));
@@ -4295,6 +4296,28 @@ fn a_neighbour_that_left_and_is_still_listed_is_rechecked_and_reported() {
         };
         assert_eq!((r.dead, r.incarnation), (a, Some(4)));
     }
+}
+
+/// A seed that lagged behind (it was cut off while the others certified the leave) may list
+/// the leaver a moment longer: one such list is no reason to re-check it, as long as the
+/// others no longer list it (a multi-host run reported a peer that had left, certified).
+#[test]
+fn a_neighbour_that_left_listed_by_one_lagging_seed_only_is_not_rechecked() {
+    let (a, b, c) = (ep(7001), ep(7002), ep(7003));
+    let mut h = Harness::bootstrapped(settings(), &[a, b, c]);
+    neighbour_leaves(&mut h, a);
+    let mut all = answer_next_refresh(&mut h, |seed| peer_list(seed, &[a, b, c], None));
+    for _ in 0..4 {
+        all.append(answer_next_refresh(&mut h, |seed| {
+            peer_list(seed, &[b, c], None)
+        }));
+    }
+    assert!(
+        !all.targets("PING").contains(&a),
+        "re-checked a peer that left"
+    );
+    assert!(all.sends_of("SUSPECT_REQ").is_empty());
+    assert!(all.sends_of("DEAD_REPORT").is_empty());
 }
 
 /// The control: once a Peer List no longer lists the peer that left (its leave was

@@ -32,6 +32,17 @@ const ACCUSATION_RETRIES: u32 = 3;
 /// before its watch ends; a complete one settles it at once.
 const LEAVER_WATCH_LISTS: u32 = 8;
 
+/// A neighbour that said it leaves, watched in the Peer Lists this peer gets next.
+#[derive(Debug)]
+struct Leaver {
+    /// The incarnation it left at, if known.
+    incarnation: Option<u64>,
+    /// Peer Lists still to look at before the watch ends.
+    lists_left: u32,
+    /// The seeds whose lists still listed it.
+    listed_by: Vec<Endpoint>,
+}
+
 /// The highest local health score (Lifeguard's "local health multiplier", Dadgar et al.
 /// 2018): at it, a peer waits `1 + MAX_LOCAL_HEALTH` probe timeouts for a neighbour's `PONG`
 /// and needs `probe_misses + MAX_LOCAL_HEALTH` misses in a row to suspect it.
@@ -74,9 +85,8 @@ struct Accusation {
 pub(super) struct Liveness {
     suspicions: BTreeMap<Endpoint, Suspicion>,
     accusations: BTreeMap<Endpoint, Accusation>,
-    /// Neighbours that said they leave, with the incarnation they left at and the Peer Lists
-    /// left to watch them for: see [`Liveness::note_listed`].
-    leavers: BTreeMap<Endpoint, (Option<u64>, u32)>,
+    /// Neighbours that said they leave: see [`Liveness::note_listed`].
+    leavers: BTreeMap<Endpoint, Leaver>,
     /// Witness probes in flight for other detectors.
     witness_pending: usize,
     /// How much this peer distrusts its own probes, 0 (healthy) to [`MAX_LOCAL_HEALTH`]. A
@@ -101,12 +111,17 @@ pub(super) struct Liveness {
 impl Liveness {
     /// A neighbour left of its own accord: no suspicion of it, and no report, goes on; it is
     /// watched in the next Peer Lists in case no quorum of seeds certifies its leave.
-    pub(super) fn follow_leaver(&mut self, peer: &Endpoint, incarnation: Option<u64>) {
+    pub(super) fn follow_leaver(&mut self, cx: &Cx<'_>, peer: &Endpoint, incarnation: Option<u64>) {
         self.suspicions.remove(peer);
         self.accusations.remove(peer);
         if self.leavers.len() < MAX_ACCUSATIONS || self.leavers.contains_key(peer) {
-            self.leavers
-                .insert(*peer, (incarnation, LEAVER_WATCH_LISTS));
+            let leaver = Leaver {
+                incarnation,
+                // Long enough to hear every seed twice in turn.
+                lists_left: LEAVER_WATCH_LISTS.max(2 * count(cx.seeds.len())),
+                listed_by: Vec::new(),
+            };
+            self.leavers.insert(*peer, leaver);
         }
     }
 
@@ -540,13 +555,21 @@ impl Liveness {
     /// A Peer List still listing an accused peer renews its retries; a complete one that no
     /// longer lists it means the removal happened.
     ///
-    /// A neighbour that left and is still listed becomes an accusation, re-checked at the
-    /// next refresh like any other. A leave no quorum of seeds could certify leaves the peer
-    /// listed alive, and its neighbours, which dropped the link on its word, were the only
-    /// ones who would ever have probed it again: it stayed listed for ever. A complete list
-    /// without it (the leave was certified) ends the watch and costs no message; a leaver
-    /// that came back answers the re-check.
-    pub(super) fn note_listed(&mut self, list: &PeerListResp, complete: bool) {
+    /// A neighbour that left and is still listed by a quorum of seeds (`from` is the seed
+    /// that answered) becomes an accusation, re-checked at the next refresh like any other.
+    /// A leave no quorum of seeds could certify leaves the peer listed alive, and its
+    /// neighbours, which dropped the link on its word, were the only ones who would ever have
+    /// probed it again: it stayed listed for ever. A certified leave is held by a quorum, so
+    /// no quorum ever lists it again (a seed that lagged behind may, for a moment: one list
+    /// is not enough), and a complete list without it ends the watch: that costs no message.
+    /// A leaver that came back answers the re-check.
+    pub(super) fn note_listed(
+        &mut self,
+        list: &PeerListResp,
+        complete: bool,
+        from: Endpoint,
+        quorum: usize,
+    ) {
         let peers = &list.peers;
         for (dead, accusation) in self.accusations.iter_mut() {
             if peers.contains(dead) {
@@ -558,25 +581,31 @@ impl Liveness {
                 .retain(|dead, accusation| !accusation.awaiting.is_empty() || peers.contains(dead));
         }
         let accusations = &mut self.accusations;
-        self.leavers.retain(|peer, (incarnation, lists_left)| {
-            if peers.contains(peer) {
-                let listed_at = list
-                    .incarnations
-                    .iter()
-                    .find_map(|(p, n)| (p == peer).then_some(*n));
-                if !accusations.contains_key(peer) && accusations.len() < MAX_ACCUSATIONS {
-                    let accusation = Accusation {
-                        incarnation: (*incarnation).max(listed_at),
-                        awaiting: BTreeSet::new(),
-                        retries_left: ACCUSATION_RETRIES,
-                        refused: false,
-                    };
-                    accusations.insert(*peer, accusation);
-                }
-                return false;
+        self.leavers.retain(|peer, leaver| {
+            leaver.lists_left = leaver.lists_left.saturating_sub(1);
+            if !peers.contains(peer) {
+                return !complete && leaver.lists_left > 0;
             }
-            *lists_left -= 1;
-            !complete && *lists_left > 0
+            if !leaver.listed_by.contains(&from) {
+                leaver.listed_by.push(from);
+            }
+            if leaver.listed_by.len() < quorum {
+                return leaver.lists_left > 0;
+            }
+            let listed_at = list
+                .incarnations
+                .iter()
+                .find_map(|(p, n)| (p == peer).then_some(*n));
+            if !accusations.contains_key(peer) && accusations.len() < MAX_ACCUSATIONS {
+                let accusation = Accusation {
+                    incarnation: leaver.incarnation.max(listed_at),
+                    awaiting: BTreeSet::new(),
+                    retries_left: ACCUSATION_RETRIES,
+                    refused: false,
+                };
+                accusations.insert(*peer, accusation);
+            }
+            false
         });
     }
 

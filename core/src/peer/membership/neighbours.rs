@@ -204,10 +204,9 @@ impl Membership {
     /// us on a suspicion the seeds then rejected, or removed us before we rejoined); greeting
     /// again makes the other end add us back, or tells us to drop our half. Unless `all`, a
     /// neighbour that showed since the last time that it holds the link (it re-greeted us,
-    /// probed us or pushed us a gossip: `Link::holds_link`) is
-    /// skipped: in a quiet cluster both ends probe each other every second, and greeting
-    /// them anyway was a fifth of a peer's requests. A link it drops since is greeted at the
-    /// following refresh.
+    /// probed us or pushed us a gossip: `Link::holds_link`) is skipped: in a quiet cluster
+    /// both ends probe each other every second, and greeting them anyway was a fifth of a
+    /// peer's requests. A link it drops since is greeted at the following refresh.
     pub(in crate::peer) fn regreet_neighbours(
         &mut self,
         cx: &mut Cx<'_>,
