@@ -4201,12 +4201,7 @@ fn a_neighbour_drops_a_leaving_peer_only_on_its_own_word() {
     // a really leaves.
     let out = h.request(Millis(7), 601, leave(a));
     let (_, req) = out.sends_of("PING")[0].clone();
-    let leaving = Message::Pong(Pong {
-        responder: a,
-        degree: Some(2),
-        incarnation: None,
-        leaving: true,
-    });
+    let leaving = leaving_pong(a);
     let out = h.respond(Millis(8), a, req, Ok(leaving));
     assert!(matches!(
         out.replies().as_slice(),
@@ -4232,6 +4227,16 @@ fn a_neighbour_drops_a_leaving_peer_only_on_its_own_word() {
     );
 }
 
+/// Peer `a`'s `PONG` saying it is leaving.
+fn leaving_pong(a: Endpoint) -> Message {
+    Message::Pong(Pong {
+        responder: a,
+        degree: Some(2),
+        incarnation: None,
+        leaving: true,
+    })
+}
+
 /// Makes neighbour `a` of `h` leave (its own `PONG` says so); the link is dropped as left.
 fn neighbour_leaves(h: &mut Harness, a: Endpoint) {
     let out = h.request(
@@ -4243,12 +4248,7 @@ fn neighbour_leaves(h: &mut Harness, a: Endpoint) {
         })),
     );
     let (_, req) = out.sends_of("PING")[0].clone();
-    let leaving = Message::Pong(Pong {
-        responder: a,
-        degree: Some(2),
-        incarnation: None,
-        leaving: true,
-    });
+    let leaving = leaving_pong(a);
     let out = h.respond(Millis(8), a, req, Ok(leaving));
     assert!(out.has(&Event::NeighbourDropped {
         peer: a,
